@@ -1,0 +1,105 @@
+# qkdnet top-level Makefile. See README.md.
+#   make run    install what is missing, build, run `qkd sim` on the default link
+#   make test   install, build, run every test (unit, sanitizer, CLI), print a summary
+#   make bench  build and run the benchmarks
+#   make deps   apt-get install the Debian packages the build needs
+
+BUILD   ?= build
+CC      ?= cc
+# The release build targets x86-64-v3 (AVX2, BMI2, POPCNT) when the CPU has it;
+# wider kernels (AVX-512, VPCLMULQDQ) are chosen at run time, so valgrind, whose
+# CPU lacks them, runs the portable paths.
+ARCH    ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw bmi2 /proc/cpuinfo && echo -march=x86-64-v3)
+OPT     ?= -O2 -g
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Werror
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -Iinclude -MMD -MP $(EXTRA_CFLAGS)
+LDLIBS   = -lsodium -ljansson -lm -lpthread $(EXTRA_LDLIBS)
+TESTLIBS = -lcmocka
+
+DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
+               jq gnuplot-nox valgrind clang libclang-rt-14-dev
+
+LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
+APP_SRCS  := $(sort $(wildcard src/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
+FUZZ_SECONDS ?= 10
+FUZZ_LONG_SECONDS ?= 300
+
+.PHONY: all build deps run test unit asan fuzz-build fuzz cli bench valgrind clean
+
+all: build
+build: $(BUILD)/qkd $(UNIT_BINS)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libqkd.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/qkd: $(APP_OBJS) $(BUILD)/libqkd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqkd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqkd.a $(TESTLIBS) $(LDLIBS)
+
+# libFuzzer targets: clang, with the library built for coverage and ASan+UBSan.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libqkd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/libqkd.a $(LDLIBS)
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_LONG_SECONDS) tests/run.sh fuzz
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	$(BUILD)/qkd sim
+
+# The sanitizer build lives in build/asan and runs the same unit tests.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" build
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh
+
+valgrind: deps
+	@$(MAKE) --no-print-directory build
+	@QKD_VALGRIND=1 tests/run.sh unit
+
+bench: deps
+	@$(MAKE) --no-print-directory build
+	$(BUILD)/qkd bench
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,95 @@
+/* qkd/engine.h - the QKD protocol engine: one party of a link.
+ *
+ * Both parties run the same pipeline of DESIGN section 4, Bob driving and
+ * Alice answering, over a qkd_channel and nothing else:
+ *
+ *   sifting -> QBER sample -> error correction (frames in flight) ->
+ *   error verification -> entropy estimation -> privacy amplification
+ *
+ * Each stage consumes the previous stage's blocks; the error-correction code
+ * and the defense function are chosen by name. Message formats are in
+ * docs/protocol.md.
+ */
+#ifndef QKD_ENGINE_H
+#define QKD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/bits.h"
+#include "qkd/channel.h"
+#include "qkd/entropy.h"
+#include "qkd/rng.h"
+#include "qkd/source.h"
+
+#define QKD_EC_NAME_MAX 32
+
+struct qkd_engine_config {
+	char ec[QKD_EC_NAME_MAX];	/* error-correction code */
+	size_t frame_bits;		/* frame length for error correction */
+	unsigned frames_in_flight;	/* frames corrected concurrently */
+	size_t sample_bits;		/* bits disclosed to estimate the first QBER */
+	size_t pa_block_bits;		/* largest privacy-amplification block */
+	double abort_qber;		/* no key above this error rate */
+	/* Entropy-estimation settings: source, defense, confidence, nonrandom,
+	 * pa_margin and mu are taken from here; the counts are per block. */
+	struct qkd_entropy_in estimate;
+	/* Optional progress callback (stage name, fraction done in [0,1]). */
+	void (*progress)(void *ctx, const char *stage, double done);
+	void *progress_ctx;
+};
+
+void qkd_engine_config_default(struct qkd_engine_config *cfg);
+/* 0, or QKD_ERR_INVAL with *why naming the bad setting. */
+int qkd_engine_config_check(const struct qkd_engine_config *cfg, const char **why);
+
+enum qkd_abort_reason {
+	QKD_ABORT_NONE = 0,
+	QKD_ABORT_NO_SIFTED,		/* nothing survived sifting */
+	QKD_ABORT_SAMPLE_QBER,		/* the QBER sample is above the threshold */
+	QKD_ABORT_QBER,			/* the corrected QBER is above the threshold */
+};
+
+const char *qkd_abort_reason_text(enum qkd_abort_reason r);
+
+/* What one party saw. Both parties' figures agree except the CPU times. */
+struct qkd_engine_stats {
+	uint64_t pulses, detections, double_clicks;
+	uint64_t sifted_bits;		/* after sifting, before the sample */
+	uint64_t sample_bits, sample_errors;
+	uint64_t frames, frame_bits;	/* frames corrected and their bits */
+	uint64_t frames_failed_verification;
+	uint64_t errors_corrected;	/* over all frames */
+	uint64_t ec_disclosed_bits;	/* parity bits revealed by error correction */
+	uint64_t verify_disclosed_bits;	/* tag bits revealed by verification */
+	double ec_ideal_bits;		/* sum over frames of n h(e/n) */
+	uint64_t pa_blocks, pa_input_bits;
+	struct qkd_entropy_out entropy;	/* terms summed over the blocks, sd's in quadrature */
+	uint64_t secret_bits;
+	enum qkd_abort_reason abort;
+	double qber_abort_value;	/* the QBER that caused the abort */
+	double cpu_sift, cpu_sample, cpu_ec, cpu_verify, cpu_pa;	/* seconds, this party */
+	uint64_t bytes_sent, bytes_recv, messages_sent;
+};
+
+/* Run Alice's side until Bob ends the run. key is uninitialized on entry and
+ * receives the final secret key (caller cleans up). rng supplies Alice's
+ * protocol choices (PA seeds). */
+__attribute__((warn_unused_result))
+int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
+		     const struct qkd_alice_source *src, struct qkd_rng *rng,
+		     struct qkd_engine_stats *st, struct qkd_bits *key);
+
+/* Run Bob's side: pulls every chunk of src, drives the whole pipeline and
+ * ends the run. rng supplies Bob's choices (sample positions, Cascade
+ * permutations, verification keys). */
+__attribute__((warn_unused_result))
+int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
+		   const struct qkd_bob_source *src, struct qkd_rng *rng,
+		   struct qkd_engine_stats *st, struct qkd_bits *key);
+
+/* Binary entropy h(p) in bits (0 at p = 0 or 1). */
+double qkd_binary_entropy(double p);
+
+#endif

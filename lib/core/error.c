@@ -1,0 +1,17 @@
+#include "qkd/error.h"
+
+const char *qkd_strerror(int err)
+{
+	switch (err) {
+	case QKD_OK: return "success";
+	case QKD_ERR_NOMEM: return "out of memory";
+	case QKD_ERR_INVAL: return "invalid argument";
+	case QKD_ERR_PROTO: return "protocol error";
+	case QKD_ERR_IO: return "input/output error";
+	case QKD_ERR_VERIFY: return "verification failed";
+	case QKD_ERR_RANGE: return "value out of range";
+	case QKD_ERR_EOF: return "peer closed the channel";
+	case QKD_ERR_ABORT: return "aborted";
+	default: return "unknown error";
+	}
+}

@@ -1,0 +1,115 @@
+/* The optical simulator behind the engine's source interfaces. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qkd/error.h"
+#include "qkd/optical.h"
+#include "qkd/secret.h"
+#include "qkd/simlink.h"
+#include "qkd/source.h"
+
+/* Chunk of slots simulated and sifted at a time: large enough that message
+ * overhead is negligible, small enough to bound Bob's memory. */
+#define SIM_CHUNK_SLOTS ((uint64_t)1 << 26)
+
+void qkd_bob_chunk_cleanup(struct qkd_bob_chunk *c)
+{
+	if (c == NULL)
+		return;
+	free(c->slot);
+	c->slot = NULL;
+	qkd_bits_cleanup(&c->basis);
+	qkd_bits_cleanup(&c->value);
+	c->n = 0;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int bob_next(void *ctx, struct qkd_bob_chunk *c)
+{
+	struct qkd_sim_bob_source *s = ctx;
+	const struct qkd_link_params *p = qkd_sim_params(s->sim);
+	struct qkd_det_list dl;
+	struct qkd_sim_stats st;
+	uint64_t count;
+	double t0 = cpu_now();
+	int rc;
+
+	if (s->next_slot >= p->pulses)
+		return 0;
+	count = p->pulses - s->next_slot;
+	if (count > s->chunk_slots)
+		count = s->chunk_slots;
+	memset(&st, 0, sizeof st);
+	qkd_det_list_init(&dl, false);
+	rc = qkd_sim_bob_chunk(s->sim, s->next_slot, count, &dl, &st);
+	if (rc == QKD_OK) {
+		c->first_slot = s->next_slot;
+		c->slots = count;
+		c->n = dl.n;
+		c->double_clicks = st.double_clicks;
+		c->slot = malloc((dl.n ? dl.n : 1) * sizeof *c->slot);
+		if (c->slot == NULL)
+			rc = QKD_ERR_NOMEM;
+	}
+	if (rc == QKD_OK && (rc = qkd_bits_init(&c->basis, dl.n)) == QKD_OK)
+		rc = qkd_bits_init(&c->value, dl.n);
+	for (size_t i = 0; rc == QKD_OK && i < dl.n; i++) {
+		c->slot[i] = dl.d[i].slot;
+		qkd_bits_set(&c->basis, i, dl.d[i].basis);
+		qkd_bits_set(&c->value, i, dl.d[i].value);
+	}
+	qkd_det_list_cleanup(&dl);
+	s->next_slot += count;
+	s->cpu += cpu_now() - t0;
+	return rc == QKD_OK ? 1 : rc;
+}
+
+void qkd_sim_bob_source_init(struct qkd_sim_bob_source *s, const struct qkd_sim *sim,
+			     struct qkd_bob_source *ops)
+{
+	s->sim = sim;
+	s->next_slot = 0;
+	s->chunk_slots = SIM_CHUNK_SLOTS;
+	s->cpu = 0;
+	ops->next = bob_next;
+	ops->ctx = s;
+	ops->total_slots = qkd_sim_params(sim)->pulses;
+}
+
+static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
+			struct qkd_bits *value, struct qkd_bits *valid)
+{
+	struct qkd_sim_alice_source *s = ctx;
+	struct qkd_detection *d = malloc((n ? n : 1) * sizeof *d);
+	double t0 = cpu_now();
+	int rc;
+
+	if (d == NULL)
+		return QKD_ERR_NOMEM;
+	rc = qkd_sim_alice_lookup(s->sim, slot, n, d);
+	for (size_t i = 0; rc == QKD_OK && i < n; i++) {
+		qkd_bits_set(basis, i, d[i].basis);
+		qkd_bits_set(value, i, d[i].value);
+		qkd_bits_set(valid, i, !(d[i].flags & QKD_DET_NONE));
+	}
+	qkd_free_secret(d, (n ? n : 1) * sizeof *d);
+	s->cpu += cpu_now() - t0;
+	return rc;
+}
+
+void qkd_sim_alice_source_init(struct qkd_sim_alice_source *s, const struct qkd_sim *sim,
+			       struct qkd_alice_source *ops)
+{
+	s->sim = sim;
+	s->cpu = 0;
+	ops->lookup = alice_lookup;
+	ops->ctx = s;
+}

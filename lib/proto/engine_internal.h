@@ -1,0 +1,79 @@
+/* Private to the engine (engine_common.c, engine_alice.c, engine_bob.c). */
+#ifndef QKD_ENGINE_INTERNAL_H
+#define QKD_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/bits.h"
+#include "qkd/engine.h"
+#include "qkd/wire.h"
+
+#define ENGINE_PROTO_VERSION 1
+/* Bounds on what a peer may ask for (hostile-input limits). */
+#define ENGINE_MAX_DETECTIONS ((size_t)1 << 32)
+#define ENGINE_MAX_FRAMES ((size_t)1 << 24)
+#define ENGINE_MAX_FRAME_BITS ((size_t)1 << 28)
+
+/* A frame as it moves through correction, verification and amplification. */
+struct engine_frame {
+	struct qkd_bits bits;	/* sifted, then corrected (secret) */
+	uint64_t errors;	/* errors corrected (Alice learns it from ESTIMATE) */
+	uint64_t disclosed;	/* error-correction parity bits revealed */
+	bool corrected, verified, failed;
+};
+
+struct engine_frames {
+	struct engine_frame *f;
+	size_t n;
+};
+
+void engine_frames_cleanup(struct engine_frames *fr);
+
+/* Cut used bits of pool into frames of about cfg->frame_bits each (equal
+ * sizes, at least one frame). Both parties cut identically. */
+int engine_frames_cut(struct engine_frames *fr, const struct qkd_bits *pool, size_t used,
+		      size_t frame_bits);
+
+/* HELLO: the settings both parties must share. */
+void engine_hello_write(struct qkd_wbuf *w, const struct qkd_engine_config *cfg);
+/* 0 when the peer's settings equal ours; else QKD_ERR_PROTO and *why. */
+int engine_hello_check(struct qkd_rbuf *r, const struct qkd_engine_config *cfg,
+		       const char **why);
+
+/* Remove the sorted, distinct positions pos[0..k) from pool[0..*used). */
+void engine_pool_remove(struct qkd_bits *pool, size_t *used, const uint64_t *pos, size_t k);
+
+/* The entropy estimate and output length for frames [first, first+count)
+ * that passed verification. Both parties call it with the same figures and
+ * must get the same m. m is 0 when the block's QBER exceeds the abort
+ * threshold, whatever the estimate says. */
+int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_engine_stats *st,
+			  const struct engine_frames *fr, size_t first, size_t count,
+			  struct qkd_entropy_out *out, uint64_t *m, uint64_t *block_bits,
+			  bool *qber_over);
+
+/* Record that a block lost its key to the QBER threshold. */
+void engine_note_qber_abort(struct qkd_engine_stats *st, const struct engine_frames *fr,
+			    size_t first, size_t count);
+
+/* Add a block's estimate to the run's totals (sd's in quadrature). */
+void engine_stats_add_entropy(struct qkd_engine_stats *st, const struct qkd_entropy_out *e);
+
+/* Append src to key[0..*used) (key->n is the capacity; it grows). */
+int engine_key_append(struct qkd_bits *key, size_t *used, const struct qkd_bits *src);
+
+/* Concatenate the bits of frames [first, first+count) into out (uninitialized). */
+int engine_block_concat(const struct engine_frames *fr, size_t first, size_t count,
+			struct qkd_bits *out);
+
+/* Next block of verified frames starting at *first: sets *count so the block
+ * holds at most max_bits (at least one frame). Returns false when none left. */
+bool engine_next_block(const struct engine_frames *fr, size_t *first, size_t *count,
+		       size_t max_bits);
+
+double engine_cpu_now(void);
+void engine_progress(const struct qkd_engine_config *cfg, const char *stage, double done);
+
+#endif

@@ -1,0 +1,111 @@
+#include "qkd/sift.h"
+
+#include <stdlib.h>
+
+#include "qkd/error.h"
+#include "qkd/secret.h"
+
+void qkd_sift_report_cleanup(struct qkd_sift_report *r)
+{
+	if (r == NULL)
+		return;
+	free(r->slot);
+	r->slot = NULL;
+	qkd_bits_cleanup(&r->basis);
+	r->n = 0;
+}
+
+void qkd_sift_report_write(struct qkd_wbuf *w, uint64_t first_slot, uint64_t slots,
+			   const uint64_t *slot, const struct qkd_bits *basis)
+{
+	uint64_t next = first_slot;
+
+	qkd_put_varint(w, first_slot);
+	qkd_put_varint(w, slots);
+	qkd_put_varint(w, basis->n);
+	if (qkd_wbuf_reserve(w, basis->n * 2) != QKD_OK)
+		return;
+	for (size_t i = 0; i < basis->n; i++) {
+		qkd_put_varint(w, slot[i] - next);
+		next = slot[i] + 1;
+	}
+	qkd_put_bits(w, basis);
+}
+
+int qkd_sift_report_read(struct qkd_rbuf *rb, struct qkd_sift_report *r, size_t max_n)
+{
+	uint64_t next, end;
+	int rc = QKD_ERR_PROTO;
+
+	r->slot = NULL;
+	r->basis.w = NULL;
+	r->basis.n = 0;
+	r->n = 0;
+	r->first_slot = qkd_get_varint(rb);
+	r->slots = qkd_get_varint(rb);
+	r->n = (size_t)qkd_get_count(rb, max_n);
+	if (!qkd_rbuf_ok(rb) || r->slots > UINT64_MAX - r->first_slot || r->n > r->slots)
+		goto fail;
+	/* Each gap takes at least one byte, so n is also bounded by the message. */
+	if (r->n > qkd_rbuf_left(rb))
+		goto fail;
+	r->slot = malloc((r->n ? r->n : 1) * sizeof *r->slot);
+	if (r->slot == NULL) {
+		rc = QKD_ERR_NOMEM;
+		goto fail;
+	}
+	next = r->first_slot;
+	end = r->first_slot + r->slots;
+	for (size_t i = 0; i < r->n; i++) {
+		uint64_t gap = qkd_get_varint(rb);
+
+		if (!qkd_rbuf_ok(rb) || gap >= end - next)
+			goto fail;
+		r->slot[i] = next + gap;
+		next = r->slot[i] + 1;
+	}
+	if (qkd_get_bits(rb, &r->basis, r->n) != QKD_OK || r->basis.n != r->n)
+		goto fail;
+	return QKD_OK;
+fail:
+	qkd_sift_report_cleanup(r);
+	return rc;
+}
+
+void qkd_sift_decide(const struct qkd_sift_report *r, const struct qkd_bits *alice_basis,
+		     const struct qkd_bits *alice_valid, struct qkd_bits *keep)
+{
+	size_t nw = qkd_bits_words(r->n);
+
+	/* Word-parallel: keep = valid AND NOT (alice_basis XOR bob_basis). */
+	for (size_t i = 0; i < nw; i++)
+		keep->w[i] = alice_valid->w[i] & ~(alice_basis->w[i] ^ r->basis.w[i]);
+	qkd_bits_trim(keep);
+}
+
+int qkd_sift_append(struct qkd_bits *pool, size_t *used, const struct qkd_bits *values,
+		    const struct qkd_bits *keep)
+{
+	size_t add = qkd_bits_weight(keep), pos = *used;
+	int rc;
+
+	if (add > pool->n - pos) {
+		size_t want = pool->n * 2 > pos + add ? pool->n * 2 : pos + add;
+
+		rc = qkd_bits_resize(pool, want < 4096 ? 4096 : want);
+		if (rc != QKD_OK)
+			return rc;
+	}
+	for (size_t wi = 0; wi < qkd_bits_words(keep->n); wi++) {
+		uint64_t k = keep->w[wi];
+
+		while (k) {
+			size_t i = wi * 64 + (size_t)__builtin_ctzll(k);
+
+			qkd_bits_set(pool, pos++, qkd_bits_get(values, i));
+			k &= k - 1;
+		}
+	}
+	*used = pos;
+	return QKD_OK;
+}

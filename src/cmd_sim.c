@@ -1,0 +1,231 @@
+/* qkd sim - run a whole simulated link (DESIGN.md sections 2-5). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "progress.h"
+#include "sim_report.h"
+
+#include "qkd/ec.h"
+#include "qkd/error.h"
+
+enum {
+	O_PULSES = 256, O_RATE, O_MU, O_DISTANCE, O_FIBER_LOSS, O_DET_EFF, O_DARK,
+	O_MISALIGN, O_SEED, O_SOURCE, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
+	O_CONFIDENCE, O_PA_MARGIN, O_ABORT_QBER, O_SAMPLE_BITS, O_PA_BLOCK, O_JSON,
+	O_OUT_ALICE, O_OUT_BOB, O_HELP,
+};
+
+static const struct option long_opts[] = {
+	{"pulses", required_argument, NULL, O_PULSES},
+	{"rate", required_argument, NULL, O_RATE},
+	{"mu", required_argument, NULL, O_MU},
+	{"distance", required_argument, NULL, O_DISTANCE},
+	{"fiber-loss", required_argument, NULL, O_FIBER_LOSS},
+	{"detector-efficiency", required_argument, NULL, O_DET_EFF},
+	{"dark-count", required_argument, NULL, O_DARK},
+	{"misalignment", required_argument, NULL, O_MISALIGN},
+	{"seed", required_argument, NULL, O_SEED},
+	{"source", required_argument, NULL, O_SOURCE},
+	{"ec", required_argument, NULL, O_EC},
+	{"frame-bits", required_argument, NULL, O_FRAME_BITS},
+	{"frames-in-flight", required_argument, NULL, O_IN_FLIGHT},
+	{"defense", required_argument, NULL, O_DEFENSE},
+	{"confidence", required_argument, NULL, O_CONFIDENCE},
+	{"pa-margin", required_argument, NULL, O_PA_MARGIN},
+	{"abort-qber", required_argument, NULL, O_ABORT_QBER},
+	{"sample-bits", required_argument, NULL, O_SAMPLE_BITS},
+	{"pa-block", required_argument, NULL, O_PA_BLOCK},
+	{"json", no_argument, NULL, O_JSON},
+	{"out-alice", required_argument, NULL, O_OUT_ALICE},
+	{"out-bob", required_argument, NULL, O_OUT_BOB},
+	{"help", no_argument, NULL, O_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static void help(void)
+{
+	struct qkd_link_params d;
+
+	qkd_link_params_default(&d);
+	printf("usage: qkd sim [options]\n\n"
+	       "Simulate a BB84 link and distil a key: Alice and Bob run as two processes\n"
+	       "that talk only through serialized messages.\n\n"
+	       "optical link (DESIGN.md section 3):\n"
+	       "  --source KIND              weak-coherent (default) or entangled\n"
+	       "  --pulses N                 pulses (slots) to send (default %.0e)\n"
+	       "  --rate HZ                  pulse rate, turns counts into rates (default %.0e)\n"
+	       "  --mu MU                    mean photon number per pulse (default %g)\n"
+	       "  --distance KM              fiber length (default %g)\n"
+	       "  --fiber-loss DB_PER_KM     fiber attenuation (default %g)\n"
+	       "  --detector-efficiency E    detector efficiency (default %g)\n"
+	       "  --dark-count P             dark-count probability per gate (default %g)\n"
+	       "  --misalignment E           optical error probability, 0..0.5 (default %g)\n"
+	       "  --seed N                   seed: the same seed gives the same keys (default %llu)\n\n"
+	       "protocol (DESIGN.md sections 4-5):\n"
+	       "  --ec NAME                  error-correction code (default cascade):\n",
+	       (double)d.pulses, d.rate_hz, d.mu, d.distance_km, d.fiber_loss_db_per_km,
+	       d.detector_efficiency, d.dark_count, d.misalignment, (unsigned long long)d.seed);
+	for (const char *const *n = qkd_ec_names(); *n != NULL; n++)
+		printf("        %-20s %s\n", *n, qkd_ec_describe(*n));
+	printf("  --frame-bits N             error-correction frame length (default %d)\n"
+	       "  --frames-in-flight N       frames corrected concurrently (default 16)\n"
+	       "  --sample-bits N            bits disclosed to estimate the first QBER (default 1024)\n"
+	       "  --abort-qber Q             no key above this QBER (default 0.11)\n"
+	       "  --defense NAME             bennett or slutsky (default slutsky)\n"
+	       "  --confidence C             standard deviations of margin (default 5)\n"
+	       "  --pa-margin BITS           privacy-amplification security margin (default 0)\n"
+	       "  --pa-block BITS            largest privacy-amplification block (default 2^27)\n\n"
+	       "output:\n"
+	       "  --json                     one JSON object on stdout (fields: man qkd)\n"
+	       "  --out-alice FILE           write Alice's final key (raw bytes, LSB first)\n"
+	       "  --out-bob FILE             write Bob's final key\n",
+	       QKD_EC_DEFAULT_FRAME_BITS);
+}
+
+/* Parse a real option value that must lie in (lo, hi] or [lo, hi]. */
+static int opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
+		    double *out)
+{
+	double v;
+
+	if (cli_opt_double(opt, arg, -HUGE_VAL, HUGE_VAL, &v) != 0)
+		return -1;
+	if (lo_open ? !(v > lo) : !(v >= lo)) {
+		cli_errorf(opt, "must be %s %g: '%s'", lo_open ? ">" : ">=", lo, arg);
+		return -1;
+	}
+	if (v > hi) {
+		cli_errorf(opt, "must be <= %g: '%s'", hi, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int opt_size(const char *opt, const char *arg, uint64_t lo, uint64_t hi, size_t *out)
+{
+	uint64_t v;
+
+	if (cli_opt_u64(opt, arg, lo, hi, &v) != 0)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+static int parse_one(int c, const char *arg, struct sim_options *o)
+{
+	struct qkd_link_params *l = &o->link;
+	struct qkd_engine_config *g = &o->cfg;
+	size_t sz;
+
+	switch (c) {
+	case O_PULSES: return cli_opt_u64("--pulses", arg, 1, QKD_PULSES_MAX, &l->pulses);
+	case O_RATE: return opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
+	case O_MU: return opt_real("--mu", arg, 0, true, 100, &l->mu);
+	case O_DISTANCE: return opt_real("--distance", arg, 0, false, 1e5, &l->distance_km);
+	case O_FIBER_LOSS: return opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
+	case O_DET_EFF: return opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
+	case O_DARK: return opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
+	case O_MISALIGN: return opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
+	case O_SEED: return cli_opt_u64("--seed", arg, 0, UINT64_MAX, &l->seed);
+	case O_SOURCE:
+		if (qkd_source_parse(arg, &l->source) != QKD_OK) {
+			cli_errorf("--source", "unknown source '%s' (weak-coherent or entangled)", arg);
+			return -1;
+		}
+		return qkd_leak_model_from_name(qkd_source_name(l->source), &g->estimate.source);
+	case O_EC:
+		if (!qkd_ec_name_valid(arg) || strlen(arg) >= sizeof g->ec) {
+			cli_errorf("--ec", "unknown error-correction code '%s' (see qkd sim --help)", arg);
+			return -1;
+		}
+		strcpy(g->ec, arg);
+		return 0;
+	case O_FRAME_BITS: return opt_size("--frame-bits", arg, 64, (uint64_t)1 << 28, &g->frame_bits);
+	case O_IN_FLIGHT:
+		if (opt_size("--frames-in-flight", arg, 1, 4096, &sz) != 0)
+			return -1;
+		g->frames_in_flight = (unsigned)sz;
+		return 0;
+	case O_SAMPLE_BITS: return opt_size("--sample-bits", arg, 0, (uint64_t)1 << 24, &g->sample_bits);
+	case O_PA_BLOCK: return opt_size("--pa-block", arg, 64, (uint64_t)1 << 34, &g->pa_block_bits);
+	case O_ABORT_QBER: return opt_real("--abort-qber", arg, 0, true, 0.5, &g->abort_qber);
+	case O_DEFENSE:
+		if (qkd_defense_from_name(arg, &g->estimate.defense) != QKD_OK) {
+			cli_errorf("--defense", "unknown defense function '%s' (bennett or slutsky)", arg);
+			return -1;
+		}
+		return 0;
+	case O_CONFIDENCE: return opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
+	case O_PA_MARGIN: return opt_real("--pa-margin", arg, 0, false, 1e15, &g->estimate.pa_margin);
+	case O_JSON: o->json = true; return 0;
+	case O_OUT_ALICE: o->out_alice = arg; return 0;
+	case O_OUT_BOB: o->out_bob = arg; return 0;
+	default: return -1;
+	}
+}
+
+static int parse(int argc, char **argv, struct sim_options *o)
+{
+	const char *why;
+	int c;
+
+	memset(o, 0, sizeof *o);
+	qkd_link_params_default(&o->link);
+	qkd_engine_config_default(&o->cfg);
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		if (c == O_HELP) {
+			help();
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			cli_getopt_error("sim", c, argv);
+			return -1;
+		}
+		if (parse_one(c, optarg, o) != 0)
+			return -1;
+	}
+	if (optind < argc) {
+		cli_errorf("sim", "unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	o->cfg.estimate.mu = o->link.mu;
+	if (qkd_link_params_check(&o->link, &why) != QKD_OK ||
+	    qkd_engine_config_check(&o->cfg, &why) != QKD_OK) {
+		cli_error("sim", why);
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_sim(int argc, char **argv)
+{
+	struct sim_options o;
+	struct qkd_simlink_result res;
+	struct progress prog;
+	int rc;
+
+	rc = parse(argc, argv, &o);
+	if (rc != 0)
+		return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	progress_init(&prog, isatty(STDERR_FILENO));
+	o.cfg.progress = progress_update;
+	o.cfg.progress_ctx = &prog;
+	rc = qkd_simlink_run(&o.link, &o.cfg, &res);
+	progress_done(&prog);
+	if (rc != QKD_OK) {
+		cli_errorf("sim", "the link failed: %s", qkd_strerror(rc));
+		qkd_simlink_result_cleanup(&res);
+		return CLI_EXIT_FAIL;
+	}
+	rc = sim_report(&o, &res);
+	qkd_simlink_result_cleanup(&res);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/* qkd - the one executable of qkdnet (DESIGN.md section 2). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"sim", cmd_sim, "run a whole simulated QKD link and report the key it distils"},
+	{"entropy", cmd_entropy, "compute an entropy estimate from counts"},
+	{"bench", cmd_bench, "measure the speed of each pipeline stage on this machine"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: qkd <command> [options]   (qkd <command> --help for its options)\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nSee man qkd (docs/qkd.1) and docs/ for the model and formats.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	cli_errorf(argv[1], "unknown command (try 'qkd --help')");
+	return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tests/cli/sim.sh - `qkd sim` end to end: real processes, real sockets.
+# Usage (from the top of the tree): QKD=build/qkd tests/cli/sim.sh
+set -u
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+QKD=${QKD:-build/qkd}
+j() { printf '%s' "$OUT" | jq -r "$1"; }
+
+# --- the default link (BBN's first link): a key of about a tenth of the sifted bits
+check "default link runs" "$QKD" sim --json --out-alice "$CLI_TMP/a" --out-bob "$CLI_TMP/b"
+check_eq "default: one JSON object" "$(printf '%s' "$OUT" | jq -s length)" 1
+check_eq "default: keys match" "$(j .keys_match)" true
+check_eq "default: pulses" "$(j .pulses)" 100000000
+check "default: key files identical" cmp "$CLI_TMP/a" "$CLI_TMP/b"
+check_eq "default: key file length" "$(stat -c %s "$CLI_TMP/a")" "$(( ($(j .secret_bits) + 7) / 8 ))"
+frac=$(j '.secret_bits / .sifted_bits')
+check "default: key is 3..20 % of sifted bits ($frac)" awk -v f="$frac" 'BEGIN { exit !(f > 0.03 && f < 0.20) }'
+check "default: detections within 5 sd of the model" \
+	awk -v d="$(j .detections)" -v p="$(j .detection_prob_expected)" -v n="$(j .pulses)" \
+	'BEGIN { m = n * p; s = sqrt(m); exit !(d > m - 5 * s && d < m + 5 * s) }'
+check "default: QBER near the model" \
+	awk -v q="$(j .qber)" -v w="$(j .qber_expected)" 'BEGIN { exit !(q > w * 0.85 && q < w * 1.15) }'
+check "default: f <= 1.10" awk -v f="$(j .ec_efficiency)" 'BEGIN { exit !(f > 1 && f <= 1.10) }'
+check_eq "default: no frame failed verification" "$(j .frames_failed_verification)" 0
+check_eq "default: entropy terms present" \
+	"$(j '.entropy | [has("disclosed","transparent","transparent_sd","nontransparent","nontransparent_sd","nonrandomness","sigma_term")] | all')" true
+check_eq "default: disclosed = EC + verification" \
+	"$(j '.entropy.disclosed == (.ec_disclosed_bits + .verify_disclosed_bits)')" true
+check_eq "default: non-randomness is 0 until randomness tests exist" "$(j .entropy.nonrandomness)" 0
+check "default: rate = secret bits / link seconds" \
+	awk -v r="$(j .secret_key_rate_bps)" -v s="$(j .secret_bits)" 'BEGIN { exit !(r > s / 10.0001 && r < s / 9.9999) }'
+first_key=$(sha256sum <"$CLI_TMP/a")
+
+# --- reproducible: the same seed gives the same key, another seed another
+check "same seed again" "$QKD" sim --json --out-alice "$CLI_TMP/a2"
+check_eq "same seed: same key" "$(sha256sum <"$CLI_TMP/a2")" "$first_key"
+check "other seed" "$QKD" sim --json --seed 99 --out-bob "$CLI_TMP/b3"
+check "other seed: other key" test "$(sha256sum <"$CLI_TMP/b3")" != "$first_key"
+
+# --- human output
+check "human output" "$QKD" sim --pulses 20000000
+check_match "human: shows the secret key" "$OUT" 'secret key +[0-9]+ bits'
+check_match "human: keys match" "$OUT" 'keys match +yes'
+check_match "human: says the non-randomness term is 0 for now" "$OUT" 'non-randomness .*not yet implemented'
+
+# --- 25 km: the multi-photon term takes the key, and the output says so
+check "25 km" "$QKD" sim --distance 25 --pulses 30000000 --json
+check_eq "25 km: no key" "$(j .secret_bits)" 0
+check_eq "25 km: limiting term" "$(j .entropy.limiting_term)" transparent
+check_match "25 km: reason names the multi-photon term" "$(j .no_key_reason)" 'multi-photon'
+check "25 km human" "$QKD" sim --distance 25 --pulses 30000000
+check_match "25 km human: says which term ate the key" "$OUT" 'no key: .*multi-photon'
+
+# --- QBER above the abort threshold: no key, and why
+check "misaligned link" "$QKD" sim --misalignment 0.2 --pulses 10000000 --json
+check_eq "misaligned: no key" "$(j .secret_bits)" 0
+check_eq "misaligned: aborted" "$(j .aborted)" true
+check_match "misaligned: reason" "$(j .no_key_reason)" 'abort threshold'
+check "lower abort threshold" "$QKD" sim --abort-qber 0.005 --pulses 10000000 --json
+check_eq "lower threshold: no key" "$(j .secret_bits)" 0
+
+# --- other codes, defenses and sources
+check "cascade-bbn, bennett" "$QKD" sim --ec cascade-bbn --defense bennett --pulses 20000000 --json
+check_eq "cascade-bbn: keys match" "$(j .keys_match)" true
+check "entangled source" "$QKD" sim --source entangled --mu 0.05 --distance 5 --pulses 20000000 --json
+check_eq "entangled: keys match" "$(j .keys_match)" true
+check_match "entangled: a key" "$(j .secret_bits)" '^[1-9][0-9]*$'
+check "help lists the codes" "$QKD" sim --help
+check_match "help: cascade" "$OUT" 'cascade-bbn'
+
+# --- bad input: one line on stderr, "qkd: ...", exit 2, nothing on stdout
+for bad in "--mu -1" "--mu 0" "--misalignment 0.6" "--distance abc" "--distance -3" \
+	   "--ec nope" "--defense nope" "--pulses 0" "--pulses 1e8" "--source laser" \
+	   "--detector-efficiency 1.5" "--dark-count -0.1" "--rate 0" "--confidence -1" \
+	   "--abort-qber 0.7" "--frame-bits 10" "--bogus" "--mu" "stray"; do
+	# shellcheck disable=SC2086
+	check_exit "rejects $bad" 2 "$QKD" sim $bad
+	check_eq "rejects $bad: nothing on stdout" "$OUT" ""
+	check_eq "rejects $bad: one line" "$(printf '%s\n' "$ERR" | wc -l)" 1
+done
+check_exit "unwritable key file" 1 "$QKD" sim --pulses 1000000 --out-alice /nonexistent/dir/key
+check_exit "unknown command" 2 "$QKD" nosuch
+finish

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Runs every test and ends with the line CI reads: "N passed, N failed".
+#   tests/run.sh          unit tests (release and ASan+UBSan builds) and CLI tests
+#   tests/run.sh unit     release unit tests only (QKD_VALGRIND=1: under valgrind)
+#   tests/run.sh cli      CLI / integration scripts only
+#   tests/run.sh fuzz     each libFuzzer target for $FUZZ_SECONDS s on its seed corpus
+# Each cmocka binary contributes its test-case counts; each CLI script prints
+# "ok - NAME" / "not ok - NAME" lines, which are counted one by one.
+set -u
+cd "$(dirname "$0")/.." || exit 2
+what=${1:-all}
+passed=0
+failed=0
+failures=()
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+run_cmocka() {	# $1 = binary, $2 = label
+	local bin=$1 label=$2 log out rc p f
+	log="$logdir/$(echo "$label" | tr '/ ' '__').log"
+	if [ "${QKD_VALGRIND:-0}" = 1 ]; then
+		timeout 1200 valgrind -q --error-exitcode=99 --leak-check=full \
+			--errors-for-leak-kinds=definite "$bin" >"$log" 2>&1
+	else
+		timeout 600 "$bin" >"$log" 2>&1
+	fi
+	rc=$?
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
+	p=${p:-0}; f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1	# crashed, sanitizer report or timeout: count the binary as one failure
+	fi
+	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		failures+=("$label (see $log)")
+		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "$label" "$p" "$f" "$rc"
+		grep -E '^\[  (FAILED|ERROR)|ERROR: |runtime error|Invalid|definitely' "$log" | head -n 20
+	else
+		printf '%-40s ok    %d passed\n' "$label" "$p"
+	fi
+}
+
+run_units() {	# $1 = build dir, $2 = label prefix
+	local b
+	for b in "$1"/tests/test_*; do
+		[ -x "$b" ] || continue
+		run_cmocka "$b" "$2$(basename "$b")"
+	done
+}
+
+run_script() {	# $1 = script
+	local s=$1 log rc p f
+	log="$logdir/cli_$(basename "$s" .sh).log"
+	QKD="$PWD/build/qkd" timeout 900 bash "$s" >"$log" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$log"); f=$(grep -c '^not ok ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	passed=$((passed + p)); failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		failures+=("$s (see $log)")
+		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "cli/$(basename "$s")" "$p" "$f" "$rc"
+		grep '^not ok' "$log" | head -n 20
+		tail -n 5 "$log"
+	else
+		printf '%-40s ok    %d passed\n' "cli/$(basename "$s")" "$p"
+	fi
+}
+
+run_fuzz() {	# $1 = fuzz binary
+	local bin=$1 name log work rc
+	name=$(basename "$bin")
+	log="$logdir/$name.log"
+	work=$(mktemp -d)
+	# New inputs go to the scratch directory; the seed corpus stays untouched.
+	timeout $(( ${FUZZ_SECONDS:-10} + 60 )) "$bin" -max_total_time="${FUZZ_SECONDS:-10}" \
+		-rss_limit_mb=4096 -artifact_prefix="$work/" "$work" "tests/fuzz/corpus/${name#fuzz_}" \
+		>"$log" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		printf '%-40s ok    %s\n' "fuzz/$name" "$(grep -o 'Done [0-9]* runs' "$log" | tail -n1)"
+	else
+		failed=$((failed + 1))
+		failures+=("fuzz/$name (see $log; crash input kept in $work)")
+		printf '%-40s FAIL  (exit %d)\n' "fuzz/$name" "$rc"
+		grep -E 'ERROR|SUMMARY' "$log" | head -n 5
+		return
+	fi
+	rm -rf "$work"
+}
+
+run_fuzzers() {
+	local b
+	for b in build/fuzz/fuzz/fuzz_*; do
+		[ -x "$b" ] && run_fuzz "$b"
+	done
+}
+
+case $what in
+fuzz) run_fuzzers ;;
+unit) run_units build "" ;;
+cli) for s in tests/cli/*.sh; do [ "$(basename "$s")" = lib.sh ] || run_script "$s"; done ;;
+all)
+	run_units build ""
+	[ -d build/asan/tests ] && run_units build/asan "asan/"
+	for s in tests/cli/*.sh; do [ "$(basename "$s")" = lib.sh ] || run_script "$s"; done
+	run_fuzzers
+	;;
+*) echo "usage: tests/run.sh [all|unit|cli]" >&2; exit 2 ;;
+esac
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
