@@ -125,7 +125,7 @@ void cas_bframe_free(struct cas_bframe *f)
 /* Bob's QBER estimate, refined by the first pass. A block of k bits has odd
  * error parity with probability P(p) = (1 - (1-2p)^k) / 2; the odd fraction o
  * of N full blocks inverts to p_m, with relative spread
- * sqrt(o(1-o)/N) / (P'(p_m) p_m). With k ~ 1.2/QBER, o sits near 1/2 where
+ * sqrt(o(1-o)/N) / (P'(p_m) p_m). With k ~ 1/QBER, o sits near 1/2 where
  * the inverse is steep, so p_m alone is noisy (about 20% for 2^16 bits at
  * 1%) and can saturate: it is combined with the prior estimate (taken as
  * good to CAS_PRIOR_SPREAD) by inverse-variance weighting of logarithms. */

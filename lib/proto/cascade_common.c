@@ -2,11 +2,12 @@
  *
  * The parameters of "cascade" were tuned by simulation (bench/ec_eval.c,
  * docs/error-correction.md): a first pass in natural order with blocks of
- * 1.2/QBER, a second permuted pass with blocks of 4.8/QBER where the QBER is
- * measured from the first pass's odd blocks, then passes over a random
- * subset and its complement (one disclosed parity each) until `confirm` of
- * them in a row found nothing. "cascade-bbn" is Cascade as BBN ran it:
- * blocks of 0.73/QBER doubling every pass, all sets kept and re-examined.
+ * about 1/QBER, a second permuted pass with blocks of about 10/QBER (QBER
+ * refined from the first pass's odd blocks), both rounded to powers of two,
+ * then confirmation passes over a random subset and its complement (one
+ * disclosed parity each) until `confirm` of them in a row found nothing.
+ * "cascade-bbn" is Cascade as BBN ran it: blocks of 0.73/QBER doubling every
+ * pass, all sets kept and re-examined, every odd set bisected at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +19,15 @@
 static const struct cas_variant variants[] = {
 	{
 		.name = "cascade",
-		.desc = "Cascade, tuned: blocks 1.2/QBER then 4.8/QBER(measured), "
-			"all disclosed sets reused, smallest sets bisected first, "
-			"inferable parities never asked (f ~1.03-1.06)",
+		.desc = "tuned Cascade (f ~1.04): blocks ~1/QBER then ~10/QBER, "
+			"every disclosed parity reused, small sets first",
 		.id = 1, .a1 = 1.0, .a2 = 10, .pow2 = true, .shuffle_first = false,
 		.infer_last = true, .confirm = 20, .window = 1,
 	},
 	{
 		.name = "cascade-bbn",
-		.desc = "Cascade as BBN ran it: blocks 0.73/QBER doubling each "
-			"pass, every disclosed set kept and re-bisected (f ~1.2)",
+		.desc = "Cascade as BBN ran it (f ~1.2): blocks 0.73/QBER doubling "
+			"each pass, every disclosed parity reused",
 		.id = 2, .a1 = 0.73, .a2 = 0, .pow2 = false, .shuffle_first = true,
 		.infer_last = false, .confirm = 20, .window = 0,
 	},

@@ -1,11 +1,14 @@
 #include "qkd/ec_driver.h"
 
+#include <stdbool.h>
+
 #include "qkd/ec.h"
 #include "qkd/error.h"
 #include "qkd/msg.h"
 #include "qkd/wire.h"
 
-/* One round: Bob's queries for every frame in flight, Alice's answers. */
+/* One round: Bob's queries for every frame in flight, Alice's answers.
+ * Returns 1 after a round trip, 0 when there was nothing to ask. */
 static int round_trip(struct qkd_channel *ch, struct qkd_ec_bob *ec, struct qkd_wbuf *msg)
 {
 	struct qkd_rbuf r;
@@ -22,7 +25,7 @@ static int round_trip(struct qkd_channel *ch, struct qkd_ec_bob *ec, struct qkd_
 		rc = qkd_channel_expect(ch, QKD_MSG_EC_REPLY, &r);
 	if (rc == QKD_OK)
 		rc = qkd_ec_bob_reply(ec, &r);
-	return rc;
+	return rc == QKD_OK ? 1 : rc;
 }
 
 int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
@@ -38,6 +41,7 @@ int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
 	while (rc == QKD_OK && done < n) {
 		struct qkd_bits out;
 		uint64_t id, disclosed, corrected;
+		bool progress;
 
 		while (rc == QKD_OK && next < n && inflight < d->window) {
 			rc = qkd_ec_bob_add_frame(ec, next, &frames[next], d->qber_estimate(d->ctx));
@@ -46,12 +50,18 @@ int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
 		}
 		if (rc == QKD_OK)
 			rc = round_trip(ch, ec, &msg);
+		progress = rc == 1;
+		if (rc == 1)
+			rc = QKD_OK;
 		while (rc == QKD_OK &&
 		       (rc = qkd_ec_bob_take_done(ec, &id, &out, &disclosed, &corrected)) == 1) {
 			rc = d->done(d->ctx, id, &out, disclosed, corrected);
 			inflight--;
 			done++;
+			progress = true;
 		}
+		if (rc == QKD_OK && !progress)
+			rc = QKD_ERR_PROTO;	/* nothing asked, nothing finished: never spin */
 	}
 	qkd_ec_bob_free(ec);
 	qkd_wbuf_cleanup(&msg);

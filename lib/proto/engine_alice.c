@@ -196,6 +196,7 @@ static int on_ec(struct alice *a, struct qkd_rbuf *r)
 		}
 		a->fr.f[id].corrected = true;
 		a->fr.f[id].disclosed = disclosed;
+		rc = QKD_OK;
 	}
 	a->st->cpu_ec += engine_cpu_now() - t0;
 	return rc;

@@ -10,27 +10,29 @@ j() { printf '%s' "$OUT" | jq -r "$1"; }
 
 # --- the default link (BBN's first link): a key of about a tenth of the sifted bits
 check "default link runs" "$QKD" sim --json --out-alice "$CLI_TMP/a" --out-bob "$CLI_TMP/b"
+DEF=$OUT
+jd() { printf '%s' "$DEF" | jq -r "$1"; }
 check_eq "default: one JSON object" "$(printf '%s' "$OUT" | jq -s length)" 1
-check_eq "default: keys match" "$(j .keys_match)" true
-check_eq "default: pulses" "$(j .pulses)" 100000000
+check_eq "default: keys match" "$(jd .keys_match)" true
+check_eq "default: pulses" "$(jd .pulses)" 100000000
 check "default: key files identical" cmp "$CLI_TMP/a" "$CLI_TMP/b"
-check_eq "default: key file length" "$(stat -c %s "$CLI_TMP/a")" "$(( ($(j .secret_bits) + 7) / 8 ))"
-frac=$(j '.secret_bits / .sifted_bits')
+check_eq "default: key file length" "$(stat -c %s "$CLI_TMP/a")" "$(( ($(jd .secret_bits) + 7) / 8 ))"
+frac=$(jd '.secret_bits / .sifted_bits')
 check "default: key is 3..20 % of sifted bits ($frac)" awk -v f="$frac" 'BEGIN { exit !(f > 0.03 && f < 0.20) }'
 check "default: detections within 5 sd of the model" \
-	awk -v d="$(j .detections)" -v p="$(j .detection_prob_expected)" -v n="$(j .pulses)" \
+	awk -v d="$(jd .detections)" -v p="$(jd .detection_prob_expected)" -v n="$(jd .pulses)" \
 	'BEGIN { m = n * p; s = sqrt(m); exit !(d > m - 5 * s && d < m + 5 * s) }'
 check "default: QBER near the model" \
-	awk -v q="$(j .qber)" -v w="$(j .qber_expected)" 'BEGIN { exit !(q > w * 0.85 && q < w * 1.15) }'
-check "default: f <= 1.10" awk -v f="$(j .ec_efficiency)" 'BEGIN { exit !(f > 1 && f <= 1.10) }'
-check_eq "default: no frame failed verification" "$(j .frames_failed_verification)" 0
+	awk -v q="$(jd .qber)" -v w="$(jd .qber_expected)" 'BEGIN { exit !(q > w * 0.85 && q < w * 1.15) }'
+check "default: f <= 1.10" awk -v f="$(jd .ec_efficiency)" 'BEGIN { exit !(f > 1 && f <= 1.10) }'
+check_eq "default: no frame failed verification" "$(jd .frames_failed_verification)" 0
 check_eq "default: entropy terms present" \
-	"$(j '.entropy | [has("disclosed","transparent","transparent_sd","nontransparent","nontransparent_sd","nonrandomness","sigma_term")] | all')" true
+	"$(jd '.entropy | [has("disclosed","transparent","transparent_sd","nontransparent","nontransparent_sd","nonrandomness","sigma_term")] | all')" true
 check_eq "default: disclosed = EC + verification" \
-	"$(j '.entropy.disclosed == (.ec_disclosed_bits + .verify_disclosed_bits)')" true
-check_eq "default: non-randomness is 0 until randomness tests exist" "$(j .entropy.nonrandomness)" 0
+	"$(jd '.entropy.disclosed == (.ec_disclosed_bits + .verify_disclosed_bits)')" true
+check_eq "default: non-randomness is 0 until randomness tests exist" "$(jd .entropy.nonrandomness)" 0
 check "default: rate = secret bits / link seconds" \
-	awk -v r="$(j .secret_key_rate_bps)" -v s="$(j .secret_bits)" 'BEGIN { exit !(r > s / 10.0001 && r < s / 9.9999) }'
+	awk -v r="$(jd .secret_key_rate_bps)" -v s="$(jd .secret_bits)" 'BEGIN { exit !(r > s / 10.0001 && r < s / 9.9999) }'
 first_key=$(sha256sum <"$CLI_TMP/a")
 
 # --- reproducible: the same seed gives the same key, another seed another
