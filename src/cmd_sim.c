@@ -73,7 +73,7 @@ static void help(void)
 	for (const char *const *n = qkd_ec_names(); *n != NULL; n++)
 		printf("        %-20s %s\n", *n, qkd_ec_describe(*n));
 	printf("  --frame-bits N             error-correction frame length (default %d)\n"
-	       "  --frames-in-flight N       frames corrected concurrently (default 16)\n"
+	       "  --frames-in-flight N       frames corrected concurrently (default 64)\n"
 	       "  --sample-bits N            bits disclosed to estimate the first QBER (default 1024)\n"
 	       "  --abort-qber Q             no key above this QBER (default 0.11)\n"
 	       "  --defense NAME             bennett or slutsky (default slutsky)\n"

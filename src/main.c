@@ -1,4 +1,5 @@
 /* qkd - the one executable of qkdnet (DESIGN.md section 2). */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* The pipeline allocates and frees multi-megabyte buffers per chunk and
+	 * per frame; served by mmap, each would be faulted in afresh. Keep them
+	 * in the heap so freed memory is reused (docs/performance.md). */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);	/* glibc's largest */
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

@@ -62,7 +62,8 @@ void qkd_bits_to_bytes(const struct qkd_bits *b, uint8_t *out);
  * with length n. Stray bits beyond n in the last byte are ignored. */
 void qkd_bits_from_bytes(struct qkd_bits *b, const uint8_t *in);
 /* Copy n bits from src[spos..) to dst[dpos..) (word at a time). The ranges
- * must lie inside their strings; dst and src must not be the same string. */
+ * must lie inside their strings. dst and src may be the same string only
+ * when dpos <= spos (a move towards the start, which copies forwards). */
 void qkd_bits_copy_range(struct qkd_bits *dst, size_t dpos, const struct qkd_bits *src,
 			 size_t spos, size_t n);
 /* Clear the bits beyond n in the last word (restores the invariant after

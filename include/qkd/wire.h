@@ -19,6 +19,7 @@ struct qkd_wbuf {
 	uint8_t *p;	/* owned, grows as needed */
 	size_t len, cap;
 	int err;	/* first error, 0 if none */
+	bool secret;	/* wipe on reset, growth and cleanup */
 };
 
 struct qkd_rbuf {
@@ -27,10 +28,15 @@ struct qkd_rbuf {
 	int err;
 };
 
+/* A buffer for messages: what it holds goes on the wire, so it is public
+ * and not wiped. */
 void qkd_wbuf_init(struct qkd_wbuf *w);
-/* Wipes the contents (messages may carry secrets) and frees. Accepts NULL. */
+/* A buffer that may hold secrets (a key passed between processes): wiped
+ * on reset, on growth and on cleanup. */
+void qkd_wbuf_init_secret(struct qkd_wbuf *w);
+/* Frees (wiping first if secret). Accepts NULL. */
 void qkd_wbuf_cleanup(struct qkd_wbuf *w);
-void qkd_wbuf_reset(struct qkd_wbuf *w);	/* length 0, capacity kept, wiped */
+void qkd_wbuf_reset(struct qkd_wbuf *w);	/* length 0, capacity kept */
 int qkd_wbuf_reserve(struct qkd_wbuf *w, size_t extra);
 void qkd_put_u8(struct qkd_wbuf *w, uint8_t v);
 void qkd_put_u16(struct qkd_wbuf *w, uint16_t v);

@@ -12,19 +12,34 @@ void qkd_wbuf_init(struct qkd_wbuf *w)
 	w->p = NULL;
 	w->len = w->cap = 0;
 	w->err = 0;
+	w->secret = false;
+}
+
+void qkd_wbuf_init_secret(struct qkd_wbuf *w)
+{
+	qkd_wbuf_init(w);
+	w->secret = true;
 }
 
 void qkd_wbuf_cleanup(struct qkd_wbuf *w)
 {
+	bool secret;
+
 	if (w == NULL)
 		return;
-	qkd_free_secret(w->p, w->cap);
+	secret = w->secret;
+	if (secret)
+		qkd_free_secret(w->p, w->cap);
+	else
+		free(w->p);
 	qkd_wbuf_init(w);
+	w->secret = secret;
 }
 
 void qkd_wbuf_reset(struct qkd_wbuf *w)
 {
-	qkd_wipe(w->p, w->len);
+	if (w->secret)
+		qkd_wipe(w->p, w->len);
 	w->len = 0;
 	w->err = 0;
 }
@@ -46,7 +61,17 @@ int qkd_wbuf_reserve(struct qkd_wbuf *w, size_t extra)
 	cap = w->cap ? w->cap : 256;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	/* Grow by copy so the old buffer can be wiped: messages carry secrets. */
+	if (!w->secret) {
+		np = realloc(w->p, cap);
+		if (np == NULL) {
+			w->err = QKD_ERR_NOMEM;
+			return w->err;
+		}
+		w->p = np;
+		w->cap = cap;
+		return QKD_OK;
+	}
+	/* Grow a secret buffer by copy, so the old one can be wiped. */
 	np = malloc(cap);
 	if (np == NULL) {
 		w->err = QKD_ERR_NOMEM;
@@ -92,17 +117,17 @@ void qkd_put_double(struct qkd_wbuf *w, double v)
 
 void qkd_put_varint(struct qkd_wbuf *w, uint64_t v)
 {
-	uint8_t b[10];
-	unsigned n = 0;
+	uint8_t *o;
 
-	do {
-		b[n] = (uint8_t)(v & 0x7f);
+	if (qkd_wbuf_reserve(w, 10) != QKD_OK)
+		return;
+	o = w->p + w->len;
+	while (v >= 0x80) {
+		*o++ = (uint8_t)(v | 0x80);
 		v >>= 7;
-		if (v)
-			b[n] |= 0x80;
-		n++;
-	} while (v);
-	qkd_put_bytes(w, b, n);
+	}
+	*o++ = (uint8_t)v;
+	w->len = (size_t)(o - w->p);
 }
 
 void qkd_put_bits(struct qkd_wbuf *w, const struct qkd_bits *b)
@@ -190,18 +215,23 @@ uint64_t qkd_get_varint(struct qkd_rbuf *r)
 {
 	uint64_t v = 0;
 
+	if (r->err)
+		return 0;
 	for (unsigned shift = 0; shift < 70; shift += 7) {
-		const uint8_t *p = qkd_get_bytes(r, 1);
+		uint8_t b;
 
-		if (p == NULL)
-			return 0;
-		/* The tenth byte may only carry the top bit of a 64-bit value. */
-		if (shift == 63 && (*p & 0x7e)) {
+		if (r->off == r->len) {
 			r->err = QKD_ERR_PROTO;
 			return 0;
 		}
-		v |= (uint64_t)(*p & 0x7f) << shift;
-		if (!(*p & 0x80))
+		b = r->p[r->off++];
+		/* The tenth byte may only carry the top bit of a 64-bit value. */
+		if (shift == 63 && (b & 0x7e)) {
+			r->err = QKD_ERR_PROTO;
+			return 0;
+		}
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
 			return v;
 	}
 	r->err = QKD_ERR_PROTO;

@@ -61,10 +61,17 @@ static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 	}
 	if (rc == QKD_OK && (rc = qkd_bits_init(&c->basis, dl.n)) == QKD_OK)
 		rc = qkd_bits_init(&c->value, dl.n);
-	for (size_t i = 0; rc == QKD_OK && i < dl.n; i++) {
-		c->slot[i] = dl.d[i].slot;
-		qkd_bits_set(&c->basis, i, dl.d[i].basis);
-		qkd_bits_set(&c->value, i, dl.d[i].value);
+	for (size_t w = 0; rc == QKD_OK && w < dl.n; w += 64) {
+		uint64_t bw = 0, vw = 0;
+		size_t e = dl.n - w < 64 ? dl.n - w : 64;
+
+		for (size_t i = 0; i < e; i++) {
+			c->slot[w + i] = dl.d[w + i].slot;
+			bw |= (uint64_t)(dl.d[w + i].basis & 1) << i;
+			vw |= (uint64_t)(dl.d[w + i].value & 1) << i;
+		}
+		c->basis.w[w / 64] = bw;
+		c->value.w[w / 64] = vw;
 	}
 	qkd_det_list_cleanup(&dl);
 	s->next_slot += count;
@@ -84,23 +91,38 @@ void qkd_sim_bob_source_init(struct qkd_sim_bob_source *s, const struct qkd_sim 
 	ops->total_slots = qkd_sim_params(sim)->pulses;
 }
 
+/* Slots looked up per call of the simulator: a small, cache-resident batch
+ * (wiped once at the end) instead of one array as long as the report. */
+#define LOOKUP_BATCH 1024
+
 static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
 			struct qkd_bits *value, struct qkd_bits *valid)
 {
 	struct qkd_sim_alice_source *s = ctx;
-	struct qkd_detection *d = malloc((n ? n : 1) * sizeof *d);
+	struct qkd_detection d[LOOKUP_BATCH];
 	double t0 = cpu_now();
-	int rc;
+	int rc = QKD_OK;
 
-	if (d == NULL)
-		return QKD_ERR_NOMEM;
-	rc = qkd_sim_alice_lookup(s->sim, slot, n, d);
-	for (size_t i = 0; rc == QKD_OK && i < n; i++) {
-		qkd_bits_set(basis, i, d[i].basis);
-		qkd_bits_set(value, i, d[i].value);
-		qkd_bits_set(valid, i, !(d[i].flags & QKD_DET_NONE));
+	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
+		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
+
+		rc = qkd_sim_alice_lookup(s->sim, slot + base, k, d);
+		/* Assemble whole words: base is a multiple of 64. */
+		for (size_t w = 0; rc == QKD_OK && w < k; w += 64) {
+			uint64_t bw = 0, vw = 0, ok = 0;
+			size_t e = k - w < 64 ? k - w : 64;
+
+			for (size_t i = 0; i < e; i++) {
+				bw |= (uint64_t)(d[w + i].basis & 1) << i;
+				vw |= (uint64_t)(d[w + i].value & 1) << i;
+				ok |= (uint64_t)!(d[w + i].flags & QKD_DET_NONE) << i;
+			}
+			basis->w[(base + w) / 64] = bw;
+			value->w[(base + w) / 64] = vw;
+			valid->w[(base + w) / 64] = ok;
+		}
 	}
-	qkd_free_secret(d, (n ? n : 1) * sizeof *d);
+	qkd_wipe(d, sizeof d);
 	s->cpu += cpu_now() - t0;
 	return rc;
 }

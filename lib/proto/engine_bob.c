@@ -98,7 +98,15 @@ static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 	return rc < 0 ? rc : QKD_OK;
 }
 
-/* Knuth's selection sampling: k sorted distinct positions out of n. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* k sorted distinct positions out of n (k <= n/10): draw, sort, drop
+ * duplicates, draw again for the missing ones. Expected draws ~ k. */
 static int pick_positions(struct qkd_rng *rng, size_t n, size_t k, uint64_t **out)
 {
 	uint64_t *pos = malloc((k ? k : 1) * sizeof *pos);
@@ -107,9 +115,17 @@ static int pick_positions(struct qkd_rng *rng, size_t n, size_t k, uint64_t **ou
 	*out = pos;
 	if (pos == NULL)
 		return QKD_ERR_NOMEM;
-	for (size_t i = 0; i < n && got < k; i++)
-		if (qkd_rng_below(rng, n - i) < k - got)
-			pos[got++] = i;
+	while (got < k) {
+		size_t u = 0;
+
+		while (got < k)
+			pos[got++] = qkd_rng_below(rng, n);
+		qsort(pos, got, sizeof *pos, cmp_u64);
+		for (size_t i = 0; i < got; i++)
+			if (u == 0 || pos[i] != pos[u - 1])
+				pos[u++] = pos[i];
+		got = u;
+	}
 	return QKD_OK;
 }
 

@@ -15,7 +15,7 @@ void qkd_engine_config_default(struct qkd_engine_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	strcpy(cfg->ec, "cascade");
 	cfg->frame_bits = QKD_EC_DEFAULT_FRAME_BITS;
-	cfg->frames_in_flight = 16;
+	cfg->frames_in_flight = 64;
 	cfg->sample_bits = 1024;
 	cfg->pa_block_bits = (size_t)1 << 27;
 	cfg->abort_qber = 0.11;
@@ -159,16 +159,19 @@ int engine_hello_check(struct qkd_rbuf *r, const struct qkd_engine_config *cfg,
 
 void engine_pool_remove(struct qkd_bits *pool, size_t *used, const uint64_t *pos, size_t k)
 {
-	size_t out = 0, j = 0;
+	size_t out = pos[0], from;
 
-	for (size_t i = 0; i < *used; i++) {
-		if (j < k && pos[j] == i) {
-			j++;
-			continue;
+	if (k == 0)
+		return;
+	/* Slide each run between two removed positions down, a word at a time. */
+	for (size_t j = 0; j < k; j++) {
+		size_t end = j + 1 < k ? (size_t)pos[j + 1] : *used;
+
+		from = (size_t)pos[j] + 1;
+		if (end > from) {
+			qkd_bits_copy_range(pool, out, pool, from, end - from);
+			out += end - from;
 		}
-		if (out != i)
-			qkd_bits_set(pool, out, qkd_bits_get(pool, i));
-		out++;
 	}
 	for (size_t i = out; i < *used; i++)
 		qkd_bits_set(pool, i, 0);

@@ -57,9 +57,21 @@ int qkd_sift_report_read(struct qkd_rbuf *rb, struct qkd_sift_report *r, size_t 
 	next = r->first_slot;
 	end = r->first_slot + r->slots;
 	for (size_t i = 0; i < r->n; i++) {
-		uint64_t gap = qkd_get_varint(rb);
+		uint64_t gap;
 
-		if (!qkd_rbuf_ok(rb) || gap >= end - next)
+		/* Most gaps fit one or two bytes: decode those in place; the
+		 * general reader takes the rest. */
+		if (rb->len - rb->off >= 2 && !(rb->p[rb->off] & 0x80)) {
+			gap = rb->p[rb->off++];
+		} else if (rb->len - rb->off >= 2 && !(rb->p[rb->off + 1] & 0x80)) {
+			gap = (uint64_t)(rb->p[rb->off] & 0x7f) | (uint64_t)rb->p[rb->off + 1] << 7;
+			rb->off += 2;
+		} else {
+			gap = qkd_get_varint(rb);
+			if (!qkd_rbuf_ok(rb))
+				goto fail;
+		}
+		if (gap >= end - next)
 			goto fail;
 		r->slot[i] = next + gap;
 		next = r->slot[i] + 1;
@@ -83,6 +95,23 @@ void qkd_sift_decide(const struct qkd_sift_report *r, const struct qkd_bits *ali
 	qkd_bits_trim(keep);
 }
 
+#ifdef __BMI2__
+#include <immintrin.h>
+static inline uint64_t gather_bits(uint64_t v, uint64_t mask)
+{
+	return _pext_u64(v, mask);
+}
+#else
+static inline uint64_t gather_bits(uint64_t v, uint64_t mask)
+{
+	uint64_t out = 0;
+
+	for (unsigned i = 0; mask; mask &= mask - 1, i++)
+		out |= ((v >> __builtin_ctzll(mask)) & 1) << i;
+	return out;
+}
+#endif
+
 int qkd_sift_append(struct qkd_bits *pool, size_t *used, const struct qkd_bits *values,
 		    const struct qkd_bits *keep)
 {
@@ -96,15 +125,16 @@ int qkd_sift_append(struct qkd_bits *pool, size_t *used, const struct qkd_bits *
 		if (rc != QKD_OK)
 			return rc;
 	}
+	/* Gather the kept values of each word (PEXT where the CPU has BMI2) and
+	 * append them as one run. */
 	for (size_t wi = 0; wi < qkd_bits_words(keep->n); wi++) {
-		uint64_t k = keep->w[wi];
+		uint64_t k = keep->w[wi], v = gather_bits(values->w[wi], k);
+		size_t c = (size_t)__builtin_popcountll(k);
+		struct qkd_bits run = {&v, c};
 
-		while (k) {
-			size_t i = wi * 64 + (size_t)__builtin_ctzll(k);
-
-			qkd_bits_set(pool, pos++, qkd_bits_get(values, i));
-			k &= k - 1;
-		}
+		if (c > 0)
+			qkd_bits_copy_range(pool, pos, &run, 0, c);
+		pos += c;
 	}
 	*used = pos;
 	return QKD_OK;

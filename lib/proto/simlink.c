@@ -64,7 +64,7 @@ static int party(enum role role, int fd, int resfd, const struct qkd_link_params
 	int rc;
 
 	memset(&r, 0, sizeof r);
-	qkd_wbuf_init(&out);
+	qkd_wbuf_init_secret(&out);	/* carries the final key */
 	qkd_channel_init(&ch, fd, &qkd_auth_none, NULL);
 	qkd_rng_init_seed(&rng, link->seed, role == ROLE_ALICE ? "alice-protocol" : "bob-protocol");
 	r.rc = qkd_sim_new(&sim, link);
@@ -103,7 +103,7 @@ static int read_result(int fd, struct qkd_party_result *r)
 	uint8_t buf[65536];
 	int rc = QKD_OK;
 
-	qkd_wbuf_init(&in);
+	qkd_wbuf_init_secret(&in);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf);
 

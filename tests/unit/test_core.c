@@ -105,6 +105,37 @@ static void test_bits_copy_range(void **state)
 	qkd_rng_cleanup(&g);
 }
 
+/* Moving bits towards the start of the same string (how sampled bits are
+ * removed from the sifted pool). */
+static void test_bits_move_down(void **state)
+{
+	struct qkd_bits b, ref;
+	struct qkd_rng g;
+
+	(void)state;
+	qkd_rng_init_seed(&g, 9, "test");
+	for (int t = 0; t < 300; t++) {
+		size_t n = 1 + (size_t)qkd_rng_below(&g, 600);
+		size_t sp = (size_t)qkd_rng_below(&g, n);
+		size_t dp = (size_t)qkd_rng_below(&g, sp + 1);
+		size_t len = (size_t)qkd_rng_below(&g, n - sp + 1);
+
+		assert_int_equal(qkd_bits_init(&b, n), QKD_OK);
+		qkd_rng_bytes(&g, b.w, qkd_bits_words(n) * 8);
+		qkd_bits_trim(&b);
+		assert_int_equal(qkd_bits_copy(&ref, &b), QKD_OK);
+		qkd_bits_copy_range(&b, dp, &b, sp, len);
+		for (size_t i = 0; i < n; i++) {
+			unsigned want = (i >= dp && i < dp + len) ? qkd_bits_get(&ref, sp + i - dp)
+								  : qkd_bits_get(&ref, i);
+			assert_int_equal(qkd_bits_get(&b, i), want);
+		}
+		qkd_bits_cleanup(&b);
+		qkd_bits_cleanup(&ref);
+	}
+	qkd_rng_cleanup(&g);
+}
+
 static void test_bits_bytes(void **state)
 {
 	const uint8_t in[3] = {0x01, 0x80, 0xff};
@@ -298,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_bits_basic),
 		cmocka_unit_test(test_bits_parity_ranges),
 		cmocka_unit_test(test_bits_copy_range),
+		cmocka_unit_test(test_bits_move_down),
 		cmocka_unit_test(test_bits_bytes),
 		cmocka_unit_test(test_wire_roundtrip),
 		cmocka_unit_test(test_wire_hostile),
