@@ -26,6 +26,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(sort $(wildcard bench/*.c))
+TOOL_BINS := $(TOOL_SRCS:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
@@ -35,7 +37,7 @@ FUZZ_LONG_SECONDS ?= 300
 .PHONY: all build deps run test unit asan fuzz-build fuzz cli bench valgrind clean
 
 all: build
-build: $(BUILD)/qkd $(UNIT_BINS)
+build: $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS)
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -61,6 +63,11 @@ $(BUILD)/qkd: $(APP_OBJS) $(BUILD)/libqkd.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqkd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqkd.a $(TESTLIBS) $(LDLIBS)
+
+# Stand-alone evaluation tools (bench/), e.g. build/bench/ec_eval.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libqkd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqkd.a $(LDLIBS)
 
 # libFuzzer targets: clang, with the library built for coverage and ASan+UBSan.
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libqkd.a

@@ -11,9 +11,7 @@
  *   bytes/frame = request + reply bytes per frame
  *   rounds/frame = round trips each frame took part in (latency in RTTs)
  *
- * Build (from the repository root): compile it with lib/core and
- * lib/proto/cascade sources, -Iinclude, -O2, and link -lsodium -lm; the
- * exact command is in docs/error-correction.md.
+ * Built by `make build` as build/bench/ec_eval (docs/error-correction.md).
  * Usage:
  *   ec_eval [-v variant] [-n bits] [-f frames] [-j in-flight] [-s seed]
  *           [-e estimate-factor] [-q qber[,qber...]]

@@ -55,7 +55,7 @@ static int bench_ec(struct bench_out *o, double qber, size_t total_bits)
 	struct qkd_ec_bench_result r;
 	size_t frame = QKD_EC_DEFAULT_FRAME_BITS, frames = total_bits / frame;
 	char name[64];
-	int rc = qkd_ec_bench("cascade", qber, frame, frames ? frames : 1, 16, 1, &r);
+	int rc = qkd_ec_bench("cascade", qber, frame, frames ? frames : 1, 64, 1, &r);
 
 	if (rc != QKD_OK)
 		return rc;
@@ -64,7 +64,7 @@ static int bench_ec(struct bench_out *o, double qber, size_t total_bits)
 	       "cascade-cpp 2.5..5.4; Toshiba 55",
 	       json_pack("{s:s, s:f, s:I, s:I, s:i, s:f, s:I, s:f}", "code", "cascade",
 			 "qber", qber, "frame_bits", (json_int_t)frame, "frames",
-			 (json_int_t)r.frames, "frames_in_flight", 16, "cpu_seconds",
+			 (json_int_t)r.frames, "frames_in_flight", 64, "cpu_seconds",
 			 r.cpu_seconds, "frames_wrong", (json_int_t)r.frames_wrong,
 			 "message_bytes_per_bit", (double)r.bytes / (double)r.bits));
 	snprintf(name, sizeof name, "  efficiency f, QBER %g%%", 100 * qber);
@@ -107,14 +107,23 @@ static int bench_pipeline(struct bench_out *o, uint64_t pulses)
 	c.estimate.mu = l.mu;
 	rc = qkd_simlink_run(&l, &c, &r);
 	if (rc == QKD_OK) {
+		double optical = r.alice.cpu_optical + r.bob.cpu_optical;
+
 		cpu = r.alice.cpu_seconds + r.bob.cpu_seconds;
-		figure(o, "whole pipeline (qkd sim)", (double)r.bob.st.sifted_bits / cpu / 1e6,
-		       "Mbit/CPU-s", ">= 15", "BBN 2003: ~1 kbit/s of key",
-		       json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "pulses", (json_int_t)pulses,
-				 "sifted_bits", (json_int_t)r.bob.st.sifted_bits, "secret_bits",
-				 (json_int_t)r.bob.st.secret_bits, "cpu_seconds", cpu,
-				 "cpu_optical", r.alice.cpu_optical + r.bob.cpu_optical,
-				 "cpu_ec", r.alice.st.cpu_ec + r.bob.st.cpu_ec));
+		/* The optical simulator stands in for hardware: the post-processing
+		 * figure leaves its CPU out, the second figure keeps it in. */
+		figure(o, "whole pipeline, post-processing",
+		       (double)r.bob.st.sifted_bits / (cpu - optical) / 1e6, "Mbit/CPU-s", ">= 15",
+		       "BBN 2003: ~1 kbit/s of key",
+		       json_pack("{s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "pulses",
+				 (json_int_t)pulses, "sifted_bits", (json_int_t)r.bob.st.sifted_bits,
+				 "secret_bits", (json_int_t)r.bob.st.secret_bits, "cpu_seconds", cpu,
+				 "cpu_optical", optical, "cpu_sift",
+				 r.alice.st.cpu_sift + r.bob.st.cpu_sift - optical,
+				 "cpu_ec", r.alice.st.cpu_ec + r.bob.st.cpu_ec,
+				 "cpu_pa", r.alice.st.cpu_pa + r.bob.st.cpu_pa));
+		figure(o, "  including the simulator", (double)r.bob.st.sifted_bits / cpu / 1e6,
+		       "Mbit/CPU-s", "-", "-", json_pack("{s:f}", "cpu_seconds", cpu));
 	}
 	qkd_simlink_result_cleanup(&r);
 	return rc;
@@ -166,7 +175,7 @@ int cmd_bench(int argc, char **argv)
 	for (int i = 0; rc == QKD_OK && i < (quick ? 2 : 3); i++)
 		rc = bench_pa(&o, (size_t[]){1000000, 10000000, 100000000}[i]);
 	if (rc == QKD_OK)
-		rc = bench_pipeline(&o, quick ? 10000000 : 100000000);
+		rc = bench_pipeline(&o, quick ? 10000000 : 1000000000);
 	if (rc != QKD_OK) {
 		cli_errorf("bench", "%s", qkd_strerror(rc));
 		json_decref(o.figures);

@@ -152,6 +152,8 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	json_object_set_new(j, "cpu_seconds", json_real(d->cpu));
 	json_object_set_new(j, "cpu_seconds_alice", json_real(res->alice.cpu_seconds));
 	json_object_set_new(j, "cpu_seconds_bob", json_real(res->bob.cpu_seconds));
+	json_object_set_new(j, "cpu_seconds_optical",
+			    json_real(res->alice.cpu_optical + res->bob.cpu_optical));
 	json_object_set_new(j, "wall_seconds", json_real(res->wall_seconds));
 	json_object_set_new(j, "seed", json_integer((json_int_t)o->link.seed));
 	rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));

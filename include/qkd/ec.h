@@ -45,12 +45,17 @@ struct qkd_wbuf;
 struct qkd_ec_bob;
 struct qkd_ec_alice;
 
-/* Frame size the engine should use: efficiency (docs/error-correction.md)
- * improves up to about 2^16 bits and barely beyond, while memory and round
- * trips per frame keep growing. */
+/* Frame size the engine should use: f is about 1.06 at 10^4 bits, 1.05 at
+ * 2^14, 1.04 at 2^16 and 1.038 at 2^18 (docs/error-correction.md), while
+ * memory and round trips per frame keep growing. */
 #define QKD_EC_DEFAULT_FRAME_BITS 65536u
-/* Largest frame either party accepts. */
-#define QKD_EC_MAX_FRAME_BITS (1u << 26)
+/* Frames the engine should keep in flight: one request serves them all, so
+ * the per-message costs (system calls, authentication tags) are shared;
+ * beyond about 64 the working set outgrows the caches. */
+#define QKD_EC_DEFAULT_IN_FLIGHT 64u
+/* Largest frame either party accepts (memory grows as about n/2 bytes per
+ * pass tree on Bob's side). */
+#define QKD_EC_MAX_FRAME_BITS (1u << 28)
 
 /* Name of the default ("the best") variant. */
 #define QKD_EC_DEFAULT "cascade"
@@ -64,17 +69,18 @@ const char *qkd_ec_describe(const char *name);
 
 /* Bob: the party that corrects his string.
  * name: a variant name, or NULL for QKD_EC_DEFAULT.
- * rng: borrowed and must outlive the object; Bob draws one permutation seed
- * per frame from it, so a seeded rng makes the whole exchange reproducible
- * byte for byte. */
+ * rng: borrowed and must outlive the object; Bob draws the permutation seeds
+ * from it (a fresh one every 256 frames: the permutation tables are built
+ * once per seed), so a seeded rng makes the exchange reproducible byte for
+ * byte. */
 int qkd_ec_bob_new(struct qkd_ec_bob **out, const char *name,
 		   struct qkd_rng *rng);
 void qkd_ec_bob_free(struct qkd_ec_bob *bob);
 
 /* Register a frame: bits are copied. qber_est (0..0.5) is Bob's estimate of
- * the error rate; it sets the first block size only, later block sizes come
- * from the errors actually seen, so an estimate off by +-20% costs a little
- * efficiency and never correctness. frame_id must not be in flight already
+ * the error rate; it sets the first block size, and the second together
+ * with the errors the first pass saw, so an estimate off by +-20% costs a
+ * little efficiency and never correctness. frame_id must not be in flight already
  * (QKD_ERR_INVAL); 1 <= bits->n <= QKD_EC_MAX_FRAME_BITS. */
 int qkd_ec_bob_add_frame(struct qkd_ec_bob *bob, uint64_t frame_id,
 			 const struct qkd_bits *bits, double qber_est);
@@ -96,15 +102,18 @@ __attribute__((warn_unused_result))
 int qkd_ec_bob_reply(struct qkd_ec_bob *bob, struct qkd_rbuf *in);
 
 /* Take one finished frame out (finished frames come out in the order they
- * finish). *out must be empty: it receives Bob's corrected bits and the
- * caller owns them (qkd_bits_cleanup). disclosed: parity bits Alice revealed
- * for the frame; corrected: bits Bob flipped. Returns 1 if a frame was
- * returned, 0 if none is finished. */
+ * finish). A frame is finished when Bob has written its DONE record into a
+ * request; Alice lets go of it when she answers that request. *out must be
+ * empty: it receives Bob's corrected bits and the caller owns them
+ * (qkd_bits_cleanup). disclosed: parity bits Alice revealed for the frame;
+ * corrected: bits Bob flipped. Returns 1 if a frame was returned, 0 if none
+ * is finished. */
 int qkd_ec_bob_take_done(struct qkd_ec_bob *bob, uint64_t *frame_id,
 			 struct qkd_bits *out, uint64_t *disclosed,
 			 uint64_t *corrected);
 
-/* Number of frames added and not yet taken out (the engine's flow control). */
+/* Number of frames added and not yet taken out (the engine's flow control;
+ * see QKD_EC_DEFAULT_IN_FLIGHT). */
 unsigned qkd_ec_bob_in_flight(const struct qkd_ec_bob *bob);
 
 /* Alice: answers parity queries on her own string.

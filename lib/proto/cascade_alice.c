@@ -2,10 +2,11 @@
  *
  * Alice keeps no tree and makes no decision: she rebuilds each pass from
  * the parameters Bob sends and answers parities of her own string. A
- * request is parsed twice: first to validate all of it (frame ids, pass
- * numbers, block and node indices, exact length), so a hostile request
- * changes nothing; then to answer. Every bit she sends is counted as
- * disclosed for its frame.
+ * request is handled in two steps: parse() validates all of it (frame ids,
+ * pass numbers, block and node indices, exact length) and answers the
+ * queries into scratch space, so a hostile request changes nothing; only
+ * then commit() starts frames and passes and marks frames done. Every bit
+ * she sends is counted as disclosed for its frame.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,7 @@ int qkd_ec_alice_add_frame(struct qkd_ec_alice *a, uint64_t frame_id,
 	return QKD_OK;
 }
 
-/* --- parsing (shared by both passes over a request) --- */
+/* --- parsing --- */
 
 /* Next query of a QUERY record: *p, *b, *h. prev holds (pass, block, heap)
  * of the previous query of the record, or all ~0 before the first. */
@@ -299,7 +300,7 @@ static void parse_queries(struct qkd_rbuf *r, struct rec *rc, struct answers *s)
 	}
 }
 
-/* Pass 1 over the request: validate everything, answer the queries, reserve
+/* Step 1: validate the whole request, answer the queries, reserve
  * the bits of the new passes. Nothing of Alice's protocol state changes. */
 static int parse(struct qkd_ec_alice *a, struct qkd_rbuf *r, size_t *nrec_out)
 {
@@ -365,6 +366,7 @@ static int commit_pass(struct qkd_ec_alice *a, const struct rec *rc)
 				    f->seed, f->id, f->np, &f->bits);
 		if (err != QKD_OK)
 			break;
+		cas_pass_drop_table(g, &a->tabs);
 		f->np++;
 		for (uint32_t b = 0; b < g->nb - (infer ? 1 : 0); b++) {
 			ans_set(&a->ans, off++, cas_block_parity(g, &f->bits, b));
@@ -374,7 +376,7 @@ static int commit_pass(struct qkd_ec_alice *a, const struct rec *rc)
 	return err;
 }
 
-/* Pass 2: apply the records' state changes. */
+/* Step 2: apply the records' state changes. */
 static int commit(struct qkd_ec_alice *a, size_t nrec)
 {
 	int err = QKD_OK;

@@ -24,52 +24,51 @@
 #include "qkd/error.h"
 #include "qkd/secret.h"
 
+/* The tree of pass bp: two bits per node slot, side by side so one cache
+ * line serves both: EXP (bisected: both children known) and MIS (Bob's
+ * parity differs from Alice's). */
+#define EXP 0
+#define MIS 1
+
 static size_t tree_words(const struct cas_pass *g)
 {
-	return (((size_t)g->nb << g->dbits) + 63) / 64;
+	return ((2 * ((size_t)g->nb << g->dbits)) + 63) / 64;
 }
 
-static inline size_t node_idx(const struct cas_bpass *bp, uint32_t b, uint32_t h)
+static inline size_t node_bit(const struct cas_bpass *bp, uint32_t b, uint32_t h,
+			      unsigned which)
 {
-	return ((size_t)b << bp->g.dbits) | h;
+	return 2 * (((size_t)b << bp->g.dbits) | h) + which;
 }
 
 static int tree_alloc(struct cas_bpass *bp)
 {
-	size_t nw = tree_words(&bp->g);
-
-	bp->exp = calloc(nw, sizeof *bp->exp);
-	bp->mis = calloc(nw, sizeof *bp->mis);
-	if (bp->exp == NULL || bp->mis == NULL) {
-		free(bp->exp);
-		free(bp->mis);
-		bp->exp = bp->mis = NULL;
+	bp->tree = calloc(tree_words(&bp->g), sizeof *bp->tree);
+	if (bp->tree == NULL)
 		return QKD_ERR_NOMEM;
-	}
 	for (uint32_t b = 0; b < 2 && b < bp->g.nb; b++)
 		if (bp->rootmis[b])
-			cas_bit_set(bp->mis, node_idx(bp, b, 1));
+			cas_bit_set(bp->tree, node_bit(bp, b, 1, MIS));
 	return QKD_OK;
 }
 
 static unsigned get_mis(const struct cas_bpass *bp, uint32_t b, uint32_t h)
 {
-	if (bp->mis == NULL)
+	if (bp->tree == NULL)
 		return h == 1 ? bp->rootmis[b] : 0;
-	return cas_bit(bp->mis, node_idx(bp, b, h));
+	return cas_bit(bp->tree, node_bit(bp, b, h, MIS));
 }
 
 static bool get_exp(const struct cas_bpass *bp, uint32_t b, uint32_t h)
 {
-	return bp->exp != NULL && cas_bit(bp->exp, node_idx(bp, b, h));
+	return bp->tree != NULL && cas_bit(bp->tree, node_bit(bp, b, h, EXP));
 }
 
 static void bpass_cleanup(struct cas_bpass *bp, struct cas_ptabs *tabs)
 {
 	size_t nw = tree_words(&bp->g);
 
-	qkd_free_secret(bp->exp, bp->exp ? nw * sizeof *bp->exp : 0);
-	qkd_free_secret(bp->mis, bp->mis ? nw * sizeof *bp->mis : 0);
+	qkd_free_secret(bp->tree, bp->tree ? nw * sizeof *bp->tree : 0);
 	if (bp->bucket != NULL)
 		for (unsigned c = 0; c < CAS_CLASSES; c++)
 			cas_vec_free(&bp->bucket[c]);
@@ -260,22 +259,15 @@ static int mark_bisected(struct cas_bframe *f, uint64_t key)
 	struct cas_bpass *bp = &f->pass[cas_key_pass(key)];
 	int rc = QKD_OK;
 
-	if (bp->exp == NULL)
+	if (bp->tree == NULL)
 		rc = tree_alloc(bp);
 	if (rc == QKD_OK)
 		rc = cas_pass_index(&bp->g);
 	if (rc == QKD_OK)
-		cas_bit_set(bp->exp, node_idx(bp, cas_key_block(key), cas_key_heap(key)));
+		cas_bit_set(bp->tree, node_bit(bp, cas_key_block(key), cas_key_heap(key), EXP));
 	if (rc == QKD_OK)
 		rc = cas_vec_push(&f->asked, key);
 	return rc;
-}
-
-static int cmp_key(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
 }
 
 /* Schedule odd leaf (p, b, h) of length l >= 2. */
@@ -335,20 +327,50 @@ static int take_classes(struct cas_bframe *f, unsigned p, unsigned limit)
 	return rc;
 }
 
-static void sort_keys(uint64_t *v, size_t n)
+/* Sort the asked keys (ascending, as the wire format wants): insertion sort
+ * for short lists, else an LSD radix sort over the bytes in which the keys
+ * differ, using tmp (f->flips, empty while planning) as scratch. */
+static int sort_keys(struct cas_vec *a, struct cas_vec *tmp)
 {
-	if (n > 32) {
-		qsort(v, n, sizeof *v, cmp_key);
-		return;
-	}
-	for (size_t i = 1; i < n; i++) {
-		uint64_t x = v[i];
-		size_t j = i;
+	uint64_t *src = a->v, *dst, diff = 0;
+	size_t n = a->n;
 
-		for (; j > 0 && v[j - 1] > x; j--)
-			v[j] = v[j - 1];
-		v[j] = x;
+	if (n <= 32) {
+		for (size_t i = 1; i < n; i++) {
+			uint64_t x = src[i];
+			size_t j = i;
+
+			for (; j > 0 && src[j - 1] > x; j--)
+				src[j] = src[j - 1];
+			src[j] = x;
+		}
+		return QKD_OK;
 	}
+	while (tmp->cap < n)
+		if (cas_vec_grow(tmp) != QKD_OK)
+			return QKD_ERR_NOMEM;
+	dst = tmp->v;
+	for (size_t i = 1; i < n; i++)
+		diff |= src[i] ^ src[0];
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t count[257] = { 0 };
+		uint64_t *t;
+
+		if (((diff >> shift) & 0xff) == 0)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			count[((src[i] >> shift) & 0xff) + 1]++;
+		for (unsigned d = 0; d < 256; d++)
+			count[d + 1] += count[d];
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i] >> shift) & 0xff]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a->v)
+		memcpy(a->v, src, n * sizeof *src);
+	return QKD_OK;
 }
 
 /* Class limit for pass p: its leaves wait while another pass q holds an odd
@@ -388,10 +410,9 @@ static int select_leaves(struct cas_bframe *f, const struct cas_variant *v)
 
 		rc = take_classes(f, p, class_limit(f, v, mc, p));
 	}
-	if (rc != QKD_OK)
-		return rc;
-	sort_keys(f->asked.v, f->asked.n);
-	return (int)f->asked.n;
+	if (rc == QKD_OK)
+		rc = sort_keys(&f->asked, &f->flips);
+	return rc < 0 ? rc : (int)f->asked.n;
 }
 
 int cas_bframe_plan(struct cas_bframe *f, const struct cas_variant *v)
@@ -442,8 +463,8 @@ static int mark_odd(struct cas_bframe *f, unsigned p, uint32_t b, uint32_t h,
 	struct cas_bpass *bp = &f->pass[p];
 	int rc;
 
-	if (bp->mis != NULL)
-		cas_bit_set(bp->mis, node_idx(bp, b, h));
+	if (bp->tree != NULL)
+		cas_bit_set(bp->tree, node_bit(bp, b, h, MIS));
 	else
 		bp->rootmis[b] = 1;
 	if (l >= 2)
@@ -523,15 +544,15 @@ static int toggle_leaf(struct cas_bframe *f, unsigned p, uint32_t b, uint32_t q)
 	unsigned m;
 
 	cas_block_range(&bp->g, b, &s, &l);
-	if (bp->exp == NULL) {
+	if (bp->tree == NULL) {
 		m = bp->rootmis[b] ^= 1;
 	} else {
 		uint32_t bs = s, bl = l;
 
-		for (unsigned d = 0; cas_bit(bp->exp, node_idx(bp, b, h)); d++)
+		for (unsigned d = 0; cas_bit(bp->tree, node_bit(bp, b, h, EXP)); d++)
 			h = 2 * h + (q >= cas_node_mid(bs, bl, d, h - (1u << d)));
-		cas_bit_flip(bp->mis, node_idx(bp, b, h));
-		m = cas_bit(bp->mis, node_idx(bp, b, h));
+		cas_bit_flip(bp->tree, node_bit(bp, b, h, MIS));
+		m = cas_bit(bp->tree, node_bit(bp, b, h, MIS));
 		if (m)
 			(void)cas_node_range(&bp->g, b, h, &s, &l);
 	}
@@ -560,7 +581,7 @@ static int flip_bit(struct cas_bframe *f, uint32_t x)
 			q = g->tab->inv[x];
 			b = q / g->k;
 			qkd_bits_flip(&g->copy, q);
-		} else if (bp->exp != NULL) {
+		} else if (bp->tree != NULL) {
 			b = !cas_bit(g->mask, x);	/* indexed when bisected */
 			q = cas_mask_position(g, x);
 		} else {

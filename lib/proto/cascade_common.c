@@ -2,7 +2,7 @@
  *
  * The parameters of "cascade" were tuned by simulation (bench/ec_eval.c,
  * docs/error-correction.md): a first pass in natural order with blocks of
- * about 1/QBER, a second permuted pass with blocks of about 10/QBER (QBER
+ * about 1/QBER, a second permuted pass with blocks of about 6/QBER (QBER
  * refined from the first pass's odd blocks), both rounded to powers of two,
  * then confirmation passes over a random subset and its complement (one
  * disclosed parity each) until `confirm` of them in a row found nothing.
@@ -19,9 +19,9 @@
 static const struct cas_variant variants[] = {
 	{
 		.name = "cascade",
-		.desc = "tuned Cascade (f ~1.04): blocks ~1/QBER then ~10/QBER, "
+		.desc = "tuned Cascade (f ~1.04): blocks ~1/QBER then ~6/QBER, "
 			"every disclosed parity reused, small sets first",
-		.id = 1, .a1 = 1.0, .a2 = 10, .pow2 = true, .shuffle_first = false,
+		.id = 1, .a1 = 1.0, .a2 = 6, .pow2 = true, .shuffle_first = false,
 		.infer_last = true, .confirm = 20, .window = 1,
 	},
 	{
@@ -43,14 +43,6 @@ const struct cas_variant *cas_variant_find(const char *name)
 		name = QKD_EC_DEFAULT;
 	for (size_t i = 0; i < NVARIANTS; i++)
 		if (strcmp(variants[i].name, name) == 0)
-			return &variants[i];
-	return NULL;
-}
-
-const struct cas_variant *cas_variant_by_id(unsigned id)
-{
-	for (size_t i = 0; i < NVARIANTS; i++)
-		if (variants[i].id == id)
 			return &variants[i];
 	return NULL;
 }
@@ -181,21 +173,18 @@ void cas_idmap_del(struct cas_idmap *m, uint64_t id)
 	m->count--;
 }
 
-int cas_vec_push(struct cas_vec *a, uint64_t x)
+int cas_vec_grow(struct cas_vec *a)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 16;
-		uint64_t *nv = malloc(cap * sizeof *nv);
+	size_t cap = a->cap ? a->cap * 2 : 16;
+	uint64_t *nv = malloc(cap * sizeof *nv);
 
-		if (nv == NULL)
-			return QKD_ERR_NOMEM;
-		if (a->n > 0)
-			memcpy(nv, a->v, a->n * sizeof *nv);
-		qkd_free_secret(a->v, a->cap * sizeof *a->v);
-		a->v = nv;
-		a->cap = cap;
-	}
-	a->v[a->n++] = x;
+	if (nv == NULL)
+		return QKD_ERR_NOMEM;
+	if (a->n > 0)
+		memcpy(nv, a->v, a->n * sizeof *nv);
+	qkd_free_secret(a->v, a->cap * sizeof *a->v);
+	a->v = nv;
+	a->cap = cap;
 	return QKD_OK;
 }
 

@@ -29,7 +29,7 @@
 
 /* Record flags in a request. */
 #define CAS_REC_NEW 0x01	/* frame parameters follow */
-#define CAS_REC_PASS 0x02	/* start the next pass */
+#define CAS_REC_PASS 0x02	/* start the next pass(es) */
 #define CAS_REC_QUERY 0x04	/* bisection queries follow */
 #define CAS_REC_DONE 0x08	/* Bob finished the frame */
 
@@ -50,11 +50,11 @@ struct cas_variant {
 	bool shuffle_first;	/* pass 1 permuted (else natural order) */
 	bool infer_last;	/* last block parity of passes >= 2 not sent */
 	unsigned confirm;	/* quiet subset passes that end a frame */
-	unsigned window;	/* size classes bisected per round, 0 = all */
+	unsigned window;	/* a leaf waits for another pass's leaves this
+				 * many size classes smaller; 0: never waits */
 };
 
 const struct cas_variant *cas_variant_find(const char *name);
-const struct cas_variant *cas_variant_by_id(unsigned id);
 
 /* A permutation table, shared by every frame of a seed epoch (Bob draws a
  * new seed every CAS_SEED_FRAMES frames; Fisher-Yates over 2^16 entries
@@ -94,6 +94,7 @@ struct cas_pass {
 	struct cas_ptab *tab;	/* PERM: reference into the cache */
 	struct qkd_bits copy;	/* PERM: own string in pass order */
 	uint64_t key;		/* MASK: the subset is cas_mask_word(0..) */
+	uint8_t par[2];		/* MASK: block parities of the string at init */
 	uint64_t *mask;		/* MASK, once indexed: the subset's words */
 	uint32_t *rank;		/* MASK, once indexed: members before each word */
 };
@@ -105,14 +106,45 @@ int cas_pass_init(struct cas_pass *p, struct cas_ptabs *tabs, unsigned type,
 		  uint32_t k, uint32_t n, uint64_t seed, uint64_t frame_id,
 		  unsigned index, const struct qkd_bits *bits);
 void cas_pass_cleanup(struct cas_pass *p, struct cas_ptabs *tabs);
+/* Let go of a PERM pass's table once the copy is made (Alice needs no
+ * more): her memory then stays within the cache's CAS_PTAB_KEEP tables
+ * whatever a peer asks for. cas_frame_index is not available afterwards. */
+void cas_pass_drop_table(struct cas_pass *p, struct cas_ptabs *tabs);
 /* Block b as a range [*s, *s + *l) of pass order. */
-void cas_block_range(const struct cas_pass *p, uint32_t b, uint32_t *s,
-		     uint32_t *l);
+static inline void cas_block_range(const struct cas_pass *p, uint32_t b,
+				   uint32_t *s, uint32_t *l)
+{
+	if (p->type == CAS_PASS_MASK) {
+		*s = b ? p->k : 0;
+		*l = b ? p->n - p->k : p->k;
+	} else {
+		*s = b * p->k;
+		*l = p->n - *s < p->k ? p->n - *s : p->k;
+	}
+}
+
 /* Range of node h of block b; false if h names no node of that block.
  * Node (depth d, j = h - 2^d) of a block of length L starting at S covers
  * [S + j*L/2^d, S + (j+1)*L/2^d) (floors): closed form, near-equal halves. */
-bool cas_node_range(const struct cas_pass *p, uint32_t b, uint32_t h,
-		    uint32_t *s, uint32_t *l);
+static inline bool cas_node_range(const struct cas_pass *p, uint32_t b, uint32_t h,
+				  uint32_t *s, uint32_t *l)
+{
+	uint32_t bs, bl, j;
+	unsigned d;
+	uint64_t lo, hi;
+
+	if (b >= p->nb || h == 0 || (h >> p->dbits) != 0)
+		return false;
+	cas_block_range(p, b, &bs, &bl);
+	d = 31u - (unsigned)__builtin_clz(h);
+	j = h - (1u << d);
+	lo = ((uint64_t)j * bl) >> d;
+	hi = ((uint64_t)(j + 1) * bl) >> d;
+	*s = bs + (uint32_t)lo;
+	*l = (uint32_t)(hi - lo);
+	return hi > lo;
+}
+
 /* Where a node of block b (start S, length L) at depth d, index j, splits. */
 static inline uint32_t cas_node_mid(uint32_t S, uint32_t L, unsigned d, uint32_t j)
 {
@@ -124,7 +156,9 @@ uint64_t cas_mask_word(const struct cas_pass *p, size_t w);
  * cas_mask_position (everything below a block root). Idempotent; no-op for
  * other passes. */
 int cas_pass_index(struct cas_pass *p);
-/* Parity of block b of the party's string (any pass, MASK not indexed). */
+/* Parity of block b of the party's string. For MASK, the parity of the
+ * string given to cas_pass_init (computed there in the same sweep as the
+ * subset's size): both parties use it before their string changes. */
 unsigned cas_block_parity(const struct cas_pass *p, const struct qkd_bits *bits,
 			  uint32_t b);
 /* Parity of pass positions [s, s + l) of the party's string bits. */
@@ -177,22 +211,36 @@ struct cas_vec {
 	uint64_t *v;
 	size_t n, cap;
 };
-int cas_vec_push(struct cas_vec *a, uint64_t x);
+int cas_vec_grow(struct cas_vec *a);
 void cas_vec_free(struct cas_vec *a);
+
+static inline int cas_vec_push(struct cas_vec *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		int rc = cas_vec_grow(a);
+
+		if (rc != 0)
+			return rc;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
 
 /* --- Bob's side of one frame (cascade_bob_frame.c) --- */
 
 /* Bob's view of a pass: the geometry plus the tree of sets whose parity he
- * knows. exp: node bisected (both children known); mis: node's parity
- * differs from Alice's. Only the mismatch of tree leaves matters: an inner
- * node's is the XOR of its children's, so one toggle per pass per flipped
- * bit keeps every kept set current (the BBN cascade effect). */
+ * knows: per node, whether it was bisected (both children known) and
+ * whether Bob's parity differs from Alice's. Only the mismatch of tree
+ * leaves matters: an inner node's is the XOR of its children's, so one
+ * toggle per pass per flipped bit keeps every kept set current (the BBN
+ * cascade effect). */
 #define CAS_CLASSES 32
 
 struct cas_bpass {
 	struct cas_pass g;
-	uint64_t *exp, *mis;	/* nb << dbits bits; MASK: NULL until bisected */
-	uint8_t rootmis[2];	/* MASK roots while exp/mis are NULL */
+	uint64_t *tree;		/* 2 bits per node slot (cascade_bob_frame.c);
+				 * MASK: NULL until first bisected */
+	uint8_t rootmis[2];	/* MASK roots while tree is NULL */
 	uint32_t nonempty;	/* classes whose bucket has entries */
 	struct cas_vec *bucket;	/* [CAS_CLASSES] odd leaves by floor(log2 len),
 				 * allocated at the pass's first odd leaf */

@@ -202,21 +202,31 @@ uint64_t cas_mask_word(const struct cas_pass *p, size_t w)
 	return z;
 }
 
+/* The subset's size, and the parities of the party's string on it and on
+ * everything, in one sweep. */
 static void mask_init(struct cas_pass *p, uint64_t seed, uint64_t frame_id,
-		      unsigned index)
+		      unsigned index, const struct qkd_bits *bits)
 {
 	size_t nw = qkd_bits_words(p->n);
 	struct xoshiro g;
+	uint64_t in = 0, all = 0;
 	uint32_t c = 0;
 
 	xo_seed(&g, seed, frame_id, index);
 	p->key = xo_next(&g);
 	qkd_wipe(&g, sizeof g);
-	for (size_t w = 0; w < nw; w++)
-		c += (uint32_t)__builtin_popcountll(cas_mask_word(p, w));
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t m = cas_mask_word(p, w);
+
+		c += (uint32_t)__builtin_popcountll(m);
+		in ^= bits->w[w] & m;
+		all ^= bits->w[w];
+	}
 	p->k = c;
 	p->nb = 2;
 	p->dbits = (uint8_t)(ceil_log2(c > p->n - c ? c : p->n - c) + 1);
+	p->par[0] = (uint8_t)__builtin_parityll(in);
+	p->par[1] = (uint8_t)__builtin_parityll(in ^ all);
 }
 
 int cas_pass_index(struct cas_pass *p)
@@ -254,7 +264,7 @@ int cas_pass_init(struct cas_pass *p, struct cas_ptabs *tabs, unsigned type,
 	p->type = (uint8_t)type;
 	p->n = n;
 	if (type == CAS_PASS_MASK) {
-		mask_init(p, seed, frame_id, index);
+		mask_init(p, seed, frame_id, index, bits);
 	} else {
 		p->k = k;
 		p->nb = (uint32_t)(((uint64_t)n + k - 1) / k);
@@ -267,6 +277,12 @@ int cas_pass_init(struct cas_pass *p, struct cas_ptabs *tabs, unsigned type,
 	return rc;
 }
 
+void cas_pass_drop_table(struct cas_pass *p, struct cas_ptabs *tabs)
+{
+	ptab_put(tabs, p->tab);
+	p->tab = NULL;
+}
+
 void cas_pass_cleanup(struct cas_pass *p, struct cas_ptabs *tabs)
 {
 	size_t nw = qkd_bits_words(p->n);
@@ -276,39 +292,6 @@ void cas_pass_cleanup(struct cas_pass *p, struct cas_ptabs *tabs)
 	qkd_free_secret(p->mask, p->mask ? nw * sizeof *p->mask : 0);
 	qkd_free_secret(p->rank, p->rank ? (nw + 1) * sizeof *p->rank : 0);
 	qkd_wipe(p, sizeof *p);
-}
-
-void cas_block_range(const struct cas_pass *p, uint32_t b, uint32_t *s,
-		     uint32_t *l)
-{
-	uint32_t n = p->n;
-
-	if (p->type == CAS_PASS_MASK) {
-		*s = b ? p->k : 0;
-		*l = b ? n - p->k : p->k;
-	} else {
-		*s = b * p->k;
-		*l = n - *s < p->k ? n - *s : p->k;
-	}
-}
-
-bool cas_node_range(const struct cas_pass *p, uint32_t b, uint32_t h,
-		    uint32_t *s, uint32_t *l)
-{
-	uint32_t bs, bl, j;
-	unsigned d;
-	uint64_t lo, hi;
-
-	if (b >= p->nb || h == 0 || (h >> p->dbits) != 0)
-		return false;
-	cas_block_range(p, b, &bs, &bl);
-	d = cas_log2(h);
-	j = h - (1u << d);
-	lo = ((uint64_t)j * bl) >> d;
-	hi = ((uint64_t)(j + 1) * bl) >> d;
-	*s = bs + (uint32_t)lo;
-	*l = (uint32_t)(hi - lo);
-	return hi > lo;
 }
 
 /* Index of the (r+1)-th set bit of x (x has more than r set bits). */
@@ -387,16 +370,11 @@ unsigned cas_block_parity(const struct cas_pass *p, const struct qkd_bits *bits,
 			  uint32_t b)
 {
 	uint32_t s, l;
-	uint64_t acc = 0;
 
-	if (p->type != CAS_PASS_MASK) {
-		cas_block_range(p, b, &s, &l);
-		return cas_parity(p, bits, s, l);
-	}
-	/* Bits beyond n are zero in bits, so the complement needs no trim. */
-	for (size_t w = 0; w < qkd_bits_words(p->n); w++)
-		acc ^= bits->w[w] & (b ? ~cas_mask_word(p, w) : cas_mask_word(p, w));
-	return (unsigned)__builtin_parityll(acc);
+	if (p->type == CAS_PASS_MASK)
+		return p->par[b];
+	cas_block_range(p, b, &s, &l);
+	return cas_parity(p, bits, s, l);
 }
 
 unsigned cas_parity(const struct cas_pass *p, const struct qkd_bits *bits,

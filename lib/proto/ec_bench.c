@@ -63,6 +63,8 @@ static void *alice_thread(void *arg)
 			rc = QKD_OK;	/* the engine checks ids; the bench only drains */
 	}
 	c->rc_alice = rc;
+	/* Bob may be waiting for a reply that will not come: let him see EOF. */
+	shutdown(c->fd_alice, SHUT_RDWR);
 	c->res->bytes += ch.bytes_sent;
 	qkd_ec_alice_free(ec);
 	qkd_wbuf_cleanup(&reply);

@@ -20,15 +20,26 @@ void qkd_sift_report_write(struct qkd_wbuf *w, uint64_t first_slot, uint64_t slo
 {
 	uint64_t next = first_slot;
 
+	uint8_t *o;
+
 	qkd_put_varint(w, first_slot);
 	qkd_put_varint(w, slots);
 	qkd_put_varint(w, basis->n);
-	if (qkd_wbuf_reserve(w, basis->n * 2) != QKD_OK)
+	/* Reserve the worst case once, then encode the gaps in place. */
+	if (basis->n > SIZE_MAX / 10 || qkd_wbuf_reserve(w, basis->n * 10) != QKD_OK)
 		return;
+	o = w->p + w->len;
 	for (size_t i = 0; i < basis->n; i++) {
-		qkd_put_varint(w, slot[i] - next);
+		uint64_t gap = slot[i] - next;
+
+		while (gap >= 0x80) {
+			*o++ = (uint8_t)(gap | 0x80);
+			gap >>= 7;
+		}
+		*o++ = (uint8_t)gap;
 		next = slot[i] + 1;
 	}
+	w->len = (size_t)(o - w->p);
 	qkd_put_bits(w, basis);
 }
 

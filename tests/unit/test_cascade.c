@@ -188,7 +188,7 @@ static void test_names(void **state)
 
 static void many_frames(const char *variant)
 {
-	static const size_t sizes[] = { 4000, 2500, 3001, 1000 };
+	static const size_t sizes[] = { 4000, 2500, 3001, 1000, 16384, 777 };
 	struct qkd_rng g;
 	unsigned id = 0;
 
@@ -198,8 +198,8 @@ static void many_frames(const char *variant)
 
 		link_init(&l, variant, pct);
 		/* Several frames in flight, of different lengths. */
-		for (id = 0; id < 16; id++)
-			add_frame(&l, &g, id, sizes[id % 4], pct / 100.0, -1);
+		for (id = 0; id < 36; id++)
+			add_frame(&l, &g, id, sizes[id % 6], pct / 100.0, -1);
 		run_to_end(&l);
 		check_frames(&l, id);
 		link_cleanup(&l);
