@@ -76,7 +76,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libqkd.a
 
 fuzz-build: deps
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT="-O1 -g" \
-	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" fuzz-bins
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" fuzz-bins
 
 fuzz-bins: $(FUZZ_BINS)
 

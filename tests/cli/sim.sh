@@ -41,6 +41,18 @@ check_eq "same seed: same key" "$(sha256sum <"$CLI_TMP/a2")" "$first_key"
 check "other seed" "$QKD" sim --json --seed 99 --out-bob "$CLI_TMP/b3"
 check "other seed: other key" test "$(sha256sum <"$CLI_TMP/b3")" != "$first_key"
 
+# --- pinned keys: the protocol must not change under optimisation. A change
+# that alters these hashes changes what goes over the wire or how bits are
+# chosen; it is then a protocol change, to be made on purpose (update the
+# hashes and say so in docs/protocol.md).
+check "pinned run (weak-coherent, cascade)" "$QKD" sim --pulses 20000000 --seed 7 --out-alice "$CLI_TMP/p1"
+check_eq "pinned key 1" "$(sha256sum <"$CLI_TMP/p1" | cut -d' ' -f1)" \
+	afa812cf2ff575d134b2066c7c6ac3376ebf2f3b4e5f96789f9d0af02141f958
+check "pinned run (entangled, cascade-bbn)" "$QKD" sim --pulses 20000000 --seed 7 \
+	--source entangled --mu 0.05 --distance 5 --ec cascade-bbn --out-bob "$CLI_TMP/p2"
+check_eq "pinned key 2" "$(sha256sum <"$CLI_TMP/p2" | cut -d' ' -f1)" \
+	d8d6da4d7f368356c6f2c967758079c6c673a105b0c29ce00ed3f57bec9858c8
+
 # --- human output
 check "human output" "$QKD" sim --pulses 20000000
 check_match "human: shows the secret key" "$OUT" 'secret key +[0-9]+ bits'
