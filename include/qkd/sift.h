@@ -27,8 +27,10 @@ struct qkd_sift_report {
 
 void qkd_sift_report_cleanup(struct qkd_sift_report *r);
 
-/* Encode: first_slot, slots, n (varints), n gaps (varints: the first relative
- * to first_slot, then to the previous slot minus one), then the basis bits. */
+/* Encode: first_slot, slots, n (varints), n gaps (the first relative to
+ * first_slot, then to the previous slot plus one; each a big-endian u16, or
+ * 0xffff followed by a varint when the gap is 0xffff or more), then the
+ * basis bits. */
 void qkd_sift_report_write(struct qkd_wbuf *w, uint64_t first_slot, uint64_t slots,
 			   const uint64_t *slot, const struct qkd_bits *basis);
 

@@ -243,7 +243,7 @@ int qkd_gf2_fft_mul(const struct gf2_ops *ops, uint64_t *c, const uint64_t *a,
 	l = fft_log(na, nb);
 	len = (size_t)1 << l;
 	x = malloc(sizeof *x);
-	f = malloc(nscr * sizeof *f);
+	f = qkd_alloc_scratch(nscr * sizeof *f);
 	if (x == NULL || f == NULL) {
 		free(x);
 		free(f);
@@ -262,7 +262,7 @@ int qkd_gf2_fft_mul(const struct gf2_ops *ops, uint64_t *c, const uint64_t *a,
 	fft_rec(x, f, l, 0, true);
 	convert(f, l, 1, true);
 	unpack32(c, lo, nc, f);
-	qkd_free_secret(f, nscr * sizeof *f);
+	qkd_free_scratch(f, nscr * sizeof *f);
 	free(x);
 	return QKD_OK;
 }

@@ -210,7 +210,7 @@ static int toeplitz_mp(struct qkd_bits *out, const struct qkd_bits *in,
 
 	if (rc != QKD_OK)
 		return rc;
-	buf = malloc(p.total * sizeof *buf);
+	buf = qkd_alloc_scratch(p.total * sizeof *buf);
 	if (buf == NULL)
 		return QKD_ERR_NOMEM;
 	sbuf = buf, vb = sbuf + p.nsbuf, acc = vb + p.Kp, scr = acc + p.Kp;
@@ -225,7 +225,7 @@ static int toeplitz_mp(struct qkd_bits *out, const struct qkd_bits *in,
 		qkd_gf2_mp_run(win, acc, t, vb, p.Kp, true, scr);
 	}
 	memcpy(out->w, acc, p.M * sizeof *acc);
-	qkd_free_secret(buf, p.total * sizeof *buf);
+	qkd_free_scratch(buf, p.total * sizeof *buf);
 	return QKD_OK;
 }
 

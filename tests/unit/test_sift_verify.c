@@ -28,9 +28,10 @@ static void test_report_roundtrip(void **state)
 	qkd_bits_set(&basis, 3, 1);
 	qkd_wbuf_init(&w);
 	qkd_sift_report_write(&w, 1000, 1048, slots, &basis);
-	/* first=1000 (e8 07), slots=1048 (98 08), n=4, gaps 0,0,3,1041 (91 08), bits. */
-	assert_int_equal(w.len, 2 + 2 + 1 + 1 + 1 + 1 + 2 + 2);
-	assert_memory_equal(w.p, "\xe8\x07\x98\x08\x04\x00\x00\x03\x91\x08\x04\x0a", 12);
+	/* first=1000 (e8 07), slots=1048 (98 08), n=4, u16 gaps 0,0,3,1041, bits. */
+	assert_int_equal(w.len, 2 + 2 + 1 + 8 + 2);
+	assert_memory_equal(w.p, "\xe8\x07\x98\x08\x04\x00\x00\x00\x00\x00\x03\x04\x11"
+			    "\x04\x0a", 15);
 	qkd_rbuf_init(&rb, w.p, w.len);
 	assert_int_equal(qkd_sift_report_read(&rb, &r, 100), QKD_OK);
 	assert_true(qkd_rbuf_done(&rb));
@@ -42,6 +43,29 @@ static void test_report_roundtrip(void **state)
 	qkd_rbuf_init(&rb, w.p, w.len);
 	assert_int_not_equal(qkd_sift_report_read(&rb, &r, 3), QKD_OK);
 	assert_null(r.slot);
+	qkd_bits_cleanup(&basis);
+	qkd_wbuf_cleanup(&w);
+}
+
+/* Gaps of 0xffff and more take the escape; all widths round-trip. */
+static void test_report_long_gaps(void **state)
+{
+	const uint64_t slots[] = {0xfffe, 0xfffe + 1 + 0xffff, 0xfffe + 1 + 0xffff + 1 + 0x123456789ull};
+	struct qkd_bits basis;
+	struct qkd_sift_report r;
+	struct qkd_wbuf w;
+	struct qkd_rbuf rb;
+
+	(void)state;
+	assert_int_equal(qkd_bits_init(&basis, 3), QKD_OK);
+	qkd_wbuf_init(&w);
+	qkd_sift_report_write(&w, 0, 1ull << 40, slots, &basis);
+	qkd_rbuf_init(&rb, w.p, w.len);
+	assert_int_equal(qkd_sift_report_read(&rb, &r, 100), QKD_OK);
+	assert_true(qkd_rbuf_done(&rb));
+	assert_int_equal(r.n, 3);
+	assert_memory_equal(r.slot, slots, sizeof slots);
+	qkd_sift_report_cleanup(&r);
 	qkd_bits_cleanup(&basis);
 	qkd_wbuf_cleanup(&w);
 }
@@ -61,11 +85,14 @@ static void test_report_hostile(void **state)
 {
 	(void)state;
 	/* slot outside the chunk: first 0, 4 slots, 1 detection at gap 4 */
-	expect_bad("\x00\x04\x01\x04\x01\x01", 6);
+	expect_bad("\x00\x04\x01\x00\x04\x01\x01", 7);
+	/* an escaped gap that is out of the chunk, and one cut short */
+	expect_bad("\x00\x04\x01\xff\xff\x80\x80\x04\x01\x01", 10);
+	expect_bad("\x00\x80\x80\x04\x01\xff\xff\x80", 8);
 	/* more detections than slots */
 	expect_bad("\x00\x02\x03\x00\x00\x00\x03\x07", 8);
 	/* truncated basis bits */
-	expect_bad("\x00\x10\x02\x00\x00\x02", 6);
+	expect_bad("\x00\x10\x02\x00\x00\x00\x00\x02", 8);
 	/* n larger than the message could hold */
 	expect_bad("\x00\xff\xff\x03\xff\xff\x03", 7);
 	/* chunk range overflowing 64 bits */
@@ -171,6 +198,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_report_roundtrip),
+		cmocka_unit_test(test_report_long_gaps),
 		cmocka_unit_test(test_report_hostile),
 		cmocka_unit_test(test_decide_append),
 		cmocka_unit_test(test_gf64_kat),
