@@ -26,6 +26,8 @@ static void figure(struct bench_out *o, const char *name, double value, const ch
 		   const char *target, const char *refs, json_t *params)
 {
 	if (o->json) {
+		while (*name == ' ')
+			name++;	/* indentation is for the table only */
 		json_array_append_new(o->figures,
 			json_pack("{s:s, s:f, s:s, s:s, s:s, s:o}", "name", name, "value", value,
 				  "unit", unit, "target", target, "references", refs,

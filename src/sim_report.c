@@ -190,15 +190,15 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 	printf("\n  entropy estimate (%s, c = %g), bits removed from %llu:\n",
 	       qkd_defense_name(o->cfg.estimate.defense), o->cfg.estimate.confidence,
 	       (unsigned long long)st->pa_input_bits);
-	printf("    disclosed                %12.0f\n", e->disclosed);
-	printf("    transparent (multi-photon)%11.0f   sd %.0f  (q = %.3f)\n", e->transparent,
-	       e->transparent_sd, e->transparent_fraction);
-	printf("    non-transparent          %12.0f   sd %.0f\n", e->nontransparent,
+	printf("    %-28s %10.0f\n", "disclosed", e->disclosed);
+	printf("    %-28s %10.0f   sd %.0f  (q = %.3f)\n", "transparent (multi-photon)",
+	       e->transparent, e->transparent_sd, e->transparent_fraction);
+	printf("    %-28s %10.0f   sd %.0f\n", "non-transparent", e->nontransparent,
 	       e->nontransparent_sd);
-	printf("    non-randomness           %12.0f   (randomness tests not yet implemented)\n",
+	printf("    %-28s %10.0f   (randomness tests not yet implemented)\n", "non-randomness",
 	       e->nonrandomness);
-	printf("    c * sigma                %12.0f\n", e->sigma_term);
-	printf("    pa margin                %12.0f\n", e->pa_margin);
+	printf("    %-28s %10.0f\n", "c * sigma", e->sigma_term);
+	printf("    %-28s %10.0f\n", "pa margin", e->pa_margin);
 	printf("\n  secret key            %12llu bits   %.1f bit/s of link time (%.2f s)\n",
 	       (unsigned long long)st->secret_bits, d->rate_bps, d->link_seconds);
 	if (why != NULL)
