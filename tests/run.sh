@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test and ends with the line CI reads: "N passed, N failed".
-#   tests/run.sh          unit tests (release and ASan+UBSan builds) and CLI tests
+#   tests/run.sh          unit tests (release, ASan+UBSan, valgrind), CLI tests, fuzzers
 #   tests/run.sh unit     release unit tests only (QKD_VALGRIND=1: under valgrind)
 #   tests/run.sh cli      CLI / integration scripts only
 #   tests/run.sh fuzz     each libFuzzer target for $FUZZ_SECONDS s on its seed corpus
@@ -15,10 +15,10 @@ failures=()
 logdir=build/test-logs
 mkdir -p "$logdir"
 
-run_cmocka() {	# $1 = binary, $2 = label
-	local bin=$1 label=$2 log out rc p f
+run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
+	local bin=$1 label=$2 log rc p f
 	log="$logdir/$(echo "$label" | tr '/ ' '__').log"
-	if [ "${QKD_VALGRIND:-0}" = 1 ]; then
+	if [ "${QKD_VALGRIND:-0}" = 1 ] || [ "${3:-}" = valgrind ]; then
 		timeout 1200 valgrind -q --error-exitcode=99 --leak-check=full \
 			--errors-for-leak-kinds=definite "$bin" >"$log" 2>&1
 	else
@@ -41,11 +41,11 @@ run_cmocka() {	# $1 = binary, $2 = label
 	fi
 }
 
-run_units() {	# $1 = build dir, $2 = label prefix
+run_units() {	# $1 = build dir, $2 = label prefix, $3 = "valgrind" (optional)
 	local b
 	for b in "$1"/tests/test_*; do
 		[ -x "$b" ] || continue
-		run_cmocka "$b" "$2$(basename "$b")"
+		run_cmocka "$b" "$2$(basename "$b")" "${3:-}"
 	done
 }
 
@@ -104,6 +104,7 @@ cli) for s in tests/cli/*.sh; do [ "$(basename "$s")" = lib.sh ] || run_script "
 all)
 	run_units build ""
 	[ -d build/asan/tests ] && run_units build/asan "asan/"
+	run_units build "valgrind/" valgrind
 	for s in tests/cli/*.sh; do [ "$(basename "$s")" = lib.sh ] || run_script "$s"; done
 	run_fuzzers
 	;;
