@@ -7,6 +7,7 @@
 
 #include "qkd/error.h"
 #include "qkd/msg.h"
+#include "qkd/sysutil.h"
 
 #define HDR_LEN 6	/* version, type, seq */
 
@@ -45,38 +46,6 @@ void qkd_channel_cleanup(struct qkd_channel *ch)
 	qkd_wbuf_cleanup(&ch->rx);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return QKD_ERR_IO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return QKD_OK;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			return QKD_ERR_EOF;
-		if (r < 0)
-			return QKD_ERR_IO;
-		p += r;
-		n -= (size_t)r;
-	}
-	return QKD_OK;
-}
-
 int qkd_channel_send(struct qkd_channel *ch, uint8_t type, const uint8_t *payload, size_t len)
 {
 	size_t tl = ch->auth->tag_len, body;
@@ -97,7 +66,7 @@ int qkd_channel_send(struct qkd_channel *ch, uint8_t type, const uint8_t *payloa
 	if (rc != QKD_OK)
 		return rc;
 	ch->tx.len += tl;
-	rc = write_all(ch->fd, ch->tx.p, ch->tx.len);
+	rc = qkd_write_all(ch->fd, ch->tx.p, ch->tx.len);
 	if (rc != QKD_OK)
 		return rc;
 	ch->send_seq++;
@@ -113,7 +82,7 @@ int qkd_channel_recv(struct qkd_channel *ch, uint8_t *type, struct qkd_rbuf *pay
 	struct qkd_rbuf hdr;
 	int rc;
 
-	rc = read_all(ch->fd, lenb, sizeof lenb);
+	rc = qkd_read_all(ch->fd, lenb, sizeof lenb);
 	if (rc != QKD_OK)
 		return rc;
 	body = (size_t)lenb[0] << 24 | (size_t)lenb[1] << 16 | (size_t)lenb[2] << 8 | lenb[3];
@@ -129,7 +98,7 @@ int qkd_channel_recv(struct qkd_channel *ch, uint8_t *type, struct qkd_rbuf *pay
 			step = ch->rx.len > ((size_t)1 << 20) ? ch->rx.len : (size_t)1 << 20;
 		if (qkd_wbuf_reserve(&ch->rx, step) != QKD_OK)
 			return ch->rx.err;
-		rc = read_all(ch->fd, ch->rx.p + ch->rx.len, step);
+		rc = qkd_read_all(ch->fd, ch->rx.p + ch->rx.len, step);
 		if (rc != QKD_OK)
 			return rc;
 		ch->rx.len += step;

@@ -1,13 +1,13 @@
 /* The optical simulator behind the engine's source interfaces. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "qkd/error.h"
 #include "qkd/optical.h"
 #include "qkd/secret.h"
 #include "qkd/simlink.h"
 #include "qkd/source.h"
+#include "qkd/sysutil.h"
 
 /* Chunk of slots simulated and sifted at a time: large enough that message
  * overhead is negligible, small enough to bound Bob's memory. */
@@ -24,14 +24,6 @@ void qkd_bob_chunk_cleanup(struct qkd_bob_chunk *c)
 	c->n = 0;
 }
 
-static double cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 {
 	struct qkd_sim_bob_source *s = ctx;
@@ -39,7 +31,7 @@ static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 	struct qkd_det_list dl;
 	struct qkd_sim_stats st;
 	uint64_t count;
-	double t0 = cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	if (s->next_slot >= p->pulses)
@@ -75,7 +67,7 @@ static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 	}
 	qkd_det_list_cleanup(&dl);
 	s->next_slot += count;
-	s->cpu += cpu_now() - t0;
+	s->cpu += qkd_cpu_seconds() - t0;
 	return rc == QKD_OK ? 1 : rc;
 }
 
@@ -100,7 +92,7 @@ static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bi
 {
 	struct qkd_sim_alice_source *s = ctx;
 	struct qkd_detection d[LOOKUP_BATCH];
-	double t0 = cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc = QKD_OK;
 
 	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
@@ -123,7 +115,7 @@ static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bi
 		}
 	}
 	qkd_wipe(d, sizeof d);
-	s->cpu += cpu_now() - t0;
+	s->cpu += qkd_cpu_seconds() - t0;
 	return rc;
 }
 

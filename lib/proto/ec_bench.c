@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "qkd/channel.h"
@@ -15,6 +14,7 @@
 #include "qkd/error.h"
 #include "qkd/msg.h"
 #include "qkd/rng.h"
+#include "qkd/sysutil.h"
 
 struct bench_ctx {
 	const char *code;
@@ -25,14 +25,6 @@ struct bench_ctx {
 	int rc_alice;
 	struct qkd_ec_bench_result *res;
 };
-
-static double clock_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void *alice_thread(void *arg)
 {
@@ -163,8 +155,8 @@ int qkd_ec_bench(const char *code, double qber, size_t frame_bits, size_t frames
 	qkd_rng_init_seed(&rng, seed, "ec-bench-bob");
 	d.rng = &rng;
 	qkd_channel_init(&ch, sv[1], NULL, NULL);
-	cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
-	wall0 = clock_s(CLOCK_MONOTONIC);
+	cpu0 = qkd_cpu_seconds();
+	wall0 = qkd_wall_seconds();
 	if (pthread_create(&th, NULL, alice_thread, &c) != 0) {
 		rc = QKD_ERR_NOMEM;
 	} else {
@@ -175,8 +167,8 @@ int qkd_ec_bench(const char *code, double qber, size_t frame_bits, size_t frames
 		if (rc == QKD_OK)
 			rc = c.rc_alice;
 	}
-	out->cpu_seconds = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
-	out->wall_seconds = clock_s(CLOCK_MONOTONIC) - wall0;
+	out->cpu_seconds = qkd_cpu_seconds() - cpu0;
+	out->wall_seconds = qkd_wall_seconds() - wall0;
 	out->bytes += ch.bytes_sent;
 	out->efficiency = out->efficiency > 0 ? (double)out->disclosed / out->efficiency : 0;
 	qkd_channel_cleanup(&ch);

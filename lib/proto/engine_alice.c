@@ -56,7 +56,7 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 {
 	struct qkd_sift_report rep;
 	struct qkd_bits basis = {0}, value = {0}, valid = {0}, keep = {0};
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	if (a->phase != PH_SIFT)
@@ -89,7 +89,7 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 	a->st->detections += rep.n;
 	a->st->sifted_bits = a->used;
 out:
-	a->st->cpu_sift += engine_cpu_now() - t0;
+	a->st->cpu_sift += qkd_cpu_seconds() - t0;
 	qkd_sift_report_cleanup(&rep);
 	qkd_bits_cleanup(&basis);
 	qkd_bits_cleanup(&value);
@@ -132,7 +132,7 @@ static int on_sample(struct alice *a, struct qkd_rbuf *r)
 	struct qkd_bits theirs = {0}, mine = {0};
 	uint64_t *pos = NULL;
 	size_t k;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc = QKD_ERR_PROTO;
 
 	if (a->phase != PH_SIFT)
@@ -170,7 +170,7 @@ static int on_sample(struct alice *a, struct qkd_rbuf *r)
 		rc = start_correction(a);
 	}
 out:
-	st->cpu_sample = engine_cpu_now() - t0;
+	st->cpu_sample = qkd_cpu_seconds() - t0;
 	free(pos);
 	qkd_bits_cleanup(&mine);
 	qkd_bits_cleanup(&theirs);
@@ -180,7 +180,7 @@ out:
 static int on_ec(struct alice *a, struct qkd_rbuf *r)
 {
 	uint64_t id, disclosed;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	if (a->phase != PH_CORRECT)
@@ -198,7 +198,7 @@ static int on_ec(struct alice *a, struct qkd_rbuf *r)
 		a->fr.f[id].disclosed = disclosed;
 		rc = QKD_OK;
 	}
-	a->st->cpu_ec += engine_cpu_now() - t0;
+	a->st->cpu_ec += qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -207,7 +207,7 @@ static int on_verify(struct alice *a, struct qkd_rbuf *r)
 	struct qkd_engine_stats *st = a->st;
 	struct qkd_bits ok = {0};
 	uint64_t key;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	if (a->phase != PH_CORRECT)
@@ -237,7 +237,7 @@ static int on_verify(struct alice *a, struct qkd_rbuf *r)
 		rc = reply(a, QKD_MSG_VERIFY_REPLY);
 	}
 	qkd_bits_cleanup(&ok);
-	st->cpu_verify = engine_cpu_now() - t0;
+	st->cpu_verify = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -294,7 +294,7 @@ static int on_estimate(struct alice *a, struct qkd_rbuf *r, struct qkd_bits *key
 {
 	struct qkd_engine_stats *st = a->st;
 	size_t first = 0, count;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc = QKD_OK;
 
 	if (a->phase != PH_CORRECT || qkd_get_count(r, a->fr.n) != a->fr.n)
@@ -321,7 +321,7 @@ static int on_estimate(struct alice *a, struct qkd_rbuf *r, struct qkd_bits *key
 		rc = amplify_block(a, first, count, key, key_used);
 		first += count;
 	}
-	st->cpu_pa = engine_cpu_now() - t0;
+	st->cpu_pa = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -382,13 +382,8 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 		if (rc == QKD_OK)
 			rc = alice_dispatch(&a, type, &r, key, &key_used, &done);
 	}
-	if (rc != QKD_OK && rc != QKD_ERR_ABORT && rc != QKD_ERR_EOF && rc != QKD_ERR_IO) {
-		const char *why = a.why ? a.why : qkd_strerror(rc);
-
-		qkd_wbuf_reset(&a.msg);
-		qkd_put_bytes(&a.msg, why, strlen(why));
-		(void)reply(&a, QKD_MSG_ABORT);
-	}
+	if (rc != QKD_OK && rc != QKD_ERR_ABORT && rc != QKD_ERR_EOF && rc != QKD_ERR_IO)
+		engine_send_abort(ch, &a.msg, a.why ? a.why : qkd_strerror(rc));
 	if (rc == QKD_OK)
 		rc = qkd_bits_resize(key, key_used);
 	if (rc != QKD_OK)

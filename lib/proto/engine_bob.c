@@ -70,7 +70,7 @@ static int bob_sift_chunk(struct bob *b, struct qkd_bob_chunk *c)
 static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 {
 	struct qkd_engine_stats *st = b->st;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	for (;;) {
@@ -94,7 +94,7 @@ static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 			break;	/* 0: the source is exhausted */
 	}
 	st->sifted_bits = b->used;
-	st->cpu_sift = engine_cpu_now() - t0;
+	st->cpu_sift = qkd_cpu_seconds() - t0;
 	return rc < 0 ? rc : QKD_OK;
 }
 
@@ -136,7 +136,7 @@ static int bob_sample(struct bob *b)
 	struct qkd_bits mine = {0}, theirs = {0};
 	uint64_t *pos = NULL, prev = 0;
 	struct qkd_rbuf r;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	if (k > b->used / 10)
@@ -169,7 +169,7 @@ static int bob_sample(struct bob *b)
 	/* Laplace's rule keeps the estimate positive when the sample has no error. */
 	b->qber_est = ((double)st->sample_errors + 1) / ((double)k + 2);
 out:
-	st->cpu_sample = engine_cpu_now() - t0;
+	st->cpu_sample = qkd_cpu_seconds() - t0;
 	free(pos);
 	qkd_bits_cleanup(&mine);
 	qkd_bits_cleanup(&theirs);
@@ -217,7 +217,7 @@ static int bob_correct(struct bob *b)
 		.qber_estimate = bob_qber_estimate, .done = bob_frame_done, .ctx = b,
 	};
 	struct qkd_bits *frames = malloc(b->fr.n * sizeof *frames);
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc = QKD_ERR_NOMEM;
 
 	if (frames != NULL) {
@@ -227,7 +227,7 @@ static int bob_correct(struct bob *b)
 		rc = qkd_ec_drive_bob(b->ch, &d, frames, b->fr.n);
 	}
 	free(frames);
-	b->st->cpu_ec = engine_cpu_now() - t0;
+	b->st->cpu_ec = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -237,7 +237,7 @@ static int bob_verify(struct bob *b)
 	struct qkd_bits ok = {0};
 	uint64_t key = qkd_rng_u64(b->rng);
 	struct qkd_rbuf r;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc;
 
 	qkd_wbuf_reset(&b->msg);
@@ -259,7 +259,7 @@ static int bob_verify(struct bob *b)
 		st->verify_disclosed_bits += QKD_VERIFY_TAG_BITS;
 	}
 	qkd_bits_cleanup(&ok);
-	st->cpu_verify = engine_cpu_now() - t0;
+	st->cpu_verify = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -321,14 +321,14 @@ static int bob_estimate(struct bob *b)
 static int bob_amplify(struct bob *b, struct qkd_bits *key, size_t *key_used)
 {
 	size_t first = 0, count;
-	double t0 = engine_cpu_now();
+	double t0 = qkd_cpu_seconds();
 	int rc = bob_estimate(b);
 
 	while (rc == QKD_OK && engine_next_block(&b->fr, &first, &count, b->cfg->pa_block_bits)) {
 		rc = bob_amplify_block(b, first, count, key, key_used);
 		first += count;
 	}
-	b->st->cpu_pa = engine_cpu_now() - t0;
+	b->st->cpu_pa = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -387,11 +387,7 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 		rc = send_msg(&b, QKD_MSG_DONE);
 	} else if (rc != QKD_ERR_EOF && rc != QKD_ERR_IO) {
 		/* Tell Alice why, so she stops too; her error is then ABORT. */
-		const char *why = qkd_strerror(rc);
-
-		qkd_wbuf_reset(&b.msg);
-		qkd_put_bytes(&b.msg, why, strlen(why));
-		(void)send_msg(&b, QKD_MSG_ABORT);
+		engine_send_abort(ch, &b.msg, qkd_strerror(rc));
 	}
 	if (rc == QKD_OK)
 		rc = qkd_bits_resize(key, key_used);

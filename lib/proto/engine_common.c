@@ -3,12 +3,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "qkd/ec.h"
 #include "qkd/error.h"
+#include "qkd/msg.h"
 #include "qkd/secret.h"
 #include "qkd/verify.h"
+#include "qkd/sysutil.h"
 
 void qkd_engine_config_default(struct qkd_engine_config *cfg)
 {
@@ -57,12 +58,12 @@ double qkd_binary_entropy(double p)
 	return -p * log2(p) - (1 - p) * log2(1 - p);
 }
 
-double engine_cpu_now(void)
+void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	qkd_wbuf_reset(msg);
+	qkd_put_bytes(msg, why, strlen(why));
+	if (msg->err == 0)
+		(void)qkd_channel_send(ch, QKD_MSG_ABORT, msg->p, msg->len);
 }
 
 void engine_progress(const struct qkd_engine_config *cfg, const char *stage, double done)

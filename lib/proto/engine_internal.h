@@ -8,6 +8,7 @@
 
 #include "qkd/bits.h"
 #include "qkd/engine.h"
+#include "qkd/sysutil.h"
 #include "qkd/wire.h"
 
 #define ENGINE_PROTO_VERSION 1
@@ -73,7 +74,9 @@ int engine_block_concat(const struct engine_frames *fr, size_t first, size_t cou
 bool engine_next_block(const struct engine_frames *fr, size_t *first, size_t *count,
 		       size_t max_bits);
 
-double engine_cpu_now(void);
+/* Tell the peer why the run stops (an ABORT message; best effort). */
+void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why);
+
 void engine_progress(const struct qkd_engine_config *cfg, const char *stage, double done);
 
 #endif

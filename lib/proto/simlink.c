@@ -8,47 +8,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "qkd/channel.h"
 #include "qkd/error.h"
 #include "qkd/rng.h"
 #include "qkd/secret.h"
+#include "qkd/sysutil.h"
 #include "qkd/wire.h"
 
 enum role { ROLE_ALICE, ROLE_BOB };
-
-static double cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return QKD_ERR_IO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return QKD_OK;
-}
 
 /* The body of one party's process: run the engine, report to the parent. */
 static int party(enum role role, int fd, int resfd, const struct qkd_link_params *link,
@@ -81,13 +50,13 @@ static int party(enum role role, int fd, int resfd, const struct qkd_link_params
 		r.rc = qkd_engine_bob(&ch, cfg, &ops, &rng, &r.st, &r.key);
 		r.cpu_optical = bs.cpu;
 	}
-	r.cpu_seconds = cpu_now();
+	r.cpu_seconds = qkd_cpu_seconds();
 	qkd_put_u32(&out, (uint32_t)r.rc);
 	qkd_put_bytes(&out, &r.st, sizeof r.st);
 	qkd_put_double(&out, r.cpu_seconds);
 	qkd_put_double(&out, r.cpu_optical);
 	qkd_put_bits(&out, &r.key);
-	rc = out.err ? out.err : write_all(resfd, out.p, out.len);
+	rc = out.err ? out.err : qkd_write_all(resfd, out.p, out.len);
 	qkd_bits_cleanup(&r.key);
 	qkd_wbuf_cleanup(&out);
 	qkd_channel_cleanup(&ch);
@@ -156,7 +125,7 @@ int qkd_simlink_run(const struct qkd_link_params *link, const struct qkd_engine_
 {
 	int sv[2] = {-1, -1}, ra[2] = {-1, -1}, rb[2] = {-1, -1};
 	pid_t pa = -1, pb = -1;
-	double t0 = wall_now();
+	double t0 = qkd_wall_seconds();
 	int rc = QKD_ERR_IO;
 
 	memset(res, 0, sizeof *res);
@@ -197,7 +166,7 @@ out:
 	}
 	if (pa > 0) waitpid(pa, NULL, 0);
 	if (pb > 0) waitpid(pb, NULL, 0);
-	res->wall_seconds = wall_now() - t0;
+	res->wall_seconds = qkd_wall_seconds() - t0;
 	return rc;
 }
 
