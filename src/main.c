@@ -24,7 +24,7 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nSee man qkd (docs/qkd.1) and docs/ for the model and formats.\n");
+	fprintf(f, "\nSee man -l docs/qkd.1 and docs/ for the model and the formats.\n");
 }
 
 int main(int argc, char **argv)
