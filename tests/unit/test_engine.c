@@ -175,6 +175,59 @@ static void test_multiphoton_term_eats_key_at_25km(void **state)
 	qkd_simlink_result_cleanup(&r);
 }
 
+/* A frame that failed verification never reaches privacy amplification:
+ * blocks skip it, and the estimate counts neither its bits, its errors nor
+ * its disclosures. */
+static void test_failed_frames_are_discarded(void **state)
+{
+	struct engine_frames fr = {0};
+	struct qkd_engine_config c;
+	struct qkd_engine_stats st;
+	struct qkd_entropy_out est;
+	struct qkd_bits pool, block;
+	uint64_t m, bits;
+	size_t first = 0, count;
+	bool over;
+
+	(void)state;
+	qkd_engine_config_default(&c);
+	assert_int_equal(qkd_bits_init(&pool, 40000), QKD_OK);
+	for (size_t i = 0; i < pool.n; i++)
+		qkd_bits_set(&pool, i, (unsigned)((i * 2654435761u) >> 7) & 1u);
+	assert_int_equal(engine_frames_cut(&fr, &pool, pool.n, 10000), QKD_OK);
+	assert_int_equal(fr.n, 4);
+	for (size_t i = 0; i < fr.n; i++) {
+		fr.f[i].verified = i != 1;
+		fr.f[i].failed = i == 1;
+		fr.f[i].errors = 100;
+		fr.f[i].disclosed = 900;
+	}
+	memset(&st, 0, sizeof st);
+	st.pulses = 10000000;
+	st.detections = 80000;
+	st.frame_bits = 40000;
+	assert_true(engine_next_block(&fr, &first, &count, 1u << 20));
+	assert_int_equal(first, 0);
+	assert_int_equal(count, 4);
+	assert_int_equal(engine_block_concat(&fr, first, count, &block), QKD_OK);
+	assert_int_equal(block.n, 30000);	/* frame 1 left out */
+	for (size_t i = 0; i < 10000; i++)
+		assert_int_equal(qkd_bits_get(&block, 10000 + i), qkd_bits_get(&pool, 20000 + i));
+	assert_int_equal(engine_block_estimate(&c, &st, &fr, first, count, &est, &m, &bits, &over),
+			 QKD_OK);
+	assert_true(bits == 30000);
+	assert_false(over);
+	assert_true(est.disclosed == 3 * (900 + 64));
+	/* A block made only of failed frames does not exist. */
+	for (size_t i = 0; i < fr.n; i++)
+		fr.f[i].verified = false;
+	first = 0;
+	assert_false(engine_next_block(&fr, &first, &count, 1u << 20));
+	qkd_bits_cleanup(&block);
+	qkd_bits_cleanup(&pool);
+	engine_frames_cleanup(&fr);
+}
+
 /* Alice's side alone, fed by a hand-written Bob. */
 struct alice_thread {
 	int fd;
@@ -312,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_other_code_and_source),
 		cmocka_unit_test(test_high_qber_aborts),
 		cmocka_unit_test(test_multiphoton_term_eats_key_at_25km),
+		cmocka_unit_test(test_failed_frames_are_discarded),
 		cmocka_unit_test(test_alice_rejects_hostile_bob),
 	};
 
