@@ -15,7 +15,7 @@
 
 enum {
 	O_PULSES = 256, O_RATE, O_MU, O_DISTANCE, O_FIBER_LOSS, O_DET_EFF, O_DARK,
-	O_MISALIGN, O_SEED, O_SOURCE, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
+	O_MISALIGN, O_RNG_BIAS, O_SEED, O_SOURCE, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
 	O_CONFIDENCE, O_PA_MARGIN, O_ABORT_QBER, O_SAMPLE_BITS, O_PA_BLOCK, O_JSON,
 	O_OUT_ALICE, O_OUT_BOB, O_HELP,
 };
@@ -29,6 +29,7 @@ static const struct option long_opts[] = {
 	{"detector-efficiency", required_argument, NULL, O_DET_EFF},
 	{"dark-count", required_argument, NULL, O_DARK},
 	{"misalignment", required_argument, NULL, O_MISALIGN},
+	{"rng-bias", required_argument, NULL, O_RNG_BIAS},
 	{"seed", required_argument, NULL, O_SEED},
 	{"source", required_argument, NULL, O_SOURCE},
 	{"ec", required_argument, NULL, O_EC},
@@ -65,6 +66,7 @@ static void help(void)
 	       "  --detector-efficiency E    detector efficiency (default %g)\n"
 	       "  --dark-count P             dark-count probability per gate (default %g)\n"
 	       "  --misalignment E           optical error probability, 0..0.5 (default %g)\n"
+	       "  --rng-bias P               Alice's RNG draws 1 with probability P (default 0.5)\n"
 	       "  --seed N                   seed: the same seed gives the same keys (default %llu)\n\n"
 	       "protocol (DESIGN.md sections 4-5):\n"
 	       "  --ec NAME                  error-correction code (default cascade):\n",
@@ -132,6 +134,7 @@ static int parse_one(int c, const char *arg, struct sim_options *o)
 	case O_DET_EFF: return opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
 	case O_DARK: return opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
 	case O_MISALIGN: return opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
+	case O_RNG_BIAS: return opt_real("--rng-bias", arg, 0, false, 1, &l->rng_bias);
 	case O_SEED: return cli_opt_u64("--seed", arg, 0, UINT64_MAX, &l->seed);
 	case O_SOURCE:
 		if (qkd_source_parse(arg, &l->source) != QKD_OK) {

@@ -94,6 +94,13 @@ static const char *no_key_reason(const struct qkd_engine_stats *st, char *buf, s
 			 e->limiting_term == QKD_TERM_SIGMA ? e->sigma_term : e->pa_margin,
 			 (unsigned long long)st->pa_input_bits);
 	}
+	if (st->rnd_tested && (st->rnd_value.biased || st->rnd_value.correlated)) {
+		size_t len0 = strlen(buf);
+
+		snprintf(buf + len0, len - len0, "; Alice's RNG failed the %s test, and the "
+			 "non-randomness term took %.0f bits", st->rnd_value.biased ?
+			 "frequency" : "serial-correlation", e->nonrandomness);
+	}
 	return buf;
 }
 
@@ -105,7 +112,9 @@ static json_t *entropy_json(const struct sim_options *o, const struct qkd_engine
 		"disclosed", e->disclosed, "transparent", e->transparent,
 		"transparent_sd", e->transparent_sd, "nontransparent", e->nontransparent,
 		"nontransparent_sd", e->nontransparent_sd, "nonrandomness", e->nonrandomness,
-		"nonrandomness_note", "randomness tests not yet implemented: term is 0",
+		"nonrandomness_note", st->rnd_tested ?
+			"frequency and serial tests of Alice's value choices (docs/randomness.md)" :
+			"no raw choices to test (entangled source): term is 0",
 		"pa_margin", e->pa_margin, "sigma_term", e->sigma_term,
 		"confidence", o->cfg.estimate.confidence,
 		"defense", qkd_defense_name(o->cfg.estimate.defense),
@@ -115,12 +124,35 @@ static json_t *entropy_json(const struct sim_options *o, const struct qkd_engine
 		"transparent_fraction", e->transparent_fraction);
 }
 
+static json_t *rnd_json(const struct qkd_randomness_result *r, uint64_t n)
+{
+	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:f}", "bits", (json_int_t)n,
+			 "h_min", r->h_min, "h_freq", r->h_freq, "h_markov", r->h_markov,
+			 "z_freq", r->z_freq, "z_serial", r->z_serial, "biased", r->biased,
+			 "correlated", r->correlated, "false_alarm_prob", r->false_alarm_prob);
+}
+
+/* The randomness tests: Alice's value and basis choices over every slot,
+ * Bob's bases over his detections (docs/randomness.md). */
+static json_t *randomness_json(const struct qkd_simlink_result *res)
+{
+	const struct qkd_engine_stats *a = &res->alice.st;
+	json_t *j = json_object();
+
+	if (a->rnd_tested) {
+		json_object_set_new(j, "alice_value", rnd_json(&a->rnd_value, a->rnd_bits));
+		json_object_set_new(j, "alice_basis", rnd_json(&a->rnd_basis, a->rnd_bits));
+	}
+	json_object_set_new(j, "bob_basis", rnd_json(&res->bob.st.rnd_basis, res->bob.st.rnd_bits));
+	return j;
+}
+
 static int report_json(const struct sim_options *o, const struct qkd_simlink_result *res,
 		       const struct derived *d)
 {
 	const struct qkd_engine_stats *st = &res->bob.st;
-	char buf[256];
-	const char *why = no_key_reason(st, buf, sizeof buf);
+	char buf[512];
+	const char *why = no_key_reason(&res->alice.st, buf, sizeof buf);
 	json_t *j = json_object();
 	int rc;
 
@@ -142,7 +174,9 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 			    json_integer((json_int_t)st->frames_failed_verification));
 	json_object_set_new(j, "verify_disclosed_bits",
 			    json_integer((json_int_t)st->verify_disclosed_bits));
-	json_object_set_new(j, "entropy", entropy_json(o, st));
+	/* Alice applies the non-randomness term: her estimate is the full one. */
+	json_object_set_new(j, "entropy", entropy_json(o, &res->alice.st));
+	json_object_set_new(j, "randomness", randomness_json(res));
 	json_object_set_new(j, "secret_bits", json_integer((json_int_t)st->secret_bits));
 	json_object_set_new(j, "secret_key_rate_bps", json_real(d->rate_bps));
 	json_object_set_new(j, "link_seconds", json_real(d->link_seconds));
@@ -165,10 +199,10 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 static void report_human(const struct sim_options *o, const struct qkd_simlink_result *res,
 			 const struct derived *d)
 {
-	const struct qkd_engine_stats *st = &res->bob.st;
-	const struct qkd_entropy_out *e = &st->entropy;
-	char buf[256];
-	const char *why = no_key_reason(st, buf, sizeof buf);
+	const struct qkd_engine_stats *st = &res->bob.st, *as = &res->alice.st;
+	const struct qkd_entropy_out *e = &as->entropy;
+	char buf[512];
+	const char *why = no_key_reason(as, buf, sizeof buf);
 
 	printf("qkd sim: %s BB84, %g km at %g dB/km, mu %g, %llu pulses at %g Hz, seed %llu\n\n",
 	       qkd_source_name(o->link.source), o->link.distance_km,
@@ -195,8 +229,14 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 	       e->transparent, e->transparent_sd, e->transparent_fraction);
 	printf("    %-28s %10.0f   sd %.0f\n", "non-transparent", e->nontransparent,
 	       e->nontransparent_sd);
-	printf("    %-28s %10.0f   (randomness tests not yet implemented)\n", "non-randomness",
-	       e->nonrandomness);
+	if (as->rnd_tested)
+		printf("    %-28s %10.0f   (Alice's choices: H_min %.4f bit/bit%s%s)\n",
+		       "non-randomness", e->nonrandomness, as->rnd_value.h_min,
+		       as->rnd_value.biased ? ", BIASED" : "",
+		       as->rnd_value.correlated ? ", CORRELATED" : "");
+	else
+		printf("    %-28s %10.0f   (no raw choices to test)\n", "non-randomness",
+		       e->nonrandomness);
 	printf("    %-28s %10.0f\n", "c * sigma", e->sigma_term);
 	printf("    %-28s %10.0f\n", "pa margin", e->pa_margin);
 	printf("\n  secret key            %12llu bits   %.1f bit/s of link time (%.2f s)\n",

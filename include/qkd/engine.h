@@ -20,6 +20,7 @@
 #include "qkd/bits.h"
 #include "qkd/channel.h"
 #include "qkd/entropy.h"
+#include "qkd/randomness.h"
 #include "qkd/rng.h"
 #include "qkd/source.h"
 
@@ -69,6 +70,12 @@ struct qkd_engine_stats {
 	uint64_t secret_bits;
 	enum qkd_abort_reason abort;
 	double qber_abort_value;	/* the QBER that caused the abort */
+	/* Randomness tests (docs/randomness.md): Alice's value and basis
+	 * choices over every slot (her view only; the value stream sets the
+	 * non-randomness term), Bob's bases of his detections (his view). */
+	bool rnd_tested;
+	struct qkd_randomness_result rnd_value, rnd_basis;
+	uint64_t rnd_bits;		/* choices tested per stream */
 	double cpu_sift, cpu_sample, cpu_ec, cpu_verify, cpu_pa;	/* seconds, this party */
 	uint64_t bytes_sent, bytes_recv, messages_sent;
 };

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qkd/bits.h"
+
 enum qkd_source_kind {
 	QKD_SOURCE_WEAK_COHERENT = 0,	/* attenuated laser, BB84 */
 	QKD_SOURCE_ENTANGLED = 1,	/* SPDC pair source, BBM92 */
@@ -50,6 +52,7 @@ struct qkd_link_params {
 	double detector_efficiency;	/* eta_d, every detector of both parties */
 	double dark_count;		/* p_d per gate per detector */
 	double misalignment;		/* e_opt, 0 .. 0.5 */
+	double rng_bias;		/* P(1) of each bit Alice's RNG draws (0.5: fair) */
 	uint64_t seed;			/* the single user --seed */
 };
 
@@ -160,6 +163,15 @@ int qkd_sim_alice_chunk(const struct qkd_sim *s, uint64_t first, uint64_t count,
 __attribute__((warn_unused_result))
 int qkd_sim_alice_lookup(const struct qkd_sim *s, const uint64_t *slots, size_t n,
 			 struct qkd_detection *out);
+
+/* Alice's raw random choices for every slot of [first, first+count): bit
+ * i of basis and value for slot first+i (both initialized by the caller
+ * with count bits). For a weak-coherent source both are her RNG's output;
+ * for an entangled source only the basis is, value is left zero. These are
+ * what the randomness tests examine (docs/randomness.md). */
+__attribute__((warn_unused_result))
+int qkd_sim_alice_choices(const struct qkd_sim *s, uint64_t first, uint64_t count,
+			  struct qkd_bits *basis, struct qkd_bits *value);
 
 /* Benchmark for `qkd bench`: simulate `pulses` slots of link p (NULL: the
  * default link) in chunks of 2^24 with Bob's view, then Alice's lookup of

@@ -44,6 +44,11 @@ struct qkd_alice_source {
 	 * valid; the three are initialized with n bits by the caller. */
 	int (*lookup)(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
 		      struct qkd_bits *value, struct qkd_bits *valid);
+	/* Optional (NULL: the randomness tests are skipped and the
+	 * non-randomness term is 0): Alice's raw random choices for every slot
+	 * of [first, first+count), as bits (initialized with count bits). */
+	int (*choices)(void *ctx, uint64_t first, uint64_t count, struct qkd_bits *basis,
+		       struct qkd_bits *value);
 	void *ctx;
 };
 

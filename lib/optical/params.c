@@ -26,6 +26,7 @@ void qkd_link_params_default(struct qkd_link_params *p)
 	p->detector_efficiency = 0.1;
 	p->dark_count = 1e-5;
 	p->misalignment = 0.01;
+	p->rng_bias = 0.5;
 	p->seed = 1;
 }
 
@@ -57,6 +58,8 @@ static const struct range_rule rules[] = {
 	RULE(misalignment, 0.0, 0.5, false, "misalignment",
 	     "must be >= 0 (a probability)",
 	     "must be <= 0.5 (beyond 0.5 the detectors are just relabelled)"),
+	RULE(rng_bias, 0.0, 1.0, false, "rng_bias",
+	     "must be >= 0 (a probability)", "must be <= 1 (a probability)"),
 };
 
 static const char *check_range(const struct qkd_link_params *p,

@@ -14,6 +14,12 @@
  */
 #include "optical_int.h"
 
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "qkd/error.h"
+
 #include "qkd/rng.h"
 
 static void key_from(struct qkd_rng *g, struct opt_key *k)
@@ -44,13 +50,83 @@ void opt_stream_init(struct opt_stream *cs, const struct qkd_sim *s, uint64_t bl
 	cs->x = opt_mix(&s->chan, block);
 }
 
+/* A biased RNG (--rng-bias P): per slot one mixer word whose two 32-bit
+ * halves are compared with P 2^32, so each bit is 1 with probability P.
+ * The mixer input has its top bit set: it never equals a fair-path input
+ * (slot >> 5 < 2^57). */
+static void biased_choice(const struct qkd_sim *s, uint64_t slot, uint8_t *basis,
+			  uint8_t *value)
+{
+	uint64_t w = opt_mix(&s->alice, slot | ((uint64_t)1 << 63));
+	uint64_t t = (uint64_t)llround(s->p.rng_bias * 4294967296.0);
+
+	*basis = (uint8_t)((w & 0xffffffffu) < t);
+	*value = (uint8_t)((w >> 32) < t);
+}
+
 void opt_alice_choice(const struct qkd_sim *s, uint64_t slot, uint8_t *basis,
 		      uint8_t *value)
 {
-	uint64_t w = opt_mix(&s->alice, slot >> 5) >> (2 * (slot & 31));
+	uint64_t w;
 
+	if (s->p.rng_bias != 0.5) {
+		biased_choice(s, slot, basis, value);
+		return;
+	}
+	w = opt_mix(&s->alice, slot >> 5) >> (2 * (slot & 31));
 	*basis = (uint8_t)(w & 1);
 	*value = (uint8_t)((w >> 1) & 1);
+}
+
+/* Even bits of w to the low half, odd bits to the high half (a fair word
+ * holds 32 slots as basis, value pairs). */
+static uint64_t deinterleave(uint64_t w)
+{
+	uint64_t even = w & 0x5555555555555555ull, odd = (w >> 1) & 0x5555555555555555ull;
+
+	/* Compress each 0x55-spaced half to 32 contiguous bits. */
+	for (int sh = 1, i = 0; i < 5; i++, sh <<= 1) {
+		static const uint64_t m[5] = {0x3333333333333333ull, 0x0f0f0f0f0f0f0f0full,
+					      0x00ff00ff00ff00ffull, 0x0000ffff0000ffffull,
+					      0x00000000ffffffffull};
+
+		even = (even | (even >> sh)) & m[i];
+		odd = (odd | (odd >> sh)) & m[i];
+	}
+	return even | (odd << 32);
+}
+
+int qkd_sim_alice_choices(const struct qkd_sim *s, uint64_t first, uint64_t count,
+			  struct qkd_bits *basis, struct qkd_bits *value)
+{
+	bool wcp = s->p.source == QKD_SOURCE_WEAK_COHERENT;
+	uint64_t i = 0;
+
+	if (count > s->p.pulses || first > s->p.pulses - count)
+		return QKD_ERR_RANGE;
+	if (basis->n < count || value->n < count)
+		return QKD_ERR_INVAL;
+	memset(basis->w, 0, qkd_bits_words(basis->n) * sizeof(uint64_t));
+	memset(value->w, 0, qkd_bits_words(value->n) * sizeof(uint64_t));
+	/* Fair and 32-aligned: one mixer word gives 32 slots. */
+	if (s->p.rng_bias == 0.5 && (first & 31) == 0) {
+		for (; i + 32 <= count; i += 32) {
+			uint64_t d = deinterleave(opt_mix(&s->alice, (first + i) >> 5));
+
+			basis->w[i >> 6] |= (d & 0xffffffffu) << (i & 63);
+			if (wcp)
+				value->w[i >> 6] |= (d >> 32) << (i & 63);
+		}
+	}
+	for (; i < count; i++) {
+		uint8_t b, v;
+
+		opt_alice_choice(s, first + i, &b, &v);
+		basis->w[i >> 6] |= (uint64_t)b << (i & 63);
+		if (wcp)
+			value->w[i >> 6] |= (uint64_t)v << (i & 63);
+	}
+	return QKD_OK;
 }
 
 uint8_t opt_bob_basis(const struct qkd_sim *s, uint64_t slot)

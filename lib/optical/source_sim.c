@@ -119,11 +119,26 @@ static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bi
 	return rc;
 }
 
+static int alice_choices(void *ctx, uint64_t first, uint64_t count, struct qkd_bits *basis,
+			 struct qkd_bits *value)
+{
+	struct qkd_sim_alice_source *s = ctx;
+	double t0 = qkd_cpu_seconds();
+	int rc = qkd_sim_alice_choices(s->sim, first, count, basis, value);
+
+	s->cpu += qkd_cpu_seconds() - t0;
+	return rc;
+}
+
 void qkd_sim_alice_source_init(struct qkd_sim_alice_source *s, const struct qkd_sim *sim,
 			       struct qkd_alice_source *ops)
 {
 	s->sim = sim;
 	s->cpu = 0;
 	ops->lookup = alice_lookup;
+	/* An entangled source's values are measurement outcomes, not RNG output:
+	 * only a weak-coherent source's choices are tested. */
+	ops->choices = qkd_sim_params(sim)->source == QKD_SOURCE_WEAK_COHERENT ? alice_choices
+									       : NULL;
 	ops->ctx = s;
 }

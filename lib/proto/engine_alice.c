@@ -29,6 +29,8 @@ struct alice {
 	struct qkd_ec_alice *ec;
 	enum alice_phase phase;
 	const char *why;	/* reason sent with ABORT */
+	struct qkd_randomness_stats rs_value, rs_basis;	/* her raw choices */
+	double nonrandom_per_bit;	/* deficit charged to every key bit */
 };
 
 static int reply(struct alice *a, uint8_t type)
@@ -50,6 +52,30 @@ static int on_hello(struct alice *a, struct qkd_rbuf *r)
 	a->phase = PH_SIFT;
 	qkd_wbuf_reset(&a->msg);
 	return reply(a, QKD_MSG_HELLO_ACK);
+}
+
+/* Feed Alice's raw choices for every slot of the chunk to the randomness
+ * tests, in pieces so memory stays bounded whatever the chunk size. */
+static int test_choices(struct alice *a, uint64_t first, uint64_t slots)
+{
+	int rc = QKD_OK;
+
+	for (uint64_t done = 0; rc == QKD_OK && done < slots; done += ENGINE_CHOICES_SLOTS) {
+		uint64_t k = slots - done < ENGINE_CHOICES_SLOTS ? slots - done
+								: ENGINE_CHOICES_SLOTS;
+		struct qkd_bits basis = {0}, value = {0};
+
+		if ((rc = qkd_bits_init(&basis, (size_t)k)) == QKD_OK &&
+		    (rc = qkd_bits_init(&value, (size_t)k)) == QKD_OK)
+			rc = a->src->choices(a->src->ctx, first + done, k, &basis, &value);
+		if (rc == QKD_OK)
+			rc = qkd_randomness_stats_add(&a->rs_value, &value);
+		if (rc == QKD_OK)
+			rc = qkd_randomness_stats_add(&a->rs_basis, &basis);
+		qkd_bits_cleanup(&basis);
+		qkd_bits_cleanup(&value);
+	}
+	return rc;
 }
 
 static int on_sift(struct alice *a, struct qkd_rbuf *r)
@@ -85,6 +111,8 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 	rc = reply(a, QKD_MSG_SIFT_REPLY);
 	if (rc == QKD_OK)
 		rc = qkd_sift_append(&a->pool, &a->used, &value, &keep);
+	if (rc == QKD_OK && a->src->choices != NULL)
+		rc = test_choices(a, rep.first_slot, rep.slots);
 	a->st->pulses += rep.slots;
 	a->st->detections += rep.n;
 	a->st->sifted_bits = a->used;
@@ -137,6 +165,15 @@ static int on_sample(struct alice *a, struct qkd_rbuf *r)
 
 	if (a->phase != PH_SIFT)
 		return QKD_ERR_PROTO;
+	if (a->src->choices != NULL) {
+		/* Sifting is over: every raw choice has been seen. */
+		double c = a->cfg->estimate.confidence;
+
+		st->rnd_tested = true;
+		st->rnd_bits = a->rs_value.n;
+		a->nonrandom_per_bit = engine_randomness_assess(&a->rs_value, c, &st->rnd_value);
+		(void)engine_randomness_assess(&a->rs_basis, c, &st->rnd_basis);
+	}
 	k = (size_t)qkd_get_count(r, a->cfg->sample_bits < a->used ? a->cfg->sample_bits : a->used);
 	if (!qkd_rbuf_ok(r))
 		goto out;
@@ -251,8 +288,8 @@ static int amplify_block(struct alice *a, size_t first, size_t count,
 	bool qber_over;
 	int rc;
 
-	rc = engine_block_estimate(a->cfg, a->st, &a->fr, first, count, &est, &m, &bits,
-				   &qber_over);
+	rc = engine_block_estimate(a->cfg, a->st, &a->fr, first, count, a->nonrandom_per_bit,
+				   &est, &m, &bits, &qber_over);
 	if (rc != QKD_OK)
 		return rc;
 	if (qber_over)
@@ -372,6 +409,8 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	a.rng = rng;
 	a.st = st;
 	a.phase = PH_HELLO;
+	qkd_randomness_stats_init(&a.rs_value);
+	qkd_randomness_stats_init(&a.rs_basis);
 	qkd_wbuf_init(&a.msg);
 	rc = qkd_bits_init(key, 0);
 	while (rc == QKD_OK && !done) {
@@ -392,6 +431,8 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	st->bytes_recv = ch->bytes_recv;
 	st->messages_sent = ch->frames_sent;
 	qkd_ec_alice_free(a.ec);
+	qkd_randomness_stats_cleanup(&a.rs_value);
+	qkd_randomness_stats_cleanup(&a.rs_basis);
 	engine_frames_cleanup(&a.fr);
 	qkd_bits_cleanup(&a.pool);
 	qkd_wbuf_cleanup(&a.msg);

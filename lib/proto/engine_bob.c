@@ -24,6 +24,7 @@ struct bob {
 	size_t used;
 	struct engine_frames fr;
 	double qber_est;
+	struct qkd_randomness_stats rs_basis;	/* his bases, detected slots */
 };
 
 static int send_msg(struct bob *b, uint8_t type)
@@ -63,6 +64,8 @@ static int bob_sift_chunk(struct bob *b, struct qkd_bob_chunk *c)
 		rc = QKD_ERR_PROTO;
 	if (rc == QKD_OK)
 		rc = qkd_sift_append(&b->pool, &b->used, &c->value, &keep);
+	if (rc == QKD_OK)
+		rc = qkd_randomness_stats_add(&b->rs_basis, &c->basis);
 	qkd_bits_cleanup(&keep);
 	return rc;
 }
@@ -94,6 +97,8 @@ static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 			break;	/* 0: the source is exhausted */
 	}
 	st->sifted_bits = b->used;
+	st->rnd_bits = b->rs_basis.n;
+	(void)engine_randomness_assess(&b->rs_basis, b->cfg->estimate.confidence, &st->rnd_basis);
 	st->cpu_sift = qkd_cpu_seconds() - t0;
 	return rc < 0 ? rc : QKD_OK;
 }
@@ -273,7 +278,9 @@ static int bob_amplify_block(struct bob *b, size_t first, size_t count,
 	bool qber_over;
 	int rc;
 
-	rc = engine_block_estimate(b->cfg, b->st, &b->fr, first, count, &est, &m, &bits,
+	/* Bob cannot see Alice's raw choices: his estimate has no
+	 * non-randomness term, and Alice may only shorten the key below it. */
+	rc = engine_block_estimate(b->cfg, b->st, &b->fr, first, count, 0, &est, &m, &bits,
 				   &qber_over);
 	if (rc != QKD_OK)
 		return rc;
@@ -284,8 +291,9 @@ static int bob_amplify_block(struct bob *b, size_t first, size_t count,
 		return rc;
 	block = qkd_get_varint(&r);
 	their_m = qkd_get_count(&r, bits);
-	if (!qkd_rbuf_ok(&r) || block != b->st->pa_blocks || their_m != m)
-		return QKD_ERR_PROTO;	/* Alice must reach the same length */
+	if (!qkd_rbuf_ok(&r) || block != b->st->pa_blocks || their_m > m)
+		return QKD_ERR_PROTO;	/* never longer than Bob's own bound */
+	m = their_m;
 	rc = qkd_get_bits(&r, &seed, bits + m);
 	if (rc == QKD_OK && (!qkd_rbuf_done(&r) || seed.n != (m ? bits + m - 1 : 0)))
 		rc = QKD_ERR_PROTO;
@@ -378,6 +386,7 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 	b.cfg = cfg;
 	b.rng = rng;
 	b.st = st;
+	qkd_randomness_stats_init(&b.rs_basis);
 	qkd_wbuf_init(&b.msg);
 	rc = qkd_bits_init(key, 0);
 	if (rc == QKD_OK)
@@ -396,6 +405,7 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 	st->bytes_sent = ch->bytes_sent;
 	st->bytes_recv = ch->bytes_recv;
 	st->messages_sent = ch->frames_sent;
+	qkd_randomness_stats_cleanup(&b.rs_basis);
 	engine_frames_cleanup(&b.fr);
 	qkd_bits_cleanup(&b.pool);
 	qkd_wbuf_cleanup(&b.msg);

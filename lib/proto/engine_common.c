@@ -226,8 +226,8 @@ int engine_block_concat(const struct engine_frames *fr, size_t first, size_t cou
 
 int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_engine_stats *st,
 			  const struct engine_frames *fr, size_t first, size_t count,
-			  struct qkd_entropy_out *out, uint64_t *m, uint64_t *block_bits,
-			  bool *qber_over)
+			  double nonrandom_per_bit, struct qkd_entropy_out *out, uint64_t *m,
+			  uint64_t *block_bits, bool *qber_over)
 {
 	struct qkd_entropy_in in = cfg->estimate;
 	uint64_t b = 0, e = 0, d = 0;
@@ -255,6 +255,7 @@ int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_
 	in.bits = b;
 	in.errors = e;
 	in.disclosed = d;
+	in.nonrandom += ceil(nonrandom_per_bit * (double)b);
 	in.transmitted = (uint64_t)ceil((double)st->pulses * share);
 	in.detected = (uint64_t)ceil((double)st->detections * share);
 	if (in.detected < b)
@@ -267,6 +268,15 @@ int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_
 	*qber_over = (double)e > cfg->abort_qber * (double)b;
 	*m = *qber_over ? 0 : out->secret_bits;
 	return QKD_OK;
+}
+
+double engine_randomness_assess(const struct qkd_randomness_stats *rs, double c,
+				struct qkd_randomness_result *res)
+{
+	memset(res, 0, sizeof *res);
+	if (qkd_randomness_assess(rs, c, res, NULL) != QKD_OK)
+		return 1.0;	/* nothing to go on: no bit is trusted */
+	return res->deficit_per_bit;
 }
 
 void engine_note_qber_abort(struct qkd_engine_stats *st, const struct engine_frames *fr,

@@ -16,6 +16,9 @@
 #define ENGINE_MAX_DETECTIONS ((size_t)1 << 32)
 #define ENGINE_MAX_FRAMES ((size_t)1 << 24)
 #define ENGINE_MAX_FRAME_BITS ((size_t)1 << 28)
+/* Slots whose raw choices are generated and tested at once (bounds memory
+ * whatever chunk size a peer reports). */
+#define ENGINE_CHOICES_SLOTS ((uint64_t)1 << 24)
 
 /* A frame as it moves through correction, verification and amplification. */
 struct engine_frame {
@@ -49,11 +52,18 @@ void engine_pool_remove(struct qkd_bits *pool, size_t *used, const uint64_t *pos
 /* The entropy estimate and output length for frames [first, first+count)
  * that passed verification. Both parties call it with the same figures and
  * must get the same m. m is 0 when the block's QBER exceeds the abort
- * threshold, whatever the estimate says. */
+ * threshold, whatever the estimate says. nonrandom_per_bit (from the
+ * randomness tests, 0 if none) adds ceil(b * it) bits to the
+ * non-randomness term. */
 int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_engine_stats *st,
 			  const struct engine_frames *fr, size_t first, size_t count,
-			  struct qkd_entropy_out *out, uint64_t *m, uint64_t *block_bits,
-			  bool *qber_over);
+			  double nonrandom_per_bit, struct qkd_entropy_out *out, uint64_t *m,
+			  uint64_t *block_bits, bool *qber_over);
+
+/* Assess accumulated randomness counts at confidence c into *res; returns
+ * the deficit per bit to charge (1, everything, when too few bits). */
+double engine_randomness_assess(const struct qkd_randomness_stats *rs, double c,
+				struct qkd_randomness_result *res);
 
 /* Record that a block lost its key to the QBER threshold. */
 void engine_note_qber_abort(struct qkd_engine_stats *st, const struct engine_frames *fr,

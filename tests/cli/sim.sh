@@ -30,7 +30,11 @@ check_eq "default: entropy terms present" \
 	"$(jd '.entropy | [has("disclosed","transparent","transparent_sd","nontransparent","nontransparent_sd","nonrandomness","sigma_term")] | all')" true
 check_eq "default: disclosed = EC + verification" \
 	"$(jd '.entropy.disclosed == (.ec_disclosed_bits + .verify_disclosed_bits)')" true
-check_eq "default: non-randomness is 0 until randomness tests exist" "$(jd .entropy.nonrandomness)" 0
+check "default: non-randomness is a small fraction of the key" \
+	awk -v r="$(jd .entropy.nonrandomness)" -v k="$(jd .secret_bits)" 'BEGIN { exit !(r > 0 && r < 0.05 * k) }'
+check_eq "default: Alice's choices pass the tests" \
+	"$(jd '.randomness.alice_value.biased or .randomness.alice_value.correlated or .randomness.alice_basis.biased')" false
+check_eq "default: every pulse's choice tested" "$(jd .randomness.alice_value.bits)" 100000000
 check "default: rate = secret bits / link seconds" \
 	awk -v r="$(jd .secret_key_rate_bps)" -v s="$(jd .secret_bits)" 'BEGIN { exit !(r > s / 10.0001 && r < s / 9.9999) }'
 first_key=$(sha256sum <"$CLI_TMP/a")
@@ -47,7 +51,7 @@ check "other seed: other key" test "$(sha256sum <"$CLI_TMP/b3")" != "$first_key"
 # hashes and say so in docs/protocol.md).
 check "pinned run (weak-coherent, cascade)" "$QKD" sim --pulses 20000000 --seed 7 --out-alice "$CLI_TMP/p1"
 check_eq "pinned key 1" "$(sha256sum <"$CLI_TMP/p1" | cut -d' ' -f1)" \
-	afa812cf2ff575d134b2066c7c6ac3376ebf2f3b4e5f96789f9d0af02141f958
+	4c6366f65e9981a8f946dc0602ae944e477614f83db263291d284231bf474061
 check "pinned run (entangled, cascade-bbn)" "$QKD" sim --pulses 20000000 --seed 7 \
 	--source entangled --mu 0.05 --distance 5 --ec cascade-bbn --out-bob "$CLI_TMP/p2"
 check_eq "pinned key 2" "$(sha256sum <"$CLI_TMP/p2" | cut -d' ' -f1)" \
@@ -57,7 +61,22 @@ check_eq "pinned key 2" "$(sha256sum <"$CLI_TMP/p2" | cut -d' ' -f1)" \
 check "human output" "$QKD" sim --pulses 20000000
 check_match "human: shows the secret key" "$OUT" 'secret key +[0-9]+ bits'
 check_match "human: keys match" "$OUT" 'keys match +yes'
-check_match "human: says the non-randomness term is 0 for now" "$OUT" 'non-randomness .*not yet implemented'
+check_match "human: shows the randomness tests" "$OUT" "non-randomness .*Alice's choices: H_min 0\\.99"
+
+# --- a biased RNG: the key visibly shortens and the output says why
+check "fair RNG at 0 km" "$QKD" sim --distance 0 --pulses 20000000 --json
+fair_key=$(j .secret_bits)
+check "RNG with P(1) = 0.6 at 0 km" "$QKD" sim --distance 0 --pulses 20000000 --rng-bias 0.6 --json
+BIASED=$OUT
+jb() { printf '%s' "$BIASED" | jq -r "$1"; }
+check_eq "biased: flagged" "$(jb .randomness.alice_value.biased)" true
+check "biased: key shorter by a fifth of the bits or more" \
+	awk -v b="$(jb .secret_bits)" -v f="$fair_key" -v s="$(jb .sifted_bits)" 'BEGIN { exit !(b < f - 0.2 * s) }'
+check "biased: non-randomness near (1 + log2 0.6) b" \
+	awk -v r="$(jb .entropy.nonrandomness)" -v s="$(jb .frame_bits)" 'BEGIN { x = r / s; exit !(x > 0.25 && x < 0.30) }'
+check "biased, 10 km" "$QKD" sim --rng-bias 0.6 --pulses 20000000
+check_match "biased: human output says BIASED" "$OUT" 'non-randomness .*BIASED'
+check_match "biased: no-key reason names the RNG" "$OUT" "no key: .*Alice's RNG failed the frequency test"
 
 # --- 25 km: the multi-photon term takes the key, and the output says so
 check "25 km" "$QKD" sim --distance 25 --pulses 30000000 --json
@@ -88,7 +107,8 @@ check_match "help: cascade" "$OUT" 'cascade-bbn'
 for bad in "--mu -1" "--mu 0" "--misalignment 0.6" "--distance abc" "--distance -3" \
 	   "--ec nope" "--defense nope" "--pulses 0" "--pulses 1e8" "--source laser" \
 	   "--detector-efficiency 1.5" "--dark-count -0.1" "--rate 0" "--confidence -1" \
-	   "--abort-qber 0.7" "--frame-bits 10" "--bogus" "--mu" "stray"; do
+	   "--abort-qber 0.7" "--frame-bits 10" "--rng-bias 1.5" "--rng-bias -0.1" \
+	   "--bogus" "--mu" "stray"; do
 	# shellcheck disable=SC2086
 	check_exit "rejects $bad" 2 "$QKD" sim $bad
 	check_eq "rejects $bad: nothing on stdout" "$OUT" ""

@@ -213,7 +213,7 @@ static void test_failed_frames_are_discarded(void **state)
 	assert_int_equal(block.n, 30000);	/* frame 1 left out */
 	for (size_t i = 0; i < 10000; i++)
 		assert_int_equal(qkd_bits_get(&block, 10000 + i), qkd_bits_get(&pool, 20000 + i));
-	assert_int_equal(engine_block_estimate(&c, &st, &fr, first, count, &est, &m, &bits, &over),
+	assert_int_equal(engine_block_estimate(&c, &st, &fr, first, count, 0, &est, &m, &bits, &over),
 			 QKD_OK);
 	assert_true(bits == 30000);
 	assert_false(over);
@@ -250,7 +250,7 @@ static int fake_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bit
 static void *alice_main(void *arg)
 {
 	struct alice_thread *t = arg;
-	struct qkd_alice_source src = {fake_lookup, NULL};
+	struct qkd_alice_source src = {.lookup = fake_lookup};
 	struct qkd_channel ch;
 	struct qkd_rng rng;
 	struct qkd_engine_stats st;

@@ -730,6 +730,56 @@ static void whole(const struct qkd_link_params *p, uint64_t seed, struct qkd_det
 	qkd_sim_free(s);
 }
 
+/* Alice's raw choices for a range of slots equal her lookup slot by slot,
+ * on the fair (word) path and the biased path, aligned or not; a biased RNG
+ * draws ones at its rate. */
+static void test_alice_choices(void **state)
+{
+	struct qkd_link_params q;
+	struct qkd_bits basis, value;
+	struct qkd_detection d[300];
+	uint64_t slots[300];
+	const double bias[2] = {0.5, 0.6};
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct qkd_sim *s;
+
+		qkd_link_params_default(&q);
+		q.rng_bias = bias[k];
+		s = sim_of(&q);
+		for (uint64_t first = 0; first < 70; first += 37) {
+			assert_int_equal(qkd_bits_init(&basis, 300), QKD_OK);
+			assert_int_equal(qkd_bits_init(&value, 300), QKD_OK);
+			assert_int_equal(qkd_sim_alice_choices(s, first, 300, &basis, &value), QKD_OK);
+			for (int i = 0; i < 300; i++)
+				slots[i] = first + (uint64_t)i;
+			assert_int_equal(qkd_sim_alice_lookup(s, slots, 300, d), QKD_OK);
+			for (int i = 0; i < 300; i++) {
+				assert_int_equal(qkd_bits_get(&basis, (size_t)i), d[i].basis);
+				assert_int_equal(qkd_bits_get(&value, (size_t)i), d[i].value);
+			}
+			qkd_bits_cleanup(&basis);
+			qkd_bits_cleanup(&value);
+		}
+		/* Ones among 2^20 value choices: 2^20 P +- 5 sd. */
+		assert_int_equal(qkd_bits_init(&basis, 1u << 20), QKD_OK);
+		assert_int_equal(qkd_bits_init(&value, 1u << 20), QKD_OK);
+		assert_int_equal(qkd_sim_alice_choices(s, 64, 1u << 20, &basis, &value), QKD_OK);
+		{
+			double n = 1u << 20, m = n * bias[k], sd = sqrt(n * bias[k] * (1 - bias[k]));
+			double ones = (double)qkd_bits_weight(&value);
+
+			assert_true(fabs(ones - m) < 5 * sd);
+			assert_true(fabs((double)qkd_bits_weight(&basis) - m) < 5 * sd);
+		}
+		qkd_bits_cleanup(&basis);
+		qkd_bits_cleanup(&value);
+		assert_int_equal(qkd_sim_alice_choices(s, q.pulses, 1, &basis, &value), QKD_ERR_RANGE);
+		qkd_sim_free(s);
+	}
+}
+
 static void test_determinism(void **state)
 {
 	(void)state;
@@ -1013,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_fork_views),
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_bad_calls),
+		cmocka_unit_test(test_alice_choices),
 		cmocka_unit_test(test_bench_runs),
 	};
 
