@@ -132,8 +132,8 @@ static json_t *rnd_json(const struct qkd_randomness_result *r, uint64_t n)
 			 "correlated", r->correlated, "false_alarm_prob", r->false_alarm_prob);
 }
 
-/* The randomness tests: Alice's value and basis choices over every slot,
- * Bob's bases over his detections (docs/randomness.md). */
+/* The randomness tests: Alice's value choices over every pulse, her and
+ * Bob's bases over the detections (docs/randomness.md). */
 static json_t *randomness_json(const struct qkd_simlink_result *res)
 {
 	const struct qkd_engine_stats *a = &res->alice.st;
@@ -141,7 +141,7 @@ static json_t *randomness_json(const struct qkd_simlink_result *res)
 
 	if (a->rnd_tested) {
 		json_object_set_new(j, "alice_value", rnd_json(&a->rnd_value, a->rnd_bits));
-		json_object_set_new(j, "alice_basis", rnd_json(&a->rnd_basis, a->rnd_bits));
+		json_object_set_new(j, "alice_basis", rnd_json(&a->rnd_basis, a->rnd_basis_bits));
 	}
 	json_object_set_new(j, "bob_basis", rnd_json(&res->bob.st.rnd_basis, res->bob.st.rnd_bits));
 	return j;

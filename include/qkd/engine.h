@@ -70,12 +70,13 @@ struct qkd_engine_stats {
 	uint64_t secret_bits;
 	enum qkd_abort_reason abort;
 	double qber_abort_value;	/* the QBER that caused the abort */
-	/* Randomness tests (docs/randomness.md): Alice's value and basis
-	 * choices over every slot (her view only; the value stream sets the
-	 * non-randomness term), Bob's bases of his detections (his view). */
+	/* Randomness tests (docs/randomness.md). Alice: her value choices over
+	 * every pulse (they set the non-randomness term) and her bases over the
+	 * detections Bob reported; Bob: his bases over his detections. */
 	bool rnd_tested;
 	struct qkd_randomness_result rnd_value, rnd_basis;
-	uint64_t rnd_bits;		/* choices tested per stream */
+	uint64_t rnd_bits;		/* value choices tested (Alice), bases (Bob) */
+	uint64_t rnd_basis_bits;	/* bases tested */
 	double cpu_sift, cpu_sample, cpu_ec, cpu_verify, cpu_pa;	/* seconds, this party */
 	uint64_t bytes_sent, bytes_recv, messages_sent;
 };

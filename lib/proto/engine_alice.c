@@ -29,7 +29,9 @@ struct alice {
 	struct qkd_ec_alice *ec;
 	enum alice_phase phase;
 	const char *why;	/* reason sent with ABORT */
-	struct qkd_randomness_stats rs_value, rs_basis;	/* her raw choices */
+	struct qkd_randomness_stats rs_value;	/* her value choices, every pulse */
+	struct qkd_randomness_stats rs_basis;	/* her bases, reported detections */
+	struct qkd_bits ch_basis, ch_value;	/* buffers for a piece of them */
 	double nonrandom_per_bit;	/* deficit charged to every key bit */
 };
 
@@ -55,25 +57,24 @@ static int on_hello(struct alice *a, struct qkd_rbuf *r)
 }
 
 /* Feed Alice's raw choices for every slot of the chunk to the randomness
- * tests, in pieces so memory stays bounded whatever the chunk size. */
+ * tests, in pieces so memory stays bounded whatever the chunk size. The two
+ * buffers are kept across chunks and wiped once, at the end of the run. */
 static int test_choices(struct alice *a, uint64_t first, uint64_t slots)
 {
 	int rc = QKD_OK;
 
+	if (a->ch_basis.w == NULL &&
+	    ((rc = qkd_bits_init(&a->ch_basis, (size_t)ENGINE_CHOICES_SLOTS)) != QKD_OK ||
+	     (rc = qkd_bits_init(&a->ch_value, (size_t)ENGINE_CHOICES_SLOTS)) != QKD_OK))
+		return rc;
 	for (uint64_t done = 0; rc == QKD_OK && done < slots; done += ENGINE_CHOICES_SLOTS) {
 		uint64_t k = slots - done < ENGINE_CHOICES_SLOTS ? slots - done
 								: ENGINE_CHOICES_SLOTS;
-		struct qkd_bits basis = {0}, value = {0};
+		struct qkd_bits basis = {a->ch_basis.w, (size_t)k}, value = {a->ch_value.w, (size_t)k};
 
-		if ((rc = qkd_bits_init(&basis, (size_t)k)) == QKD_OK &&
-		    (rc = qkd_bits_init(&value, (size_t)k)) == QKD_OK)
-			rc = a->src->choices(a->src->ctx, first + done, k, &basis, &value);
+		rc = a->src->choices(a->src->ctx, first + done, k, &basis, &value);
 		if (rc == QKD_OK)
 			rc = qkd_randomness_stats_add(&a->rs_value, &value);
-		if (rc == QKD_OK)
-			rc = qkd_randomness_stats_add(&a->rs_basis, &basis);
-		qkd_bits_cleanup(&basis);
-		qkd_bits_cleanup(&value);
 	}
 	return rc;
 }
@@ -111,8 +112,13 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 	rc = reply(a, QKD_MSG_SIFT_REPLY);
 	if (rc == QKD_OK)
 		rc = qkd_sift_append(&a->pool, &a->used, &value, &keep);
+	/* Her value choices are tested over every pulse (they become key bits
+	 * and set the non-randomness term); her bases, which only decide what
+	 * is sifted, over the detections Bob reports, as his are (report only). */
 	if (rc == QKD_OK && a->src->choices != NULL)
 		rc = test_choices(a, rep.first_slot, rep.slots);
+	if (rc == QKD_OK && a->src->choices != NULL)
+		rc = qkd_randomness_stats_add(&a->rs_basis, &basis);
 	a->st->pulses += rep.slots;
 	a->st->detections += rep.n;
 	a->st->sifted_bits = a->used;
@@ -171,6 +177,7 @@ static int on_sample(struct alice *a, struct qkd_rbuf *r)
 
 		st->rnd_tested = true;
 		st->rnd_bits = a->rs_value.n;
+		st->rnd_basis_bits = a->rs_basis.n;
 		a->nonrandom_per_bit = engine_randomness_assess(&a->rs_value, c, &st->rnd_value);
 		(void)engine_randomness_assess(&a->rs_basis, c, &st->rnd_basis);
 	}
@@ -433,6 +440,8 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	qkd_ec_alice_free(a.ec);
 	qkd_randomness_stats_cleanup(&a.rs_value);
 	qkd_randomness_stats_cleanup(&a.rs_basis);
+	qkd_bits_cleanup(&a.ch_basis);
+	qkd_bits_cleanup(&a.ch_value);
 	engine_frames_cleanup(&a.fr);
 	qkd_bits_cleanup(&a.pool);
 	qkd_wbuf_cleanup(&a.msg);

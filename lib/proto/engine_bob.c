@@ -98,6 +98,7 @@ static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 	}
 	st->sifted_bits = b->used;
 	st->rnd_bits = b->rs_basis.n;
+	st->rnd_basis_bits = b->rs_basis.n;
 	(void)engine_randomness_assess(&b->rs_basis, b->cfg->estimate.confidence, &st->rnd_basis);
 	st->cpu_sift = qkd_cpu_seconds() - t0;
 	return rc < 0 ? rc : QKD_OK;
