@@ -430,13 +430,7 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	}
 	if (rc != QKD_OK && rc != QKD_ERR_ABORT && rc != QKD_ERR_EOF && rc != QKD_ERR_IO)
 		engine_send_abort(ch, &a.msg, a.why ? a.why : qkd_strerror(rc));
-	if (rc == QKD_OK)
-		rc = qkd_bits_resize(key, key_used);
-	if (rc != QKD_OK)
-		qkd_bits_cleanup(key);
-	st->bytes_sent = ch->bytes_sent;
-	st->bytes_recv = ch->bytes_recv;
-	st->messages_sent = ch->frames_sent;
+	rc = engine_finish(rc, ch, st, key, key_used);
 	qkd_ec_alice_free(a.ec);
 	qkd_randomness_stats_cleanup(&a.rs_value);
 	qkd_randomness_stats_cleanup(&a.rs_basis);

@@ -399,13 +399,7 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 		/* Tell Alice why, so she stops too; her error is then ABORT. */
 		engine_send_abort(ch, &b.msg, qkd_strerror(rc));
 	}
-	if (rc == QKD_OK)
-		rc = qkd_bits_resize(key, key_used);
-	if (rc != QKD_OK)
-		qkd_bits_cleanup(key);
-	st->bytes_sent = ch->bytes_sent;
-	st->bytes_recv = ch->bytes_recv;
-	st->messages_sent = ch->frames_sent;
+	rc = engine_finish(rc, ch, st, key, key_used);
 	qkd_randomness_stats_cleanup(&b.rs_basis);
 	engine_frames_cleanup(&b.fr);
 	qkd_bits_cleanup(&b.pool);

@@ -58,6 +58,19 @@ double qkd_binary_entropy(double p)
 	return -p * log2(p) - (1 - p) * log2(1 - p);
 }
 
+int engine_finish(int rc, const struct qkd_channel *ch, struct qkd_engine_stats *st,
+		  struct qkd_bits *key, size_t key_used)
+{
+	if (rc == QKD_OK)
+		rc = qkd_bits_resize(key, key_used);
+	if (rc != QKD_OK)
+		qkd_bits_cleanup(key);
+	st->bytes_sent = ch->bytes_sent;
+	st->bytes_recv = ch->bytes_recv;
+	st->messages_sent = ch->frames_sent;
+	return rc;
+}
+
 void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why)
 {
 	qkd_wbuf_reset(msg);

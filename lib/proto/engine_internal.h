@@ -84,6 +84,12 @@ int engine_block_concat(const struct engine_frames *fr, size_t first, size_t cou
 bool engine_next_block(const struct engine_frames *fr, size_t *first, size_t *count,
 		       size_t max_bits);
 
+/* End of a party's run: trim the key to key_used bits (or drop it when rc
+ * is an error) and copy the channel's counters into st. Returns rc, or the
+ * error of the trim. */
+int engine_finish(int rc, const struct qkd_channel *ch, struct qkd_engine_stats *st,
+		  struct qkd_bits *key, size_t key_used);
+
 /* Tell the peer why the run stops (an ABORT message; best effort). */
 void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why);
 
