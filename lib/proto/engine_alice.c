@@ -93,7 +93,8 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 		return rc;
 	/* Chunks must follow each other: a replayed or overlapping range would
 	 * make Alice reuse bits she already gave out. */
-	if (!qkd_rbuf_done(r) || rep.first_slot != a->st->pulses) {
+	if (!qkd_rbuf_done(r) || rep.first_slot != a->st->pulses ||
+	    rep.slots > ENGINE_MAX_CHUNK_SLOTS) {
 		a->why = "sifting report out of sequence";
 		rc = QKD_ERR_PROTO;
 		goto out;

@@ -15,6 +15,7 @@
 /* Bounds on what a peer may ask for (hostile-input limits). */
 #define ENGINE_MAX_DETECTIONS ((size_t)1 << 32)
 #define ENGINE_MAX_FRAMES ((size_t)1 << 24)
+#define ENGINE_MAX_CHUNK_SLOTS ((uint64_t)1 << 32)
 #define ENGINE_MAX_FRAME_BITS ((size_t)1 << 28)
 /* Slots whose raw choices are generated and tested at once (bounds memory
  * whatever chunk size a peer reports). */
