@@ -326,6 +326,12 @@ static void test_alice_rejects_hostile_bob(void **state)
 	assert_int_equal(run_hostile(types, p, 2, &aborted), QKD_ERR_PROTO);
 	assert_true(aborted);
 
+	/* A chunk claiming more slots than one chunk may hold. */
+	qkd_wbuf_reset(&p[0]);
+	qkd_sift_report_write(&p[0], 0, (uint64_t)1 << 40, slots, &basis);
+	assert_int_equal(run_hostile(types, p, 1, &aborted), QKD_ERR_PROTO);
+	assert_true(aborted);
+
 	/* Garbage in a report. */
 	qkd_wbuf_reset(&p[0]);
 	qkd_put_bytes(&p[0], "\xff\xff\xff", 3);
