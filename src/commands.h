@@ -7,5 +7,6 @@
 int cmd_sim(int argc, char **argv);
 int cmd_entropy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ struct command {
 static const struct command commands[] = {
 	{"sim", cmd_sim, "run a whole simulated QKD link and report the key it distils"},
 	{"entropy", cmd_entropy, "compute an entropy estimate from counts"},
+	{"sweep", cmd_sweep, "run the link over a range of distances and plot the key rate"},
 	{"bench", cmd_bench, "measure the speed of each pipeline stage on this machine"},
 };
 
