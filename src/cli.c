@@ -157,3 +157,22 @@ void cli_getopt_error(const char *cmd, int c, char *const argv[])
 		cli_errorf(cmd, "unknown option");
 	}
 }
+
+int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
+		 double *out)
+{
+	double v;
+
+	if (cli_opt_double(opt, arg, -HUGE_VAL, HUGE_VAL, &v) != 0)
+		return -1;
+	if (lo_open ? !(v > lo) : !(v >= lo)) {
+		cli_errorf(opt, "must be %s %g: '%s'", lo_open ? ">" : ">=", lo, arg);
+		return -1;
+	}
+	if (v > hi) {
+		cli_errorf(opt, "must be <= %g: '%s'", hi, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}

@@ -8,6 +8,7 @@
 #ifndef QKD_CLI_H
 #define QKD_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Exit codes of every subcommand. */
@@ -48,6 +49,13 @@ int cli_opt_double(const char *opt, const char *arg, double min, double max,
 __attribute__((warn_unused_result))
 int cli_opt_u64(const char *opt, const char *arg, uint64_t min, uint64_t max,
 		uint64_t *out);
+
+/* Parse the real value arg of option opt and check lo < value (lo_open) or
+ * lo <= value, and value <= hi, with the bound in the message ("qkd: --mu:
+ * must be > 0: '-1'"). 0, or -1 after printing. */
+__attribute__((warn_unused_result))
+int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
+		 double *out);
 
 /* Report what getopt_long() returned as '?' (unknown option) or ':' (missing
  * value; the optstring must begin with ':') as "qkd: <cmd>: ...". Call it

@@ -89,26 +89,6 @@ static void help(void)
 	       QKD_EC_DEFAULT_FRAME_BITS);
 }
 
-/* Parse a real option value that must lie in (lo, hi] or [lo, hi]. */
-static int opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
-		    double *out)
-{
-	double v;
-
-	if (cli_opt_double(opt, arg, -HUGE_VAL, HUGE_VAL, &v) != 0)
-		return -1;
-	if (lo_open ? !(v > lo) : !(v >= lo)) {
-		cli_errorf(opt, "must be %s %g: '%s'", lo_open ? ">" : ">=", lo, arg);
-		return -1;
-	}
-	if (v > hi) {
-		cli_errorf(opt, "must be <= %g: '%s'", hi, arg);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static int opt_size(const char *opt, const char *arg, uint64_t lo, uint64_t hi, size_t *out)
 {
 	uint64_t v;
@@ -127,14 +107,14 @@ static int parse_one(int c, const char *arg, struct sim_options *o)
 
 	switch (c) {
 	case O_PULSES: return cli_opt_u64("--pulses", arg, 1, QKD_PULSES_MAX, &l->pulses);
-	case O_RATE: return opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
-	case O_MU: return opt_real("--mu", arg, 0, true, 100, &l->mu);
-	case O_DISTANCE: return opt_real("--distance", arg, 0, false, 1e5, &l->distance_km);
-	case O_FIBER_LOSS: return opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
-	case O_DET_EFF: return opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
-	case O_DARK: return opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
-	case O_MISALIGN: return opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
-	case O_RNG_BIAS: return opt_real("--rng-bias", arg, 0, false, 1, &l->rng_bias);
+	case O_RATE: return cli_opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
+	case O_MU: return cli_opt_real("--mu", arg, 0, true, 100, &l->mu);
+	case O_DISTANCE: return cli_opt_real("--distance", arg, 0, false, 1e5, &l->distance_km);
+	case O_FIBER_LOSS: return cli_opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
+	case O_DET_EFF: return cli_opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
+	case O_DARK: return cli_opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
+	case O_MISALIGN: return cli_opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
+	case O_RNG_BIAS: return cli_opt_real("--rng-bias", arg, 0, false, 1, &l->rng_bias);
 	case O_SEED: return cli_opt_u64("--seed", arg, 0, UINT64_MAX, &l->seed);
 	case O_SOURCE:
 		if (qkd_source_parse(arg, &l->source) != QKD_OK) {
@@ -157,15 +137,15 @@ static int parse_one(int c, const char *arg, struct sim_options *o)
 		return 0;
 	case O_SAMPLE_BITS: return opt_size("--sample-bits", arg, 0, (uint64_t)1 << 24, &g->sample_bits);
 	case O_PA_BLOCK: return opt_size("--pa-block", arg, 64, (uint64_t)1 << 34, &g->pa_block_bits);
-	case O_ABORT_QBER: return opt_real("--abort-qber", arg, 0, true, 0.5, &g->abort_qber);
+	case O_ABORT_QBER: return cli_opt_real("--abort-qber", arg, 0, true, 0.5, &g->abort_qber);
 	case O_DEFENSE:
 		if (qkd_defense_from_name(arg, &g->estimate.defense) != QKD_OK) {
 			cli_errorf("--defense", "unknown defense function '%s' (bennett or slutsky)", arg);
 			return -1;
 		}
 		return 0;
-	case O_CONFIDENCE: return opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
-	case O_PA_MARGIN: return opt_real("--pa-margin", arg, 0, false, 1e15, &g->estimate.pa_margin);
+	case O_CONFIDENCE: return cli_opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
+	case O_PA_MARGIN: return cli_opt_real("--pa-margin", arg, 0, false, 1e15, &g->estimate.pa_margin);
 	case O_JSON: o->json = true; return 0;
 	case O_OUT_ALICE: o->out_alice = arg; return 0;
 	case O_OUT_BOB: o->out_bob = arg; return 0;

@@ -101,26 +101,6 @@ static void help(void)
 	       d.rate_hz);
 }
 
-/* Parse a real option value that must lie in (lo, hi] or [lo, hi] (as qkd sim). */
-static int opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
-		    double *out)
-{
-	double v;
-
-	if (cli_opt_double(opt, arg, -HUGE_VAL, HUGE_VAL, &v) != 0)
-		return -1;
-	if (lo_open ? !(v > lo) : !(v >= lo)) {
-		cli_errorf(opt, "must be %s %g: '%s'", lo_open ? ">" : ">=", lo, arg);
-		return -1;
-	}
-	if (v > hi) {
-		cli_errorf(opt, "must be <= %g: '%s'", hi, arg);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static int parse_one(int c, const char *arg, struct sweep_options *o)
 {
 	struct qkd_link_params *l = &o->link;
@@ -134,9 +114,9 @@ static int parse_one(int c, const char *arg, struct sweep_options *o)
 		}
 		o->have_param = true;
 		return 0;
-	case O_FROM: o->have_from = true; return opt_real("--from", arg, 0, false, 1e5, &o->from);
-	case O_TO: o->have_to = true; return opt_real("--to", arg, 0, false, 1e5, &o->to);
-	case O_STEP: o->have_step = true; return opt_real("--step", arg, 0, true, 1e5, &o->step);
+	case O_FROM: o->have_from = true; return cli_opt_real("--from", arg, 0, false, 1e5, &o->from);
+	case O_TO: o->have_to = true; return cli_opt_real("--to", arg, 0, false, 1e5, &o->to);
+	case O_STEP: o->have_step = true; return cli_opt_real("--step", arg, 0, true, 1e5, &o->step);
 	case O_DEFENSE:
 		if (qkd_defense_from_name(arg, &g->estimate.defense) != QKD_OK) {
 			cli_errorf("--defense", "unknown defense function '%s' (bennett or slutsky)", arg);
@@ -153,13 +133,13 @@ static int parse_one(int c, const char *arg, struct sweep_options *o)
 	case O_PULSES: return cli_opt_u64("--pulses", arg, 1, QKD_PULSES_MAX, &l->pulses);
 	case O_SEED: return cli_opt_u64("--seed", arg, 0, UINT64_MAX, &l->seed);
 	case O_JSON: o->json = true; return 0;
-	case O_MU: return opt_real("--mu", arg, 0, true, 100, &l->mu);
-	case O_DET_EFF: return opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
-	case O_DARK: return opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
-	case O_MISALIGN: return opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
-	case O_FIBER_LOSS: return opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
-	case O_RATE: return opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
-	case O_CONFIDENCE: return opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
+	case O_MU: return cli_opt_real("--mu", arg, 0, true, 100, &l->mu);
+	case O_DET_EFF: return cli_opt_real("--detector-efficiency", arg, 0, true, 1, &l->detector_efficiency);
+	case O_DARK: return cli_opt_real("--dark-count", arg, 0, false, 1, &l->dark_count);
+	case O_MISALIGN: return cli_opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
+	case O_FIBER_LOSS: return cli_opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
+	case O_RATE: return cli_opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
+	case O_CONFIDENCE: return cli_opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
 	default: return -1;
 	}
 }
