@@ -176,3 +176,30 @@ int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, doub
 	*out = v;
 	return 0;
 }
+
+int cli_getopts(const char *cmd, int argc, char **argv, const struct option *opts,
+		int help_code, void (*help)(void),
+		int (*one)(int c, const char *arg, void *ctx), void *ctx)
+{
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c == help_code) {
+			help();
+			return 1;
+		}
+		if (c == '?' || c == ':') {
+			cli_getopt_error(cmd, c, argv);
+			return -1;
+		}
+		if (one(c, optarg, ctx) != 0)
+			return -1;
+	}
+	if (optind < argc) {
+		cli_errorf(cmd, "unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}

@@ -57,6 +57,18 @@ __attribute__((warn_unused_result))
 int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
 		 double *out);
 
+struct option;
+
+/* The option loop every subcommand runs: getopt_long over argv (optind
+ * reset), each option handed to one(c, optarg, ctx); the option whose code
+ * is help_code prints help() and stops. Unknown options, missing values and
+ * stray arguments are reported as "qkd: <cmd>: ...". Returns 0 when every
+ * option parsed, 1 after help, -1 after an error was printed. */
+__attribute__((warn_unused_result))
+int cli_getopts(const char *cmd, int argc, char **argv, const struct option *opts,
+		int help_code, void (*help)(void),
+		int (*one)(int c, const char *arg, void *ctx), void *ctx);
+
 /* Report what getopt_long() returned as '?' (unknown option) or ':' (missing
  * value; the optstring must begin with ':') as "qkd: <cmd>: ...". Call it
  * right after getopt_long() returned, while optind/optopt are current. */

@@ -99,8 +99,9 @@ static int opt_size(const char *opt, const char *arg, uint64_t lo, uint64_t hi, 
 	return 0;
 }
 
-static int parse_one(int c, const char *arg, struct sim_options *o)
+static int parse_one(int c, const char *arg, void *ctx)
 {
+	struct sim_options *o = ctx;
 	struct qkd_link_params *l = &o->link;
 	struct qkd_engine_config *g = &o->cfg;
 	size_t sz;
@@ -156,29 +157,14 @@ static int parse_one(int c, const char *arg, struct sim_options *o)
 static int parse(int argc, char **argv, struct sim_options *o)
 {
 	const char *why;
-	int c;
+	int rc;
 
 	memset(o, 0, sizeof *o);
 	qkd_link_params_default(&o->link);
 	qkd_engine_config_default(&o->cfg);
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
-		if (c == O_HELP) {
-			help();
-			return 1;
-		}
-		if (c == '?' || c == ':') {
-			cli_getopt_error("sim", c, argv);
-			return -1;
-		}
-		if (parse_one(c, optarg, o) != 0)
-			return -1;
-	}
-	if (optind < argc) {
-		cli_errorf("sim", "unexpected argument '%s'", argv[optind]);
-		return -1;
-	}
+	rc = cli_getopts("sim", argc, argv, long_opts, O_HELP, help, parse_one, o);
+	if (rc != 0)
+		return rc;
 	o->cfg.estimate.mu = o->link.mu;
 	if (qkd_link_params_check(&o->link, &why) != QKD_OK ||
 	    qkd_engine_config_check(&o->cfg, &why) != QKD_OK) {

@@ -101,8 +101,9 @@ static void help(void)
 	       d.rate_hz);
 }
 
-static int parse_one(int c, const char *arg, struct sweep_options *o)
+static int parse_one(int c, const char *arg, void *ctx)
 {
+	struct sweep_options *o = ctx;
 	struct qkd_link_params *l = &o->link;
 	struct qkd_engine_config *g = &o->cfg;
 
@@ -171,30 +172,15 @@ static int check_range(struct sweep_options *o)
 static int parse(int argc, char **argv, struct sweep_options *o)
 {
 	const char *why;
-	int c;
+	int rc;
 
 	memset(o, 0, sizeof *o);
 	qkd_link_params_default(&o->link);
 	qkd_engine_config_default(&o->cfg);
 	o->prefix = "sweep";
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
-		if (c == O_HELP) {
-			help();
-			return 1;
-		}
-		if (c == '?' || c == ':') {
-			cli_getopt_error("sweep", c, argv);
-			return -1;
-		}
-		if (parse_one(c, optarg, o) != 0)
-			return -1;
-	}
-	if (optind < argc) {
-		cli_errorf("sweep", "unexpected argument '%s'", argv[optind]);
-		return -1;
-	}
+	rc = cli_getopts("sweep", argc, argv, long_opts, O_HELP, help, parse_one, o);
+	if (rc != 0)
+		return rc;
 	if (!o->have_param) {
 		cli_error("sweep", "--param is required (supported: distance)");
 		return -1;
