@@ -14,11 +14,12 @@ OPT     ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Werror
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -Iinclude -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -lsodium -ljansson -lm -lpthread $(EXTRA_LDLIBS)
+LDLIBS   = -lsqlite3 -lconfig -lsodium -ljansson -lm -lpthread $(EXTRA_LDLIBS)
 TESTLIBS = -lcmocka
 
 DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
-               jq gnuplot-nox valgrind clang libclang-rt-14-dev
+               libsqlite3-dev libconfig-dev libmicrohttpd-dev libssl-dev \
+               jq gnuplot-nox valgrind clang libclang-rt-14-dev curl openssl iproute2 procps
 
 LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 APP_SRCS  := $(sort $(wildcard src/*.c))
@@ -28,6 +29,7 @@ APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard bench/*.c))
 TOOL_BINS := $(TOOL_SRCS:bench/%.c=$(BUILD)/bench/%)
+TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
@@ -37,7 +39,7 @@ FUZZ_LONG_SECONDS ?= 300
 .PHONY: all build deps run test unit asan fuzz-build fuzz cli bench valgrind clean
 
 all: build
-build: $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS)
+build: $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS) $(TEST_TOOL_BINS)
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -63,6 +65,11 @@ $(BUILD)/qkd: $(APP_OBJS) $(BUILD)/libqkd.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libqkd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqkd.a $(TESTLIBS) $(LDLIBS)
+
+# Helpers of the CLI tests (tests/tools/), e.g. build/tests/tools/mkstore.
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libqkd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libqkd.a $(LDLIBS)
 
 # Stand-alone evaluation tools (bench/), e.g. build/bench/ec_eval.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libqkd.a

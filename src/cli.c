@@ -177,6 +177,38 @@ int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, doub
 	return 0;
 }
 
+int cli_opt_reals(const char *opt, const char *arg, size_t n, double *out)
+{
+	char buf[256];
+	const char *why;
+	size_t got = 0;
+
+	if (strlen(arg) >= sizeof buf) {
+		cli_errorf(opt, "too long: '%.40s...'", arg);
+		return -1;
+	}
+	strcpy(buf, arg);
+	for (char *p = buf, *next; p != NULL; p = next) {
+		next = strchr(p, ',');
+		if (next != NULL)
+			*next++ = '\0';
+		if (got == n) {
+			cli_errorf(opt, "expected %zu comma-separated numbers: '%s'", n, arg);
+			return -1;
+		}
+		if (cli_parse_double(p, &out[got], &why) != 0) {
+			cli_errorf(opt, "%s: '%s' in '%s'", why, p, arg);
+			return -1;
+		}
+		got++;
+	}
+	if (got != n) {
+		cli_errorf(opt, "expected %zu comma-separated numbers: '%s'", n, arg);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_getopts(const char *cmd, int argc, char **argv, const struct option *opts,
 		int help_code, void (*help)(void),
 		int (*one)(int c, const char *arg, void *ctx), void *ctx)

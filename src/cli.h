@@ -9,6 +9,7 @@
 #define QKD_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit codes of every subcommand. */
@@ -56,6 +57,11 @@ int cli_opt_u64(const char *opt, const char *arg, uint64_t min, uint64_t max,
 __attribute__((warn_unused_result))
 int cli_opt_real(const char *opt, const char *arg, double lo, bool lo_open, double hi,
 		 double *out);
+
+/* Parse arg of option opt as exactly n comma-separated reals, each by the
+ * rules of cli_parse_double ("0.1,0.02"). 0, or -1 after printing. */
+__attribute__((warn_unused_result))
+int cli_opt_reals(const char *opt, const char *arg, size_t n, double *out);
 
 struct option;
 

@@ -114,6 +114,12 @@ static int parse_name(int id, const char *opt, const char *arg,
 			return 0;
 		unknown_name(opt, "source", arg, source_name_i);
 	} else {
+		if (qkd_defense_from_name(arg, &in->defense) == 0 &&
+		    in->defense == QKD_DEFENSE_DECOY) {
+			cli_error(opt, "decoy needs per-intensity counts of a whole run: "
+				  "use qkd sim --defense decoy (docs/decoy.md)");
+			return -1;
+		}
 		if (qkd_defense_from_name(arg, &in->defense) == 0)
 			return 0;
 		unknown_name(opt, "defense function", arg, defense_name_i);

@@ -12,8 +12,8 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "commands.h"
 #include "progress.h"
+#include "sim_report.h"
 
 #include "qkd/decoy.h"
 #include "qkd/engine.h"
@@ -30,7 +30,8 @@
 
 enum {
 	O_PARAM = 256, O_FROM, O_TO, O_STEP, O_DEFENSE, O_OUT, O_PULSES, O_SEED, O_JSON,
-	O_MU, O_DET_EFF, O_DARK, O_MISALIGN, O_FIBER_LOSS, O_RATE, O_CONFIDENCE, O_HELP,
+	O_MU, O_DET_EFF, O_DARK, O_MISALIGN, O_FIBER_LOSS, O_RATE, O_CONFIDENCE, O_DECOY,
+	O_DECOY_MU, O_DECOY_PROBS, O_P_X, O_DECOY_PULSES, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +51,11 @@ static const struct option long_opts[] = {
 	{"fiber-loss", required_argument, NULL, O_FIBER_LOSS},
 	{"rate", required_argument, NULL, O_RATE},
 	{"confidence", required_argument, NULL, O_CONFIDENCE},
+	{"decoy", required_argument, NULL, O_DECOY},
+	{"decoy-mu", required_argument, NULL, O_DECOY_MU},
+	{"decoy-probs", required_argument, NULL, O_DECOY_PROBS},
+	{"p-x", required_argument, NULL, O_P_X},
+	{"decoy-pulses", required_argument, NULL, O_DECOY_PULSES},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -61,13 +67,19 @@ struct sweep_options {
 	double from, to, step;
 	size_t points;
 	const char *prefix;
+	/* The decoy-state curve (--decoy): a second run per point, same link
+	 * but three intensities, biased bases and --defense decoy. */
+	bool decoy, decoy_probs_set;
+	struct qkd_link_params dlink;
+	struct qkd_engine_config dcfg;
 };
 
 struct sweep_point {
 	double distance_km, qber;
 	uint64_t pulses, detections, sifted_bits, secret_bits;	/* the run, its own defense */
 	uint64_t secret_bennett, secret_slutsky;		/* re-estimated from the totals */
-	double rate_bennett, rate_slutsky, rate_decoy;
+	uint64_t secret_decoy;					/* the decoy run's key */
+	double rate_bennett, rate_slutsky, rate_decoy, rate_decoy_finite;
 };
 
 static void help(void)
@@ -84,6 +96,12 @@ static void help(void)
 	       "  --from X --to Y --step S   the range (km); (Y - X) must be a multiple of S,\n"
 	       "                             at most %d points\n"
 	       "  --defense NAME             the run's defense: bennett or slutsky (default slutsky)\n"
+	       "  --decoy MU2,MU3            add the finite-key decoy-state curve (Lim et al. 2014):\n"
+	       "                             a second run per point with intensities\n"
+	       "                             --decoy-mu (default 0.5), MU2, MU3\n"
+	       "  --decoy-probs P1,P2,P3     their probabilities (default 0.8,0.15,0.05)\n"
+	       "  --p-x P                    P(basis X) of the decoy run (default 0.9)\n"
+	       "  --decoy-pulses N           pulses of the decoy run (default: --pulses)\n"
 	       "  --confidence C             standard deviations of margin (default 5)\n"
 	       "  --out PREFIX               write PREFIX.csv and PREFIX.svg (default sweep)\n"
 	       "  --json                     one JSON object on stdout\n\n"
@@ -119,8 +137,10 @@ static int parse_one(int c, const char *arg, void *ctx)
 	case O_TO: o->have_to = true; return cli_opt_real("--to", arg, 0, false, 1e5, &o->to);
 	case O_STEP: o->have_step = true; return cli_opt_real("--step", arg, 0, true, 1e5, &o->step);
 	case O_DEFENSE:
-		if (qkd_defense_from_name(arg, &g->estimate.defense) != QKD_OK) {
-			cli_errorf("--defense", "unknown defense function '%s' (bennett or slutsky)", arg);
+		if (qkd_defense_from_name(arg, &g->estimate.defense) != QKD_OK ||
+		    g->estimate.defense == QKD_DEFENSE_DECOY) {
+			cli_errorf("--defense", "'%s': the run's defense is bennett or slutsky; "
+				   "--decoy MU2,MU3 adds the decoy curve", arg);
 			return -1;
 		}
 		return 0;
@@ -141,6 +161,24 @@ static int parse_one(int c, const char *arg, void *ctx)
 	case O_FIBER_LOSS: return cli_opt_real("--fiber-loss", arg, 0, false, 100, &l->fiber_loss_db_per_km);
 	case O_RATE: return cli_opt_real("--rate", arg, 0, true, 1e15, &l->rate_hz);
 	case O_CONFIDENCE: return cli_opt_real("--confidence", arg, 0, false, 1e3, &g->estimate.confidence);
+	case O_DECOY:
+		o->decoy = true;
+		o->dlink.intensities = 3;
+		return cli_opt_reals("--decoy", arg, 2, o->dlink.mu_decoy);
+	case O_DECOY_MU: return cli_opt_real("--decoy-mu", arg, 0, true, 100, &o->dlink.mu);
+	case O_DECOY_PROBS:
+		o->decoy_probs_set = true;
+		return cli_opt_reals("--decoy-probs", arg, 3, o->dlink.p_intensity);
+	case O_P_X:
+		if (cli_opt_real("--p-x", arg, 0, true, 1, &o->dlink.p_x) != 0)
+			return -1;
+		if (o->dlink.p_x >= 1) {
+			cli_errorf("--p-x", "must be < 1: '%s'", arg);
+			return -1;
+		}
+		return 0;
+	case O_DECOY_PULSES:
+		return cli_opt_u64("--decoy-pulses", arg, 1, QKD_PULSES_MAX, &o->dlink.pulses);
 	default: return -1;
 	}
 }
@@ -169,6 +207,40 @@ static int check_range(struct sweep_options *o)
 	return 0;
 }
 
+/* The decoy run's link: the swept link with the decoy options on top. */
+static int decoy_setup(struct sweep_options *o)
+{
+	struct qkd_link_params d = o->link;
+	const char *why;
+
+	if (!o->decoy) {
+		if (o->decoy_probs_set || o->dlink.pulses != 0) {
+			cli_error("sweep", "--decoy-probs and --decoy-pulses need --decoy MU2,MU3");
+			return -1;
+		}
+		return 0;
+	}
+	d.mu = o->dlink.mu;
+	d.intensities = 3;
+	d.mu_decoy[0] = o->dlink.mu_decoy[0];
+	d.mu_decoy[1] = o->dlink.mu_decoy[1];
+	memcpy(d.p_intensity, o->dlink.p_intensity, sizeof d.p_intensity);
+	d.p_x = o->dlink.p_x;
+	if (o->dlink.pulses != 0)
+		d.pulses = o->dlink.pulses;
+	o->dcfg = o->cfg;
+	o->dcfg.estimate.defense = QKD_DEFENSE_DECOY;
+	if (sim_options_finish(&d, &o->dcfg, o->decoy_probs_set) != 0)
+		return -1;
+	if (qkd_link_params_check(&d, &why) != QKD_OK ||
+	    qkd_engine_config_check(&o->dcfg, &why) != QKD_OK) {
+		cli_errorf("sweep", "decoy run: %s", why);
+		return -1;
+	}
+	o->dlink = d;
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct sweep_options *o)
 {
 	const char *why;
@@ -177,6 +249,8 @@ static int parse(int argc, char **argv, struct sweep_options *o)
 	memset(o, 0, sizeof *o);
 	qkd_link_params_default(&o->link);
 	qkd_engine_config_default(&o->cfg);
+	o->dlink.mu = SWEEP_DECOY_MU;
+	o->dlink.p_x = 0.9;
 	o->prefix = "sweep";
 	rc = cli_getopts("sweep", argc, argv, long_opts, O_HELP, help, parse_one, o);
 	if (rc != 0)
@@ -198,6 +272,8 @@ static int parse(int argc, char **argv, struct sweep_options *o)
 		cli_error("sweep", why);
 		return -1;
 	}
+	if (decoy_setup(o) != 0)
+		return -1;
 	return 0;
 }
 
@@ -295,6 +371,20 @@ static int run_point(struct sweep_options *o, struct sweep_progress *sp, struct 
 	pt->rate_bennett = pt->pulses ? (double)pt->secret_bennett / (double)pt->pulses : 0;
 	pt->rate_slutsky = pt->pulses ? (double)pt->secret_slutsky / (double)pt->pulses : 0;
 	pt->rate_decoy = decoy_rate(&o->link);
+	if (!o->decoy)
+		return 0;
+	o->dlink.distance_km = o->link.distance_km;
+	rc = qkd_simlink_run(&o->dlink, &o->dcfg, &res);
+	if (rc != QKD_OK) {
+		cli_errorf("sweep", "the decoy run failed at %g km: %s", o->link.distance_km,
+			   qkd_strerror(rc));
+		qkd_simlink_result_cleanup(&res);
+		return -1;
+	}
+	pt->secret_decoy = res.bob.st.secret_bits;
+	pt->rate_decoy_finite = res.bob.st.pulses ?
+		(double)pt->secret_decoy / (double)res.bob.st.pulses : 0;
+	qkd_simlink_result_cleanup(&res);
 	return 0;
 }
 
@@ -318,13 +408,15 @@ static int write_csv(const char *path, const struct sweep_point *pts, size_t n)
 		return -1;
 	}
 	fprintf(f, "distance_km,pulses,detections,sifted_bits,qber,secret_bits,"
-		   "rate_bennett,rate_slutsky,rate_decoy_asymptotic\n");
+		   "rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy\n");
 	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%.10g,%llu,%llu,%llu,%.6f,%llu,%.6e,%.6e,%.6e\n", pts[i].distance_km,
+		fprintf(f, "%.10g,%llu,%llu,%llu,%.6f,%llu,%.6e,%.6e,%.6e,%llu,%.6e\n",
+			pts[i].distance_km,
 			(unsigned long long)pts[i].pulses, (unsigned long long)pts[i].detections,
 			(unsigned long long)pts[i].sifted_bits, pts[i].qber,
 			(unsigned long long)pts[i].secret_bits, pts[i].rate_bennett,
-			pts[i].rate_slutsky, pts[i].rate_decoy);
+			pts[i].rate_slutsky, pts[i].rate_decoy,
+			(unsigned long long)pts[i].secret_decoy, pts[i].rate_decoy_finite);
 	if (ferror(f) || fflush(f) != 0)
 		rc = -1;
 	if (fclose(f) != 0)
@@ -372,10 +464,11 @@ static bool gnuplot_in_path(void)
 static int write_plot(const struct sweep_options *o, const char *csv, const char *svg,
 		      const struct sweep_point *pts, size_t n)
 {
-	static const char *const titles[3] = {
-		"bennett", "slutsky", "decoy, asymptotic (mu 0.5)",
+	static const char *const titles[4] = {
+		"bennett", "slutsky", "decoy, asymptotic (mu 0.5)", "decoy, finite key (Lim et al.)",
 	};
-	bool any[3] = {false, false, false}, first = true;
+	static const int column[4] = { 7, 8, 9, 11 };
+	bool any[4] = {false, false, false, false}, first = true;
 	FILE *gp;
 	int st;
 
@@ -388,6 +481,7 @@ static int write_plot(const struct sweep_options *o, const char *csv, const char
 		any[0] |= pts[i].rate_bennett > 0;
 		any[1] |= pts[i].rate_slutsky > 0;
 		any[2] |= pts[i].rate_decoy > 0;
+		any[3] |= pts[i].rate_decoy_finite > 0;
 	}
 	remove(svg);
 	fflush(stdout);
@@ -409,17 +503,17 @@ static int write_plot(const struct sweep_options *o, const char *csv, const char
 		(unsigned long long)o->link.pulses);
 	if (o->from < o->to)
 		fprintf(gp, "set xrange [%.10g:%.10g]\n", o->from, o->to);
-	if (!any[0] && !any[1] && !any[2]) {
+	if (!any[0] && !any[1] && !any[2] && !any[3]) {
 		fprintf(gp, "set yrange [1e-12:1]\nplot NaN title 'no positive rate at any point'\n");
 	} else {
 		fprintf(gp, "plot ");
-		for (int k = 0; k < 3; k++) {
+		for (int k = 0; k < 4; k++) {
 			if (!any[k])
 				continue;
 			fprintf(gp, "%s", first ? "" : ", ");
 			gp_quote(gp, csv);
 			fprintf(gp, " skip 1 using 1:(pos($%d)) with linespoints title '%s'",
-				7 + k, titles[k]);
+				column[k], titles[k]);
 			first = false;
 		}
 		fprintf(gp, "\n");
@@ -449,7 +543,7 @@ static int report_json(const struct sweep_options *o, const struct sweep_point *
 		const struct sweep_point *p = &pts[i];
 
 		json_array_append_new(a, json_pack(
-			"{s:f, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:f, s:f, s:f}",
+			"{s:f, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:f}",
 			"distance_km", p->distance_km, "pulses", (json_int_t)p->pulses,
 			"detections", (json_int_t)p->detections,
 			"sifted_bits", (json_int_t)p->sifted_bits, "qber", p->qber,
@@ -457,12 +551,18 @@ static int report_json(const struct sweep_options *o, const struct sweep_point *
 			"secret_bits_bennett", (json_int_t)p->secret_bennett,
 			"secret_bits_slutsky", (json_int_t)p->secret_slutsky,
 			"rate_bennett", p->rate_bennett, "rate_slutsky", p->rate_slutsky,
-			"rate_decoy_asymptotic", p->rate_decoy));
+			"rate_decoy_asymptotic", p->rate_decoy,
+			"secret_bits_decoy", (json_int_t)p->secret_decoy,
+			"rate_decoy", p->rate_decoy_finite));
 	}
 	json_object_set_new(j, "param", json_string("distance"));
 	json_object_set_new(j, "defense", json_string(qkd_defense_name(o->cfg.estimate.defense)));
 	json_object_set_new(j, "seed", json_integer((json_int_t)o->link.seed));
 	json_object_set_new(j, "decoy_mu", json_real(SWEEP_DECOY_MU));
+	json_object_set_new(j, "decoy_run", o->decoy ? json_pack("{s:[f,f,f], s:[f,f,f], s:f, s:I}",
+		"mu", o->dlink.mu, o->dlink.mu_decoy[0], o->dlink.mu_decoy[1],
+		"p_mu", o->dlink.p_intensity[0], o->dlink.p_intensity[1], o->dlink.p_intensity[2],
+		"p_x", o->dlink.p_x, "pulses", (json_int_t)o->dlink.pulses) : json_null());
 	json_object_set_new(j, "points", a);
 	json_object_set_new(j, "csv", json_string(csv));
 	json_object_set_new(j, "plot", svg ? json_string(svg) : json_null());
@@ -479,14 +579,15 @@ static void report_human(const struct sweep_options *o, const struct sweep_point
 	       "secret_bits: the run's key (%s); rates: secret bits per pulse\n\n",
 	       o->from, o->to, o->step, o->link.mu, (unsigned long long)o->link.pulses,
 	       (unsigned long long)o->link.seed, qkd_defense_name(o->cfg.estimate.defense));
-	printf("%10s %12s %12s %8s %12s %12s %12s %12s\n", "km", "detections", "sifted",
-	       "QBER %", "secret_bits", "bennett", "slutsky", "decoy asym");
+	printf("%10s %12s %12s %8s %12s %12s %12s %12s %12s\n", "km", "detections", "sifted",
+	       "QBER %", "secret_bits", "bennett", "slutsky", "decoy asym", "decoy");
 	for (size_t i = 0; i < n; i++)
-		printf("%10g %12llu %12llu %8.3f %12llu %12.4e %12.4e %12.4e\n", pts[i].distance_km,
+		printf("%10g %12llu %12llu %8.3f %12llu %12.4e %12.4e %12.4e %12.4e\n",
+		       pts[i].distance_km,
 		       (unsigned long long)pts[i].detections,
 		       (unsigned long long)pts[i].sifted_bits, 100 * pts[i].qber,
 		       (unsigned long long)pts[i].secret_bits, pts[i].rate_bennett,
-		       pts[i].rate_slutsky, pts[i].rate_decoy);
+		       pts[i].rate_slutsky, pts[i].rate_decoy, pts[i].rate_decoy_finite);
 	printf("\ncsv: %s\nplot: %s\n", csv, svg);
 }
 

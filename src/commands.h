@@ -8,5 +8,9 @@ int cmd_sim(int argc, char **argv);
 int cmd_entropy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_eve(int argc, char **argv);
 
 #endif

@@ -17,6 +17,10 @@ static const struct command commands[] = {
 	{"entropy", cmd_entropy, "compute an entropy estimate from counts"},
 	{"sweep", cmd_sweep, "run the link over a range of distances and plot the key rate"},
 	{"bench", cmd_bench, "measure the speed of each pipeline stage on this machine"},
+	{"keys", cmd_keys, "list a link's key store, or export one block's bits"},
+	{"node", cmd_node, "run a node: its links distil key into their stores (daemon)"},
+	{"status", cmd_status, "show the links of a running node"},
+	{"eve", cmd_eve, "eavesdrop on the fiber between two nodes (intercept-resend, beamsplit)"},
 };
 
 static void usage(FILE *f)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,10 @@ static void derive(const struct sim_options *o, const struct qkd_simlink_result 
 
 	d->link_seconds = (double)st->pulses / o->link.rate_hz;
 	d->qber = st->frame_bits ? (double)st->errors_corrected / (double)st->frame_bits : 0;
-	qkd_link_expected(&o->link, &d->p_click_expected, &d->qber_expected);
+	/* A replay has no model: the recording holds data, not the link's physics. */
+	d->p_click_expected = d->qber_expected = NAN;
+	if (o->replay_dir == NULL)
+		qkd_link_expected(&o->link, &d->p_click_expected, &d->qber_expected);
 	d->f = st->ec_ideal_bits > 0 ? (double)st->ec_disclosed_bits / st->ec_ideal_bits : 0;
 	d->rate_bps = d->link_seconds > 0 ? (double)st->secret_bits / d->link_seconds : 0;
 	d->cpu = res->alice.cpu_seconds + res->bob.cpu_seconds;
@@ -81,6 +85,12 @@ static const char *no_key_reason(const struct qkd_engine_stats *st, char *buf, s
 		snprintf(buf, len, "%s", qkd_abort_reason_text(st->abort));
 	} else if (st->pa_input_bits == 0) {
 		snprintf(buf, len, "every frame failed verification");
+	} else if (st->decoy_used) {
+		snprintf(buf, len, "the decoy-state bound leaves nothing: %.0f single-photon "
+			 "X events at least (s_X1), phase error rate at most %.4f, %.0f bits "
+			 "disclosed, %.0f bits for the epsilons", st->decoy_out.s_x1,
+			 st->decoy_out.phi_x, st->decoy_in.lambda_ec,
+			 st->decoy_out.eps_sec_term + st->decoy_out.eps_cor_term);
 	} else if (e->limiting_term == QKD_TERM_TRANSPARENT && e->transparent_saturated) {
 		snprintf(buf, len, "the %s term takes every bit: multi-photon pulses sent "
 			 "outnumber detections (q = 1); a lower mu or decoy states are needed",
@@ -124,6 +134,54 @@ static json_t *entropy_json(const struct sim_options *o, const struct qkd_engine
 		"transparent_fraction", e->transparent_fraction);
 }
 
+/* Bits removed for eavesdropping: everything taken off the corrected bits
+ * except what was disclosed, the non-randomness term and the margin. For
+ * bennett/slutsky this is t_T + t_N + c sigma (up to the floor); for decoy,
+ * what Eq. (1) of Lim et al. takes beyond lambda_EC. */
+static double eve_removed(const struct qkd_engine_stats *a)
+{
+	const struct qkd_entropy_out *e = &a->entropy;
+	double r = (double)a->pa_input_bits - e->disclosed - e->nonrandomness - e->pa_margin
+		   - (double)a->secret_bits;
+
+	return r > 0 ? r : 0;
+}
+
+static json_t *u64_array(const uint64_t *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)v[i]));
+	return a;
+}
+
+static json_t *decoy_json(const struct sim_options *o, const struct qkd_engine_stats *a)
+{
+	const struct qkd_decoy_counts *in = &a->decoy_in;
+	const struct qkd_decoy_out *d = &a->decoy_out;
+
+	return json_pack("{s:[f,f,f], s:[f,f,f], s:f, s:o, s:o, s:o, s:f, s:f, s:f, s:f, s:f, "
+			 "s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I}",
+			 "mu", in->mu[0], in->mu[1], in->mu[2],
+			 "p_mu", in->p_mu[0], in->p_mu[1], in->p_mu[2], "p_x", in->p_x,
+			 "n_x", u64_array(in->n_x, 3), "n_z", u64_array(in->n_z, 3),
+			 "m_z", u64_array(in->m_z, 3), "s_x0", d->s_x0, "s_x1", d->s_x1,
+			 "s_z1", d->s_z1, "v_z1", d->v_z1, "gamma", d->gamma, "phi_x", d->phi_x,
+			 "lambda_ec", in->lambda_ec, "eps_sec", o->cfg.decoy.eps_sec,
+			 "eps_cor", o->cfg.decoy.eps_cor, "eps_sec_term", d->eps_sec_term,
+			 "eps_cor_term", d->eps_cor_term,
+			 "key_length", (json_int_t)d->key_length,
+			 "discarded_bits", (json_int_t)a->decoy_discarded_bits);
+}
+
+static json_t *eve_json(const struct sim_options *o, const struct qkd_simlink_result *res)
+{
+	return json_pack("{s:s, s:f}", "attack", qkd_eve_name(o->link.eve),
+			 "fraction", o->link.eve_fraction);
+	(void)res;
+}
+
 static json_t *rnd_json(const struct qkd_randomness_result *r, uint64_t n)
 {
 	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:f}", "bits", (json_int_t)n,
@@ -147,6 +205,12 @@ static json_t *randomness_json(const struct qkd_simlink_result *res)
 	return j;
 }
 
+/* NaN (a figure this run cannot know) as JSON null. */
+static json_t *real_or_null(double v)
+{
+	return isnan(v) ? json_null() : json_real(v);
+}
+
 static int report_json(const struct sim_options *o, const struct qkd_simlink_result *res,
 		       const struct derived *d)
 {
@@ -163,8 +227,8 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	json_object_set_new(j, "sample_bits", json_integer((json_int_t)st->sample_bits));
 	json_object_set_new(j, "sample_errors", json_integer((json_int_t)st->sample_errors));
 	json_object_set_new(j, "qber", json_real(d->qber));
-	json_object_set_new(j, "qber_expected", json_real(d->qber_expected));
-	json_object_set_new(j, "detection_prob_expected", json_real(d->p_click_expected));
+	json_object_set_new(j, "qber_expected", real_or_null(d->qber_expected));
+	json_object_set_new(j, "detection_prob_expected", real_or_null(d->p_click_expected));
 	json_object_set_new(j, "ec", json_string(o->cfg.ec));
 	json_object_set_new(j, "ec_disclosed_bits", json_integer((json_int_t)st->ec_disclosed_bits));
 	json_object_set_new(j, "ec_efficiency", json_real(d->f));
@@ -177,6 +241,13 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	/* Alice applies the non-randomness term: her estimate is the full one. */
 	json_object_set_new(j, "entropy", entropy_json(o, &res->alice.st));
 	json_object_set_new(j, "randomness", randomness_json(res));
+	if (res->alice.st.decoy_used)
+		json_object_set_new(j, "decoy", decoy_json(o, &res->alice.st));
+	/* Eve and her ground truth are the simulator's: unknown in a replay. */
+	json_object_set_new(j, "eve", o->replay_dir ? json_null() : eve_json(o, res));
+	json_object_set_new(j, "eve_known_bits", o->replay_dir ? json_null() :
+			    json_integer((json_int_t)st->eve_known_bits));
+	json_object_set_new(j, "eve_removed_bits", json_real(eve_removed(&res->alice.st)));
 	json_object_set_new(j, "secret_bits", json_integer((json_int_t)st->secret_bits));
 	json_object_set_new(j, "secret_key_rate_bps", json_real(d->rate_bps));
 	json_object_set_new(j, "link_seconds", json_real(d->link_seconds));
@@ -190,40 +261,80 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 			    json_real(res->alice.cpu_optical + res->bob.cpu_optical));
 	json_object_set_new(j, "wall_seconds", json_real(res->wall_seconds));
 	json_object_set_new(j, "seed", json_integer((json_int_t)o->link.seed));
+	json_object_set_new(j, "replay", o->replay_dir ? json_string(o->replay_dir) : json_null());
 	rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	printf("\n");
 	json_decref(j);
 	return rc == 0 ? 0 : -1;
 }
 
+static void report_bbn(const struct sim_options *o, const struct qkd_engine_stats *as);
+static void report_decoy(const struct sim_options *o, const struct qkd_engine_stats *as);
+
 static void report_human(const struct sim_options *o, const struct qkd_simlink_result *res,
 			 const struct derived *d)
 {
 	const struct qkd_engine_stats *st = &res->bob.st, *as = &res->alice.st;
-	const struct qkd_entropy_out *e = &as->entropy;
 	char buf[512];
 	const char *why = no_key_reason(as, buf, sizeof buf);
 
-	printf("qkd sim: %s BB84, %g km at %g dB/km, mu %g, %llu pulses at %g Hz, seed %llu\n\n",
-	       qkd_source_name(o->link.source), o->link.distance_km,
-	       o->link.fiber_loss_db_per_km, o->link.mu, (unsigned long long)st->pulses,
-	       o->link.rate_hz, (unsigned long long)o->link.seed);
-	printf("  detections            %12llu   (%.3e per pulse, model %.3e)\n",
+	if (o->replay_dir != NULL)
+		printf("qkd sim: replay of %s: %s BB84, mu %g, %llu pulses at %g Hz, seed %llu\n\n",
+		       o->replay_dir, qkd_source_name(o->link.source), o->link.mu,
+		       (unsigned long long)st->pulses, o->link.rate_hz,
+		       (unsigned long long)o->link.seed);
+	else
+		printf("qkd sim: %s BB84, %g km at %g dB/km, mu %g, %llu pulses at %g Hz, seed %llu\n\n",
+		       qkd_source_name(o->link.source), o->link.distance_km,
+		       o->link.fiber_loss_db_per_km, o->link.mu, (unsigned long long)st->pulses,
+		       o->link.rate_hz, (unsigned long long)o->link.seed);
+	printf("  detections            %12llu   (%.3e per pulse",
 	       (unsigned long long)st->detections,
-	       st->pulses ? (double)st->detections / (double)st->pulses : 0, d->p_click_expected);
-	printf("  sifted bits           %12llu   (QBER sample %llu of %llu bits in error)\n",
+	       st->pulses ? (double)st->detections / (double)st->pulses : 0);
+	if (!isnan(d->p_click_expected))
+		printf(", model %.3e", d->p_click_expected);
+	printf(")\n  sifted bits           %12llu   (QBER sample %llu of %llu bits in error)\n",
 	       (unsigned long long)st->sifted_bits, (unsigned long long)st->sample_errors,
 	       (unsigned long long)st->sample_bits);
-	printf("  QBER                  %11.3f %%   (model %.3f %%)\n", 100 * d->qber,
-	       100 * d->qber_expected);
+	printf("  QBER                  %11.3f %%", 100 * d->qber);
+	if (!isnan(d->qber_expected))
+		printf("   (model %.3f %%)", 100 * d->qber_expected);
+	printf("\n");
 	printf("  error correction      %12llu   parity bits disclosed by %s, f = %.3f\n",
 	       (unsigned long long)st->ec_disclosed_bits, o->cfg.ec, d->f);
 	printf("  frames                %12llu   (%llu failed verification, %llu tag bits)\n",
 	       (unsigned long long)st->frames, (unsigned long long)st->frames_failed_verification,
 	       (unsigned long long)st->verify_disclosed_bits);
+	if (as->decoy_used)
+		report_decoy(o, as);
+	else
+		report_bbn(o, as);
+	if (o->link.eve != QKD_EVE_NONE)
+		printf("\n  eavesdropper          %s", qkd_eve_name(o->link.eve));
+	if (o->link.eve == QKD_EVE_INTERCEPT_RESEND || o->link.eve == QKD_EVE_BEAMSPLIT)
+		printf(" F = %g", o->link.eve_fraction);
+	if (o->link.eve != QKD_EVE_NONE)
+		printf(": Eve knows %llu of the %llu key bits; %.0f removed for eavesdropping\n",
+		       (unsigned long long)st->eve_known_bits,
+		       (unsigned long long)st->pa_input_bits, eve_removed(as));
+	printf("\n  secret key            %12llu bits   %.1f bit/s of link time (%.2f s)\n",
+	       (unsigned long long)st->secret_bits, d->rate_bps, d->link_seconds);
+	if (why != NULL)
+		printf("  no key: %s\n", why);
+	printf("  keys match            %12s   (Alice's and Bob's final keys compared)\n",
+	       d->keys_match ? "yes" : "NO");
+	printf("  cpu                   %11.2f s   (Alice %.2f s, Bob %.2f s)\n", d->cpu,
+	       res->alice.cpu_seconds, res->bob.cpu_seconds);
+}
+
+/* DESIGN 5, term by term (Alice's estimate: it has the non-randomness term). */
+static void report_bbn(const struct sim_options *o, const struct qkd_engine_stats *as)
+{
+	const struct qkd_entropy_out *e = &as->entropy;
+
 	printf("\n  entropy estimate (%s, c = %g), bits removed from %llu:\n",
 	       qkd_defense_name(o->cfg.estimate.defense), o->cfg.estimate.confidence,
-	       (unsigned long long)st->pa_input_bits);
+	       (unsigned long long)as->pa_input_bits);
 	printf("    %-28s %10.0f\n", "disclosed", e->disclosed);
 	printf("    %-28s %10.0f   sd %.0f  (q = %.3f)\n", "transparent (multi-photon)",
 	       e->transparent, e->transparent_sd, e->transparent_fraction);
@@ -239,14 +350,34 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 		       e->nonrandomness);
 	printf("    %-28s %10.0f\n", "c * sigma", e->sigma_term);
 	printf("    %-28s %10.0f\n", "pa margin", e->pa_margin);
-	printf("\n  secret key            %12llu bits   %.1f bit/s of link time (%.2f s)\n",
-	       (unsigned long long)st->secret_bits, d->rate_bps, d->link_seconds);
-	if (why != NULL)
-		printf("  no key: %s\n", why);
-	printf("  keys match            %12s   (Alice's and Bob's final keys compared)\n",
-	       d->keys_match ? "yes" : "NO");
-	printf("  cpu                   %11.2f s   (Alice %.2f s, Bob %.2f s)\n", d->cpu,
-	       res->alice.cpu_seconds, res->bob.cpu_seconds);
+}
+
+/* Lim et al. 2014: the counts per intensity and each bound (docs/decoy.md). */
+static void report_decoy(const struct sim_options *o, const struct qkd_engine_stats *as)
+{
+	const struct qkd_decoy_counts *in = &as->decoy_in;
+	const struct qkd_decoy_out *d = &as->decoy_out;
+
+	printf("\n  decoy-state bound (Lim et al. 2014), eps_sec %g, eps_cor %g, P(X) %g:\n",
+	       o->cfg.decoy.eps_sec, o->cfg.decoy.eps_cor, in->p_x);
+	printf("    %-10s %10s %10s %10s %10s\n", "intensity", "p", "n_X", "n_Z", "m_Z");
+	for (int k = 0; k < 3; k++)
+		printf("    %-10g %10g %10llu %10llu %10llu\n", in->mu[k], in->p_mu[k],
+		       (unsigned long long)in->n_x[k], (unsigned long long)in->n_z[k],
+		       (unsigned long long)in->m_z[k]);
+	printf("    %-28s %10.0f   vacuum events in X, Eq. (2)\n", "s_X0", d->s_x0);
+	printf("    %-28s %10.0f   single-photon events in X, Eq. (3)\n", "s_X1", d->s_x1);
+	printf("    %-28s %10.4f   single-photon phase error bound, Eq. (5)\n", "phi_X",
+	       d->phi_x);
+	printf("    %-28s %10.0f   error correction and verification\n", "lambda_EC",
+	       in->lambda_ec);
+	printf("    %-28s %10.0f   6 log2(21/eps_sec) + log2(2/eps_cor)\n", "epsilons",
+	       d->eps_sec_term + d->eps_cor_term);
+	printf("    %-28s %10llu   Eq. (1)\n", "key length l", (unsigned long long)d->key_length);
+	if (as->decoy_discarded_bits > 0)
+		printf("    %-28s %10llu\n", "frames failed verification",
+		       (unsigned long long)as->decoy_discarded_bits);
+	printf("    %-28s %10.0f\n", "non-randomness", as->entropy.nonrandomness);
 }
 
 int sim_report(const struct sim_options *o, const struct qkd_simlink_result *res)

@@ -11,11 +11,15 @@
  *   tag             auth->tag_len bytes over version..payload
  *
  * The authentication seam: every frame is tagged by auth->tag on send and
- * checked by auth->verify on receipt before the payload is parsed. The
- * Wegman-Carter authenticator fills this seam in a later issue; until then
- * `qkd_auth_none` (tag length 0) is the only implementation. A frame with a
- * wrong version, a sequence gap, an oversized length or a failed tag is a
- * protocol error; the receiver never parses its payload.
+ * checked by auth->verify on receipt before the payload is parsed. Both get
+ * the frame's sequence number (the sender's send_seq; on receipt the seq
+ * field of the received header, read before anything else is trusted), so
+ * an authenticator can bind each tag to its position in its direction: the
+ * Wegman-Carter authenticator `qkd_auth_wc` (qkd/auth_wc.h) draws a fresh
+ * one-time pad per seq. `qkd_auth_none` (tag length 0) authenticates nothing
+ * and is for tests and local simulation only. A frame with a wrong version,
+ * a sequence gap, an oversized length or a failed tag is a protocol error;
+ * the receiver never parses its payload.
  */
 #ifndef QKD_CHANNEL_H
 #define QKD_CHANNEL_H
@@ -31,10 +35,15 @@
 struct qkd_auth_ops {
 	const char *name;
 	size_t tag_len;
-	/* Write tag_len bytes authenticating msg[0..len). */
-	int (*tag)(void *ctx, const uint8_t *msg, size_t len, uint8_t *tag);
-	/* 0 when the tag is valid, QKD_ERR_VERIFY otherwise (constant time). */
-	int (*verify)(void *ctx, const uint8_t *msg, size_t len, const uint8_t *tag);
+	/* Write tag_len bytes authenticating msg[0..len) as the frame with
+	 * sequence number seq in the sending direction. May refuse (an error
+	 * code, nothing written) when it has no key for seq. */
+	int (*tag)(void *ctx, uint32_t seq, const uint8_t *msg, size_t len, uint8_t *tag);
+	/* 0 when tag is valid for msg[0..len) as frame seq of the receiving
+	 * direction, QKD_ERR_VERIFY otherwise (compared in constant time);
+	 * other negative codes when it cannot check (e.g. key exhausted). */
+	__attribute__((warn_unused_result))
+	int (*verify)(void *ctx, uint32_t seq, const uint8_t *msg, size_t len, const uint8_t *tag);
 };
 
 extern const struct qkd_auth_ops qkd_auth_none;

@@ -19,6 +19,7 @@
 
 #include "qkd/bits.h"
 #include "qkd/channel.h"
+#include "qkd/decoy.h"
 #include "qkd/entropy.h"
 #include "qkd/randomness.h"
 #include "qkd/rng.h"
@@ -36,6 +37,15 @@ struct qkd_engine_config {
 	/* Entropy-estimation settings: source, defense, confidence, nonrandom,
 	 * pa_margin and mu are taken from here; the counts are per block. */
 	struct qkd_entropy_in estimate;
+	/* Decoy-state settings, used when estimate.defense is
+	 * QKD_DEFENSE_DECOY (Lim et al. 2014; docs/decoy.md): intensities mu[3]
+	 * (mu[0] the signal), their probabilities, P(X) for both parties, and
+	 * the security parameters. Sifted X-basis bits become the key; every
+	 * sifted Z-basis bit is disclosed to count errors per intensity. */
+	struct {
+		double mu[3], p_mu[3], p_x;
+		double eps_sec, eps_cor;
+	} decoy;
 	/* Optional progress callback (stage name, fraction done in [0,1]). */
 	void (*progress)(void *ctx, const char *stage, double done);
 	void *progress_ctx;
@@ -77,6 +87,18 @@ struct qkd_engine_stats {
 	struct qkd_randomness_result rnd_value, rnd_basis;
 	uint64_t rnd_bits;		/* value choices tested (Alice), bases (Bob) */
 	uint64_t rnd_basis_bits;	/* bases tested */
+	/* Decoy-state defense: the counts the bound was computed from and every
+	 * term of it (decoy_used false otherwise). decoy_discarded_bits: key
+	 * bits lost with frames that failed verification, taken off the bound
+	 * (each could have been a single-photon bit). */
+	bool decoy_used;
+	struct qkd_decoy_counts decoy_in;
+	struct qkd_decoy_out decoy_out;
+	uint64_t decoy_discarded_bits;
+	/* Simulator ground truth (Bob, when his source supplies it): key bits
+	 * that entered privacy amplification and that Eve knew exactly. */
+	bool eve_truth;
+	uint64_t eve_known_bits;
 	double cpu_sift, cpu_sample, cpu_ec, cpu_verify, cpu_pa;	/* seconds, this party */
 	uint64_t bytes_sent, bytes_recv, messages_sent;
 };

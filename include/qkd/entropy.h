@@ -23,6 +23,10 @@
 enum qkd_defense {
 	QKD_DEFENSE_BENNETT,	/* Bennett et al. 1992 */
 	QKD_DEFENSE_SLUTSKY,	/* Slutsky et al. 1998, Renyi information */
+	/* Lim et al. 2014 finite-key decoy bound (qkd/decoy.h). It needs
+	 * per-intensity counts, which only the engine has: the per-block
+	 * qkd_entropy_estimate refuses it (QKD_ERR_INVAL). */
+	QKD_DEFENSE_DECOY,
 };
 
 /* How multi-photon (transparent) leakage scales (DESIGN 5.2). Kept separate

@@ -17,6 +17,7 @@ enum qkd_err {
 	QKD_ERR_RANGE = -6,	/* a size or count overflowed its bound */
 	QKD_ERR_EOF = -7,	/* peer closed the channel */
 	QKD_ERR_ABORT = -8,	/* protocol aborted by policy (e.g. QBER too high) */
+	QKD_ERR_NOKEY = -9,	/* authentication key exhausted (replenish first) */
 };
 
 /* A static, human-readable description of a code (never NULL). */

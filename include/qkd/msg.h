@@ -22,6 +22,8 @@ enum qkd_msg_type {
 	QKD_MSG_PA_SEED = 12,		/* A->B: output length and Toeplitz seed */
 	QKD_MSG_DONE = 13,		/* B->A: end of run */
 	QKD_MSG_ABORT = 14,		/* either: stop, with a reason string */
+	QKD_MSG_TEST_REQ = 15,		/* B->A: decoy mode: Bob's Z-basis test bits */
+	QKD_MSG_TEST_REPLY = 16,	/* A->B: decoy mode: Alice's Z-basis test bits */
 };
 
 #endif

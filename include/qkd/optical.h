@@ -41,6 +41,18 @@ enum qkd_source_kind {
 
 #define QKD_PULSES_MAX ((uint64_t)1 << 62)
 
+/* An eavesdropper on the fiber (DESIGN.md s3, docs/optical-model.md "Eve").
+ * She sits at the start of the fiber, on the path to Bob. */
+enum qkd_eve_attack {
+	QKD_EVE_NONE = 0,
+	QKD_EVE_INTERCEPT_RESEND,	/* eve_fraction of pulses measured in a random basis, resent */
+	QKD_EVE_PNS,			/* photon-number splitting (weak-coherent only) */
+	QKD_EVE_BEAMSPLIT,		/* taps eve_fraction of the photons; the rest travel on */
+};
+
+/* Decoy states: signal mu plus up to two decoy intensities (Lim et al. 2014). */
+#define QKD_INTENSITIES_MAX 3
+
 /* Link parameters. All probabilities are per slot (gate). */
 struct qkd_link_params {
 	enum qkd_source_kind source;
@@ -54,10 +66,24 @@ struct qkd_link_params {
 	double misalignment;		/* e_opt, 0 .. 0.5 */
 	double rng_bias;		/* P(1) of each bit Alice's RNG draws (0.5: fair) */
 	uint64_t seed;			/* the single user --seed */
+	/* Decoy states (weak-coherent only). intensities is 1 (every pulse has
+	 * mean mu) or 3: pulse intensity index k is 0 (mu, the signal), 1
+	 * (mu_decoy[0]) or 2 (mu_decoy[1]) with probability p_intensity[k];
+	 * mu > mu_decoy[0] + mu_decoy[1], mu_decoy[0] > mu_decoy[1] >= 0, the
+	 * probabilities in (0,1) summing to 1. Alice's RNG picks k per pulse. */
+	unsigned intensities;
+	double mu_decoy[2];
+	double p_intensity[QKD_INTENSITIES_MAX];
+	/* P(basis 1, X) for each party's basis choice, in (0,1); 0.5 is BB84's
+	 * symmetric choice, a larger value Lim et al.'s biased choice (key from X). */
+	double p_x;
+	enum qkd_eve_attack eve;
+	double eve_fraction;		/* F in [0,1] for intercept-resend and beamsplit */
 };
 
 /* Fill p with the defaults: weak-coherent, 1e8 pulses at 10 MHz, mu 0.1,
- * 10 km of 0.2 dB/km fiber, eta_d 0.1, p_d 1e-5, e_opt 0.01, seed 1. */
+ * 10 km of 0.2 dB/km fiber, eta_d 0.1, p_d 1e-5, e_opt 0.01, seed 1, one
+ * intensity, p_x 0.5, no Eve. */
 void qkd_link_params_default(struct qkd_link_params *p);
 
 /* 0 if every field is in its domain, else QKD_ERR_INVAL with *why (if why is
@@ -77,10 +103,25 @@ double qkd_link_transmittance(const struct qkd_link_params *p);
  * bases match (docs/optical-model.md): weak-coherent: P(Bob clicks) and
  * DESIGN's QBER; entangled: P(coincidence) and the coincidence QBER. Either
  * output may be NULL. When the probability is 0 the QBER is reported as 0.
+ * With decoys, the mixture over the intensities (click probability averaged
+ * with p_intensity, QBER weighted by clicks). Honest link: Eve is ignored.
  * p must pass qkd_link_params_check. */
 void qkd_link_expected(const struct qkd_link_params *p, double *p_click, double *qber);
 /* P(n >= 2) for Poisson(mu): 1 - e^-mu (1 + mu), accurate for tiny mu too. */
 double qkd_multiphoton_prob(double mu);
+
+/* "none", "intercept-resend", "pns", "beamsplit" ("unknown" otherwise). */
+const char *qkd_eve_name(enum qkd_eve_attack a);
+/* Parse "none", "intercept-resend:F", "pns", "beamsplit:F" (F a real in
+ * [0,1]) into p->eve and p->eve_fraction. 0 or QKD_ERR_INVAL with *why. */
+__attribute__((warn_unused_result))
+int qkd_eve_parse(const char *spec, struct qkd_link_params *p, const char **why);
+
+/* Mean photon number of intensity index k (0: mu; 1, 2: the decoys). */
+double qkd_link_intensity(const struct qkd_link_params *p, unsigned k);
+/* qkd_link_expected for pulses of intensity k only, with no Eve. */
+void qkd_link_expected_intensity(const struct qkd_link_params *p, unsigned k,
+				 double *p_click, double *qber);
 
 /* Bases: 0 = Z (rectilinear), 1 = X (diagonal). */
 #define QKD_DET_DOUBLE	0x01	/* both detectors fired; value is the party's random bit */
@@ -92,10 +133,14 @@ struct qkd_detection {
 	uint8_t basis;
 	uint8_t value;
 	uint8_t flags;		/* QKD_DET_* */
+	uint8_t intensity;	/* Alice's view only: intensity index of the pulse (0 for Bob) */
 };
 
 #define QKD_TRUTH_DARK	0x01	/* no photon was detected: dark counts only */
 #define QKD_TRUTH_COINC	0x02	/* entangled: the other party clicked in this slot too */
+/* Eve knows Alice's bit of this slot exactly once the bases are announced
+ * (if the slot is sifted): docs/optical-model.md lists, per attack, when. */
+#define QKD_TRUTH_EVE	0x04
 
 /* Simulator ground truth about one detection (never part of a party's view).
  * Counts saturate at 255. */
@@ -127,6 +172,9 @@ struct qkd_sim_stats {
 	uint64_t dark_only;	/* truth: clicks with no photon detected */
 	uint64_t multi_photon;	/* truth: clicks in slots with >= 2 photons (pairs) emitted */
 	uint64_t coincidences;	/* truth, entangled: clicks where the other party clicked too */
+	uint64_t eve_known;	/* truth: clicks flagged QKD_TRUTH_EVE */
+	uint64_t eve_touched;	/* truth: clicks in slots Eve intercepted, split or tapped */
+	uint64_t by_intensity[QKD_INTENSITIES_MAX];	/* clicks per intensity index */
 };
 
 struct qkd_sim;

@@ -36,6 +36,27 @@ int qkd_simlink_run(const struct qkd_link_params *link, const struct qkd_engine_
 
 void qkd_simlink_result_cleanup(struct qkd_simlink_result *res);
 
+/* Where each party's optical data comes from, built inside the party's own
+ * process (after the fork): the simulator (qkd_simlink_run), or another
+ * backend such as recorded files (qkd_file_party_sources in
+ * qkd/recording.h). alice and bob fill *ops and return 0 or an error code;
+ * *state is theirs, handed back to cpu and release. */
+struct qkd_party_sources {
+	int (*alice)(void *ctx, struct qkd_alice_source *ops, void **state);
+	int (*bob)(void *ctx, struct qkd_bob_source *ops, void **state);
+	double (*cpu)(const void *state);	/* CPU seconds the source has spent */
+	void (*release)(void *state);		/* accepts NULL */
+	void *ctx;
+};
+
+/* qkd_simlink_run with the parties' sources from src (NULL: the simulator,
+ * exactly as qkd_simlink_run). Of link only the seed is read then: it seeds
+ * the parties' protocol RNGs. */
+__attribute__((warn_unused_result))
+int qkd_simlink_run_sources(const struct qkd_link_params *link,
+			    const struct qkd_engine_config *cfg,
+			    const struct qkd_party_sources *src, struct qkd_simlink_result *res);
+
 /* The optical simulator as the engine's sources (used by qkd_simlink_run;
  * exposed for tests that run the parties in threads). */
 struct qkd_sim;

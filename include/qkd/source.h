@@ -14,6 +14,7 @@
 #ifndef QKD_SOURCE_H
 #define QKD_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ struct qkd_bob_chunk {
 	struct qkd_bits basis;	/* n bits */
 	struct qkd_bits value;	/* n bits, secret */
 	uint64_t double_clicks;	/* detections where both detectors fired */
+	/* Simulator ground truth, optional (n == 0 when the source has none):
+	 * bit i set when Eve knows Alice's bit of detection i exactly once the
+	 * bases are announced. The engine only counts these bits into
+	 * qkd_engine_stats.eve_known_bits; no protocol decision reads them. */
+	struct qkd_bits eve_known;
 };
 
 void qkd_bob_chunk_cleanup(struct qkd_bob_chunk *c);
@@ -37,6 +43,7 @@ struct qkd_bob_source {
 	int (*next)(void *ctx, struct qkd_bob_chunk *c);
 	void *ctx;
 	uint64_t total_slots;	/* for progress reports; 0 if unknown */
+	bool eve_truth;		/* every chunk carries eve_known (simulator only) */
 };
 
 struct qkd_alice_source {
@@ -49,6 +56,10 @@ struct qkd_alice_source {
 	 * of [first, first+count), as bits (initialized with count bits). */
 	int (*choices)(void *ctx, uint64_t first, uint64_t count, struct qkd_bits *basis,
 		       struct qkd_bits *value);
+	/* Optional (NULL: a source with one intensity): for slot[0..n), the
+	 * intensity index (0 signal, 1 and 2 decoys) of the pulse Alice sent.
+	 * The decoy-state defense needs it; it is announced for sifted slots. */
+	int (*intensity)(void *ctx, const uint64_t *slot, size_t n, uint8_t *out);
 	void *ctx;
 };
 

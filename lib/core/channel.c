@@ -11,15 +11,16 @@
 
 #define HDR_LEN 6	/* version, type, seq */
 
-static int none_tag(void *ctx, const uint8_t *msg, size_t len, uint8_t *tag)
+static int none_tag(void *ctx, uint32_t seq, const uint8_t *msg, size_t len, uint8_t *tag)
 {
-	(void)ctx; (void)msg; (void)len; (void)tag;
+	(void)ctx; (void)seq; (void)msg; (void)len; (void)tag;
 	return QKD_OK;
 }
 
-static int none_verify(void *ctx, const uint8_t *msg, size_t len, const uint8_t *tag)
+static int none_verify(void *ctx, uint32_t seq, const uint8_t *msg, size_t len,
+		       const uint8_t *tag)
 {
-	(void)ctx; (void)msg; (void)len; (void)tag;
+	(void)ctx; (void)seq; (void)msg; (void)len; (void)tag;
 	return QKD_OK;
 }
 
@@ -62,7 +63,8 @@ int qkd_channel_send(struct qkd_channel *ch, uint8_t type, const uint8_t *payloa
 	qkd_put_bytes(&ch->tx, payload, len);
 	if (qkd_wbuf_reserve(&ch->tx, tl) != QKD_OK)
 		return ch->tx.err;
-	rc = ch->auth->tag(ch->auth_ctx, ch->tx.p + 4, HDR_LEN + len, ch->tx.p + ch->tx.len);
+	rc = ch->auth->tag(ch->auth_ctx, ch->send_seq, ch->tx.p + 4, HDR_LEN + len,
+			   ch->tx.p + ch->tx.len);
 	if (rc != QKD_OK)
 		return rc;
 	ch->tx.len += tl;
@@ -80,6 +82,7 @@ int qkd_channel_recv(struct qkd_channel *ch, uint8_t *type, struct qkd_rbuf *pay
 	uint8_t lenb[4];
 	size_t tl = ch->auth->tag_len, body;
 	struct qkd_rbuf hdr;
+	uint32_t seq;
 	int rc;
 
 	rc = qkd_read_all(ch->fd, lenb, sizeof lenb);
@@ -105,8 +108,21 @@ int qkd_channel_recv(struct qkd_channel *ch, uint8_t *type, struct qkd_rbuf *pay
 	}
 	ch->frames_recv++;
 	ch->bytes_recv += 4 + body;
-	/* Authenticate before looking at anything the peer could have forged. */
-	rc = ch->auth->verify(ch->auth_ctx, ch->rx.p, body - tl, ch->rx.p + body - tl);
+	/* Authenticate before looking at anything else the peer could have
+	 * forged. The tag is bound to the seq the frame claims (it picks the
+	 * one-time pad). Only the expected seq reaches the authenticator: a
+	 * verification destroys the pads up to the seq it is given, so a forged
+	 * frame claiming a far seq must not touch them (it would burn the
+	 * authentication key). Any other seq is forged, replayed or out of
+	 * order: refused as a failed tag. */
+	qkd_rbuf_init(&hdr, ch->rx.p, HDR_LEN);
+	(void)qkd_get_u16(&hdr);
+	seq = qkd_get_u32(&hdr);
+	if (seq != ch->recv_seq)
+		return tl > 0 ? QKD_ERR_VERIFY : QKD_ERR_PROTO;
+	rc = ch->auth->verify(ch->auth_ctx, seq, ch->rx.p, body - tl, ch->rx.p + body - tl);
+	if (rc == QKD_ERR_NOKEY)
+		return rc;
 	if (rc != QKD_OK)
 		return QKD_ERR_VERIFY;
 	qkd_rbuf_init(&hdr, ch->rx.p, HDR_LEN);

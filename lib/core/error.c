@@ -12,6 +12,7 @@ const char *qkd_strerror(int err)
 	case QKD_ERR_RANGE: return "value out of range";
 	case QKD_ERR_EOF: return "peer closed the channel";
 	case QKD_ERR_ABORT: return "aborted";
+	case QKD_ERR_NOKEY: return "authentication key exhausted";
 	default: return "unknown error";
 	}
 }

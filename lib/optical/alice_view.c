@@ -1,10 +1,11 @@
 /* alice_view.c - Alice's side of the slots Bob reports (qkd/optical.h).
  *
- * Weak-coherent: her choices are a pure function of the slot, one mixer call
- * each. Entangled: whether and what she detected comes out of the same block
- * walk as Bob's detections (the pair physics is joint), so the blocks holding
- * the requested slots are walked lazily, each once, only as far as the last
- * slot asked for. Bob's data is never needed.
+ * Weak-coherent: her choices (basis, value, intensity) are a pure function
+ * of the slot, one mixer call each. Entangled: whether and what she detected
+ * comes out of the same block walk as Bob's detections (the pair physics is
+ * joint, and with Eve on the fiber the pulse-level walk), so the blocks
+ * holding the requested slots are walked lazily, each once, only as far as
+ * the last slot asked for. Bob's data is never needed.
  */
 #include "optical_int.h"
 
@@ -45,7 +46,7 @@ static void lookup_spdc(const struct qkd_sim *s, const uint64_t *slots, size_t n
 		while (have && ev.slot < slot)
 			have = opt_block_next(&it, &ev);
 		out[i].slot = slot;
-		opt_alice_choice(s, slot, &out[i].basis, &value);
+		opt_alice_choice(s, slot, &out[i].basis, &value, &out[i].intensity);
 		if (have && ev.slot == slot && ev.clicked[0]) {
 			out[i].value = ev.value[0];
 			out[i].flags = ev.flags[0];
@@ -72,7 +73,8 @@ int qkd_sim_alice_lookup(const struct qkd_sim *s, const uint64_t *slots, size_t 
 	}
 	for (size_t i = 0; i < n; i++) {
 		out[i].slot = slots[i];
-		opt_alice_choice(s, slots[i], &out[i].basis, &out[i].value);
+		opt_alice_choice(s, slots[i], &out[i].basis, &out[i].value,
+				 &out[i].intensity);
 	}
 	return QKD_OK;
 }

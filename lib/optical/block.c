@@ -7,6 +7,14 @@
  * -mean terms, so p = 1e-15 and p = 1 both work). Each block of 2^16 slots
  * draws from its own channel stream starting at the block's first slot, so a
  * slot's outcome never depends on where a caller's chunk started.
+ *
+ * Decoys. The gaps are drawn with the brightest intensity's p_0 (index 0);
+ * a candidate slot whose pulse has intensity k is kept with probability
+ * a_k = p_k / p_0 (one uniform, only for k != 0). Alice's choices are
+ * independent of the channel, so each slot is an event independently with
+ * probability p_0 a_k = p_k: this thinning is exact, and with one intensity
+ * it draws nothing extra. The pulse-level path (sim_eve.c) walks the same
+ * way with its own candidate process.
  */
 #include "optical_int.h"
 
@@ -27,9 +35,8 @@ static uint8_t sat8(uint32_t v)
 	return v > 255 ? 255 : (uint8_t)v;
 }
 
-/* One party's reading of its two detector bits (bit 0: value 0, bit 1: value 1). */
-static void party_reading(struct opt_event *ev, int who, unsigned bits,
-			  const struct opt_key *dc)
+void opt_party_reading(struct opt_event *ev, int who, unsigned bits,
+		       const struct opt_key *dc)
 {
 	ev->clicked[who] = bits != 0;
 	ev->flags[who] = 0;
@@ -41,17 +48,23 @@ static void party_reading(struct opt_event *ev, int who, unsigned bits,
 	}
 }
 
-static void event_fill(const struct qkd_sim *s, struct opt_stream *cs,
+/* Complete a candidate slot; false when thinning drops it. */
+static bool event_fill(const struct qkd_sim *s, struct opt_stream *cs,
 		       struct opt_event *ev)
 {
 	uint32_t cnt[OPT_SRC_MAX];
 	const struct opt_mode *m;
 	unsigned fired = 0, a_value;
+	uint8_t k;
 
-	opt_alice_choice(s, ev->slot, &ev->basis[0], &ev->value[0]);
+	opt_alice_choice(s, ev->slot, &ev->basis[0], &ev->value[0], &k);
+	if (k != 0 && !(opt_u01(cs) < s->accept[k]))
+		return false;
+	ev->intensity = k;
+	ev->eve = 0;
 	a_value = ev->value[0];
 	ev->basis[1] = opt_bob_basis(s, ev->slot);
-	m = &s->mode[ev->basis[0] == ev->basis[1]];
+	m = &s->mode[k][ev->basis[0] == ev->basis[1]];
 	opt_sample_counts(m, cs, cnt);
 	ev->n_sent = ev->n_arr[0] = ev->n_arr[1] = ev->n_det[0] = ev->n_det[1] = 0;
 	for (unsigned i = 0; i < m->n; i++) {
@@ -73,26 +86,31 @@ static void event_fill(const struct qkd_sim *s, struct opt_stream *cs,
 		ev->clicked[0] = 0;
 		ev->flags[0] = 0;
 	} else {
-		party_reading(ev, 0, fired & 3u, &s->alice_dc);
+		opt_party_reading(ev, 0, fired & 3u, &s->alice_dc);
 	}
-	party_reading(ev, 1, (fired >> 2) & 3u, &s->bob_dc);
+	opt_party_reading(ev, 1, (fired >> 2) & 3u, &s->bob_dc);
+	return true;
 }
 
 bool opt_block_next(struct opt_block_it *it, struct opt_event *ev)
 {
-	double g;
+	const struct qkd_sim *s = it->s;
 
-	if (it->done)
-		return false;
-	g = floor(log(opt_u_open0(&it->cs)) * it->s->inv_log_silent);
-	if (!(g < (double)(it->end - it->pos))) {
-		it->done = true;
-		return false;
+	for (;;) {
+		double g;
+
+		if (it->done)
+			return false;
+		g = floor(log(opt_u_open0(&it->cs)) * s->inv_log_silent);
+		if (!(g < (double)(it->end - it->pos))) {
+			it->done = true;
+			return false;
+		}
+		ev->slot = it->pos + (uint64_t)g;
+		it->pos = ev->slot + 1;
+		if (s->pulse_level ? opt_pulse_fill(s, &it->cs, ev) : event_fill(s, &it->cs, ev))
+			return true;
 	}
-	ev->slot = it->pos + (uint64_t)g;
-	it->pos = ev->slot + 1;
-	event_fill(it->s, &it->cs, ev);
-	return true;
 }
 
 void opt_event_truth(const struct opt_event *ev, int who, struct qkd_det_truth *t)
@@ -101,5 +119,6 @@ void opt_event_truth(const struct opt_event *ev, int who, struct qkd_det_truth *
 	t->n_arrived = sat8(ev->n_arr[who]);
 	t->n_detected = sat8(ev->n_det[who]);
 	t->flags = (uint8_t)((ev->n_det[who] == 0 ? QKD_TRUTH_DARK : 0) |
-			     (ev->clicked[0] && ev->clicked[1] ? QKD_TRUTH_COINC : 0));
+			     (ev->clicked[0] && ev->clicked[1] ? QKD_TRUTH_COINC : 0) |
+			     (ev->eve & OPT_EVE_KNOWN ? QKD_TRUTH_EVE : 0));
 }

@@ -28,6 +28,10 @@ void qkd_link_params_default(struct qkd_link_params *p)
 	p->misalignment = 0.01;
 	p->rng_bias = 0.5;
 	p->seed = 1;
+	p->intensities = 1;
+	p->p_intensity[0] = 1.0;
+	p->p_x = 0.5;
+	p->eve = QKD_EVE_NONE;
 }
 
 struct range_rule {
@@ -77,6 +81,48 @@ static const char *check_range(const struct qkd_link_params *p,
 	return NULL;
 }
 
+/* Three-intensity decoy BB84 (Lim et al. 2014): signal mu above the sum of
+ * the decoys, so that index 0 is the brightest pulse (the simulator's
+ * candidate process relies on it), and a proper distribution. */
+static const char *check_decoys(const struct qkd_link_params *p)
+{
+	double sum = 0.0;
+
+	if (p->intensities == 1)
+		return NULL;
+	if (p->intensities != 3)
+		return "intensities must be 1 or 3";
+	if (p->source != QKD_SOURCE_WEAK_COHERENT)
+		return "decoy states need a weak-coherent source";
+	if (!(p->mu > p->mu_decoy[0] + p->mu_decoy[1]) ||
+	    !(p->mu_decoy[0] > p->mu_decoy[1]) || !(p->mu_decoy[1] >= 0.0))
+		return "decoy intensities must satisfy mu > mu2 + mu3 and mu2 > mu3 >= 0";
+	for (unsigned k = 0; k < QKD_INTENSITIES_MAX; k++) {
+		if (!(p->p_intensity[k] > 0.0 && p->p_intensity[k] < 1.0))
+			return "p_intensity must be in (0,1) for each intensity";
+		sum += p->p_intensity[k];
+	}
+	if (!(fabs(sum - 1.0) <= 1e-9))
+		return "p_intensity must sum to 1";
+	return NULL;
+}
+
+static const char *check_basis_eve(const struct qkd_link_params *p)
+{
+	if (!(p->p_x > 0.0 && p->p_x < 1.0))
+		return "p_x must be a finite number in (0,1)";
+	if (p->eve != QKD_EVE_NONE && p->eve != QKD_EVE_INTERCEPT_RESEND &&
+	    p->eve != QKD_EVE_PNS && p->eve != QKD_EVE_BEAMSPLIT)
+		return "eve must be none, intercept-resend, pns or beamsplit";
+	if (!(p->eve_fraction >= 0.0 && p->eve_fraction <= 1.0))
+		return "eve_fraction must be a finite number in [0,1]";
+	/* PNS needs the photon number of a pulse Alice prepared; an SPDC
+	 * pair's twin on Bob's arm gives nothing extra to split. */
+	if (p->eve == QKD_EVE_PNS && p->source != QKD_SOURCE_WEAK_COHERENT)
+		return "eve pns needs a weak-coherent source";
+	return NULL;
+}
+
 int qkd_link_params_check(const struct qkd_link_params *p, const char **why)
 {
 	const char *msg = NULL;
@@ -92,6 +138,10 @@ int qkd_link_params_check(const struct qkd_link_params *p, const char **why)
 		msg = "pulses must be <= 2^62";
 	for (size_t i = 0; msg == NULL && i < sizeof rules / sizeof rules[0]; i++)
 		msg = check_range(p, &rules[i]);
+	if (msg == NULL)
+		msg = check_decoys(p);
+	if (msg == NULL)
+		msg = check_basis_eve(p);
 	if (why != NULL)
 		*why = msg;
 	return msg == NULL ? QKD_OK : QKD_ERR_INVAL;
@@ -124,14 +174,54 @@ double qkd_link_transmittance(const struct qkd_link_params *p)
 	return pow(10.0, -p->fiber_loss_db_per_km * p->distance_km / 10.0);
 }
 
+double qkd_link_intensity(const struct qkd_link_params *p, unsigned k)
+{
+	return k == 0 ? p->mu : k < QKD_INTENSITIES_MAX ? p->mu_decoy[k - 1] : 0.0;
+}
+
+static void expected_one(const struct qkd_link_params *p, double *pc, double *q)
+{
+	if (p->source == QKD_SOURCE_ENTANGLED)
+		opt_spdc_expected(p, pc, q);
+	else
+		opt_wcp_expected(p, pc, q);
+}
+
+void qkd_link_expected_intensity(const struct qkd_link_params *p, unsigned k,
+				 double *p_click, double *qber)
+{
+	struct qkd_link_params q = *p;
+	double pc, e;
+
+	q.mu = qkd_link_intensity(p, k);
+	expected_one(&q, &pc, &e);
+	if (p_click != NULL)
+		*p_click = pc;
+	if (qber != NULL)
+		*qber = e;
+}
+
+/* One intensity: the closed form itself (no mixture arithmetic, so the
+ * numbers are those of a link without decoys). Three: clicks averaged with
+ * p_intensity, errors weighted by each intensity's clicks. */
 void qkd_link_expected(const struct qkd_link_params *p, double *p_click, double *qber)
 {
-	double pc, q;
+	double pc = 0.0, q = 0.0;
 
-	if (p->source == QKD_SOURCE_ENTANGLED)
-		opt_spdc_expected(p, &pc, &q);
-	else
-		opt_wcp_expected(p, &pc, &q);
+	if (p->intensities != QKD_INTENSITIES_MAX) {
+		expected_one(p, &pc, &q);
+	} else {
+		double err = 0.0;
+
+		for (unsigned k = 0; k < QKD_INTENSITIES_MAX; k++) {
+			double pk, ek;
+
+			qkd_link_expected_intensity(p, k, &pk, &ek);
+			pc += p->p_intensity[k] * pk;
+			err += p->p_intensity[k] * pk * ek;
+		}
+		q = pc > 0 ? err / pc : 0.0;
+	}
 	if (p_click != NULL)
 		*p_click = pc;
 	if (qber != NULL)

@@ -9,7 +9,28 @@
 
 #define LIST_MIN_CAP 1024
 
-int qkd_sim_new(struct qkd_sim **out, const struct qkd_link_params *p)
+/* The detection-level path: one pair of source tables per intensity; the
+ * candidates are index 0's events (block.c thins them for the others). */
+static void honest_setup(struct qkd_sim *s)
+{
+	const struct qkd_link_params *p = &s->p;
+
+	for (unsigned k = 0; k < p->intensities; k++) {
+		struct qkd_link_params q = *p;
+
+		q.mu = qkd_link_intensity(p, k);
+		if (p->source == QKD_SOURCE_ENTANGLED)
+			opt_spdc_modes(&q, s->mode[k]);
+		else
+			opt_wcp_modes(&q, s->mode[k]);
+		s->accept[k] = opt_thin_ratio(s->mode[k][1].log_silent,
+					      s->mode[0][1].log_silent);
+	}
+	s->relative_b = p->source == QKD_SOURCE_WEAK_COHERENT;
+	s->log_silent = s->mode[0][1].log_silent;
+}
+
+static int sim_new(struct qkd_sim **out, const struct qkd_link_params *p, bool pulse_level)
 {
 	struct qkd_sim *s;
 
@@ -21,16 +42,24 @@ int qkd_sim_new(struct qkd_sim **out, const struct qkd_link_params *p)
 		return QKD_ERR_NOMEM;
 	s->p = *p;
 	opt_keys_derive(s);
-	if (p->source == QKD_SOURCE_ENTANGLED) {
-		opt_spdc_modes(p, s->mode);
-	} else {
-		opt_wcp_modes(p, s->mode);
-		s->relative_b = true;
-	}
-	s->log_silent = s->mode[1].log_silent;
+	opt_choices_setup(s);
+	if (pulse_level || p->eve != QKD_EVE_NONE)
+		opt_pulse_setup(s);
+	else
+		honest_setup(s);
 	s->inv_log_silent = s->log_silent < 0 ? 1.0 / s->log_silent : 0.0;
 	*out = s;
 	return QKD_OK;
+}
+
+int qkd_sim_new(struct qkd_sim **out, const struct qkd_link_params *p)
+{
+	return sim_new(out, p, false);
+}
+
+int opt_sim_new_pulse_level(struct qkd_sim **out, const struct qkd_link_params *p)
+{
+	return sim_new(out, p, true);
 }
 
 void qkd_sim_free(struct qkd_sim *s)
@@ -114,6 +143,8 @@ static int list_push(struct qkd_det_list *l, const struct opt_event *ev, int who
 	d->basis = ev->basis[who];
 	d->value = ev->value[who];
 	d->flags = ev->flags[who];
+	/* The intensity is Alice's choice: never in Bob's view. */
+	d->intensity = who == 0 ? ev->intensity : 0;
 	if (l->truth != NULL)
 		opt_event_truth(ev, who, &l->truth[l->n]);
 	l->n++;
@@ -127,6 +158,23 @@ static void stats_add(struct qkd_sim_stats *st, const struct opt_event *ev, int 
 	st->dark_only += ev->n_det[who] == 0;
 	st->multi_photon += ev->n_sent >= 2;
 	st->coincidences += ev->clicked[0] && ev->clicked[1];
+	st->eve_known += (ev->eve & OPT_EVE_KNOWN) != 0;
+	st->eve_touched += (ev->eve & OPT_EVE_TOUCHED) != 0;
+	st->by_intensity[ev->intensity]++;
+}
+
+static void stats_merge(struct qkd_sim_stats *st, const struct qkd_sim_stats *a)
+{
+	st->slots += a->slots;
+	st->clicks += a->clicks;
+	st->double_clicks += a->double_clicks;
+	st->dark_only += a->dark_only;
+	st->multi_photon += a->multi_photon;
+	st->coincidences += a->coincidences;
+	st->eve_known += a->eve_known;
+	st->eve_touched += a->eve_touched;
+	for (unsigned k = 0; k < QKD_INTENSITIES_MAX; k++)
+		st->by_intensity[k] += a->by_intensity[k];
 }
 
 static bool range_ok(const struct qkd_sim *s, uint64_t first, uint64_t count)
@@ -165,14 +213,8 @@ static int chunk(const struct qkd_sim *s, int who, uint64_t first, uint64_t coun
 		list_reset(out);
 		return rc;
 	}
-	if (st != NULL) {
-		st->slots += acc.slots;
-		st->clicks += acc.clicks;
-		st->double_clicks += acc.double_clicks;
-		st->dark_only += acc.dark_only;
-		st->multi_photon += acc.multi_photon;
-		st->coincidences += acc.coincidences;
-	}
+	if (st != NULL)
+		stats_merge(st, &acc);
 	return QKD_OK;
 }
 

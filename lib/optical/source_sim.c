@@ -21,7 +21,18 @@ void qkd_bob_chunk_cleanup(struct qkd_bob_chunk *c)
 	c->slot = NULL;
 	qkd_bits_cleanup(&c->basis);
 	qkd_bits_cleanup(&c->value);
+	qkd_bits_cleanup(&c->eve_known);
 	c->n = 0;
+}
+
+/* Ground truth for the report: which detections' bits Eve knows. */
+static int truth_bits(const struct qkd_det_list *dl, struct qkd_bits *eve)
+{
+	int rc = qkd_bits_init(eve, dl->n);
+
+	for (size_t i = 0; rc == QKD_OK && i < dl->n; i++)
+		qkd_bits_set(eve, i, (dl->truth[i].flags & QKD_TRUTH_EVE) != 0);
+	return rc;
 }
 
 static int bob_next(void *ctx, struct qkd_bob_chunk *c)
@@ -40,7 +51,7 @@ static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 	if (count > s->chunk_slots)
 		count = s->chunk_slots;
 	memset(&st, 0, sizeof st);
-	qkd_det_list_init(&dl, false);
+	qkd_det_list_init(&dl, p->eve != QKD_EVE_NONE);
 	rc = qkd_sim_bob_chunk(s->sim, s->next_slot, count, &dl, &st);
 	if (rc == QKD_OK) {
 		c->first_slot = s->next_slot;
@@ -53,6 +64,8 @@ static int bob_next(void *ctx, struct qkd_bob_chunk *c)
 	}
 	if (rc == QKD_OK && (rc = qkd_bits_init(&c->basis, dl.n)) == QKD_OK)
 		rc = qkd_bits_init(&c->value, dl.n);
+	if (rc == QKD_OK && dl.want_truth)
+		rc = truth_bits(&dl, &c->eve_known);
 	for (size_t w = 0; rc == QKD_OK && w < dl.n; w += 64) {
 		uint64_t bw = 0, vw = 0;
 		size_t e = dl.n - w < 64 ? dl.n - w : 64;
@@ -81,6 +94,7 @@ void qkd_sim_bob_source_init(struct qkd_sim_bob_source *s, const struct qkd_sim 
 	ops->next = bob_next;
 	ops->ctx = s;
 	ops->total_slots = qkd_sim_params(sim)->pulses;
+	ops->eve_truth = qkd_sim_params(sim)->eve != QKD_EVE_NONE;
 }
 
 /* Slots looked up per call of the simulator: a small, cache-resident batch
@@ -130,6 +144,25 @@ static int alice_choices(void *ctx, uint64_t first, uint64_t count, struct qkd_b
 	return rc;
 }
 
+static int alice_intensity(void *ctx, const uint64_t *slot, size_t n, uint8_t *out)
+{
+	struct qkd_sim_alice_source *s = ctx;
+	struct qkd_detection d[LOOKUP_BATCH];
+	double t0 = qkd_cpu_seconds();
+	int rc = QKD_OK;
+
+	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
+		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
+
+		rc = qkd_sim_alice_lookup(s->sim, slot + base, k, d);
+		for (size_t i = 0; rc == QKD_OK && i < k; i++)
+			out[base + i] = d[i].intensity;
+	}
+	qkd_wipe(d, sizeof d);
+	s->cpu += qkd_cpu_seconds() - t0;
+	return rc;
+}
+
 void qkd_sim_alice_source_init(struct qkd_sim_alice_source *s, const struct qkd_sim *sim,
 			       struct qkd_alice_source *ops)
 {
@@ -140,5 +173,6 @@ void qkd_sim_alice_source_init(struct qkd_sim_alice_source *s, const struct qkd_
 	 * only a weak-coherent source's choices are tested. */
 	ops->choices = qkd_sim_params(sim)->source == QKD_SOURCE_WEAK_COHERENT ? alice_choices
 									       : NULL;
+	ops->intensity = qkd_sim_params(sim)->intensities > 1 ? alice_intensity : NULL;
 	ops->ctx = s;
 }

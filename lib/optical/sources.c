@@ -140,3 +140,84 @@ void opt_sample_counts(const struct opt_mode *m, struct opt_stream *cs, uint32_t
 		st = k + 1;
 	}
 }
+
+/* 1/k for the inversion loops below: a multiply instead of a divide per
+ * step (these samplers are off the detection-level path, whose draws must
+ * stay bit for bit). */
+#define RECIP_N 64
+static const double recip_tab[RECIP_N] = {
+	0.0, 1.0 / 1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7,
+	1.0 / 8, 1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15,
+	1.0 / 16, 1.0 / 17, 1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21, 1.0 / 22, 1.0 / 23,
+	1.0 / 24, 1.0 / 25, 1.0 / 26, 1.0 / 27, 1.0 / 28, 1.0 / 29, 1.0 / 30, 1.0 / 31,
+	1.0 / 32, 1.0 / 33, 1.0 / 34, 1.0 / 35, 1.0 / 36, 1.0 / 37, 1.0 / 38, 1.0 / 39,
+	1.0 / 40, 1.0 / 41, 1.0 / 42, 1.0 / 43, 1.0 / 44, 1.0 / 45, 1.0 / 46, 1.0 / 47,
+	1.0 / 48, 1.0 / 49, 1.0 / 50, 1.0 / 51, 1.0 / 52, 1.0 / 53, 1.0 / 54, 1.0 / 55,
+	1.0 / 56, 1.0 / 57, 1.0 / 58, 1.0 / 59, 1.0 / 60, 1.0 / 61, 1.0 / 62, 1.0 / 63,
+};
+
+static double inv(uint32_t k)
+{
+	return k < RECIP_N ? recip_tab[k] : 1.0 / k;
+}
+
+/* (1-p)^m: a product for the small m of photon counts, else exp/log1p. */
+static double pow_q(double q, double p, uint32_t m)
+{
+	double r = 1.0;
+
+	if (m > 16)
+		return exp((double)m * log1p(-p));
+	for (uint32_t i = 0; i < m; i++)
+		r *= q;
+	return r;
+}
+
+/* Binomial(m, p) by inversion from 0 for p <= 1/2 (P(0) = (1-p)^m >= 2^-m);
+ * photon counts are small, and if P(0) ever underflowed the trials are drawn
+ * one by one. */
+static uint32_t binomial_low(struct opt_stream *cs, uint32_t m, double p)
+{
+	double q = 1.0 - p, pk = pow_q(q, p, m), r = p / q, f = pk, u;
+	uint32_t k = 0;
+
+	if (!(pk > 0)) {
+		for (uint32_t i = 0; i < m; i++)
+			k += opt_u01(cs) < p;
+		return k;
+	}
+	u = opt_u01(cs);
+	while (u >= f && k < m) {
+		pk *= r * (double)(m - k) * inv(k + 1);
+		k++;
+		f += pk;
+	}
+	return k;
+}
+
+uint32_t opt_binomial(struct opt_stream *cs, uint32_t m, double p)
+{
+	if (m == 0 || !(p > 0))
+		return 0;
+	if (p >= 1.0)
+		return m;
+	if (m == 1)
+		return opt_u01(cs) < p;
+	return p <= 0.5 ? binomial_low(cs, m, p) : m - binomial_low(cs, m, 1.0 - p);
+}
+
+uint32_t opt_poisson(struct opt_stream *cs, double mean, double q)
+{
+	double pk = q, f = q, u;
+	uint32_t k = 0;
+
+	if (!(mean > 0))
+		return 0;
+	u = opt_u01(cs);
+	while (u >= f && pk > 0 && k < OPT_POISSON_KMAX) {
+		k++;
+		pk *= mean * inv(k);
+		f += pk;
+	}
+	return k;
+}

@@ -33,6 +33,7 @@ struct alice {
 	struct qkd_randomness_stats rs_basis;	/* her bases, reported detections */
 	struct qkd_bits ch_basis, ch_value;	/* buffers for a piece of them */
 	double nonrandom_per_bit;	/* deficit charged to every key bit */
+	struct engine_decoy dec;	/* decoy-state mode */
 };
 
 static int reply(struct alice *a, uint8_t type)
@@ -79,6 +80,49 @@ static int test_choices(struct alice *a, uint64_t first, uint64_t slots)
 	return rc;
 }
 
+/* Decoy mode: announce the intensity of every kept slot (two bit strings,
+ * low and high bit of the index, over the kept slots, after the keep
+ * mask), send the reply, and split the kept bits into key and test. */
+static int decoy_sift(struct alice *a, const struct qkd_sift_report *rep,
+		      const struct qkd_bits *basis, const struct qkd_bits *value,
+		      const struct qkd_bits *keep)
+{
+	size_t kept = qkd_bits_weight(keep), j = 0;
+	uint8_t *k_all = malloc(rep->n ? rep->n : 1), *k_kept = malloc(kept ? kept : 1);
+	struct qkd_bits lo = {0}, hi = {0}, keep_key = {0};
+	int rc = QKD_ERR_NOMEM;
+
+	if (k_all == NULL || k_kept == NULL)
+		goto out;
+	if ((rc = qkd_bits_init(&lo, kept)) != QKD_OK || (rc = qkd_bits_init(&hi, kept)) != QKD_OK ||
+	    (rc = qkd_bits_init(&keep_key, rep->n)) != QKD_OK)
+		goto out;
+	rc = a->src->intensity(a->src->ctx, rep->slot, rep->n, k_all);
+	for (size_t i = 0; rc == QKD_OK && i < rep->n; i++) {
+		if (!qkd_bits_get(keep, i))
+			continue;
+		k_kept[j] = k_all[i];
+		qkd_bits_set(&lo, j, k_all[i] & 1);
+		qkd_bits_set(&hi, j, (k_all[i] >> 1) & 1);
+		j++;
+	}
+	if (rc != QKD_OK)
+		goto out;
+	qkd_put_bits(&a->msg, &lo);
+	qkd_put_bits(&a->msg, &hi);
+	rc = reply(a, QKD_MSG_SIFT_REPLY);
+	if (rc == QKD_OK)
+		rc = engine_decoy_sift(&a->dec, &a->pool, &a->used, value, basis, keep, k_kept,
+				       &keep_key);
+out:
+	free(k_all);
+	free(k_kept);
+	qkd_bits_cleanup(&lo);
+	qkd_bits_cleanup(&hi);
+	qkd_bits_cleanup(&keep_key);
+	return rc;
+}
+
 static int on_sift(struct alice *a, struct qkd_rbuf *r)
 {
 	struct qkd_sift_report rep;
@@ -110,8 +154,11 @@ static int on_sift(struct alice *a, struct qkd_rbuf *r)
 	qkd_sift_decide(&rep, &basis, &valid, &keep);
 	qkd_wbuf_reset(&a->msg);
 	qkd_put_bits(&a->msg, &keep);
-	rc = reply(a, QKD_MSG_SIFT_REPLY);
-	if (rc == QKD_OK)
+	if (a->dec.on)
+		rc = decoy_sift(a, &rep, &basis, &value, &keep);
+	else
+		rc = reply(a, QKD_MSG_SIFT_REPLY);
+	if (rc == QKD_OK && !a->dec.on)
 		rc = qkd_sift_append(&a->pool, &a->used, &value, &keep);
 	/* Her value choices are tested over every pulse (they become key bits
 	 * and set the non-randomness term); her bases, which only decide what
@@ -161,6 +208,64 @@ static int start_correction(struct alice *a)
 	return rc;
 }
 
+/* Sifting is over: every raw choice has been seen. */
+static void sifting_over(struct alice *a)
+{
+	struct qkd_engine_stats *st = a->st;
+	double c = a->cfg->estimate.confidence;
+
+	if (a->src->choices == NULL)
+		return;
+	st->rnd_tested = true;
+	st->rnd_bits = a->rs_value.n;
+	st->rnd_basis_bits = a->rs_basis.n;
+	a->nonrandom_per_bit = engine_randomness_assess(&a->rs_value, c, &st->rnd_value);
+	(void)engine_randomness_assess(&a->rs_basis, c, &st->rnd_basis);
+}
+
+/* Decoy mode: Bob discloses his whole Z-basis test set, Alice answers with
+ * hers; both count the errors per intensity (m_{Z,k}). The test QBER plays
+ * the part of the sample's. */
+static int on_test(struct alice *a, struct qkd_rbuf *r)
+{
+	struct qkd_engine_stats *st = a->st;
+	struct qkd_bits theirs = {0}, mine;
+	uint64_t k, errors;
+	double t0 = qkd_cpu_seconds();
+	int rc;
+
+	if (a->phase != PH_SIFT || !a->dec.on)
+		return QKD_ERR_PROTO;
+	sifting_over(a);
+	engine_decoy_test_view(&a->dec, &mine);
+	k = qkd_get_count(r, mine.n);
+	rc = qkd_get_bits(r, &theirs, mine.n);
+	if (rc == QKD_OK && (k != mine.n || theirs.n != mine.n || !qkd_rbuf_done(r)))
+		rc = QKD_ERR_PROTO;
+	if (rc == QKD_OK) {
+		qkd_wbuf_reset(&a->msg);
+		qkd_put_bits(&a->msg, &mine);
+		rc = reply(a, QKD_MSG_TEST_REPLY);
+	}
+	if (rc != QKD_OK)
+		goto out;
+	engine_decoy_count_errors(&a->dec, &theirs);
+	errors = engine_decoy_test_errors(&a->dec);
+	st->sample_bits = mine.n;
+	st->sample_errors = errors;
+	if (mine.n > 0 && (double)errors > a->cfg->abort_qber * (double)mine.n) {
+		st->abort = QKD_ABORT_SAMPLE_QBER;
+		st->qber_abort_value = (double)errors / (double)mine.n;
+		a->phase = PH_ESTIMATED;	/* Bob ends the run next */
+	} else {
+		rc = start_correction(a);
+	}
+out:
+	st->cpu_sample = qkd_cpu_seconds() - t0;
+	qkd_bits_cleanup(&theirs);
+	return rc;
+}
+
 static int on_sample(struct alice *a, struct qkd_rbuf *r)
 {
 	struct qkd_engine_stats *st = a->st;
@@ -170,18 +275,9 @@ static int on_sample(struct alice *a, struct qkd_rbuf *r)
 	double t0 = qkd_cpu_seconds();
 	int rc = QKD_ERR_PROTO;
 
-	if (a->phase != PH_SIFT)
+	if (a->phase != PH_SIFT || a->dec.on)
 		return QKD_ERR_PROTO;
-	if (a->src->choices != NULL) {
-		/* Sifting is over: every raw choice has been seen. */
-		double c = a->cfg->estimate.confidence;
-
-		st->rnd_tested = true;
-		st->rnd_bits = a->rs_value.n;
-		st->rnd_basis_bits = a->rs_basis.n;
-		a->nonrandom_per_bit = engine_randomness_assess(&a->rs_value, c, &st->rnd_value);
-		(void)engine_randomness_assess(&a->rs_basis, c, &st->rnd_basis);
-	}
+	sifting_over(a);
 	k = (size_t)qkd_get_count(r, a->cfg->sample_bits < a->used ? a->cfg->sample_bits : a->used);
 	if (!qkd_rbuf_ok(r))
 		goto out;
@@ -294,10 +390,14 @@ static int amplify_block(struct alice *a, size_t first, size_t count,
 	uint64_t m, bits;
 	size_t seed_bits = 0;
 	bool qber_over;
-	int rc;
+	int rc = QKD_OK;
 
-	rc = engine_block_estimate(a->cfg, a->st, &a->fr, first, count, a->nonrandom_per_bit,
+	if (a->dec.on)
+		engine_decoy_block(&a->dec, a->cfg, &a->fr, first, count, a->nonrandom_per_bit,
 				   &est, &m, &bits, &qber_over);
+	else
+		rc = engine_block_estimate(a->cfg, a->st, &a->fr, first, count,
+					   a->nonrandom_per_bit, &est, &m, &bits, &qber_over);
 	if (rc != QKD_OK)
 		return rc;
 	if (qber_over)
@@ -362,6 +462,8 @@ static int on_estimate(struct alice *a, struct qkd_rbuf *r, struct qkd_bits *key
 			qkd_binary_entropy((double)f->errors / (double)f->bits.n);
 	}
 	a->phase = PH_ESTIMATED;
+	if (a->dec.on)
+		rc = engine_decoy_bound(&a->dec, a->cfg, st, &a->fr, a->nonrandom_per_bit);
 	while (rc == QKD_OK && engine_next_block(&a->fr, &first, &count, a->cfg->pa_block_bits)) {
 		rc = amplify_block(a, first, count, key, key_used);
 		first += count;
@@ -377,6 +479,7 @@ static int alice_dispatch(struct alice *a, uint8_t type, struct qkd_rbuf *r,
 	case QKD_MSG_HELLO: return on_hello(a, r);
 	case QKD_MSG_SIFT_REPORT: return on_sift(a, r);
 	case QKD_MSG_SAMPLE_REQ: return on_sample(a, r);
+	case QKD_MSG_TEST_REQ: return on_test(a, r);
 	case QKD_MSG_EC_REQ: return on_ec(a, r);
 	case QKD_MSG_VERIFY_REQ: return on_verify(a, r);
 	case QKD_MSG_ESTIMATE: return on_estimate(a, r, key, key_used);
@@ -420,7 +523,12 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	qkd_randomness_stats_init(&a.rs_value);
 	qkd_randomness_stats_init(&a.rs_basis);
 	qkd_wbuf_init(&a.msg);
+	engine_decoy_init(&a.dec, cfg);
 	rc = qkd_bits_init(key, 0);
+	if (rc == QKD_OK && a.dec.on && src->intensity == NULL) {
+		a.why = "the decoy defense needs a source that reports pulse intensities";
+		rc = QKD_ERR_INVAL;
+	}
 	while (rc == QKD_OK && !done) {
 		struct qkd_rbuf r;
 		uint8_t type;
@@ -438,6 +546,7 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 	qkd_bits_cleanup(&a.ch_basis);
 	qkd_bits_cleanup(&a.ch_value);
 	engine_frames_cleanup(&a.fr);
+	engine_decoy_cleanup(&a.dec);
 	qkd_bits_cleanup(&a.pool);
 	qkd_wbuf_cleanup(&a.msg);
 	return rc;

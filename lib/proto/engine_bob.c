@@ -25,6 +25,13 @@ struct bob {
 	struct engine_frames fr;
 	double qber_est;
 	struct qkd_randomness_stats rs_basis;	/* his bases, detected slots */
+	struct engine_decoy dec;	/* decoy-state mode */
+	/* Simulator truth, parallel to pool and then to fr: which key bits
+	 * Eve knew (only counted, see qkd_bob_chunk.eve_known). */
+	bool truth;
+	struct qkd_bits eve_pool;
+	size_t eve_used;
+	struct engine_frames eve_fr;
 };
 
 static int send_msg(struct bob *b, uint8_t type)
@@ -47,9 +54,42 @@ static int bob_hello(struct bob *b)
 	return rc;
 }
 
+/* Decoy mode: read the intensities Alice announced for the kept slots and
+ * split the kept bits into key (X) and test (Z); key_keep gets the mask of
+ * the key bits. */
+static int bob_decoy_sift(struct bob *b, const struct qkd_bob_chunk *c,
+			  const struct qkd_bits *keep, struct qkd_rbuf *r, struct qkd_bits *key_keep)
+{
+	size_t kept = qkd_bits_weight(keep);
+	struct qkd_bits lo = {0}, hi = {0};
+	uint8_t *k = malloc(kept ? kept : 1);
+	int rc = QKD_ERR_NOMEM;
+
+	if (k == NULL)
+		goto out;
+	rc = qkd_get_bits(r, &lo, kept);
+	if (rc == QKD_OK)
+		rc = qkd_get_bits(r, &hi, kept);
+	if (rc == QKD_OK && (lo.n != kept || hi.n != kept || !qkd_rbuf_done(r)))
+		rc = QKD_ERR_PROTO;
+	if (rc == QKD_OK)
+		rc = qkd_bits_init(key_keep, c->n);
+	if (rc != QKD_OK)
+		goto out;
+	for (size_t j = 0; j < kept; j++)
+		k[j] = (uint8_t)(qkd_bits_get(&lo, j) | qkd_bits_get(&hi, j) << 1);
+	rc = engine_decoy_sift(&b->dec, &b->pool, &b->used, &c->value, &c->basis, keep, k,
+			       key_keep);
+out:
+	free(k);
+	qkd_bits_cleanup(&lo);
+	qkd_bits_cleanup(&hi);
+	return rc;
+}
+
 static int bob_sift_chunk(struct bob *b, struct qkd_bob_chunk *c)
 {
-	struct qkd_bits keep = {0};
+	struct qkd_bits keep = {0}, key_keep = {0};
 	struct qkd_rbuf r;
 	int rc;
 
@@ -60,13 +100,21 @@ static int bob_sift_chunk(struct bob *b, struct qkd_bob_chunk *c)
 		rc = qkd_channel_expect(b->ch, QKD_MSG_SIFT_REPLY, &r);
 	if (rc == QKD_OK)
 		rc = qkd_get_bits(&r, &keep, c->n);
-	if (rc == QKD_OK && (keep.n != c->n || !qkd_rbuf_done(&r)))
+	if (rc == QKD_OK && keep.n != c->n)
 		rc = QKD_ERR_PROTO;
-	if (rc == QKD_OK)
+	if (rc == QKD_OK && b->dec.on)
+		rc = bob_decoy_sift(b, c, &keep, &r, &key_keep);
+	else if (rc == QKD_OK && !qkd_rbuf_done(&r))
+		rc = QKD_ERR_PROTO;
+	else if (rc == QKD_OK)
 		rc = qkd_sift_append(&b->pool, &b->used, &c->value, &keep);
+	if (rc == QKD_OK && b->truth)
+		rc = qkd_sift_append(&b->eve_pool, &b->eve_used, &c->eve_known,
+				     b->dec.on ? &key_keep : &keep);
 	if (rc == QKD_OK)
 		rc = qkd_randomness_stats_add(&b->rs_basis, &c->basis);
 	qkd_bits_cleanup(&keep);
+	qkd_bits_cleanup(&key_keep);
 	return rc;
 }
 
@@ -81,6 +129,8 @@ static int bob_sift(struct bob *b, const struct qkd_bob_source *src)
 
 		memset(&c, 0, sizeof c);
 		rc = src->next(src->ctx, &c);
+		if (rc == 1 && b->truth && c.eve_known.n != c.n)
+			rc = QKD_ERR_INVAL;	/* truth on some chunks only */
 		if (rc == 1) {
 			st->pulses += c.slots;
 			st->detections += c.n;
@@ -172,6 +222,8 @@ static int bob_sample(struct bob *b)
 	st->sample_bits = k;
 	st->sample_errors = qkd_bits_distance(&mine, &theirs);
 	engine_pool_remove(&b->pool, &b->used, pos, k);
+	if (b->truth)
+		engine_pool_remove(&b->eve_pool, &b->eve_used, pos, k);
 	/* Laplace's rule keeps the estimate positive when the sample has no error. */
 	b->qber_est = ((double)st->sample_errors + 1) / ((double)k + 2);
 out:
@@ -179,6 +231,38 @@ out:
 	free(pos);
 	qkd_bits_cleanup(&mine);
 	qkd_bits_cleanup(&theirs);
+	return rc;
+}
+
+/* Decoy mode: disclose the Z-basis test set, get Alice's, count errors per
+ * intensity (see on_test in engine_alice.c). */
+static int bob_test(struct bob *b)
+{
+	struct qkd_engine_stats *st = b->st;
+	struct qkd_bits mine, theirs = {0};
+	struct qkd_rbuf r;
+	double t0 = qkd_cpu_seconds();
+	int rc;
+
+	engine_decoy_test_view(&b->dec, &mine);
+	qkd_wbuf_reset(&b->msg);
+	qkd_put_varint(&b->msg, mine.n);
+	qkd_put_bits(&b->msg, &mine);
+	rc = send_msg(b, QKD_MSG_TEST_REQ);
+	if (rc == QKD_OK)
+		rc = qkd_channel_expect(b->ch, QKD_MSG_TEST_REPLY, &r);
+	if (rc == QKD_OK)
+		rc = qkd_get_bits(&r, &theirs, mine.n);
+	if (rc == QKD_OK && (theirs.n != mine.n || !qkd_rbuf_done(&r)))
+		rc = QKD_ERR_PROTO;
+	if (rc == QKD_OK) {
+		engine_decoy_count_errors(&b->dec, &theirs);
+		st->sample_bits = mine.n;
+		st->sample_errors = engine_decoy_test_errors(&b->dec);
+		b->qber_est = ((double)st->sample_errors + 1) / ((double)mine.n + 2);
+	}
+	qkd_bits_cleanup(&theirs);
+	st->cpu_sample = qkd_cpu_seconds() - t0;
 	return rc;
 }
 
@@ -269,6 +353,17 @@ static int bob_verify(struct bob *b)
 	return rc;
 }
 
+/* Truth: key bits of the block's verified frames that Eve knew. */
+static uint64_t eve_known_in(const struct bob *b, size_t first, size_t count)
+{
+	uint64_t n = 0;
+
+	for (size_t i = first; i < first + count && i < b->eve_fr.n; i++)
+		if (b->fr.f[i].verified)
+			n += qkd_bits_weight(&b->eve_fr.f[i].bits);
+	return n;
+}
+
 static int bob_amplify_block(struct bob *b, size_t first, size_t count,
 			     struct qkd_bits *key, size_t *key_used)
 {
@@ -277,12 +372,16 @@ static int bob_amplify_block(struct bob *b, size_t first, size_t count,
 	uint64_t m, bits, block, their_m;
 	struct qkd_rbuf r;
 	bool qber_over;
-	int rc;
+	int rc = QKD_OK;
 
 	/* Bob cannot see Alice's raw choices: his estimate has no
 	 * non-randomness term, and Alice may only shorten the key below it. */
-	rc = engine_block_estimate(b->cfg, b->st, &b->fr, first, count, 0, &est, &m, &bits,
+	if (b->dec.on)
+		engine_decoy_block(&b->dec, b->cfg, &b->fr, first, count, 0, &est, &m, &bits,
 				   &qber_over);
+	else
+		rc = engine_block_estimate(b->cfg, b->st, &b->fr, first, count, 0, &est, &m,
+					   &bits, &qber_over);
 	if (rc != QKD_OK)
 		return rc;
 	if (qber_over)
@@ -305,6 +404,8 @@ static int bob_amplify_block(struct bob *b, size_t first, size_t count,
 	if (rc == QKD_OK && m > 0)
 		rc = engine_key_append(key, key_used, &out);
 	if (rc == QKD_OK) {
+		if (b->truth)
+			b->st->eve_known_bits += eve_known_in(b, first, count);
 		engine_stats_add_entropy(b->st, &est);
 		b->st->pa_blocks++;
 		b->st->pa_input_bits += bits;
@@ -333,6 +434,8 @@ static int bob_amplify(struct bob *b, struct qkd_bits *key, size_t *key_used)
 	double t0 = qkd_cpu_seconds();
 	int rc = bob_estimate(b);
 
+	if (rc == QKD_OK && b->dec.on)
+		rc = engine_decoy_bound(&b->dec, b->cfg, b->st, &b->fr, 0);
 	while (rc == QKD_OK && engine_next_block(&b->fr, &first, &count, b->cfg->pa_block_bits)) {
 		rc = bob_amplify_block(b, first, count, key, key_used);
 		first += count;
@@ -354,7 +457,7 @@ static int bob_run(struct bob *b, const struct qkd_bob_source *src,
 		b->st->abort = QKD_ABORT_NO_SIFTED;
 		return QKD_OK;
 	}
-	rc = bob_sample(b);
+	rc = b->dec.on ? bob_test(b) : bob_sample(b);
 	if (rc != QKD_OK)
 		return rc;
 	if (b->st->sample_bits > 0 &&
@@ -364,6 +467,8 @@ static int bob_run(struct bob *b, const struct qkd_bob_source *src,
 		return QKD_OK;
 	}
 	rc = engine_frames_cut(&b->fr, &b->pool, b->used, b->cfg->frame_bits);
+	if (rc == QKD_OK && b->truth)
+		rc = engine_frames_cut(&b->eve_fr, &b->eve_pool, b->eve_used, b->cfg->frame_bits);
 	if (rc == QKD_OK)
 		rc = bob_correct(b);
 	if (rc == QKD_OK)
@@ -389,6 +494,8 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 	b.st = st;
 	qkd_randomness_stats_init(&b.rs_basis);
 	qkd_wbuf_init(&b.msg);
+	engine_decoy_init(&b.dec, cfg);
+	b.truth = src->eve_truth;
 	rc = qkd_bits_init(key, 0);
 	if (rc == QKD_OK)
 		rc = bob_run(&b, src, key, &key_used);
@@ -401,7 +508,11 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 	}
 	rc = engine_finish(rc, ch, st, key, key_used);
 	qkd_randomness_stats_cleanup(&b.rs_basis);
+	st->eve_truth = b.truth;
 	engine_frames_cleanup(&b.fr);
+	engine_frames_cleanup(&b.eve_fr);
+	engine_decoy_cleanup(&b.dec);
+	qkd_bits_cleanup(&b.eve_pool);
 	qkd_bits_cleanup(&b.pool);
 	qkd_wbuf_cleanup(&b.msg);
 	return rc;

@@ -22,6 +22,31 @@ void qkd_engine_config_default(struct qkd_engine_config *cfg)
 	cfg->abort_qber = 0.11;
 	qkd_entropy_in_defaults(&cfg->estimate);
 	cfg->estimate.mu = 0.1;
+	cfg->decoy.p_x = 0.5;
+	cfg->decoy.eps_sec = QKD_DECOY_EPS_SEC_DEFAULT;
+	cfg->decoy.eps_cor = QKD_DECOY_EPS_COR_DEFAULT;
+}
+
+/* The decoy settings (Lim et al. 2014, Sec. II): three ordered intensities,
+ * a probability distribution over them, a basis bias and the epsilons. */
+static const char *decoy_check(const struct qkd_engine_config *cfg)
+{
+	const double *mu = cfg->decoy.mu, *p = cfg->decoy.p_mu;
+
+	if (!(mu[0] > mu[1] + mu[2] && mu[1] > mu[2] && mu[2] >= 0) || !isfinite(mu[0]))
+		return "decoy intensities must satisfy mu > mu2 + mu3 and mu2 > mu3 >= 0";
+	if (!(p[0] > 0 && p[0] < 1 && p[1] > 0 && p[1] < 1 && p[2] > 0 && p[2] < 1) ||
+	    fabs(p[0] + p[1] + p[2] - 1.0) > 1e-9)
+		return "decoy probabilities must each be in (0,1) and sum to 1";
+	if (!(cfg->decoy.p_x > 0 && cfg->decoy.p_x < 1))
+		return "P(X) must be in (0,1)";
+	if (!(cfg->decoy.eps_sec > 0 && cfg->decoy.eps_sec < 1))
+		return "eps_sec must be in (0,1)";
+	if (!(cfg->decoy.eps_cor > 0 && cfg->decoy.eps_cor < 1))
+		return "eps_cor must be in (0,1)";
+	if (cfg->decoy.mu[0] != cfg->estimate.mu)
+		return "the signal intensity must equal mu";
+	return NULL;
 }
 
 int qkd_engine_config_check(const struct qkd_engine_config *cfg, const char **why)
@@ -37,6 +62,8 @@ int qkd_engine_config_check(const struct qkd_engine_config *cfg, const char **wh
 		*why = "privacy-amplification block must be at least 64 bits";
 	else if (!(cfg->abort_qber > 0 && cfg->abort_qber <= 0.5))
 		*why = "abort QBER must be in (0, 0.5]";
+	else if (cfg->estimate.defense == QKD_DEFENSE_DECOY)
+		*why = decoy_check(cfg);
 	return *why ? QKD_ERR_INVAL : QKD_OK;
 }
 
@@ -147,6 +174,15 @@ void engine_hello_write(struct qkd_wbuf *w, const struct qkd_engine_config *cfg)
 	qkd_put_double(w, e->nonrandom);
 	qkd_put_double(w, e->pa_margin);
 	qkd_put_double(w, e->mu);
+	if (e->defense == QKD_DEFENSE_DECOY) {
+		for (int k = 0; k < 3; k++) {
+			qkd_put_double(w, cfg->decoy.mu[k]);
+			qkd_put_double(w, cfg->decoy.p_mu[k]);
+		}
+		qkd_put_double(w, cfg->decoy.p_x);
+		qkd_put_double(w, cfg->decoy.eps_sec);
+		qkd_put_double(w, cfg->decoy.eps_cor);
+	}
 }
 
 int engine_hello_check(struct qkd_rbuf *r, const struct qkd_engine_config *cfg,

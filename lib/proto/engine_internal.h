@@ -96,4 +96,42 @@ void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char 
 
 void engine_progress(const struct qkd_engine_config *cfg, const char *stage, double done);
 
+/* engine_decoy.c: decoy-state mode (QKD_DEFENSE_DECOY). */
+#define QKD_INTENSITIES_ENGINE 3
+struct engine_decoy {
+	bool on;
+	uint64_t n_x[3], n_z[3], m_z[3];	/* per intensity, Lim et al. notation */
+	struct qkd_bits test;	/* this party's Z-basis sifted bits; test.n is the capacity */
+	size_t test_used;
+	uint8_t *test_k;	/* intensity index of each test bit */
+	uint64_t key_total;	/* l for the run, after every deduction */
+	uint64_t key_bits;	/* verified key bits l is spread over */
+};
+
+void engine_decoy_init(struct engine_decoy *d, const struct qkd_engine_config *cfg);
+void engine_decoy_cleanup(struct engine_decoy *d);
+/* Split the kept detections: X-basis values are appended to pool (and
+ * marked in keep_key, initialized by the caller with keep->n bits), Z-basis
+ * values to the test set; kept_intensity[j] is the intensity of the j-th
+ * kept detection. QKD_ERR_PROTO for an intensity index >= 3. */
+int engine_decoy_sift(struct engine_decoy *d, struct qkd_bits *pool, size_t *used,
+		      const struct qkd_bits *values, const struct qkd_bits *basis,
+		      const struct qkd_bits *keep, const uint8_t *kept_intensity,
+		      struct qkd_bits *keep_key);
+/* The test set as a read-only view of test_used bits. */
+void engine_decoy_test_view(const struct engine_decoy *d, struct qkd_bits *view);
+/* Count m_{Z,k} against the peer's test bits (test_used bits). */
+void engine_decoy_count_errors(struct engine_decoy *d, const struct qkd_bits *theirs);
+uint64_t engine_decoy_test_errors(const struct engine_decoy *d);
+/* The run's key length from every count (fills st->decoy_*). */
+int engine_decoy_bound(struct engine_decoy *d, const struct qkd_engine_config *cfg,
+		       struct qkd_engine_stats *st, const struct engine_frames *fr,
+		       double nonrandom_per_bit);
+/* A privacy-amplification block's share of the run's length (the decoy
+ * counterpart of engine_block_estimate). */
+void engine_decoy_block(const struct engine_decoy *d, const struct qkd_engine_config *cfg,
+			const struct engine_frames *fr, size_t first, size_t count,
+			double nonrandom_per_bit, struct qkd_entropy_out *out, uint64_t *m,
+			uint64_t *block_bits, bool *qber_over);
+
 #endif

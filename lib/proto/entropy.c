@@ -29,6 +29,9 @@ static const struct defense_ops {
 } defenses[] = {
 	[QKD_DEFENSE_BENNETT] = { "bennett", defense_bennett },
 	[QKD_DEFENSE_SLUTSKY] = { "slutsky", defense_slutsky },
+	/* Named here so every list of defenses shows it; its bound is
+	 * qkd_decoy_key_length over the whole run, not a per-block leak. */
+	[QKD_DEFENSE_DECOY] = { "decoy", NULL },
 };
 
 static const char *const leak_names[] = {
@@ -164,6 +167,8 @@ static const char *check_values(const struct qkd_entropy_in *in)
 		return "unknown source (leak model)";
 	if ((unsigned)in->defense >= ARRAY_LEN(defenses))
 		return "unknown defense function";
+	if (defenses[in->defense].leak == NULL)
+		return "the decoy defense needs per-intensity counts (qkd_decoy_key_length), not a block estimate";
 	if (!isfinite(in->mu) || !(in->mu > 0.0))
 		return "mu must be a finite number > 0";
 	if (!isfinite(in->confidence) || !(in->confidence >= 0.0))

@@ -19,16 +19,65 @@
 
 enum role { ROLE_ALICE, ROLE_BOB };
 
-/* The body of one party's process: run the engine, report to the parent. */
-static int party(enum role role, int fd, int resfd, const struct qkd_link_params *link,
-		 const struct qkd_engine_config *cfg)
+/* Run one party's engine with the simulator as its source. */
+static void run_sim(enum role role, struct qkd_channel *ch, const struct qkd_link_params *link,
+		    const struct qkd_engine_config *cfg, struct qkd_rng *rng,
+		    struct qkd_party_result *r)
 {
 	struct qkd_sim *sim = NULL;
+	struct qkd_sim_bob_source bs;
+	struct qkd_sim_alice_source as;
+
+	r->rc = qkd_sim_new(&sim, link);
+	if (r->rc == QKD_OK && role == ROLE_ALICE) {
+		struct qkd_alice_source ops;
+
+		qkd_sim_alice_source_init(&as, sim, &ops);
+		r->rc = qkd_engine_alice(ch, cfg, &ops, rng, &r->st, &r->key);
+		r->cpu_optical = as.cpu;
+	} else if (r->rc == QKD_OK) {
+		struct qkd_bob_source ops;
+
+		qkd_sim_bob_source_init(&bs, sim, &ops);
+		r->rc = qkd_engine_bob(ch, cfg, &ops, rng, &r->st, &r->key);
+		r->cpu_optical = bs.cpu;
+	}
+	qkd_sim_free(sim);
+}
+
+/* Run one party's engine with a source the caller's factory builds. */
+static void run_from(enum role role, struct qkd_channel *ch, const struct qkd_party_sources *src,
+		     const struct qkd_engine_config *cfg, struct qkd_rng *rng,
+		     struct qkd_party_result *r)
+{
+	void *state = NULL;
+
+	if (role == ROLE_ALICE) {
+		struct qkd_alice_source ops;
+
+		r->rc = src->alice(src->ctx, &ops, &state);
+		if (r->rc == QKD_OK)
+			r->rc = qkd_engine_alice(ch, cfg, &ops, rng, &r->st, &r->key);
+	} else {
+		struct qkd_bob_source ops;
+
+		r->rc = src->bob(src->ctx, &ops, &state);
+		if (r->rc == QKD_OK)
+			r->rc = qkd_engine_bob(ch, cfg, &ops, rng, &r->st, &r->key);
+	}
+	if (state != NULL && src->cpu != NULL)
+		r->cpu_optical = src->cpu(state);
+	if (src->release != NULL)
+		src->release(state);
+}
+
+/* The body of one party's process: run the engine, report to the parent. */
+static int party(enum role role, int fd, int resfd, const struct qkd_link_params *link,
+		 const struct qkd_engine_config *cfg, const struct qkd_party_sources *src)
+{
 	struct qkd_channel ch;
 	struct qkd_rng rng;
 	struct qkd_party_result r;
-	struct qkd_sim_bob_source bs;
-	struct qkd_sim_alice_source as;
 	struct qkd_wbuf out;
 	int rc;
 
@@ -36,20 +85,10 @@ static int party(enum role role, int fd, int resfd, const struct qkd_link_params
 	qkd_wbuf_init_secret(&out);	/* carries the final key */
 	qkd_channel_init(&ch, fd, &qkd_auth_none, NULL);
 	qkd_rng_init_seed(&rng, link->seed, role == ROLE_ALICE ? "alice-protocol" : "bob-protocol");
-	r.rc = qkd_sim_new(&sim, link);
-	if (r.rc == QKD_OK && role == ROLE_ALICE) {
-		struct qkd_alice_source ops;
-
-		qkd_sim_alice_source_init(&as, sim, &ops);
-		r.rc = qkd_engine_alice(&ch, cfg, &ops, &rng, &r.st, &r.key);
-		r.cpu_optical = as.cpu;
-	} else if (r.rc == QKD_OK) {
-		struct qkd_bob_source ops;
-
-		qkd_sim_bob_source_init(&bs, sim, &ops);
-		r.rc = qkd_engine_bob(&ch, cfg, &ops, &rng, &r.st, &r.key);
-		r.cpu_optical = bs.cpu;
-	}
+	if (src == NULL)
+		run_sim(role, &ch, link, cfg, &rng, &r);
+	else
+		run_from(role, &ch, src, cfg, &rng, &r);
 	r.cpu_seconds = qkd_cpu_seconds();
 	qkd_put_u32(&out, (uint32_t)r.rc);
 	qkd_put_bytes(&out, &r.st, sizeof r.st);
@@ -61,7 +100,6 @@ static int party(enum role role, int fd, int resfd, const struct qkd_link_params
 	qkd_wbuf_cleanup(&out);
 	qkd_channel_cleanup(&ch);
 	qkd_rng_cleanup(&rng);
-	qkd_sim_free(sim);
 	return rc;
 }
 
@@ -106,7 +144,8 @@ static int read_result(int fd, struct qkd_party_result *r)
 /* Fork one party. In the child every descriptor but its channel end and its
  * result pipe is closed, so each pipe sees EOF when its writer exits. */
 static pid_t spawn(enum role role, int fd, int resfd, const int *others, size_t nothers,
-		   const struct qkd_link_params *link, const struct qkd_engine_config *cfg)
+		   const struct qkd_link_params *link, const struct qkd_engine_config *cfg,
+		   const struct qkd_party_sources *src)
 {
 	pid_t pid = fork();
 
@@ -115,13 +154,20 @@ static pid_t spawn(enum role role, int fd, int resfd, const int *others, size_t 
 			if (others[i] >= 0)
 				close(others[i]);
 		signal(SIGPIPE, SIG_IGN);
-		_exit(party(role, fd, resfd, link, cfg) == QKD_OK ? 0 : 1);
+		_exit(party(role, fd, resfd, link, cfg, src) == QKD_OK ? 0 : 1);
 	}
 	return pid;
 }
 
 int qkd_simlink_run(const struct qkd_link_params *link, const struct qkd_engine_config *cfg,
 		    struct qkd_simlink_result *res)
+{
+	return qkd_simlink_run_sources(link, cfg, NULL, res);
+}
+
+int qkd_simlink_run_sources(const struct qkd_link_params *link,
+			    const struct qkd_engine_config *cfg,
+			    const struct qkd_party_sources *src, struct qkd_simlink_result *res)
 {
 	int sv[2] = {-1, -1}, ra[2] = {-1, -1}, rb[2] = {-1, -1};
 	pid_t pa = -1, pb = -1;
@@ -144,10 +190,10 @@ int qkd_simlink_run(const struct qkd_link_params *link, const struct qkd_engine_
 		int a_close[] = {sv[1], ra[0], rb[0], rb[1]};
 		int b_close[] = {sv[0], ra[0], ra[1], rb[0]};
 
-		pa = spawn(ROLE_ALICE, sv[0], ra[1], a_close, 4, link, cfg);
+		pa = spawn(ROLE_ALICE, sv[0], ra[1], a_close, 4, link, cfg, src);
 		if (pa < 0)
 			goto out;
-		pb = spawn(ROLE_BOB, sv[1], rb[1], b_close, 4, link, cfg);
+		pb = spawn(ROLE_BOB, sv[1], rb[1], b_close, 4, link, cfg, src);
 		if (pb < 0)
 			goto out;
 	}

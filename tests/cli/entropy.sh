@@ -133,8 +133,10 @@ check_exit "errors negative" 2 "$QKD" entropy --bits 1000 --errors -1 --disclose
 check_exit "confidence negative" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --confidence -1
 check_exit "nonrandom negative" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --nonrandom -3
 check_exit "pa-margin not a number" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --pa-margin x
-check_exit "unknown defense" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --defense decoy
-check_match "unknown defense: lists names" "$ERR" "^qkd: --defense: unknown defense function: 'decoy' \(one of: bennett, slutsky\)$"
+check_exit "unknown defense" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --defense lim
+check_match "unknown defense: lists names" "$ERR" "^qkd: --defense: unknown defense function: 'lim' \(one of: bennett, slutsky, decoy\)$"
+check_exit "decoy is for whole runs" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --defense decoy
+check_match "decoy: says where to use it" "$ERR" "^qkd: --defense: decoy needs per-intensity counts.*qkd sim --defense decoy"
 check_exit "unknown source" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 --source laser
 check_exit "option given twice" 2 "$QKD" entropy --bits 1000 --bits 1000 "${E[@]}" --mu 0.1
 check_exit "stray argument" 2 "$QKD" entropy --bits 1000 "${E[@]}" --mu 0.1 extra

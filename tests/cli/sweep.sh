@@ -21,7 +21,7 @@ check "sweep 0..40 step 20" "$QKD" sweep --param distance --from 0 --to 40 --ste
 check_match "human: table row for 20 km" "$OUT" '^ +20 +[0-9]+ +[0-9]+ '
 check "CSV written" test -s "$CLI_TMP/s.csv"
 check_eq "CSV header" "$(head -n 1 "$CLI_TMP/s.csv")" \
-	"distance_km,pulses,detections,sifted_bits,qber,secret_bits,rate_bennett,rate_slutsky,rate_decoy_asymptotic"
+	"distance_km,pulses,detections,sifted_bits,qber,secret_bits,rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy"
 check_eq "CSV: 3 rows" "$(tail -n +2 "$CLI_TMP/s.csv" | wc -l)" 3
 check_eq "CSV: distances" "$(tail -n +2 "$CLI_TMP/s.csv" | cut -d, -f1 | tr '\n' ' ')" "0 20 40 "
 check "SVG written" test -s "$CLI_TMP/s.svg"
@@ -58,6 +58,27 @@ check_exit "no gnuplot: exit 1" 1 env PATH=/nonexistent "$QKD" sweep --param dis
 	--from 0 --to 0 --step 1 --pulses 100000 --out "$CLI_TMP/ng"
 check_match "no gnuplot: says so" "$ERR" '^qkd: sweep: gnuplot not found: '
 check "no gnuplot: CSV written" test -s "$CLI_TMP/ng.csv"
+
+# --- the finite-key decoy curve: a second run per point (qkd sim --defense decoy)
+check "decoy curve" "$QKD" sweep --param distance --from 0 --to 40 --step 20 --pulses 30000000 \
+	--decoy 0.15,0.0002 --decoy-probs 0.5,0.3,0.2 --p-x 0.6 --decoy-pulses 500000000 \
+	--out "$CLI_TMP/d" --json
+DJ=$OUT
+check_eq "decoy curve: the decoy run is described" "$(printf '%s' "$DJ" | jq -c .decoy_run.mu)" "[0.5,0.15,0.0002]"
+check "decoy curve: positive finite-key rate at every point" \
+	awk -F, 'NR > 1 && !($11 > 0) { exit 1 }' "$CLI_TMP/d.csv"
+check "decoy curve: below the asymptotic decoy rate times P(X)^2 / (1/2)" \
+	awk -F, 'NR > 1 && !($11 < $9 * 0.72 * 2) { exit 1 }' "$CLI_TMP/d.csv"
+check "decoy curve: decreasing with distance" awk -F, 'NR > 2 && $11 >= prev { exit 1 } NR > 1 { prev = $11 }' "$CLI_TMP/d.csv"
+check_eq "decoy curve: rows match single decoy runs" \
+	"$("$QKD" sim --json --pulses 500000000 --distance 20 --mu 0.5 --decoy 0.15,0.0002 \
+	   --decoy-probs 0.5,0.3,0.2 --p-x 0.6 --defense decoy | jq .secret_bits)" \
+	"$(awk -F, '$1 == 20 { print $10 }' "$CLI_TMP/d.csv")"
+check "decoy curve: plot has four curves" grep -c "finite key" "$CLI_TMP/d.svg"
+check_exit "sweep --defense decoy points to --decoy" 2 "$QKD" sweep --param distance --from 0 --to 20 \
+	--step 10 --defense decoy --out "$CLI_TMP/bad"
+check_exit "--decoy-pulses without --decoy" 2 "$QKD" sweep --param distance --from 0 --to 20 \
+	--step 10 --decoy-pulses 1000 --out "$CLI_TMP/bad"
 
 # --- bad input: one line on stderr, "qkd: ...", exit 2, nothing on stdout
 R="--param distance --from 0 --to 40"

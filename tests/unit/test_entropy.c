@@ -521,7 +521,8 @@ static void test_names(void **state)
 	assert_int_equal(d, QKD_DEFENSE_SLUTSKY);	/* untouched on error */
 	assert_string_equal(qkd_defense_name(QKD_DEFENSE_BENNETT), "bennett");
 	assert_string_equal(qkd_defense_name(QKD_DEFENSE_SLUTSKY), "slutsky");
-	assert_null(qkd_defense_name((enum qkd_defense)(QKD_DEFENSE_SLUTSKY + 1)));
+	assert_string_equal(qkd_defense_name(QKD_DEFENSE_DECOY), "decoy");
+	assert_null(qkd_defense_name((enum qkd_defense)(QKD_DEFENSE_DECOY + 1)));
 
 	assert_int_equal(qkd_leak_model_from_name("weak-coherent", &s), QKD_OK);
 	assert_int_equal(s, QKD_LEAK_WEAK_COHERENT);

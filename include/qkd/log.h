@@ -1,0 +1,24 @@
+/* qkd/log.h - how the library reports what daemons do (STYLE.md habit 7).
+ *
+ * The library never prints: a daemon's library code calls qkd_logf with a
+ * logger the program supplies; src/ decides where lines go (a file or
+ * stderr, with a timestamp and the level). Key bits never go to a log.
+ */
+#ifndef QKD_LOG_H
+#define QKD_LOG_H
+
+#include "qkd/node_config.h"
+
+struct qkd_logger {
+	/* Called with one complete line (no newline); may be called from
+	 * several threads at once: the function serializes. */
+	void (*write)(void *ctx, enum qkd_log_level level, const char *line);
+	void *ctx;
+	enum qkd_log_level level;	/* lines above this level are dropped */
+};
+
+/* printf-style; a NULL logger or write drops the line. */
+void qkd_logf(const struct qkd_logger *lg, enum qkd_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

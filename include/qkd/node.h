@@ -1,0 +1,78 @@
+/* qkd/node.h - one end of a QKD link as a long-running daemon (qkd node).
+ *
+ * A link runs in its own thread: it connects the classical channel (TCP,
+ * every frame Wegman-Carter authenticated) and the fiber (TCP carrying
+ * photon frames, qkd/fiber.h), then runs rounds until told to stop. Bob
+ * drives each round: fresh secret randomness on both sides, the pulses of
+ * the round over the fiber, the whole protocol engine, and a two-phase
+ * commit of the round's key into both key stores. docs/node.md describes
+ * the messages, the commit and recovery rules, and the authentication-key
+ * bookkeeping that survive kill -9 at any moment.
+ */
+#ifndef QKD_NODE_H
+#define QKD_NODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qkd/log.h"
+#include "qkd/node_config.h"
+
+/* What `qkd status` shows for one link. Written by the link thread under
+ * the mutex, read by the status server. */
+struct qkd_link_status {
+	char state[32];			/* connecting, syncing, round, idle, stopped, ... */
+	uint64_t rounds_ok;		/* rounds that stored a block */
+	uint64_t rounds_empty;		/* rounds that ended without key */
+	uint64_t rounds_failed;		/* rounds lost to an error (tag, I/O, abort) */
+	uint64_t rounds_qber_abort;	/* rounds stopped by the QBER threshold */
+	uint64_t qber_abort_streak;	/* consecutive ones */
+	bool eavesdropping_suspected;	/* QBER above the threshold 3 rounds running */
+	double last_qber;		/* of the last round that corrected frames */
+	uint64_t last_block_bits;
+	double key_rate_bps;		/* stored bits per second since start */
+	uint64_t stored_blocks, stored_bits, available_bits;
+	uint64_t auth_bits_left, auth_bits_spent, auth_bits_replenished;
+	uint64_t tags_failed;
+	bool auth_exhausted;		/* the link stopped: no authentication key left */
+	uint64_t session_bits;		/* bits stored since this daemon started */
+	char last_error[160];
+};
+
+struct qkd_link_ctx {
+	const struct qkd_link_config *cfg;
+	const struct qkd_logger *log;
+	atomic_bool *stop;		/* set by the daemon on SIGTERM */
+	pthread_mutex_t lock;		/* guards status and fds */
+	struct qkd_link_status status;
+	int fds[3];			/* open sockets, -1 if none: shut down on stop */
+	int listen_fd;			/* bound by qkd_link_bind before the thread starts */
+	double started;			/* wall clock at start */
+	int result;			/* qkd_link_run's return, for qkd_link_thread */
+};
+
+/* Initialize ctx for cfg (borrowed, must outlive the run). */
+int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cfg,
+		      const struct qkd_logger *log, atomic_bool *stop);
+void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx);
+
+/* Bind the link's listening socket (Alice: classical, Bob: fiber) before
+ * the thread starts, so "address in use" is a startup error. *why set. */
+int qkd_link_bind(struct qkd_link_ctx *ctx, const char **why);
+
+/* The link thread: runs until *stop is set or the link cannot go on
+ * (authentication key exhausted, store unusable). Returns 0 after a clean
+ * stop, else an error code (also logged). A pthread start routine wrapper
+ * is qkd_link_thread. */
+int qkd_link_run(struct qkd_link_ctx *ctx);
+void *qkd_link_thread(void *ctx);
+
+/* Break the link's blocking socket calls (after *stop was set). */
+void qkd_link_interrupt(struct qkd_link_ctx *ctx);
+
+/* Copy the status under the lock. */
+void qkd_link_status_get(struct qkd_link_ctx *ctx, struct qkd_link_status *out);
+
+#endif

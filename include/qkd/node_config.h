@@ -1,0 +1,72 @@
+/* qkd/node_config.h - the configuration of one `qkd node` (docs/config.md).
+ *
+ * The file is libconfig syntax. One node, any number of links; each link is
+ * one end (alice or bob) of a QKD link with its own classical channel, fiber,
+ * optical parameters, protocol settings, key store and bootstrap
+ * authentication key. Parsing never touches the network; it checks every
+ * value's domain and that the files it names exist (the key file readable and
+ * long enough), and reports the first problem as "FILE:LINE: what".
+ */
+#ifndef QKD_NODE_CONFIG_H
+#define QKD_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/engine.h"
+#include "qkd/optical.h"
+
+#define QKD_NODE_NAME_MAX 64
+#define QKD_NODE_PATH_MAX 512
+#define QKD_NODE_ADDR_MAX 128
+#define QKD_NODE_LINKS_MAX 16
+
+enum qkd_link_role { QKD_ROLE_ALICE, QKD_ROLE_BOB };
+
+enum qkd_log_level { QKD_LOG_ERROR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };
+
+/* "host:port" (IPv4 literal or "localhost"; port 1..65535). */
+struct qkd_node_addr {
+	char host[QKD_NODE_ADDR_MAX];
+	uint16_t port;
+};
+
+struct qkd_link_config {
+	char name[QKD_NODE_NAME_MAX];		/* unique within the node */
+	enum qkd_link_role role;
+	/* Classical channel: Alice listens, Bob connects. */
+	struct qkd_node_addr classical;
+	/* Fiber: Bob listens, Alice connects (to Bob, or to a qkd eve in between). */
+	struct qkd_node_addr fiber;
+	struct qkd_link_params optical;		/* DESIGN.md s3; seed and eve unused */
+	uint64_t round_pulses;			/* pulses per round (one key block) */
+	struct qkd_engine_config engine;	/* ec, defense, confidence, abort_qber, ... */
+	char store[QKD_NODE_PATH_MAX];		/* this link's SQLite key store */
+	char auth_key[QKD_NODE_PATH_MAX];	/* bootstrap authentication key file */
+	/* Authentication key kept in reserve: each round refills the pool from
+	 * its own key up to this many bits before storing the rest. */
+	uint64_t auth_reserve_bits;
+};
+
+struct qkd_node_config {
+	char name[QKD_NODE_NAME_MAX];
+	char status[QKD_NODE_PATH_MAX];		/* unix socket for `qkd status` */
+	char log_file[QKD_NODE_PATH_MAX];	/* "" = stderr */
+	enum qkd_log_level log_level;
+	size_t nlinks;
+	struct qkd_link_config links[QKD_NODE_LINKS_MAX];
+};
+
+/* Parse path into *cfg (caller-owned, fully initialized on success). On
+ * failure returns QKD_ERR_INVAL (or QKD_ERR_IO when the file cannot be read)
+ * and writes one line "PATH:LINE: what is wrong" (LINE omitted when libconfig
+ * gives none) into err[0..errlen). Relative paths inside the file are taken
+ * relative to the config file's directory and stored resolved. */
+__attribute__((warn_unused_result))
+int qkd_node_config_load(const char *path, struct qkd_node_config *cfg, char *err, size_t errlen);
+
+const char *qkd_link_role_name(enum qkd_link_role r);
+const char *qkd_log_level_name(enum qkd_log_level l);
+
+#endif

@@ -1,0 +1,264 @@
+/* config.c - qkd_node_config_load: the `qkd node` configuration file
+ * (qkd/node_config.h, docs/config.md). The text is read whole, scanned for
+ * what libconfig 1.5 lets through, parsed by libconfig, then walked group by
+ * group (config_value.c, config_path.c, config_link.c). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qkd/error.h"
+#include "config_int.h"
+
+#define NODE(f) offsetof(struct qkd_node_config, f)
+
+/* A node configuration is a page of text; anything far larger is a mistake. */
+#define CFG_FILE_MAX (1u << 20)
+
+const char *qkd_link_role_name(enum qkd_link_role r)
+{
+	switch (r) {
+	case QKD_ROLE_ALICE: return "alice";
+	case QKD_ROLE_BOB: return "bob";
+	}
+	return "unknown";
+}
+
+static const char *const log_level_names[] = {
+	[QKD_LOG_ERROR] = "error", [QKD_LOG_WARN] = "warn",
+	[QKD_LOG_INFO] = "info", [QKD_LOG_DEBUG] = "debug",
+};
+
+const char *qkd_log_level_name(enum qkd_log_level l)
+{
+	if ((unsigned)l < N_OF(log_level_names))
+		return log_level_names[l];
+	return "unknown";
+}
+
+static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
+			 const struct cfg_field *f, void *obj)
+{
+	struct qkd_node_config *n = obj;
+	const char *v = NULL;
+
+	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	for (size_t i = 0; i < N_OF(log_level_names); i++) {
+		if (strcmp(v, log_level_names[i]) == 0) {
+			n->log_level = (enum qkd_log_level)i;
+			return QKD_OK;
+		}
+	}
+	return cfg_failk(c, s, f->key, "'%s' is not a log level (error, warn, info, debug)", v);
+}
+
+static const struct cfg_field node_fields[] = {
+	{ "name", cfg_set_name, NODE(name), CFG_REQUIRED, 0, 0 },
+	{ "status", cfg_set_status, NODE(status), CFG_REQUIRED, 0, 0 },
+	{ "log_file", cfg_set_log_file, NODE(log_file), 0, 0, 0 },
+	{ "log_level", set_log_level, 0, 0, 0, 0 },
+};
+
+/* Two links must not share a name, a key store or an authentication key
+ * (one key file at two links would reuse its one-time pads). */
+static int link_unique(struct cfg_ctx *c, const config_setting_t *g,
+		       const struct qkd_node_config *n, size_t i)
+{
+	const struct qkd_link_config *l = &n->links[i], *o;
+
+	for (size_t j = 0; j < i; j++) {
+		o = &n->links[j];
+		if (strcmp(o->name, l->name) == 0)
+			return cfg_fail(c, g, "%s: link name '%s' is already used by links[%zu]",
+					c->scope, l->name, j);
+		if (strcmp(o->store, l->store) == 0)
+			return cfg_fail(c, g, "%s: store %s is already used by link '%s'",
+					c->scope, l->store, o->name);
+		if (strcmp(o->auth_key, l->auth_key) == 0)
+			return cfg_fail(c, g, "%s: auth_key %s is already used by link '%s'",
+					c->scope, l->auth_key, o->name);
+	}
+	return QKD_OK;
+}
+
+static int read_links(struct cfg_ctx *c, const config_setting_t *s, struct qkd_node_config *n)
+{
+	const config_setting_t *g;
+	int len, rc = QKD_OK;
+
+	if (!config_setting_is_list(s)) {
+		rc = cfg_failk(c, s, "links", "expected a list ( { ... }, ... ) of links");
+		goto out;
+	}
+	len = config_setting_length(s);
+	if (len < 1 || len > QKD_NODE_LINKS_MAX) {
+		rc = cfg_failk(c, s, "links", "%d links: a node has 1 to %d", len,
+			       QKD_NODE_LINKS_MAX);
+		goto out;
+	}
+	for (int i = 0; rc == QKD_OK && i < len; i++) {
+		g = config_setting_get_elem(s, (unsigned)i);
+		snprintf(c->scope, sizeof c->scope, "links[%d]", i);
+		rc = cfg_link_read(c, g, &n->links[i]);
+		if (rc == QKD_OK)
+			rc = link_unique(c, g, n, (size_t)i);
+		n->nlinks = (size_t)i + 1;
+	}
+	c->scope[0] = '\0';
+out:
+	return rc;
+}
+
+static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd_node_config *n)
+{
+	const config_setting_t *s;
+	const char *key;
+	int rc = QKD_OK;
+
+	for (int i = 0; rc == QKD_OK && i < config_setting_length(root); i++) {
+		s = config_setting_get_elem(root, (unsigned)i);
+		key = config_setting_name(s);
+		if (strcmp(key, "node") != 0 && strcmp(key, "links") != 0)
+			rc = cfg_failk(c, s, key, "unknown key (the file holds node and links)");
+	}
+	if (rc == QKD_OK && (s = config_setting_get_member(root, "node")) == NULL)
+		rc = cfg_fail(c, NULL, "node: required group is missing");
+	if (rc == QKD_OK) {
+		if (config_setting_is_group(s))
+			snprintf(c->scope, sizeof c->scope, "node");
+		rc = cfg_group(c, s, node_fields, N_OF(node_fields), n);
+		c->scope[0] = '\0';
+	}
+	if (rc == QKD_OK && (s = config_setting_get_member(root, "links")) == NULL)
+		rc = cfg_fail(c, NULL, "links: required list is missing (a node has 1 to %d links)",
+			      QKD_NODE_LINKS_MAX);
+	if (rc == QKD_OK)
+		rc = read_links(c, s, n);
+	return rc;
+}
+
+/* The whole file as a NUL-terminated string (*text owned by the caller). */
+static int read_text(struct cfg_ctx *c, char **text)
+{
+	FILE *f = fopen(c->path, "re");
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = QKD_OK;
+
+	if (f == NULL) {
+		if (errno == ENOENT)
+			cfg_fail(c, NULL, "no such file");
+		else
+			cfg_fail(c, NULL, "cannot be opened: %s", strerror(errno));
+		rc = QKD_ERR_IO;
+		goto out;
+	}
+	buf = malloc(CFG_FILE_MAX + 2);
+	if (buf == NULL) {
+		cfg_fail(c, NULL, "out of memory");
+		rc = QKD_ERR_NOMEM;
+		goto out;
+	}
+	n = fread(buf, 1, CFG_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		cfg_fail(c, NULL, "cannot be read: %s", strerror(errno));
+		rc = QKD_ERR_IO;
+	} else if (n > CFG_FILE_MAX) {
+		rc = cfg_fail(c, NULL, "larger than %u bytes: not a node configuration",
+			      CFG_FILE_MAX);
+	} else if (memchr(buf, '\0', n) != NULL) {
+		rc = cfg_fail(c, NULL, "contains a NUL byte: not a node configuration");
+	}
+	buf[n] = '\0';
+out:
+	if (f != NULL)
+		fclose(f);
+	if (rc != QKD_OK) {
+		free(buf);
+		buf = NULL;
+	}
+	*text = buf;
+	return rc;
+}
+
+/* c->dir: the absolute directory of c->path (symbolic links in it
+ * resolved, the file's own name not), base of relative paths. */
+static int config_dir(struct cfg_ctx *c)
+{
+	const char *slash = strrchr(c->path, '/');
+	char dir[QKD_NODE_PATH_MAX], *real = NULL;
+	size_t len = slash == NULL ? 0 : slash == c->path ? 1 : (size_t)(slash - c->path);
+	int rc = QKD_OK;
+
+	if (len >= sizeof dir) {
+		rc = cfg_fail(c, NULL, "path too long");
+		goto out;
+	}
+	memcpy(dir, len == 0 ? "." : c->path, len == 0 ? 1 : len);
+	dir[len == 0 ? 1 : len] = '\0';
+	real = realpath(dir, NULL);
+	if (real == NULL) {
+		cfg_fail(c, NULL, "directory %s: %s", dir, strerror(errno));
+		rc = QKD_ERR_IO;
+		goto out;
+	}
+	/* Leave room for "/" and a file name. */
+	if (strlen(real) + 2 > sizeof c->dir) {
+		rc = cfg_fail(c, NULL, "directory %s: path too long", real);
+		goto out;
+	}
+	strcpy(c->dir, strcmp(real, "/") == 0 ? "" : real);
+out:
+	free(real);
+	return rc;
+}
+
+/* libconfig's parse, with the lexical checks it lacks (config_scan.c). */
+static int parse_text(struct cfg_ctx *c, const char *text, config_t *lc)
+{
+	unsigned include_line, int_line;
+
+	cfg_scan(text, &include_line, &int_line);
+	if (include_line != 0)
+		return cfg_fail_at(c, include_line, "@include is not supported "
+				   "(one file per node)");
+	if (config_read_string(lc, text) != CONFIG_TRUE)
+		return cfg_fail_at(c, (unsigned)config_error_line(lc), "%s",
+				   config_error_text(lc));
+	if (int_line != 0)
+		return cfg_fail_at(c, int_line, "integer does not fit 32 bits: "
+				   "write it with an L suffix (10000000000L) or as a real (1e10)");
+	return QKD_OK;
+}
+
+int qkd_node_config_load(const char *path, struct qkd_node_config *cfg, char *err, size_t errlen)
+{
+	struct cfg_ctx c;
+	config_t lc;
+	char *text = NULL;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.path = path;
+	c.err = err;
+	c.errlen = errlen;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || cfg == NULL)
+		return QKD_ERR_INVAL;
+	memset(cfg, 0, sizeof *cfg);
+	cfg->log_level = QKD_LOG_INFO;
+	config_init(&lc);
+	rc = read_text(&c, &text);
+	if (rc == QKD_OK)
+		rc = config_dir(&c);
+	if (rc == QKD_OK)
+		rc = parse_text(&c, text, &lc);
+	if (rc == QKD_OK)
+		rc = read_root(&c, config_root_setting(&lc), cfg);
+	config_destroy(&lc);
+	free(text);
+	return rc;
+}

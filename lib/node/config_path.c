@@ -1,0 +1,183 @@
+/* config_path.c - paths and addresses of the node configuration: relative
+ * paths resolved against the config file's directory, the files they name
+ * checked at load time so that a node fails at startup with the file and the
+ * config line rather than in the middle of its first round (docs/config.md). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "qkd/error.h"
+#include "config_int.h"
+
+/* Longest path a unix socket address holds (sun_path, NUL included). */
+#define CFG_SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* "no such file" for the common case, the C library's text otherwise. */
+static const char *errno_text(int e, char *buf, size_t n)
+{
+	if (e == ENOENT)
+		return "no such file";
+	return strerror_r(e, buf, n);
+}
+
+/* The value of s as a path resolved against c->dir into out. Empty values
+ * are refused unless empty_ok (then out is ""). */
+static int resolve(struct cfg_ctx *c, const config_setting_t *s, const char *key,
+		   bool empty_ok, char out[QKD_NODE_PATH_MAX])
+{
+	const char *v = NULL;
+	int n;
+
+	if (cfg_get_string(c, s, key, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	if (v[0] == '\0') {
+		out[0] = '\0';
+		return empty_ok ? QKD_OK : cfg_failk(c, s, key, "must not be empty");
+	}
+	if (v[0] == '/')
+		n = snprintf(out, QKD_NODE_PATH_MAX, "%s", v);
+	else
+		n = snprintf(out, QKD_NODE_PATH_MAX, "%s/%s", c->dir, v);
+	if (n < 0 || n >= QKD_NODE_PATH_MAX)
+		return cfg_failk(c, s, key, "path longer than %d bytes once resolved",
+				 QKD_NODE_PATH_MAX - 1);
+	return QKD_OK;
+}
+
+/* The directory holding path must exist; path itself must not be one. */
+static int check_dir_of(struct cfg_ctx *c, const config_setting_t *s, const char *key,
+			const char *path)
+{
+	char dir[QKD_NODE_PATH_MAX], buf[128];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	size_t len = slash == NULL || slash == path ? 1 : (size_t)(slash - path);
+
+	memcpy(dir, slash == NULL ? "." : path, len);
+	dir[len] = '\0';
+	if (stat(dir, &st) != 0)
+		return cfg_failk(c, s, key, "%s: directory %s: %s", path, dir,
+				 errno_text(errno, buf, sizeof buf));
+	if (!S_ISDIR(st.st_mode))
+		return cfg_failk(c, s, key, "%s: %s is not a directory", path, dir);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return cfg_failk(c, s, key, "%s: is a directory", path);
+	return QKD_OK;
+}
+
+int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off, buf[128];
+	struct stat st;
+	int fd, rc = QKD_OK;
+
+	rc = resolve(c, s, f->key, false, path);
+	if (rc != QKD_OK)
+		goto out;
+	if (stat(path, &st) != 0) {
+		rc = cfg_failk(c, s, f->key, "%s: %s", path, errno_text(errno, buf, sizeof buf));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = cfg_failk(c, s, f->key, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size < CFG_AUTH_KEY_MIN_BYTES) {
+		rc = cfg_failk(c, s, f->key, "%s: holds %lld bytes, at least %d are needed",
+			       path, (long long)st.st_size, CFG_AUTH_KEY_MIN_BYTES);
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		rc = cfg_failk(c, s, f->key, "%s: cannot be read: %s", path,
+			       errno_text(errno, buf, sizeof buf));
+		goto out;
+	}
+	close(fd);
+out:
+	return rc;
+}
+
+int cfg_set_store(struct cfg_ctx *c, const config_setting_t *s,
+		  const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off;
+
+	if (resolve(c, s, f->key, false, path) != QKD_OK)
+		return QKD_ERR_INVAL;
+	return check_dir_of(c, s, f->key, path);
+}
+
+int cfg_set_status(struct cfg_ctx *c, const config_setting_t *s,
+		   const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off;
+
+	if (resolve(c, s, f->key, false, path) != QKD_OK)
+		return QKD_ERR_INVAL;
+	if (strlen(path) >= CFG_SUN_PATH_MAX)
+		return cfg_failk(c, s, f->key, "%s: longer than the %zu bytes a unix socket "
+				 "path may have", path, CFG_SUN_PATH_MAX - 1);
+	return check_dir_of(c, s, f->key, path);
+}
+
+int cfg_set_log_file(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off;
+
+	if (resolve(c, s, f->key, true, path) != QKD_OK)
+		return QKD_ERR_INVAL;
+	return path[0] == '\0' ? QKD_OK : check_dir_of(c, s, f->key, path);
+}
+
+int cfg_parse_addr(const char *text, struct qkd_node_addr *out)
+{
+	const char *colon = strrchr(text, ':');
+	struct in_addr a;
+	size_t hlen;
+	unsigned long port = 0;
+
+	if (colon == NULL || colon == text)
+		return QKD_ERR_INVAL;
+	hlen = (size_t)(colon - text);
+	if (hlen >= sizeof out->host)
+		return QKD_ERR_INVAL;
+	memcpy(out->host, text, hlen);
+	out->host[hlen] = '\0';
+	if (strcmp(out->host, "localhost") != 0 && inet_pton(AF_INET, out->host, &a) != 1)
+		return QKD_ERR_INVAL;
+	/* Digits only: no sign, no spaces, no leading zeros beyond "0" itself. */
+	if (colon[1] == '\0' || colon[1] == '0' || strlen(colon + 1) > 5)
+		return QKD_ERR_INVAL;
+	for (const char *p = colon + 1; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return QKD_ERR_INVAL;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port < 1 || port > 65535)
+		return QKD_ERR_INVAL;
+	out->port = (uint16_t)port;
+	return QKD_OK;
+}
+
+int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
+		 const struct cfg_field *f, void *obj)
+{
+	const char *v = NULL;
+
+	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	if (cfg_parse_addr(v, (struct qkd_node_addr *)((char *)obj + f->off)) != QKD_OK)
+		return cfg_failk(c, s, f->key, "'%s' is not HOST:PORT (HOST an IPv4 address or "
+				 "localhost, PORT 1..65535)", v);
+	return QKD_OK;
+}

@@ -1,0 +1,121 @@
+/* link_net.c - the node's TCP sockets: listen, accept and connect that
+ * give up when the daemon is told to stop, and I/O timeouts so a silent
+ * peer cannot hang a link forever. */
+#include "node_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int addr_of(const struct qkd_node_addr *a, struct sockaddr_in *sa)
+{
+	const char *host = strcmp(a->host, "localhost") == 0 ? "127.0.0.1" : a->host;
+
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(a->port);
+	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+void node_set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = NODE_IO_TIMEOUT_S };
+	int one = 1;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int node_listen(const struct qkd_node_addr *a, const char **why)
+{
+	struct sockaddr_in sa;
+	int fd, one = 1;
+
+	if (addr_of(a, &sa) != 0) {
+		*why = "not an IPv4 address";
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+		*why = strerror(errno);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int node_accept(int lfd, atomic_bool *stop, const char **why)
+{
+	while (!atomic_load(stop)) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int r = poll(&p, 1, 200), fd;
+
+		if (r < 0 && errno != EINTR) {
+			*why = strerror(errno);
+			return -1;
+		}
+		if (r <= 0)
+			continue;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			node_set_timeouts(fd);
+			return fd;
+		}
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+			*why = strerror(errno);
+			return -1;
+		}
+	}
+	*why = "stopped";
+	return -1;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **why)
+{
+	struct sockaddr_in sa;
+
+	if (addr_of(a, &sa) != 0) {
+		*why = "not an IPv4 address";
+		return -1;
+	}
+	while (!atomic_load(stop)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0) {
+			*why = strerror(errno);
+			return -1;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			node_set_timeouts(fd);
+			return fd;
+		}
+		close(fd);
+		/* The peer is not up (yet): try again shortly, in small naps so
+		 * that a stop is seen quickly. */
+		for (int i = 0; i < 5 && !atomic_load(stop); i++)
+			nap_ms(100);
+	}
+	*why = "stopped";
+	return -1;
+}

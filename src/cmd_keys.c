@@ -1,0 +1,370 @@
+/* cmd_keys.c - `qkd keys`: look into a link's key store (DESIGN.md section 6,
+ * docs/keystore.md).
+ *
+ *   qkd keys --store PATH [--json]      the blocks: id, state, length, consumed
+ *   qkd keys --store PATH export ID     one block's bits in hex
+ *
+ * Exit codes (cli.h): 0 success; 2 the command line is wrong (unknown option
+ * or action, missing --store, a bad ID, a stray argument); 1 the store
+ * cannot be opened (a missing file is never created), the ID is unknown or
+ * used, or output could not be written. Key bits are printed by export
+ * only, straight to the file descriptor (no stdio copy), and wiped after.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "qkd/keystore.h"
+#include "qkd/secret.h"
+
+#define CMD "keys"
+
+enum opt_id {
+	OPT_STORE = 256, OPT_JSON,
+	OPT_HELP = 'h',
+};
+
+static const struct option long_opts[] = {
+	{ "store", required_argument, NULL, OPT_STORE },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct keys_args {
+	const char *store;
+	bool json;
+	bool export;
+	uint64_t id;
+};
+
+static void usage(FILE *f)
+{
+	fputs(
+"usage: qkd keys --store PATH [--json]\n"
+"       qkd keys --store PATH export ID\n"
+"\n"
+"Look into a link's key store (docs/keystore.md). A missing store is an\n"
+"error, never created.\n"
+"\n"
+"  --store PATH   the store's SQLite file (required)\n"
+"  --json         list as one JSON object instead of the table\n"
+"  export ID      print block ID's bits as one line of lowercase hex: bit i\n"
+"                 is bit i%8 (LSB first) of byte i/8, the last byte padded\n"
+"                 with zero bits; bits already handed out print as 0\n"
+"\n"
+"Exit status: 0 ok, 1 store missing or unreadable, unknown or used block,\n"
+"2 usage error.\n",
+	      f);
+}
+
+static int parse_action(int argc, char **argv, int first, struct keys_args *a)
+{
+	const char *why = NULL;
+
+	if (first == argc)
+		return 0;
+	if (strcmp(argv[first], "export") != 0) {
+		cli_errorf(CMD, "unknown action '%s' (see 'qkd keys --help')", argv[first]);
+		return -1;
+	}
+	if (first + 1 == argc) {
+		cli_error(CMD, "export needs a block id");
+		return -1;
+	}
+	if (first + 2 < argc) {
+		cli_errorf(CMD, "unexpected argument '%s'", argv[first + 2]);
+		return -1;
+	}
+	if (cli_parse_u64(argv[first + 1], &a->id, &why) == 0 && a->id > QKD_STORE_ID_MAX)
+		why = "out of range";
+	if (why != NULL) {
+		cli_errorf(CMD, "export: bad block id: %s: '%s'", why, argv[first + 1]);
+		return -1;
+	}
+	if (a->json) {
+		cli_error(CMD, "--json does not apply to export");
+		return -1;
+	}
+	a->export = true;
+	return 0;
+}
+
+/* 0: run; 1: --help printed; -1: usage error printed. */
+static int parse_args(int argc, char **argv, struct keys_args *a)
+{
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_HELP:
+			usage(stdout);
+			return 1;
+		case OPT_JSON:
+			a->json = true;
+			break;
+		case OPT_STORE:
+			if (a->store != NULL) {
+				cli_error(CMD, "--store given more than once");
+				return -1;
+			}
+			if (*optarg == '\0') {
+				cli_error("--store", "empty value");
+				return -1;
+			}
+			a->store = optarg;
+			break;
+		default:
+			cli_getopt_error(CMD, c, argv);
+			return -1;
+		}
+	}
+	if (a->store == NULL) {
+		cli_error(CMD, "missing --store (see 'qkd keys --help')");
+		return -1;
+	}
+	return parse_action(argc, argv, optind, a);
+}
+
+/* ---- list ---- */
+
+struct block_list {
+	struct qkd_store_block *b;
+	size_t n, cap;
+};
+
+static int collect(const struct qkd_store_block *b, void *ctx)
+{
+	struct block_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct qkd_store_block *nb = realloc(l->b, cap * sizeof(*nb));
+
+		if (nb == NULL)
+			return -1;
+		l->b = nb;
+		l->cap = cap;
+	}
+	l->b[l->n++] = *b;
+	return 0;
+}
+
+static void format_time(int64_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, n, "%" PRId64, t);
+}
+
+static void print_human(const char *path, const struct qkd_store_stats *st,
+			const struct block_list *l)
+{
+	char when[64];
+
+	printf("key store %s: %" PRIu64 " blocks, %" PRIu64 " bits, %" PRIu64 " available\n",
+	       path, st->count, st->total_bits, st->available_bits);
+	printf("  pending %" PRIu64 " (%" PRIu64 " bits), final %" PRIu64 " (%" PRIu64
+	       " bits), used %" PRIu64 " (%" PRIu64 " bits); %" PRIu64 " bits handed out\n",
+	       st->state_count[QKD_STORE_PENDING], st->state_bits[QKD_STORE_PENDING],
+	       st->state_count[QKD_STORE_FINAL], st->state_bits[QKD_STORE_FINAL],
+	       st->state_count[QKD_STORE_USED], st->state_bits[QKD_STORE_USED],
+	       st->consumed_bits);
+	if (l->n == 0)
+		return;
+	printf("%20s  %-8s %12s %12s  %s\n", "id", "state", "bits", "consumed", "created");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct qkd_store_block *b = &l->b[i];
+
+		format_time(b->created, when, sizeof(when));
+		printf("%20" PRIu64 "  %-8s %12" PRIu64 " %12" PRIu64 "  %s\n", b->id,
+		       qkd_store_state_name(b->state), b->nbits, b->consumed, when);
+	}
+}
+
+static json_t *state_json(const struct qkd_store_stats *st, enum qkd_store_state s)
+{
+	return json_pack("{s:I, s:I}", "count", (json_int_t)st->state_count[s],
+			 "bits", (json_int_t)st->state_bits[s]);
+}
+
+static json_t *to_json(const char *path, const struct qkd_store_stats *st,
+		       const struct block_list *l)
+{
+	json_t *blocks = json_array();
+
+	for (size_t i = 0; blocks != NULL && i < l->n; i++) {
+		const struct qkd_store_block *b = &l->b[i];
+
+		if (json_array_append_new(blocks, json_pack("{s:I, s:s, s:I, s:I, s:I}",
+				"id", (json_int_t)b->id,
+				"state", qkd_store_state_name(b->state),
+				"bits", (json_int_t)b->nbits,
+				"consumed", (json_int_t)b->consumed,
+				"created", (json_int_t)b->created)) != 0) {
+			json_decref(blocks);
+			return NULL;
+		}
+	}
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o}, s:o}",
+			 "store", path,
+			 "count", (json_int_t)st->count,
+			 "total_bits", (json_int_t)st->total_bits,
+			 "available_bits", (json_int_t)st->available_bits,
+			 "consumed_bits", (json_int_t)st->consumed_bits,
+			 "states",
+			 "pending", state_json(st, QKD_STORE_PENDING),
+			 "final", state_json(st, QKD_STORE_FINAL),
+			 "used", state_json(st, QKD_STORE_USED),
+			 "blocks", blocks);
+}
+
+static int do_list(struct qkd_store *s, const struct keys_args *a)
+{
+	struct block_list l = { NULL, 0, 0 };
+	struct qkd_store_stats st;
+	const char *why = NULL;
+	json_t *obj = NULL;
+	int rc = CLI_EXIT_FAIL;
+
+	if (qkd_store_list(s, collect, &l, &st, &why) != 0) {
+		cli_error(a->store, why != NULL ? why : "out of memory");
+		goto out;
+	}
+	if (!a->json) {
+		print_human(a->store, &st, &l);
+		rc = CLI_EXIT_OK;
+		goto out;
+	}
+	obj = to_json(a->store, &st, &l);
+	if (obj == NULL) {
+		cli_error(CMD, "cannot build the JSON output");
+		goto out;
+	}
+	/* a failed write shows in ferror(stdout), checked by the caller */
+	if (json_dumpf(obj, stdout, JSON_COMPACT) == 0)
+		putchar('\n');
+	rc = CLI_EXIT_OK;
+out:
+	json_decref(obj);
+	free(l.b);
+	return rc;
+}
+
+/* ---- export ---- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Write n bytes as lowercase hex and a newline to fd, through a wiped
+ * buffer: the key never sits in a stdio buffer. */
+static int write_hex(int fd, const uint8_t *bytes, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char buf[4096];		/* even: a byte's two digits never straddle a flush */
+	size_t used = 0;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		buf[used++] = digits[bytes[i] >> 4];
+		buf[used++] = digits[bytes[i] & 15];
+		if (used == sizeof(buf)) {
+			rc = write_all(fd, buf, used);
+			used = 0;
+		}
+	}
+	if (rc == 0) {
+		buf[used++] = '\n';
+		rc = write_all(fd, buf, used);
+	}
+	qkd_wipe(buf, sizeof(buf));
+	return rc;
+}
+
+static int do_export(struct qkd_store *s, const struct keys_args *a)
+{
+	struct qkd_store_block b;
+	bool found = false;
+	const char *why = NULL;
+	uint8_t *bits = NULL;
+	size_t len = 0;
+	uint64_t nbits = 0;
+	int rc = CLI_EXIT_FAIL;
+
+	if (qkd_store_lookup(s, a->id, &b, &found, &why) != 0) {
+		cli_error(a->store, why);
+		goto out;
+	}
+	if (!found || b.state == QKD_STORE_USED) {
+		cli_errorf(a->store, found ? "block %" PRIu64 " is used: its bits were handed "
+			   "out and deleted" : "no such block %" PRIu64, a->id);
+		goto out;
+	}
+	len = (size_t)((b.nbits + 7) / 8);
+	bits = malloc(len);
+	if (bits == NULL) {
+		cli_error(CMD, "out of memory");
+		goto out;
+	}
+	if (qkd_store_get(s, a->id, bits, len, &nbits, &why) != 0) {
+		cli_error(a->store, why);
+		goto out;
+	}
+	if (write_hex(STDOUT_FILENO, bits, len) != 0) {
+		cli_errorf(CMD, "cannot write output: %s", strerror(errno));
+		goto out;
+	}
+	rc = CLI_EXIT_OK;
+out:
+	qkd_free_secret(bits, len);
+	return rc;
+}
+
+int cmd_keys(int argc, char **argv)
+{
+	struct keys_args a;
+	struct qkd_store *s = NULL;
+	const char *why = NULL;
+	int rc = parse_args(argc, argv, &a);
+
+	if (rc != 0)
+		return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	if (qkd_store_open_existing(&s, a.store, &why) != 0) {
+		cli_error(a.store, why);
+		return CLI_EXIT_FAIL;
+	}
+	rc = a.export ? do_export(s, &a) : do_list(s, &a);
+	qkd_store_close(s);
+	if (rc == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
+		cli_errorf(CMD, "cannot write output: %s", strerror(errno));
+		rc = CLI_EXIT_FAIL;
+	}
+	return rc;
+}

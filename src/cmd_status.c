@@ -1,0 +1,152 @@
+/* qkd status - ask a running `qkd node` how its links are doing. */
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+
+#include "qkd/error.h"
+#include "qkd/sysutil.h"
+
+#define STATUS_REPLY_MAX (1u << 20)
+
+static void help(void)
+{
+	printf("usage: qkd status --node SOCKET [--json]\n\n"
+	       "Show each link of the node whose status socket is SOCKET (the `status`\n"
+	       "path of its config): state, QBER, key rate, stored bits, authentication\n"
+	       "key left, and whether eavesdropping is suspected.\n");
+}
+
+/* Send "status", read the reply to EOF (bounded, 5 s per read). */
+static char *ask(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = 0, cap = 4096;
+	char *buf = NULL;
+	int fd = -1;
+
+	if (strlen(path) >= sizeof sa.sun_path) {
+		cli_error(path, "socket path too long");
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		cli_errorf(path, "cannot reach the node: %s", strerror(errno));
+		goto fail;
+	}
+	if (qkd_write_all(fd, "status\n", 7) != QKD_OK || (buf = malloc(cap)) == NULL)
+		goto io;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (n + 1 == cap && (cap >= STATUS_REPLY_MAX || !(buf = realloc(buf, cap *= 2))))
+			goto io;
+		if (poll(&p, 1, 5000) <= 0)
+			goto io;
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0)
+			goto io;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+io:
+	cli_error(path, "no answer from the node");
+fail:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void print_human(json_t *j)
+{
+	size_t i;
+	json_t *l;
+
+	printf("node %s\n", json_string_value(json_object_get(j, "node")));
+	json_array_foreach(json_object_get(j, "links"), i, l) {
+		json_t *err = json_object_get(l, "last_error");
+
+		printf("  link %s (%s): %s\n", json_string_value(json_object_get(l, "name")),
+		       json_string_value(json_object_get(l, "role")),
+		       json_string_value(json_object_get(l, "state")));
+		printf("    QBER %.3f %%, key rate %.1f bit/s, %lld blocks, %lld bits stored "
+		       "(%lld available)\n", 100 * json_real_value(json_object_get(l, "qber")),
+		       json_real_value(json_object_get(l, "key_rate_bps")),
+		       json_integer_value(json_object_get(l, "stored_blocks")),
+		       json_integer_value(json_object_get(l, "stored_bits")),
+		       json_integer_value(json_object_get(l, "available_bits")));
+		printf("    authentication key: %lld bits left, %lld spent, %lld tags failed\n",
+		       json_integer_value(json_object_get(l, "auth_bits_left")),
+		       json_integer_value(json_object_get(l, "auth_bits_spent")),
+		       json_integer_value(json_object_get(l, "tags_failed")));
+		printf("    rounds: %lld with key, %lld without, %lld failed, %lld over the QBER threshold\n",
+		       json_integer_value(json_object_get(l, "rounds_ok")),
+		       json_integer_value(json_object_get(l, "rounds_empty")),
+		       json_integer_value(json_object_get(l, "rounds_failed")),
+		       json_integer_value(json_object_get(l, "rounds_qber_abort")));
+		if (json_is_true(json_object_get(l, "eavesdropping_suspected")))
+			printf("    EAVESDROPPING SUSPECTED: the QBER stays above the abort threshold\n");
+		if (json_is_true(json_object_get(l, "auth_exhausted")))
+			printf("    AUTHENTICATION KEY EXHAUSTED: the link has stopped\n");
+		if (json_is_string(err))
+			printf("    last error: %s\n", json_string_value(err));
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	const char *node = NULL;
+	bool as_json = false;
+	json_t *j;
+	char *reply;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			help();
+			return CLI_EXIT_OK;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			as_json = true;
+		} else if (strcmp(argv[i], "--node") == 0 && i + 1 < argc) {
+			node = argv[++i];
+		} else {
+			cli_errorf("status", "unknown or incomplete argument '%s'", argv[i]);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (node == NULL) {
+		cli_error("status", "--node SOCKET is required");
+		return CLI_EXIT_USAGE;
+	}
+	reply = ask(node);
+	if (reply == NULL)
+		return CLI_EXIT_FAIL;
+	j = json_loads(reply, 0, NULL);
+	if (j == NULL || !json_is_array(json_object_get(j, "links"))) {
+		cli_error(node, "the node's answer is not a status object");
+		free(reply);
+		json_decref(j);
+		return CLI_EXIT_FAIL;
+	}
+	if (as_json)
+		printf("%s", reply);
+	else
+		print_human(j);
+	json_decref(j);
+	free(reply);
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,682 @@
+/* test_node_config.c - the `qkd node` configuration file (qkd/node_config.h,
+ * docs/config.md).
+ *
+ * Every test writes its files into its own mkdtemp directory, removed
+ * afterwards. The checks: a file giving every key round-trips into the
+ * struct field by field, with the engine settings derived from the optical
+ * ones; missing keys take the defaults of `qkd sim`; each kind of error
+ * (syntax, unknown key, type, domain, address, key file, store directory,
+ * duplicates, link count, decoy settings, names of codes and defenses,
+ * source) is QKD_ERR_INVAL with "PATH:LINE:" naming the right line; and
+ * the example configurations of examples/ load, from a relative path too.
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "qkd/error.h"
+#include "qkd/node_config.h"
+
+struct fix {
+	char dir[PATH_MAX];	/* realpath of the temp directory */
+	char conf[PATH_MAX + 16];
+	char err[512];
+	struct qkd_node_config cfg;
+};
+
+/* ---- fixture ---- */
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* A key file of n bytes in f's directory. */
+static void make_key(const struct fix *f, const char *name, size_t n)
+{
+	char path[PATH_MAX + 64], *buf = calloc(1, n + 1);
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)(i * 131 + 7);
+	snprintf(path, sizeof path, "%s/%s", f->dir, name);
+	write_file(path, buf, n);
+	free(buf);
+}
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof *f);
+	const char *tmp = getenv("TMPDIR");
+	char dir[PATH_MAX];
+
+	if (f == NULL)
+		return -1;
+	snprintf(dir, sizeof dir, "%s/qkd-nodecfg.XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL || realpath(dir, f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->conf, sizeof f->conf, "%s/node.conf", f->dir);
+	make_key(f, "ab.key", 4096);
+	make_key(f, "cd.key", 5000);
+	make_key(f, "short.key", 100);
+	*state = f;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* ---- the file under test ---- */
+
+/* A valid configuration, one line per entry (line numbers = index + 1). */
+static const char *const base[] = {
+	"node = {",					/* 1 */
+	"  name = \"alice\";",				/* 2 */
+	"  status = \"alice.sock\";",			/* 3 */
+	"  log_file = \"\";",				/* 4 */
+	"  log_level = \"info\";",			/* 5 */
+	"};",						/* 6 */
+	"links = (",					/* 7 */
+	"  {",						/* 8 */
+	"    name = \"ab\";",				/* 9 */
+	"    role = \"alice\";",			/* 10 */
+	"    classical = \"127.0.0.1:7101\";",		/* 11 */
+	"    fiber = \"127.0.0.1:7201\";",		/* 12 */
+	"    store = \"alice-ab.db\";",			/* 13 */
+	"    auth_key = \"ab.key\";",			/* 14 */
+	"    auth_reserve_bits = 65536;",		/* 15 */
+	"    round_pulses = 10000000;",			/* 16 */
+	"    optical = {",				/* 17 */
+	"      source = \"weak-coherent\";",		/* 18 */
+	"      mu = 0.1; distance_km = 10.0;",		/* 19 */
+	"      decoy = [0.05, 0.001];",			/* 20 */
+	"      p_x = 0.5;",				/* 21 */
+	"    };",					/* 22 */
+	"    protocol = {",				/* 23 */
+	"      ec = \"cascade\"; frame_bits = 65536;",	/* 24 */
+	"      defense = \"slutsky\"; confidence = 5.0;",	/* 25 */
+	"      sample_bits = 1024; eps_sec = 1e-10;",	/* 26 */
+	"    };",					/* 27 */
+	"  }",						/* 28 */
+	");",						/* 29 */
+};
+
+#define NBASE (sizeof base / sizeof base[0])
+#define L_LINK 8	/* the link group's line */
+
+/* Write base with some lines replaced: pairs (line, text) ending with 0. */
+static void conf_with(struct fix *f, ...)
+{
+	const char *lines[NBASE];
+	char text[4096];
+	size_t used = 0;
+	va_list ap;
+	int ln;
+
+	memcpy(lines, base, sizeof lines);
+	va_start(ap, f);
+	while ((ln = va_arg(ap, int)) != 0) {
+		assert_true(ln >= 1 && (size_t)ln <= NBASE);
+		lines[ln - 1] = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	for (size_t i = 0; i < NBASE; i++)
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s\n", lines[i]);
+	assert_true(used < sizeof text);
+	write_file(f->conf, text, used);
+}
+
+static int load(struct fix *f)
+{
+	return qkd_node_config_load(f->conf, &f->cfg, f->err, sizeof f->err);
+}
+
+/* Loading fails with QKD_ERR_INVAL, "CONF:LINE: " and what in the message. */
+static void expect_err(struct fix *f, int line, const char *what)
+{
+	char prefix[PATH_MAX + 40];
+
+	assert_int_equal(load(f), QKD_ERR_INVAL);
+	if (line > 0)
+		snprintf(prefix, sizeof prefix, "%s:%d: ", f->conf, line);
+	else
+		snprintf(prefix, sizeof prefix, "%s: ", f->conf);
+	if (strncmp(f->err, prefix, strlen(prefix)) != 0)
+		fail_msg("expected \"%s...\", got \"%s\"", prefix, f->err);
+	if (what != NULL && strstr(f->err, what) == NULL)
+		fail_msg("expected \"%s\" in \"%s\"", what, f->err);
+}
+
+static void path_in(const struct fix *f, const char *name, const char *got)
+{
+	char want[PATH_MAX + 64];
+
+	snprintf(want, sizeof want, "%s/%s", f->dir, name);
+	assert_string_equal(got, want);
+}
+
+/* ---- valid files ---- */
+
+static const char full_text[] =
+	"# every key, none at its default\n"
+	"node = {\n"
+	"  name = \"alice-1\";\n"
+	"  status = \"run/alice.sock\";\n"
+	"  log_file = \"logs/alice.log\";\n"
+	"  log_level = \"debug\";\n"
+	"};\n"
+	"links = (\n"
+	"  {\n"
+	"    name = \"ab\"; role = \"bob\";\n"
+	"    classical = \"localhost:7101\"; fiber = \"10.0.0.2:65535\";\n"
+	"    store = \"%s/alice-ab.db\";\n"
+	"    auth_key = \"ab.key\";\n"
+	"    auth_reserve_bits = 131072;\n"
+	"    round_pulses = 20000000000L;\n"
+	"    optical = {\n"
+	"      source = \"weak-coherent\"; mu = 0.5; distance_km = 25;\n"
+	"      fiber_loss_db_per_km = 0.21; detector_efficiency = 0.2;\n"
+	"      dark_count = 2e-6; misalignment = 0.02; rate_hz = 1e8;\n"
+	"      decoy = [0.1, 0.0002]; decoy_probs = (0.7, 0.2, 0.1); p_x = 0.75;\n"
+	"    };\n"
+	"    protocol = {\n"
+	"      ec = \"cascade-bbn\"; frame_bits = 32768; frames_in_flight = 16;\n"
+	"      defense = \"decoy\"; confidence = 6; abort_qber = 0.09;\n"
+	"      sample_bits = 2048; pa_block_bits = 1e6; pa_margin = 10.5;\n"
+	"      eps_sec = 1e-9; eps_cor = 1e-12;\n"
+	"    };\n"
+	"  },\n"
+	"  { name = \"cd\"; role = \"alice\"; classical = \"127.0.0.1:7102\";\n"
+	"    fiber = \"127.0.0.1:7202\"; store = \"alice-cd.db\"; auth_key = \"cd.key\"; }\n"
+	");\n";
+
+static void check_full_optical(const struct qkd_link_config *l)
+{
+	const struct qkd_link_params *o = &l->optical;
+
+	assert_int_equal(o->source, QKD_SOURCE_WEAK_COHERENT);
+	assert_true(o->pulses == 20000000000ull);
+	assert_true(o->mu == 0.5 && o->distance_km == 25.0);
+	assert_true(o->fiber_loss_db_per_km == 0.21 && o->detector_efficiency == 0.2);
+	assert_true(o->dark_count == 2e-6 && o->misalignment == 0.02 && o->rate_hz == 1e8);
+	assert_int_equal(o->intensities, 3);
+	assert_true(o->mu_decoy[0] == 0.1 && o->mu_decoy[1] == 0.0002);
+	assert_true(o->p_intensity[0] == 0.7 && o->p_intensity[1] == 0.2 &&
+		    o->p_intensity[2] == 0.1);
+	assert_true(o->p_x == 0.75);
+	assert_int_equal(o->eve, QKD_EVE_NONE);
+}
+
+static void check_full_engine(const struct qkd_engine_config *e)
+{
+	assert_string_equal(e->ec, "cascade-bbn");
+	assert_int_equal(e->frame_bits, 32768);
+	assert_int_equal(e->frames_in_flight, 16);
+	assert_int_equal(e->estimate.defense, QKD_DEFENSE_DECOY);
+	assert_true(e->estimate.confidence == 6.0 && e->abort_qber == 0.09);
+	assert_int_equal(e->sample_bits, 2048);
+	assert_int_equal(e->pa_block_bits, 1000000);
+	assert_true(e->estimate.pa_margin == 10.5);
+	assert_true(e->decoy.eps_sec == 1e-9 && e->decoy.eps_cor == 1e-12);
+	/* Derived from the optical group, as qkd sim does. */
+	assert_true(e->estimate.mu == 0.5);
+	assert_int_equal(e->estimate.source, QKD_LEAK_WEAK_COHERENT);
+	assert_true(e->decoy.mu[0] == 0.5 && e->decoy.mu[1] == 0.1 && e->decoy.mu[2] == 0.0002);
+	assert_true(e->decoy.p_mu[0] == 0.7 && e->decoy.p_mu[1] == 0.2 && e->decoy.p_mu[2] == 0.1);
+	assert_true(e->decoy.p_x == 0.75);
+}
+
+static void test_full(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_node_config *c = &f->cfg;
+	const struct qkd_link_config *l = &c->links[0];
+	char text[sizeof full_text + PATH_MAX], sub[PATH_MAX + 16];
+
+	snprintf(sub, sizeof sub, "%s/run", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(sub, sizeof sub, "%s/logs", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(text, sizeof text, full_text, f->dir);
+	write_file(f->conf, text, strlen(text));
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_string_equal(f->err, "");
+	assert_string_equal(c->name, "alice-1");
+	path_in(f, "run/alice.sock", c->status);
+	path_in(f, "logs/alice.log", c->log_file);
+	assert_int_equal(c->log_level, QKD_LOG_DEBUG);
+	assert_int_equal(c->nlinks, 2);
+	assert_string_equal(l->name, "ab");
+	assert_int_equal(l->role, QKD_ROLE_BOB);
+	assert_string_equal(l->classical.host, "localhost");
+	assert_int_equal(l->classical.port, 7101);
+	assert_string_equal(l->fiber.host, "10.0.0.2");
+	assert_int_equal(l->fiber.port, 65535);
+	path_in(f, "alice-ab.db", l->store);	/* given absolute */
+	path_in(f, "ab.key", l->auth_key);	/* given relative */
+	assert_true(l->auth_reserve_bits == 131072);
+	assert_true(l->round_pulses == 20000000000ull);
+	check_full_optical(l);
+	check_full_engine(&l->engine);
+	l = &c->links[1];
+	assert_string_equal(l->name, "cd");
+	assert_int_equal(l->role, QKD_ROLE_ALICE);
+	path_in(f, "alice-cd.db", l->store);
+	path_in(f, "cd.key", l->auth_key);
+	assert_int_equal(l->fiber.port, 7202);
+}
+
+static void test_defaults(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_link_config *l = &f->cfg.links[0];
+	struct qkd_link_params o;
+	struct qkd_engine_config e;
+
+	/* Only the required keys: node name and status, the link's six. */
+	conf_with(f, 4, "", 5, "", 15, "", 16, "", 17, "", 18, "", 19, "", 20, "", 21, "",
+		  22, "", 23, "", 24, "", 25, "", 26, "", 27, "", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.log_level, QKD_LOG_INFO);
+	assert_string_equal(f->cfg.log_file, "");
+	assert_int_equal(f->cfg.nlinks, 1);
+	qkd_link_params_default(&o);
+	qkd_engine_config_default(&e);
+	assert_true(l->round_pulses == 500000000);
+	assert_true(l->auth_reserve_bits == 262144);
+	o.pulses = l->round_pulses;	/* the only optical value not qkd sim's */
+	assert_memory_equal(&l->optical, &o, sizeof o);
+	assert_memory_equal(&l->engine, &e, sizeof e);
+	assert_string_equal(qkd_link_role_name(l->role), "alice");
+	assert_string_equal(qkd_log_level_name(QKD_LOG_WARN), "warn");
+}
+
+/* The base file has decoys and no decoy_probs: qkd sim's defaults. */
+static void test_decoy_defaults(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_link_params *o = &f->cfg.links[0].optical;
+
+	conf_with(f, 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(o->intensities, 3);
+	assert_true(o->p_intensity[0] == 0.8 && o->p_intensity[1] == 0.15 &&
+		    o->p_intensity[2] == 0.05);
+	assert_true(o->pulses == 10000000);
+	/* Not the decoy defense: the engine's decoy settings stay default. */
+	assert_true(f->cfg.links[0].engine.decoy.mu[1] == 0);
+}
+
+/* ---- errors ---- */
+
+static void test_syntax(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 19, "      mu = = 0.1;", 0);
+	expect_err(f, 19, "syntax error");
+	conf_with(f, 5, "  log_level = \"info\"; log_level = \"debug\";", 0);
+	expect_err(f, 5, "duplicate");
+	conf_with(f, 16, "    round_pulses = 10000000000;", 0);
+	expect_err(f, 16, "32 bits");
+	conf_with(f, 15, "    auth_reserve_bits = 0xffffffff;", 0);
+	expect_err(f, 15, "32 bits");
+	conf_with(f, 6, "}; @include \"other.conf\"", 0);
+	expect_err(f, 6, "@include");
+}
+
+static void test_unknown_key(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 6, "}; nodes = 1;", 0);
+	expect_err(f, 6, "nodes: unknown key");
+	conf_with(f, 4, "  logfile = \"\";", 0);
+	expect_err(f, 4, "node.logfile: unknown key");
+	conf_with(f, 15, "    auth_reserve = 65536;", 0);
+	expect_err(f, 15, "links[0].auth_reserve: unknown key");
+	conf_with(f, 21, "      p_X = 0.5;", 0);
+	expect_err(f, 21, "links[0].optical.p_X: unknown key");
+	conf_with(f, 26, "      sample = 1024;", 0);
+	expect_err(f, 26, "links[0].protocol.sample: unknown key");
+	conf_with(f, 21, "      eve = \"pns\";", 0);
+	expect_err(f, 21, "unknown key");
+}
+
+static void test_wrong_type(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 19, "      mu = \"0.1\";", 0);
+	expect_err(f, 19, "links[0].optical.mu: expected a number");
+	conf_with(f, 16, "    round_pulses = 1.5e7;", 0);
+	assert_int_equal(load(f), QKD_OK);	/* an integral real is an integer */
+	conf_with(f, 16, "    round_pulses = 1.5;", 0);
+	expect_err(f, 16, "expected a non-negative integer");
+	conf_with(f, 16, "    round_pulses = \"many\";", 0);
+	expect_err(f, 16, "expected an integer");
+	conf_with(f, 2, "  name = 5;", 0);
+	expect_err(f, 2, "expected a string");
+	conf_with(f, 17, "    optical = 5; xx = {", 0);
+	expect_err(f, 17, "optical: expected a group");
+	conf_with(f, 20, "      decoy = 0.05;", 0);
+	expect_err(f, 20, "expected an array of 2 numbers");
+	conf_with(f, 20, "      decoy = [0.05, 0.001, 0.0001];", 0);
+	expect_err(f, 20, "expected 2 numbers");
+	conf_with(f, 20, "      decoy = (0.05, \"x\");", 0);
+	expect_err(f, 20, "expected a number");
+	conf_with(f, 7, "links = 3; /*", 29, "*/", 0);
+	expect_err(f, 7, "links: expected a list");
+	conf_with(f, 10, "    role = true;", 0);
+	expect_err(f, 10, "expected a string, got a boolean");
+}
+
+static void test_domain(void **state)
+{
+	struct fix *f = *state;
+
+	/* qkd_link_params_check / qkd_engine_config_check: the link's line. */
+	conf_with(f, 19, "      mu = -0.1;", 0);
+	expect_err(f, L_LINK, "link 'ab': mu must be > 0");
+	conf_with(f, 19, "      mu = 0.1; distance_km = -3;", 0);
+	expect_err(f, L_LINK, "distance_km");
+	conf_with(f, 26, "      abort_qber = 0.7;", 0);
+	expect_err(f, L_LINK, "abort QBER");
+	/* The parser's own domains: the value's line. */
+	conf_with(f, 26, "      sample_bits = -1;", 0);
+	expect_err(f, 26, "sample_bits: must be >= 0");
+	conf_with(f, 24, "      frame_bits = 32;", 0);
+	expect_err(f, 24, "must be between 64 and 268435456");
+	conf_with(f, 25, "      confidence = 1e9;", 0);
+	expect_err(f, 25, "confidence: must be in [0, 1000]");
+	conf_with(f, 26, "      eps_sec = 1;", 0);
+	expect_err(f, 26, "eps_sec: must be in (0, 1)");
+	conf_with(f, 19, "      mu = 1e999;", 0);
+	expect_err(f, 19, "finite");
+	conf_with(f, 16, "    round_pulses = 0;", 0);
+	expect_err(f, 16, "round_pulses");
+	conf_with(f, 15, "    auth_reserve_bits = 100;", 0);
+	expect_err(f, 15, "auth_reserve_bits");
+	conf_with(f, 5, "  log_level = \"verbose\";", 0);
+	expect_err(f, 5, "not a log level");
+	conf_with(f, 10, "    role = \"charlie\";", 0);
+	expect_err(f, 10, "not a role");
+	conf_with(f, 9, "    name = \"a b\";", 0);
+	expect_err(f, 9, "not a name");
+}
+
+static void test_address(void **state)
+{
+	static const char *const bad[] = {
+		"127.0.0.1", "example.com:7101", "127.0.0.1:0", "127.0.0.1:70000",
+		"127.0.0.1:+80", "127.0.0.1:080", "127.0.0.1:80x", "::1:80", ":80",
+		"127.1:80", "localhost:", "127.0.0.1: 80",
+	};
+	struct fix *f = *state;
+	char line[128];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(line, sizeof line, "    classical = \"%s\";", bad[i]);
+		conf_with(f, 11, line, 0);
+		expect_err(f, 11, "classical: ");
+	}
+	conf_with(f, 12, "    fiber = \"127.0.0.1:7101\";", 0);
+	expect_err(f, L_LINK, "different");
+}
+
+static void test_files(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 14, "    auth_key = \"nokey.key\";", 0);
+	expect_err(f, 14, "nokey.key: no such file");
+	conf_with(f, 14, "    auth_key = \"short.key\";", 0);
+	expect_err(f, 14, "short.key: holds 100 bytes, at least 4096");
+	conf_with(f, 14, "    auth_key = \".\";", 0);
+	expect_err(f, 14, "not a regular file");
+	conf_with(f, 14, "    auth_key = \"\";", 0);
+	expect_err(f, 14, "must not be empty");
+	if (geteuid() != 0) {	/* root reads anything */
+		char key[PATH_MAX + 16];
+
+		snprintf(key, sizeof key, "%s/ab.key", f->dir);
+		assert_int_equal(chmod(key, 0), 0);
+		conf_with(f, 0);
+		expect_err(f, 14, "cannot be read");
+		assert_int_equal(chmod(key, 0600), 0);
+	}
+	conf_with(f, 13, "    store = \"nodir/alice-ab.db\";", 0);
+	expect_err(f, 13, "nodir: no such file");
+	conf_with(f, 13, "    store = \"ab.key/alice-ab.db\";", 0);
+	expect_err(f, 13, "not a directory");
+	conf_with(f, 13, "    store = \".\";", 0);
+	expect_err(f, 13, "is a directory");
+	conf_with(f, 3, "  status = \"nodir/alice.sock\";", 0);
+	expect_err(f, 3, "status: ");
+	conf_with(f, 4, "  log_file = \"nodir/alice.log\";", 0);
+	expect_err(f, 4, "log_file: ");
+	conf_with(f, 3, "  status = \"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\";", 0);
+	expect_err(f, 3, "unix socket");
+}
+
+static void test_missing(void **state)
+{
+	struct fix *f = *state;
+	char conf[PATH_MAX + 32];
+
+	conf_with(f, 13, "", 0);
+	expect_err(f, L_LINK, "links[0].store: required key is missing");
+	conf_with(f, 2, "", 0);
+	expect_err(f, 1, "node.name: required key is missing");
+	write_file(f->conf, "links = ();\n", 12);
+	expect_err(f, 0, "node: required group is missing");
+	conf_with(f, 8, "", 9, "", 10, "", 11, "", 12, "", 13, "", 14, "", 15, "", 16, "",
+		  17, "", 18, "", 19, "", 20, "", 21, "", 22, "", 23, "", 24, "", 25, "",
+		  26, "", 27, "", 28, "", 0);
+	expect_err(f, 7, "1 to 16");	/* no links */
+	conf_with(f, 7, "", 8, "", 9, "", 10, "", 11, "", 12, "", 13, "", 14, "", 15, "",
+		  16, "", 17, "", 18, "", 19, "", 20, "", 21, "", 22, "", 23, "", 24, "",
+		  25, "", 26, "", 27, "", 28, "", 29, "", 0);
+	expect_err(f, 0, "links: required list is missing");
+	snprintf(conf, sizeof conf, "%s/absent.conf", f->dir);
+	assert_int_equal(qkd_node_config_load(conf, &f->cfg, f->err, sizeof f->err), QKD_ERR_IO);
+	assert_non_null(strstr(f->err, "absent.conf: no such file"));
+}
+
+/* A list of n copies of the base link, named l0, l1, ... (dup: all "ab"). */
+static void write_links(struct fix *f, int n, bool dup)
+{
+	char text[32768], key[64];
+	size_t used = 0;
+
+	for (size_t i = 0; i < 7; i++)
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s\n", base[i]);
+	for (int k = 0; k < n; k++) {
+		snprintf(key, sizeof key, "k%d.key", k);
+		make_key(f, key, 4096);
+		used += (size_t)snprintf(text + used, sizeof text - used,
+			"  %s{ name = \"%s%d\"; role = \"bob\"; classical = \"127.0.0.1:%d\";\n"
+			"    fiber = \"127.0.0.1:%d\"; store = \"s%d.db\"; auth_key = \"%s\"; }\n",
+			k > 0 ? "," : "", dup ? "ab" : "l", dup ? 0 : k, 7000 + k, 8000 + k, k, key);
+	}
+	used += (size_t)snprintf(text + used, sizeof text - used, ");\n");
+	assert_true(used < sizeof text);
+	write_file(f->conf, text, used);
+}
+
+static void test_links(void **state)
+{
+	struct fix *f = *state;
+
+	write_links(f, QKD_NODE_LINKS_MAX, false);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.nlinks, QKD_NODE_LINKS_MAX);
+	write_links(f, QKD_NODE_LINKS_MAX + 1, false);
+	expect_err(f, 7, "17 links: a node has 1 to 16");
+	write_links(f, 3, true);	/* the second link (lines 10-11) repeats "ab0" */
+	expect_err(f, 10, "link name 'ab0' is already used by links[0]");
+	/* Two links sharing a key file would reuse its one-time pads. */
+	conf_with(f, 28, "  },{ name = \"cd\"; role = \"bob\"; classical = \"127.0.0.1:7102\";",
+		  29, "    fiber = \"127.0.0.1:7202\"; store = \"cd.db\"; auth_key = \"ab.key\"; });", 0);
+	expect_err(f, 28, "links[1]: auth_key");
+	conf_with(f, 28, "  },{ name = \"cd\"; role = \"bob\"; classical = \"127.0.0.1:7102\";",
+		  29, "    fiber = \"127.0.0.1:7202\"; store = \"alice-ab.db\"; auth_key = \"cd.key\"; });", 0);
+	expect_err(f, 28, "links[1]: store");
+}
+
+static void test_decoy_errors(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 21, "      decoy_probs = [0.5, 0.2, 0.2];", 0);
+	expect_err(f, L_LINK, "sum to 1");
+	conf_with(f, 20, "      decoy_probs = [0.8, 0.15, 0.05];", 0);
+	expect_err(f, 20, "decoy_probs: needs optical.decoy");
+	conf_with(f, 20, "", 25, "      defense = \"decoy\";", 0);
+	expect_err(f, L_LINK, "defense decoy needs optical.decoy");
+	conf_with(f, 20, "      decoy = [0.2, 0.001];", 0);
+	expect_err(f, L_LINK, "decoy intensities");
+	conf_with(f, 25, "      defense = \"decoy\";", 0);
+	assert_int_equal(load(f), QKD_OK);
+	assert_true(f->cfg.links[0].engine.decoy.mu[1] == 0.05);
+}
+
+static void test_names(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 24, "      ec = \"ldpc\";", 0);
+	expect_err(f, 24, "'ldpc' is not an error-correction code (cascade");
+	conf_with(f, 25, "      defense = \"koashi\";", 0);
+	expect_err(f, 25, "'koashi' is not a defense function");
+	conf_with(f, 18, "      source = \"entangled\";", 0);
+	expect_err(f, 18, "weak-coherent source only");
+	conf_with(f, 18, "      source = \"spdc\";", 0);
+	expect_err(f, 18, "refused");
+	conf_with(f, 18, "      source = \"laser\";", 0);
+	expect_err(f, 18, "not a source");
+	conf_with(f, 18, "      source = \"wcp\";", 0);
+	assert_int_equal(load(f), QKD_OK);
+}
+
+/* ---- the examples ---- */
+
+/* examples/ of the source tree, from this file's path (the tests run from
+ * the top of the tree, where __FILE__ is relative). */
+static void examples_dir(char *out, size_t n)
+{
+	const char *me = __FILE__, *p = strstr(me, "tests/unit/");
+
+	assert_non_null(p);
+	snprintf(out, n, "%.*sexamples", (int)(p - me), me);
+}
+
+static void copy_example(const struct fix *f, const char *name)
+{
+	char src[PATH_MAX], dst[PATH_MAX + 64], buf[8192];
+	FILE *in;
+	size_t len;
+
+	examples_dir(src, sizeof src - 32);
+	strcat(src, "/");
+	strcat(src, name);
+	in = fopen(src, "r");
+	if (in == NULL)
+		fail_msg("%s: cannot open (run the tests from the top of the tree)", src);
+	len = fread(buf, 1, sizeof buf, in);
+	assert_true(len > 0 && len < sizeof buf);
+	fclose(in);
+	snprintf(dst, sizeof dst, "%s/%s", f->dir, name);
+	write_file(dst, buf, len);
+}
+
+static void test_examples(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_node_config *bob = calloc(1, sizeof *bob);
+	const struct qkd_link_config *a = &f->cfg.links[0], *b = &bob->links[0];
+	char cwd[PATH_MAX];
+
+	assert_non_null(bob);
+	copy_example(f, "alice.conf");
+	copy_example(f, "bob.conf");
+	make_key(f, "ab.key", 65536);
+	/* Relative config paths: the directory is resolved to an absolute one. */
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(f->dir), 0);
+	if (qkd_node_config_load("alice.conf", &f->cfg, f->err, sizeof f->err) != QKD_OK ||
+	    qkd_node_config_load("./bob.conf", bob, f->err, sizeof f->err) != QKD_OK) {
+		assert_int_equal(chdir(cwd), 0);
+		fail_msg("%s", f->err);
+	}
+	assert_int_equal(chdir(cwd), 0);
+	path_in(f, "alice.sock", f->cfg.status);
+	path_in(f, "bob.sock", bob->status);
+	path_in(f, "alice-ab.db", a->store);
+	path_in(f, "bob-ab.db", b->store);
+	path_in(f, "ab.key", a->auth_key);
+	assert_string_equal(a->auth_key, b->auth_key);
+	/* The two ends of one link. */
+	assert_string_equal(a->name, b->name);
+	assert_int_equal(a->role, QKD_ROLE_ALICE);
+	assert_int_equal(b->role, QKD_ROLE_BOB);
+	assert_memory_equal(&a->classical, &b->classical, sizeof a->classical);
+	assert_memory_equal(&a->fiber, &b->fiber, sizeof a->fiber);
+	assert_int_equal(a->classical.port, 7101);
+	assert_int_equal(a->fiber.port, 7201);
+	assert_true(a->round_pulses == b->round_pulses && a->auth_reserve_bits == b->auth_reserve_bits);
+	assert_memory_equal(&a->optical, &b->optical, sizeof a->optical);
+	assert_memory_equal(&a->engine, &b->engine, sizeof a->engine);
+	free(bob);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_full), T(test_defaults), T(test_decoy_defaults),
+		T(test_syntax), T(test_unknown_key), T(test_wrong_type), T(test_domain),
+		T(test_address), T(test_files), T(test_missing), T(test_links),
+		T(test_decoy_errors), T(test_names), T(test_examples),
+	};
+
+	return cmocka_run_group_tests_name("node_config", tests, NULL, NULL);
+}
