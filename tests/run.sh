@@ -73,6 +73,7 @@ run_fuzz() {	# $1 = fuzz binary
 	log="$logdir/$name.log"
 	work=$(mktemp -d)
 	# New inputs go to the scratch directory; the seed corpus stays untouched.
+	LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp" \
 	timeout $(( ${FUZZ_SECONDS:-10} + 60 )) "$bin" -max_total_time="${FUZZ_SECONDS:-10}" \
 		-rss_limit_mb=4096 -artifact_prefix="$work/" "$work" "tests/fuzz/corpus/${name#fuzz_}" \
 		>"$log" 2>&1

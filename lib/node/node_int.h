@@ -19,7 +19,7 @@
 /* Largest forward jump of a sequence number a peer may ask for at SYNC. */
 #define NODE_MAX_SEQ_JUMP ((uint64_t)1 << 20)
 /* Socket timeouts: a peer silent this long is gone. */
-#define NODE_IO_TIMEOUT_S 60
+#define NODE_IO_TIMEOUT_S 10
 
 /* Control messages of the node on the classical channel (after the
  * engine's types, qkd/msg.h). */
