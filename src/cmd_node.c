@@ -92,7 +92,8 @@ static int bind_all(struct node_daemon *d, const char *config)
 			const struct qkd_node_addr *a = l->role == QKD_ROLE_ALICE ? &l->classical
 										  : &l->fiber;
 
-			cli_errorf(config, "link %s: %s:%u: %s", l->name, a->host, a->port, why);
+			fprintf(stderr, "qkd: %s:%u: link %s: %s:%u: %s\n", config, l->line, l->name,
+				a->host, a->port, why);
 			return -1;
 		}
 	}

@@ -59,11 +59,11 @@ run_script() {	# $1 = script
 	passed=$((passed + p)); failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$s (see $log)")
-		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "cli/$(basename "$s")" "$p" "$f" "$rc"
+		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p" "$f" "$rc"
 		grep '^not ok' "$log" | head -n 20
 		tail -n 5 "$log"
 	else
-		printf '%-40s ok    %d passed\n' "cli/$(basename "$s")" "$p"
+		printf '%-40s ok    %d passed\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p"
 	fi
 }
 

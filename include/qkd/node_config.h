@@ -34,6 +34,7 @@ struct qkd_node_addr {
 
 struct qkd_link_config {
 	char name[QKD_NODE_NAME_MAX];		/* unique within the node */
+	unsigned line;				/* of the link's group in the file (for messages) */
 	enum qkd_link_role role;
 	/* Classical channel: Alice listens, Bob connects. */
 	struct qkd_node_addr classical;

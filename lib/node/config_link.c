@@ -254,6 +254,7 @@ int cfg_link_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_link_
 	int rc;
 
 	link_defaults(l);
+	l->line = (unsigned)config_setting_source_line(g);
 	c->decoy_probs = NULL;
 	rc = cfg_group(c, g, link_fields, N_OF(link_fields), l);
 	if (rc == QKD_OK)

@@ -273,25 +273,32 @@ int engine_block_concat(const struct engine_frames *fr, size_t first, size_t cou
 	return QKD_OK;
 }
 
+void engine_block_sums(const struct engine_frames *fr, size_t first, size_t count,
+		       uint64_t *bits, uint64_t *errors, uint64_t *disclosed)
+{
+	*bits = *errors = *disclosed = 0;
+	for (size_t i = first; i < first + count; i++) {
+		const struct engine_frame *f = &fr->f[i];
+
+		if (!f->verified)
+			continue;
+		*bits += f->bits.n;
+		*errors += f->errors;
+		*disclosed += f->disclosed + QKD_VERIFY_TAG_BITS;
+	}
+}
+
 int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_engine_stats *st,
 			  const struct engine_frames *fr, size_t first, size_t count,
 			  double nonrandom_per_bit, struct qkd_entropy_out *out, uint64_t *m,
 			  uint64_t *block_bits, bool *qber_over)
 {
 	struct qkd_entropy_in in = cfg->estimate;
-	uint64_t b = 0, e = 0, d = 0;
+	uint64_t b, e, d;
 	double share;
 	int rc;
 
-	for (size_t i = first; i < first + count; i++) {
-		const struct engine_frame *f = &fr->f[i];
-
-		if (!f->verified)
-			continue;
-		b += f->bits.n;
-		e += f->errors;
-		d += f->disclosed + QKD_VERIFY_TAG_BITS;
-	}
+	engine_block_sums(fr, first, count, &b, &e, &d);
 	*block_bits = b;
 	*m = 0;
 	*qber_over = false;

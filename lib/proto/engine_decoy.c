@@ -163,17 +163,9 @@ void engine_decoy_block(const struct engine_decoy *d, const struct qkd_engine_co
 			double nonrandom_per_bit, struct qkd_entropy_out *out, uint64_t *m,
 			uint64_t *block_bits, bool *qber_over)
 {
-	uint64_t b = 0, e = 0, dis = 0;
+	uint64_t b, e, dis;
 
-	for (size_t i = first; i < first + count; i++) {
-		const struct engine_frame *f = &fr->f[i];
-
-		if (!f->verified)
-			continue;
-		b += f->bits.n;
-		e += f->errors;
-		dis += f->disclosed + QKD_VERIFY_TAG_BITS;
-	}
+	engine_block_sums(fr, first, count, &b, &e, &dis);
 	memset(out, 0, sizeof *out);
 	*block_bits = b;
 	*qber_over = b > 0 && (double)e > cfg->abort_qber * (double)b;

@@ -50,6 +50,11 @@ int engine_hello_check(struct qkd_rbuf *r, const struct qkd_engine_config *cfg,
 /* Remove the sorted, distinct positions pos[0..k) from pool[0..*used). */
 void engine_pool_remove(struct qkd_bits *pool, size_t *used, const uint64_t *pos, size_t k);
 
+/* Bits, corrected errors and disclosed bits (parities + tags) of the
+ * verified frames among [first, first+count). */
+void engine_block_sums(const struct engine_frames *fr, size_t first, size_t count,
+		       uint64_t *bits, uint64_t *errors, uint64_t *disclosed);
+
 /* The entropy estimate and output length for frames [first, first+count)
  * that passed verification. Both parties call it with the same figures and
  * must get the same m. m is 0 when the block's QBER exceeds the abort

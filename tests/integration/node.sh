@@ -229,7 +229,7 @@ sleep 1
 sed 's/status = "alice.sock"/status = "alice2.sock"/; s/alice.db/alice2.db/' "$D/alice.conf" >"$D/busy.conf"
 check_exit "port in use" 1 "$QKD" node --config "$D/busy.conf"
 check_match "port in use: names the config, the link and the address" "$ERR" \
-	"busy.conf: link ab: 127.0.0.1:$CP: Address already in use"
+	"busy.conf:[0-9]+: link ab: 127.0.0.1:$CP: Address already in use"
 stop alice
 check_exit "no --config" 2 "$QKD" node
 check_exit "status of no node" 1 "$QKD" status --node "$D/nobody.sock"
