@@ -186,8 +186,9 @@ static const struct cfg_field link_fields[] = {
 	{ "auth_key", cfg_set_auth_key, LINK(auth_key), CFG_REQUIRED, 0, 0 },
 	{ "auth_reserve_bits", cfg_set_u64, LINK(auth_reserve_bits), CFG_RANGE, 1024,
 	  4294967296.0 },
+	/* A round is one sifting chunk of the engine: at most 2^32 slots. */
 	{ "round_pulses", cfg_set_u64, LINK(round_pulses), CFG_RANGE, 1,
-	  4611686018427387904.0 /* QKD_PULSES_MAX */ },
+	  4294967296.0 },
 	{ "optical", set_optical, 0, 0, 0, 0 },
 	{ "protocol", set_protocol, 0, 0, 0, 0 },
 };

@@ -204,7 +204,7 @@ static const char full_text[] =
 	"    store = \"%s/alice-ab.db\";\n"
 	"    auth_key = \"ab.key\";\n"
 	"    auth_reserve_bits = 131072;\n"
-	"    round_pulses = 20000000000L;\n"
+	"    round_pulses = 4000000000L;\n"
 	"    optical = {\n"
 	"      source = \"weak-coherent\"; mu = 0.5; distance_km = 25;\n"
 	"      fiber_loss_db_per_km = 0.21; detector_efficiency = 0.2;\n"
@@ -227,7 +227,7 @@ static void check_full_optical(const struct qkd_link_config *l)
 	const struct qkd_link_params *o = &l->optical;
 
 	assert_int_equal(o->source, QKD_SOURCE_WEAK_COHERENT);
-	assert_true(o->pulses == 20000000000ull);
+	assert_true(o->pulses == 4000000000ull);
 	assert_true(o->mu == 0.5 && o->distance_km == 25.0);
 	assert_true(o->fiber_loss_db_per_km == 0.21 && o->detector_efficiency == 0.2);
 	assert_true(o->dark_count == 2e-6 && o->misalignment == 0.02 && o->rate_hz == 1e8);
@@ -288,7 +288,7 @@ static void test_full(void **state)
 	path_in(f, "alice-ab.db", l->store);	/* given absolute */
 	path_in(f, "ab.key", l->auth_key);	/* given relative */
 	assert_true(l->auth_reserve_bits == 131072);
-	assert_true(l->round_pulses == 20000000000ull);
+	assert_true(l->round_pulses == 4000000000ull);
 	check_full_optical(l);
 	check_full_engine(&l->engine);
 	l = &c->links[1];
@@ -429,6 +429,8 @@ static void test_domain(void **state)
 	conf_with(f, 19, "      mu = 1e999;", 0);
 	expect_err(f, 19, "finite");
 	conf_with(f, 16, "    round_pulses = 0;", 0);
+	expect_err(f, 16, "round_pulses");
+	conf_with(f, 16, "    round_pulses = 4294967297L;", 0);	/* one engine chunk */
 	expect_err(f, 16, "round_pulses");
 	conf_with(f, 15, "    auth_reserve_bits = 100;", 0);
 	expect_err(f, 15, "auth_reserve_bits");
