@@ -1,0 +1,586 @@
+/* https.c - ETSI GS QKD 014 over HTTPS with client certificates
+ * (qkd/kme_server.h; docs/kme.md "TLS" and "SAE mapping").
+ *
+ * libmicrohttpd runs the sockets, one thread per connection; GnuTLS (its
+ * backend) the TLS. Two checks guard every key:
+ *   - at the handshake: the connection notifier switches the fresh session
+ *     to GNUTLS_CERT_REQUIRE and asks GnuTLS to verify the client's chain
+ *     against the CA (MHD_OPTION_HTTPS_MEM_TRUST) with the TLS-client key
+ *     purpose, so a client without such a certificate never gets to HTTP;
+ *   - per request: the peer's certificate is verified
+ *     (gnutls_certificate_verify_peers: chain, purpose, dates) and its
+ *     subject CN looked up in the SAE table. A connection remembers the
+ *     SHA-256 of the certificate it verified and the SAE found, for
+ *     VERIFY_TTL_S seconds: a request presenting the same certificate within
+ *     that time skips the signature checks, anything else redoes them. The
+ *     SAE ID found is the only identity qkd_etsi014_handle ever sees.
+ */
+#include "qkd/kme_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "qkd/error.h"
+
+/* TLS 1.2 and 1.3 only, GnuTLS's secure defaults otherwise. */
+#define TLS_PRIORITIES "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
+#define PEM_MAX (1 << 20)
+#define ARGS_MAX 8
+/* How long a connection's verified certificate is trusted without redoing
+ * the signature checks. */
+#define VERIFY_TTL_S 10
+
+struct sae_entry {
+	char id[QKD_ETSI014_ID_MAX + 1];
+	char cn[QKD_KME_CN_MAX + 1];
+};
+
+struct qkd_kme_server {
+	struct MHD_Daemon *d;
+	struct qkd_etsi014_kme kme;
+	char kme_id[QKD_ETSI014_ID_MAX + 1];
+	struct sae_entry *saes;
+	size_t nsaes;
+	char *cert, *key, *ca;		/* PEM, NUL-terminated; key wiped at stop */
+	size_t key_len;
+	const struct qkd_logger *log;
+	uint16_t port;
+};
+
+/* One request in progress: who asked, and its body so far. */
+struct req {
+	const char *caller;		/* an id of the SAE table, or NULL */
+	char *body;
+	size_t len, cap;
+};
+
+/* The key purpose a client certificate must carry (RFC 5280: id-kp-clientAuth).
+ * Static: GnuTLS keeps the pointer for the session's lifetime. */
+static gnutls_typed_vdata_st client_purpose[1] = {
+	{ GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0 },
+};
+
+/* ---- files and configuration ---- */
+
+static int read_pem(const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	char *buf = NULL;
+	int fd, rc = QKD_ERR_IO;
+
+	*out = NULL;
+	if (path == NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return QKD_ERR_IO;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > PEM_MAX)
+		goto out;
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		rc = QKD_ERR_NOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	buf = NULL;
+	rc = 0;
+out:
+	if (buf != NULL) {
+		sodium_memzero(buf, (size_t)st.st_size + 1);
+		free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
+static int copy_saes(struct qkd_kme_server *s, const struct qkd_kme_server_config *cfg,
+		     const char **why)
+{
+	if (cfg->nsaes == 0 || cfg->saes == NULL) {
+		*why = "no SAE configured";
+		return QKD_ERR_INVAL;
+	}
+	if ((s->saes = calloc(cfg->nsaes, sizeof *s->saes)) == NULL)
+		return QKD_ERR_NOMEM;
+	for (size_t i = 0; i < cfg->nsaes; i++) {
+		const struct qkd_kme_sae *e = &cfg->saes[i];
+
+		if (!qkd_etsi014_id_valid(e->id)) {
+			*why = "an SAE ID is not 1..64 characters of [A-Za-z0-9._~-]";
+			return QKD_ERR_INVAL;
+		}
+		if (e->cn == NULL || e->cn[0] == '\0' || strlen(e->cn) > QKD_KME_CN_MAX) {
+			*why = "an SAE's certificate CN is empty or longer than 64 bytes";
+			return QKD_ERR_INVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(s->saes[j].id, e->id) == 0 || strcmp(s->saes[j].cn, e->cn) == 0) {
+				*why = "an SAE ID or certificate CN appears twice";
+				return QKD_ERR_INVAL;
+			}
+		strcpy(s->saes[i].id, e->id);
+		strcpy(s->saes[i].cn, e->cn);
+		s->nsaes = i + 1;
+	}
+	return 0;
+}
+
+static int check_config(const struct qkd_kme_server_config *cfg, struct sockaddr_in *sa,
+			const char **why)
+{
+	const char *addr = cfg->addr ? cfg->addr : "127.0.0.1";
+
+	if (qkd_etsi014_limits_check(&cfg->kme.lim, why) != 0)
+		return QKD_ERR_INVAL;
+	if (!qkd_etsi014_id_valid(cfg->kme.kme_id)) {
+		*why = "the KME ID is not 1..64 characters of [A-Za-z0-9._~-]";
+		return QKD_ERR_INVAL;
+	}
+	if (cfg->kme.ops == NULL || cfg->kme.ops->enc == NULL || cfg->kme.ops->dec == NULL ||
+	    cfg->kme.ops->status == NULL) {
+		*why = "no key provider";
+		return QKD_ERR_INVAL;
+	}
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(cfg->port);
+	if (inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
+		*why = "the address is not an IPv4 literal";
+		return QKD_ERR_INVAL;
+	}
+	return 0;
+}
+
+/* ---- identity ---- */
+
+/* The subject's one CN into cn[QKD_KME_CN_MAX + 1]; a certificate with no
+ * CN, two CNs or a longer one has none. */
+static int subject_cn(const gnutls_datum_t *der, char *cn)
+{
+	gnutls_x509_crt_t crt = NULL;
+	size_t len = QKD_KME_CN_MAX + 1, len2 = 0;
+	int rc = QKD_ERR_VERIFY;
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return QKD_ERR_NOMEM;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0 ||
+	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) < 0 ||
+	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, NULL, &len2) !=
+		    GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ||
+	    len == 0 || len > QKD_KME_CN_MAX || strlen(cn) != len)
+		goto out;
+	rc = 0;
+out:
+	gnutls_x509_crt_deinit(crt);
+	return rc;
+}
+
+/* What a connection proved, kept in its socket context: the SAE and the
+ * SHA-256 of the certificate it was verified with, and when. */
+struct conn_state {
+	const char *sae;		/* NULL until a verification succeeded */
+	uint8_t fp[crypto_hash_sha256_BYTES];
+	time_t at;			/* CLOCK_MONOTONIC seconds */
+};
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* The full check: chain to the CA, TLS-client purpose, validity dates,
+ * one subject CN, and that CN in the SAE table. */
+static const char *verify_peer(const struct qkd_kme_server *s, gnutls_session_t ss,
+			       const gnutls_datum_t *cert, const char **why)
+{
+	char cn[QKD_KME_CN_MAX + 1];
+	unsigned status = 0;
+
+	if (gnutls_certificate_verify_peers(ss, client_purpose, 1, &status) < 0 || status != 0) {
+		*why = "no client certificate signed by the CA for TLS clients";
+		return NULL;
+	}
+	if (subject_cn(cert, cn) != 0) {
+		*why = "the client certificate has no single subject CN";
+		return NULL;
+	}
+	for (size_t i = 0; i < s->nsaes; i++)
+		if (strcmp(s->saes[i].cn, cn) == 0)
+			return s->saes[i].id;
+	*why = "the client certificate's CN is not a known SAE";
+	return NULL;
+}
+
+/* The SAE whose certificate this connection presented, or NULL and why.
+ * Every request looks at the peer's certificate; the signature checks run
+ * again only when it is not the one verified on this connection in the
+ * last VERIFY_TTL_S seconds (they dominate the cost of a request). */
+static const char *identify(const struct qkd_kme_server *s, struct MHD_Connection *c,
+			    const char **why)
+{
+	const union MHD_ConnectionInfo *ci, *sc;
+	struct conn_state *cs = NULL;
+	const gnutls_datum_t *certs;
+	uint8_t fp[crypto_hash_sha256_BYTES];
+	unsigned ncerts = 0;
+	gnutls_session_t ss;
+	const char *sae;
+	time_t t = mono_now();
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || (ss = ci->tls_session) == NULL) {
+		*why = "not a TLS connection";
+		return NULL;
+	}
+	if ((certs = gnutls_certificate_get_peers(ss, &ncerts)) == NULL || ncerts == 0) {
+		*why = "no client certificate";
+		return NULL;
+	}
+	crypto_hash_sha256(fp, certs[0].data, certs[0].size);
+	if ((sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT)) != NULL)
+		cs = sc->socket_context;
+	if (cs != NULL && cs->sae != NULL && t - cs->at < VERIFY_TTL_S &&
+	    sodium_memcmp(fp, cs->fp, sizeof fp) == 0)
+		return cs->sae;
+	sae = verify_peer(s, ss, &certs[0], why);
+	if (cs != NULL) {
+		cs->sae = sae;
+		memcpy(cs->fp, fp, sizeof fp);
+		cs->at = t;
+	}
+	return sae;
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+__attribute__((format(printf, 2, 0)))
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+	const struct qkd_kme_server *s = cls;
+	char line[256];
+	size_t n;
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	qkd_logf(s->log, QKD_LOG_INFO, "kme: httpd: %s", line);
+}
+
+/* Runs for each accepted connection before its handshake: demand and
+ * verify a client certificate (see the top of the file), and give the
+ * connection its state; frees that state when the connection closes. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_ctx);
+		*socket_ctx = NULL;
+		return;
+	}
+	*socket_ctx = calloc(1, sizeof(struct conn_state));	/* NULL: no cache */
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	gnutls_certificate_server_set_request(ci->tls_session, GNUTLS_CERT_REQUIRE);
+	gnutls_session_set_verify_cert2(ci->tls_session, client_purpose, 1, 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct req *rq = *req_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq != NULL) {
+		free(rq->body);
+		free(rq);
+	}
+	*req_cls = NULL;
+}
+
+/* Queue resp (taking its body, which may hold key) with JSON headers. */
+static enum MHD_Result send_resp(struct MHD_Connection *c, struct qkd_etsi014_response *resp)
+{
+	struct MHD_Response *r;
+	unsigned status = resp->status;
+	enum MHD_Result ret;
+
+	if (resp->body == NULL) {
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		status = 503;
+	} else {
+		r = MHD_create_response_from_buffer_with_free_callback(resp->len, resp->body,
+								       qkd_etsi014_free);
+		if (r == NULL)
+			qkd_etsi014_free(resp->body);
+		resp->body = NULL;
+	}
+	if (r == NULL)
+		return MHD_NO;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
+		ret = MHD_NO;
+	else
+		ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* An error answered by the server itself (no provider involved). */
+static enum MHD_Result send_error(const struct qkd_kme_server *s, struct MHD_Connection *c,
+				  unsigned status, const char *message)
+{
+	struct qkd_etsi014_error err;
+	struct qkd_etsi014_response resp = {0};
+
+	memset(&err, 0, sizeof err);
+	err.status = status;
+	snprintf(err.message, sizeof err.message, "%s", message);
+	qkd_logf(s->log, QKD_LOG_INFO, "kme: refused with %u: %s", status, message);
+	if (qkd_etsi014_error_response(&err, &resp) != 0)
+		memset(&resp, 0, sizeof resp);
+	return send_resp(c, &resp);
+}
+
+struct args {
+	struct qkd_etsi014_arg a[ARGS_MAX];
+	size_t n;
+	bool overflow;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct args *as = cls;
+
+	(void)kind;
+	if (as->n == ARGS_MAX) {
+		as->overflow = true;
+		return MHD_NO;
+	}
+	as->a[as->n++] = (struct qkd_etsi014_arg){ .name = key, .value = value };
+	return MHD_YES;
+}
+
+/* The whole request is in: hand it to the ETSI layer. */
+static enum MHD_Result serve(struct qkd_kme_server *s, struct MHD_Connection *c,
+			     const char *url, const char *method, struct req *rq)
+{
+	struct qkd_etsi014_response resp = {0};
+	struct qkd_etsi014_http h;
+	struct args as = { .n = 0 };
+	enum qkd_log_level lvl;
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &as);
+	if (as.overflow)
+		return send_error(s, c, 400, "too many query parameters");
+	h = (struct qkd_etsi014_http){ .method = method, .path = url, .args = as.a,
+				       .nargs = as.n, .body = rq->body, .body_len = rq->len };
+	if (qkd_etsi014_handle(&s->kme, rq->caller, &h, &resp) != 0)
+		memset(&resp, 0, sizeof resp);
+	lvl = resp.status == 200 ? QKD_LOG_DEBUG : QKD_LOG_INFO;
+	if (resp.status == 200 || resp.body == NULL)
+		qkd_logf(s->log, lvl, "kme: %s %s %s: %u", rq->caller, method, url, resp.status);
+	else	/* an Error object: never key material */
+		qkd_logf(s->log, lvl, "kme: %s %s %s: %u %s", rq->caller, method, url, resp.status,
+			 resp.body);
+	return send_resp(c, &resp);
+}
+
+/* Take one piece of the body; false once it would exceed the limit. */
+static bool body_append(struct req *rq, const char *p, size_t n)
+{
+	char *nb;
+	size_t cap;
+
+	if (n > QKD_ETSI014_BODY_MAX - rq->len)
+		return false;
+	if (rq->len + n > rq->cap) {
+		cap = rq->cap ? rq->cap : 1024;
+		while (cap < rq->len + n)
+			cap *= 2;
+		if ((nb = realloc(rq->body, cap)) == NULL)
+			return false;
+		rq->body = nb;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, p, n);
+	rq->len += n;
+	return true;
+}
+
+/* The first call, with the headers: identify the caller, refuse early what
+ * will be refused anyway (before any body is read). */
+static enum MHD_Result begin(struct qkd_kme_server *s, struct MHD_Connection *c,
+			     void **req_cls)
+{
+	const char *why = NULL, *cl;
+	struct req *rq;
+
+	if ((rq = calloc(1, sizeof *rq)) == NULL)
+		return MHD_NO;
+	*req_cls = rq;
+	if ((rq->caller = identify(s, c, &why)) == NULL)
+		return send_error(s, c, 401, why);
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && (strlen(cl) > 9 || strtoul(cl, NULL, 10) > QKD_ETSI014_BODY_MAX))
+		return send_error(s, c, 413, "request body too large (at most 65536 bytes)");
+	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload, size_t *upload_size, void **req_cls)
+{
+	struct qkd_kme_server *s = cls;
+	struct req *rq = *req_cls;
+
+	(void)version;
+	if (rq == NULL)
+		return begin(s, c, req_cls);
+	if (*upload_size > 0) {
+		/* Past the limit without a Content-Length (chunked): close. */
+		if (!body_append(rq, upload, *upload_size))
+			return MHD_NO;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return serve(s, c, url, method, rq);
+}
+
+/* ---- start, stop ---- */
+
+static int load_files(struct qkd_kme_server *s, const struct qkd_kme_server_config *cfg,
+		      const char **why)
+{
+	size_t len;
+	int rc;
+
+	if ((rc = read_pem(cfg->cert_file, &s->cert, &len)) != 0)
+		*why = "cannot read the server certificate file";
+	else if ((rc = read_pem(cfg->key_file, &s->key, &s->key_len)) != 0)
+		*why = "cannot read the server key file";
+	else if ((rc = read_pem(cfg->ca_file, &s->ca, &len)) != 0)
+		*why = "cannot read the CA certificate file";
+	return rc;
+}
+
+static int start_daemon(struct qkd_kme_server *s, const struct qkd_kme_server_config *cfg,
+			const struct sockaddr_in *sa, const char **why)
+{
+	unsigned flags = MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *di;
+
+	s->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, on_log, s,	/* first, to catch every message */
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
+		MHD_OPTION_HTTPS_MEM_CERT, s->cert,
+		MHD_OPTION_HTTPS_MEM_KEY, s->key,
+		MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
+		MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+		MHD_OPTION_CONNECTION_LIMIT,
+		cfg->max_connections ? cfg->max_connections : QKD_KME_DEFAULT_CONNECTIONS,
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		cfg->idle_timeout_s ? cfg->idle_timeout_s : QKD_KME_DEFAULT_IDLE_S,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_STRICT_FOR_CLIENT, 1,
+		MHD_OPTION_END);
+	if (s->d == NULL) {
+		*why = "cannot start the HTTPS server (address in use, or a bad certificate or key)";
+		return QKD_ERR_IO;
+	}
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di != NULL ? di->port : cfg->port;
+	return 0;
+}
+
+int qkd_kme_server_start(struct qkd_kme_server **out, const struct qkd_kme_server_config *cfg,
+			 const char **why)
+{
+	struct qkd_kme_server *s = NULL;
+	struct sockaddr_in sa;
+	const char *w = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_config(cfg, &sa, &w)) != 0)
+		goto out;
+	if ((rc = qkd_etsi014_init()) != 0) {
+		w = "libsodium did not start";
+		goto out;
+	}
+	if ((s = calloc(1, sizeof *s)) == NULL) {
+		rc = QKD_ERR_NOMEM;
+		goto out;
+	}
+	s->log = cfg->log;
+	s->kme = cfg->kme;
+	snprintf(s->kme_id, sizeof s->kme_id, "%s", cfg->kme.kme_id);
+	s->kme.kme_id = s->kme_id;
+	if ((rc = copy_saes(s, cfg, &w)) != 0 || (rc = load_files(s, cfg, &w)) != 0 ||
+	    (rc = start_daemon(s, cfg, &sa, &w)) != 0)
+		goto out;
+	qkd_logf(s->log, QKD_LOG_INFO, "kme: %s serving ETSI GS QKD 014 on https://%s:%u/",
+		 s->kme_id, cfg->addr ? cfg->addr : "127.0.0.1", (unsigned)s->port);
+	*out = s;
+	s = NULL;
+out:
+	qkd_kme_server_stop(s);
+	if (why != NULL)
+		*why = rc != 0 ? (w != NULL ? w : qkd_strerror(rc)) : NULL;
+	return rc;
+}
+
+uint16_t qkd_kme_server_port(const struct qkd_kme_server *s)
+{
+	return s->port;
+}
+
+void qkd_kme_server_stop(struct qkd_kme_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->d != NULL)
+		MHD_stop_daemon(s->d);
+	if (s->key != NULL)
+		sodium_memzero(s->key, s->key_len);
+	free(s->key);
+	free(s->cert);
+	free(s->ca);
+	free(s->saes);
+	free(s);
+}
