@@ -202,15 +202,20 @@ static int connect_pair(struct qkd_link_ctx *ctx, int *cfd, int *ffd, const char
 	const struct qkd_link_config *c = ctx->cfg;
 
 	if (c->role == QKD_ROLE_ALICE) {
-		*cfd = node_accept(ctx->listen_fd, ctx->stop, why);
+		*cfd = node_accept(ctx->listen_fd, ctx->stop, 0, why);
 		set_fd(ctx, 0, *cfd);
 		if (*cfd >= 0)
 			*ffd = node_connect(&c->fiber, ctx->stop, why);
 	} else {
+		/* Bob's classical connect can succeed against a relay (or a
+		 * backlog) that then drops it, and Alice connects the fiber only
+		 * after she accepted the classical channel: wait for the fiber
+		 * for a bounded time, then start over, or both ends would wait
+		 * for each other forever. */
 		*cfd = node_connect(&c->classical, ctx->stop, why);
 		set_fd(ctx, 0, *cfd);
 		if (*cfd >= 0)
-			*ffd = node_accept(ctx->listen_fd, ctx->stop, why);
+			*ffd = node_accept(ctx->listen_fd, ctx->stop, NODE_IO_TIMEOUT_S, why);
 	}
 	set_fd(ctx, 1, *ffd);
 	return *cfd >= 0 && *ffd >= 0 ? QKD_OK : QKD_ERR_IO;

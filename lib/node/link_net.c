@@ -57,12 +57,17 @@ int node_listen(const struct qkd_node_addr *a, const char **why)
 	return fd;
 }
 
-int node_accept(int lfd, atomic_bool *stop, const char **why)
+int node_accept(int lfd, atomic_bool *stop, int timeout_s, const char **why)
 {
-	while (!atomic_load(stop)) {
+	for (long waited_ms = 0; !atomic_load(stop); waited_ms += 200) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
-		int r = poll(&p, 1, 200), fd;
+		int r, fd;
 
+		if (timeout_s > 0 && waited_ms >= (long)timeout_s * 1000) {
+			*why = "the peer did not connect in time";
+			return -1;
+		}
+		r = poll(&p, 1, 200);
 		if (r < 0 && errno != EINTR) {
 			*why = strerror(errno);
 			return -1;

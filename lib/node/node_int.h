@@ -65,8 +65,9 @@ extern const struct qkd_auth_ops node_auth_ops;
 
 /* Sockets (link_net.c). Each returns an fd or -1 with *why set. */
 int node_listen(const struct qkd_node_addr *a, const char **why);
-/* Wait for a connection on lfd; -1 when stop is set (why "stopped"). */
-int node_accept(int lfd, atomic_bool *stop, const char **why);
+/* Wait for a connection on lfd; -1 when stop is set (why "stopped") or
+ * after timeout_s seconds (0: no limit). */
+int node_accept(int lfd, atomic_bool *stop, int timeout_s, const char **why);
 /* Connect, retrying every second until stop is set. */
 int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **why);
 void node_set_timeouts(int fd);
