@@ -104,7 +104,8 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	return j;
 }
 
-json_t *node_status_json(struct node_daemon *d)
+/* The JSON object `qkd status --json` prints (caller decrefs). */
+static json_t *node_status_json(struct node_daemon *d)
 {
 	json_t *j = json_object(), *a = json_array();
 

@@ -37,8 +37,4 @@ void *node_status_thread(void *arg);
 /* Close and remove the socket. */
 void node_status_close(struct node_daemon *d);
 
-/* The JSON object `qkd status --json` prints (caller decrefs). */
-struct json_t;
-struct json_t *node_status_json(struct node_daemon *d);
-
 #endif

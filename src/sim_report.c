@@ -175,11 +175,10 @@ static json_t *decoy_json(const struct sim_options *o, const struct qkd_engine_s
 			 "discarded_bits", (json_int_t)a->decoy_discarded_bits);
 }
 
-static json_t *eve_json(const struct sim_options *o, const struct qkd_simlink_result *res)
+static json_t *eve_json(const struct sim_options *o)
 {
 	return json_pack("{s:s, s:f}", "attack", qkd_eve_name(o->link.eve),
 			 "fraction", o->link.eve_fraction);
-	(void)res;
 }
 
 static json_t *rnd_json(const struct qkd_randomness_result *r, uint64_t n)
@@ -244,7 +243,7 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	if (res->alice.st.decoy_used)
 		json_object_set_new(j, "decoy", decoy_json(o, &res->alice.st));
 	/* Eve and her ground truth are the simulator's: unknown in a replay. */
-	json_object_set_new(j, "eve", o->replay_dir ? json_null() : eve_json(o, res));
+	json_object_set_new(j, "eve", o->replay_dir ? json_null() : eve_json(o));
 	json_object_set_new(j, "eve_known_bits", o->replay_dir ? json_null() :
 			    json_integer((json_int_t)st->eve_known_bits));
 	json_object_set_new(j, "eve_removed_bits", json_real(eve_removed(&res->alice.st)));

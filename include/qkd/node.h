@@ -47,7 +47,7 @@ struct qkd_link_ctx {
 	atomic_bool *stop;		/* set by the daemon on SIGTERM */
 	pthread_mutex_t lock;		/* guards status and fds */
 	struct qkd_link_status status;
-	int fds[3];			/* open sockets, -1 if none: shut down on stop */
+	int fds[2];			/* classical, fiber: -1 if closed; shut down on stop */
 	int listen_fd;			/* bound by qkd_link_bind before the thread starts */
 	double started;			/* wall clock at start */
 	int result;			/* qkd_link_run's return, for qkd_link_thread */

@@ -24,7 +24,7 @@ int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cf
 	ctx->cfg = cfg;
 	ctx->log = log;
 	ctx->stop = stop;
-	ctx->fds[0] = ctx->fds[1] = ctx->fds[2] = -1;
+	ctx->fds[0] = ctx->fds[1] = -1;
 	ctx->listen_fd = -1;
 	ctx->started = qkd_wall_seconds();
 	snprintf(ctx->status.state, sizeof ctx->status.state, "starting");
@@ -64,7 +64,7 @@ static void set_fd(struct qkd_link_ctx *ctx, int i, int fd)
 void qkd_link_interrupt(struct qkd_link_ctx *ctx)
 {
 	pthread_mutex_lock(&ctx->lock);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		if (ctx->fds[i] >= 0)
 			(void)shutdown(ctx->fds[i], SHUT_RDWR);
 	pthread_mutex_unlock(&ctx->lock);

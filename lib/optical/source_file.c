@@ -11,6 +11,8 @@
 #include "qkd/source.h"
 #include "qkd/sysutil.h"
 
+#include "source_batch.h"
+
 /* The simulator source's chunk (source_sim.c): the same chunk boundaries
  * make a replay sift, test and frame exactly as the live run did, so it
  * gives the same key. */
@@ -78,29 +80,19 @@ void qkd_file_bob_source_init(struct qkd_file_bob_source *s, struct qkd_rec_bob 
 	ops->eve_truth = false;	/* a recording knows nothing of Eve */
 }
 
-/* Slots looked up per reader call: the results sit in a small array that
- * is wiped once at the end. */
-#define LOOKUP_BATCH 1024
+static int backend_lookup(void *backend, const uint64_t *slots, size_t n,
+			  struct qkd_detection *out)
+{
+	return qkd_rec_alice_lookup(backend, slots, n, out);
+}
 
 static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
 			struct qkd_bits *value, struct qkd_bits *valid)
 {
 	struct qkd_file_alice_source *s = ctx;
-	struct qkd_detection d[LOOKUP_BATCH];
 	double t0 = qkd_cpu_seconds();
-	int rc = QKD_OK;
+	int rc = opt_batch_lookup(backend_lookup, s->rec, slot, n, basis, value, valid);
 
-	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
-		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
-
-		rc = qkd_rec_alice_lookup(s->rec, slot + base, k, d);
-		for (size_t i = 0; rc == QKD_OK && i < k; i++) {
-			qkd_bits_set(basis, base + i, d[i].basis);
-			qkd_bits_set(value, base + i, d[i].value);
-			qkd_bits_set(valid, base + i, !(d[i].flags & QKD_DET_NONE));
-		}
-	}
-	qkd_wipe(d, sizeof d);
 	s->cpu += qkd_cpu_seconds() - t0;
 	return rc;
 }
@@ -119,18 +111,9 @@ static int alice_choices(void *ctx, uint64_t first, uint64_t count, struct qkd_b
 static int alice_intensity(void *ctx, const uint64_t *slot, size_t n, uint8_t *out)
 {
 	struct qkd_file_alice_source *s = ctx;
-	struct qkd_detection d[LOOKUP_BATCH];
 	double t0 = qkd_cpu_seconds();
-	int rc = QKD_OK;
+	int rc = opt_batch_intensity(backend_lookup, s->rec, slot, n, out);
 
-	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
-		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
-
-		rc = qkd_rec_alice_lookup(s->rec, slot + base, k, d);
-		for (size_t i = 0; rc == QKD_OK && i < k; i++)
-			out[base + i] = d[i].intensity;
-	}
-	qkd_wipe(d, sizeof d);
 	s->cpu += qkd_cpu_seconds() - t0;
 	return rc;
 }

@@ -9,6 +9,8 @@
 #include "qkd/source.h"
 #include "qkd/sysutil.h"
 
+#include "source_batch.h"
+
 /* Chunk of slots simulated and sifted at a time: large enough that message
  * overhead is negligible, small enough to bound Bob's memory. */
 #define SIM_CHUNK_SLOTS ((uint64_t)1 << 26)
@@ -97,38 +99,19 @@ void qkd_sim_bob_source_init(struct qkd_sim_bob_source *s, const struct qkd_sim 
 	ops->eve_truth = qkd_sim_params(sim)->eve != QKD_EVE_NONE;
 }
 
-/* Slots looked up per call of the simulator: a small, cache-resident batch
- * (wiped once at the end) instead of one array as long as the report. */
-#define LOOKUP_BATCH 1024
+static int backend_lookup(void *backend, const uint64_t *slots, size_t n,
+			  struct qkd_detection *out)
+{
+	return qkd_sim_alice_lookup(backend, slots, n, out);
+}
 
 static int alice_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
 			struct qkd_bits *value, struct qkd_bits *valid)
 {
 	struct qkd_sim_alice_source *s = ctx;
-	struct qkd_detection d[LOOKUP_BATCH];
 	double t0 = qkd_cpu_seconds();
-	int rc = QKD_OK;
+	int rc = opt_batch_lookup(backend_lookup, (void *)s->sim, slot, n, basis, value, valid);
 
-	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
-		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
-
-		rc = qkd_sim_alice_lookup(s->sim, slot + base, k, d);
-		/* Assemble whole words: base is a multiple of 64. */
-		for (size_t w = 0; rc == QKD_OK && w < k; w += 64) {
-			uint64_t bw = 0, vw = 0, ok = 0;
-			size_t e = k - w < 64 ? k - w : 64;
-
-			for (size_t i = 0; i < e; i++) {
-				bw |= (uint64_t)(d[w + i].basis & 1) << i;
-				vw |= (uint64_t)(d[w + i].value & 1) << i;
-				ok |= (uint64_t)!(d[w + i].flags & QKD_DET_NONE) << i;
-			}
-			basis->w[(base + w) / 64] = bw;
-			value->w[(base + w) / 64] = vw;
-			valid->w[(base + w) / 64] = ok;
-		}
-	}
-	qkd_wipe(d, sizeof d);
 	s->cpu += qkd_cpu_seconds() - t0;
 	return rc;
 }
@@ -147,18 +130,9 @@ static int alice_choices(void *ctx, uint64_t first, uint64_t count, struct qkd_b
 static int alice_intensity(void *ctx, const uint64_t *slot, size_t n, uint8_t *out)
 {
 	struct qkd_sim_alice_source *s = ctx;
-	struct qkd_detection d[LOOKUP_BATCH];
 	double t0 = qkd_cpu_seconds();
-	int rc = QKD_OK;
+	int rc = opt_batch_intensity(backend_lookup, (void *)s->sim, slot, n, out);
 
-	for (size_t base = 0; rc == QKD_OK && base < n; base += LOOKUP_BATCH) {
-		size_t k = n - base < LOOKUP_BATCH ? n - base : LOOKUP_BATCH;
-
-		rc = qkd_sim_alice_lookup(s->sim, slot + base, k, d);
-		for (size_t i = 0; rc == QKD_OK && i < k; i++)
-			out[base + i] = d[i].intensity;
-	}
-	qkd_wipe(d, sizeof d);
 	s->cpu += qkd_cpu_seconds() - t0;
 	return rc;
 }
