@@ -109,9 +109,12 @@ valgrind: deps
 	@$(MAKE) --no-print-directory build
 	@QKD_VALGRIND=1 tests/run.sh unit
 
+# bench/kme.sh: the key manager's figures (kme_fake, then two `qkd node`s).
+# Only bench/*.c are built as tools (TOOL_SRCS); the script is run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
 	$(BUILD)/qkd bench
+	bench/kme.sh $(BUILD)
 
 clean:
 	rm -rf build

@@ -1,19 +1,24 @@
 /* kme_bench - ETSI GS QKD 014 round trips per second over mutual TLS with
  * keep-alive, against tests/tools/kme_fake (docs/kme.md, "Performance").
  *
- * One round trip: SAE_A asks GET enc_keys (number keys of size bits), then
- * SAE_B asks dec_keys for the same key_IDs (GET with one key, POST with
- * several) and the bytes are compared. Each client thread holds two TLS
- * connections (one per SAE) for the whole run, so handshakes are not
- * counted. The client is written with GnuTLS directly (libcurl's headers
- * are not installed here), as small as HTTP/1.1 with Content-Length allows.
+ * One round trip: the master SAE (SAE_A) asks GET enc_keys (number keys of
+ * size bits), then the slave SAE (SAE_B) asks dec_keys for the same key_IDs
+ * (GET with one key, POST with several) and the bytes are compared. Each
+ * client thread holds two TLS connections (one per SAE) for the whole run,
+ * so handshakes are not counted. The client is written with GnuTLS
+ * directly (libcurl's headers are not installed here), as small as
+ * HTTP/1.1 with Content-Length allows.
  *
- *   kme_bench --pki DIR (--port P | --server PATH_TO_KME_FAKE)
+ *   kme_bench --pki DIR (--port P [--dec-port P2] | --server PATH_TO_KME_FAKE)
  *             [--seconds S] [--clients N] [--number K] [--size BITS]
+ *             [--master ID] [--slave ID]
  *
- * DIR is the PKI of examples/make-test-pki.sh (ca.pem, SAE_A.*, SAE_B.*).
+ * DIR is the PKI of examples/make-test-pki.sh (ca.pem, MASTER.*, SLAVE.*).
  * --server starts kme_fake on a free loopback port and stops it after.
- * Prints one line "N round trips in T s: R round trips/s ...".
+ * --dec-port sends dec_keys to a second KME on 127.0.0.1 (the slave's node
+ * of a pair of `qkd node` daemons, bench/kme.sh); by default both requests
+ * go to the same server. Prints "N round trips in T s: R round trips/s
+ * ...", then the mean and max latency of enc_keys and of dec_keys.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,10 +44,12 @@
 #define BUF_MAX (1 << 20)
 #define CLIENTS_MAX 64
 #define PATH_MAX_LEN 512
+#define RECV_TIMEOUT_MS 30000
 
 struct opts {
 	const char *pki, *server;
-	unsigned long port, clients, number, size;
+	const char *master, *slave;	/* SAE IDs: enc_keys as master, dec_keys as slave */
+	unsigned long port, dec_port, clients, number, size;
 	double seconds;
 };
 
@@ -56,11 +63,14 @@ struct conn {
 
 struct client {
 	const struct opts *o;
-	gnutls_certificate_credentials_t cred[2];	/* SAE_A, SAE_B */
-	struct conn c[2];
+	gnutls_certificate_credentials_t cred[2];	/* master, slave */
+	struct conn c[2];				/* enc_keys, dec_keys */
 	unsigned long done;
 	double latency_sum;
+	unsigned long req_n[2];				/* answered: enc_keys, dec_keys */
+	double req_sum[2], req_max[2];
 	const char *err;
+	char errbuf[256];
 	pthread_t th;
 };
 
@@ -112,6 +122,8 @@ static int conn_open(struct conn *c, unsigned port, gnutls_certificate_credentia
 	gnutls_session_set_verify_cert(c->s, "localhost", 0);
 	gnutls_transport_set_int(c->s, c->fd);
 	gnutls_handshake_set_timeout(c->s, 10000);
+	/* A KME that stops answering ends the run instead of hanging it. */
+	gnutls_record_set_timeout(c->s, RECV_TIMEOUT_MS);
 	do
 		rc = gnutls_handshake(c->s);
 	while (rc < 0 && !gnutls_error_is_fatal(rc));
@@ -182,22 +194,52 @@ static int read_response(struct conn *c, int *status, char **body)
 	return 0;
 }
 
-/* One request; the parsed JSON body (caller decrefs), or NULL. */
-static json_t *request(struct conn *c, const char *method, const char *path, const char *json)
+/* What went wrong with a request, in cl->errbuf: the HTTP status and the
+ * Error object's message (clause 6.5; never key), or a transport failure. */
+static void request_error(struct client *cl, const char *what, int status, const char *body)
 {
+	json_t *e = body ? json_loads(body, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(e, "message"));
+
+	if (status == 0)
+		snprintf(cl->errbuf, sizeof cl->errbuf, "%s failed: no HTTP response", what);
+	else
+		snprintf(cl->errbuf, sizeof cl->errbuf, "%s failed: HTTP %d%s%s", what, status,
+			 msg ? ": " : "", msg ? msg : "");
+	json_decref(e);
+	cl->err = cl->errbuf;
+}
+
+/* One request on connection i of cl (0: enc_keys, 1: dec_keys), timed into
+ * cl->req_sum/req_max; the parsed JSON body (caller decrefs), or NULL with
+ * cl->err set. */
+static json_t *request(struct client *cl, int i, const char *method, const char *path,
+		       const char *json)
+{
+	struct conn *c = &cl->c[i];
 	char req[8192];
-	char *body;
+	char *body = NULL;
 	int n, status = 0;
 	json_t *root = NULL;
+	double t = now();
 
 	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s%zu\r\n\r\n%s",
 		     method, path, json ? "Content-Type: application/json\r\n" : "",
 		     "Content-Length: ", json ? strlen(json) : 0, json ? json : "");
 	if (n < 0 || (size_t)n >= sizeof req || send_all(c, req, (size_t)n) != 0 ||
-	    read_response(c, &status, &body) != 0)
+	    read_response(c, &status, &body) != 0) {
+		request_error(cl, i ? "dec_keys" : "enc_keys", 0, NULL);
 		return NULL;
+	}
+	t = now() - t;
+	cl->req_n[i]++;
+	cl->req_sum[i] += t;
+	if (t > cl->req_max[i])
+		cl->req_max[i] = t;
 	if (status == 200)
 		root = json_loads(body, 0, NULL);
+	if (root == NULL)
+		request_error(cl, i ? "dec_keys" : "enc_keys", status, status == 200 ? NULL : body);
 	sodium_memzero(c->buf, c->have);
 	return root;
 }
@@ -213,11 +255,11 @@ static int dec_request(const struct opts *o, const json_t *keys, char *path, siz
 
 	*body = NULL;
 	if (o->number == 1) {
-		snprintf(path, plen, "/api/v1/keys/SAE_A/dec_keys?key_ID=%s",
+		snprintf(path, plen, "/api/v1/keys/%s/dec_keys?key_ID=%s", o->master,
 			 json_string_value(json_object_get(json_array_get(keys, 0), "key_ID")));
 		return 0;
 	}
-	snprintf(path, plen, "/api/v1/keys/SAE_A/dec_keys");
+	snprintf(path, plen, "/api/v1/keys/%s/dec_keys", o->master);
 	if ((ids = json_array()) == NULL)
 		return -1;
 	json_array_foreach(keys, i, k)
@@ -235,17 +277,16 @@ static int round_trip(struct client *cl)
 	json_t *enc, *dec = NULL;
 	int rc = -1;
 
-	snprintf(path, sizeof path, "/api/v1/keys/SAE_B/enc_keys?number=%lu&size=%lu", o->number,
-		 o->size);
-	if ((enc = request(&cl->c[0], "GET", path, NULL)) == NULL) {
-		cl->err = "enc_keys failed";
+	snprintf(path, sizeof path, "/api/v1/keys/%s/enc_keys?number=%lu&size=%lu", o->slave,
+		 o->number, o->size);
+	if ((enc = request(cl, 0, "GET", path, NULL)) == NULL)
+		goto out;
+	if (dec_request(o, json_object_get(enc, "keys"), path, sizeof path, &body) != 0) {
+		cl->err = "dec_keys: cannot build the request";
 		goto out;
 	}
-	if (dec_request(o, json_object_get(enc, "keys"), path, sizeof path, &body) != 0 ||
-	    (dec = request(&cl->c[1], body ? "POST" : "GET", path, body)) == NULL) {
-		cl->err = "dec_keys failed";
+	if ((dec = request(cl, 1, body ? "POST" : "GET", path, body)) == NULL)
 		goto out;
-	}
 	if (!json_equal(json_object_get(enc, "keys"), json_object_get(dec, "keys")) ||
 	    json_array_size(json_object_get(dec, "keys")) != o->number) {
 		cl->err = "dec_keys returned other keys than enc_keys";
@@ -315,11 +356,14 @@ static int parse(struct opts *o, int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "clients", required_argument, NULL, 'c' },
 		{ "number", required_argument, NULL, 'n' }, { "size", required_argument, NULL, 's' },
+		{ "dec-port", required_argument, NULL, 'P' },
+		{ "master", required_argument, NULL, 'm' }, { "slave", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*o = (struct opts){ .clients = 1, .number = 1, .size = 256, .seconds = 5 };
+	*o = (struct opts){ .clients = 1, .number = 1, .size = 256, .seconds = 5,
+			    .master = "SAE_A", .slave = "SAE_B" };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': o->pki = optarg; break;
@@ -329,9 +373,17 @@ static int parse(struct opts *o, int argc, char **argv)
 		case 'c': o->clients = strtoul(optarg, NULL, 10); break;
 		case 'n': o->number = strtoul(optarg, NULL, 10); break;
 		case 's': o->size = strtoul(optarg, NULL, 10); break;
+		case 'P': o->dec_port = strtoul(optarg, NULL, 10); break;
+		case 'm': o->master = optarg; break;
+		case 'v': o->slave = optarg; break;
 		default: return -1;
 		}
 	}
+	/* The IDs go into paths and file names: the spec's characters only. */
+	if (!qkd_etsi014_id_valid(o->master) || !qkd_etsi014_id_valid(o->slave) ||
+	    strcmp(o->master, o->slave) == 0 || (o->dec_port != 0 && o->server != NULL) ||
+	    o->dec_port > 65535)
+		return -1;
 	if (optind != argc || o->pki == NULL || (o->port == 0) == (o->server == NULL) ||
 	    o->port > 65535 || o->clients < 1 || o->clients > CLIENTS_MAX || o->number < 1 ||
 	    o->number > 128 || o->size < 8 || o->size > 8192 || !(o->seconds > 0 && o->seconds < 3600))
@@ -341,24 +393,37 @@ static int parse(struct opts *o, int argc, char **argv)
 
 static int setup_client(struct client *cl, const struct opts *o)
 {
-	static const char *const sae[2] = { "SAE_A", "SAE_B" };
+	const char *const sae[2] = { o->master, o->slave };
+	const unsigned long port[2] = { o->port, o->dec_port ? o->dec_port : o->port };
 
 	cl->o = o;
 	for (int i = 0; i < 2; i++)
 		if (load_cred(o, sae[i], &cl->cred[i]) != 0 ||
-		    conn_open(&cl->c[i], (unsigned)o->port, cl->cred[i]) != 0)
+		    conn_open(&cl->c[i], (unsigned)port[i], cl->cred[i]) != 0) {
+			fprintf(stderr, "kme_bench: cannot connect with TLS to 127.0.0.1:%lu as %s\n",
+				port[i], sae[i]);
 			return -1;
+		}
 	return 0;
 }
 
 static void report(const struct opts *o, const struct client *cls, double secs)
 {
-	unsigned long total = 0;
-	double lat = 0;
+	static const char *const what[2] = { "enc_keys", "dec_keys" };
+	const char *const sae[2] = { o->master, o->slave };
+	const unsigned long port[2] = { o->port, o->dec_port ? o->dec_port : o->port };
+	unsigned long total = 0, rn[2] = { 0, 0 };
+	double lat = 0, rsum[2] = { 0, 0 }, rmax[2] = { 0, 0 };
 
 	for (unsigned long i = 0; i < o->clients; i++) {
 		total += cls[i].done;
 		lat += cls[i].latency_sum;
+		for (int j = 0; j < 2; j++) {
+			rn[j] += cls[i].req_n[j];
+			rsum[j] += cls[i].req_sum[j];
+			if (cls[i].req_max[j] > rmax[j])
+				rmax[j] = cls[i].req_max[j];
+		}
 	}
 	printf("kme_bench: %lu client(s), keep-alive TLS (%s), %lu key(s) of %lu bits per request\n",
 	       o->clients, gnutls_protocol_get_name(gnutls_protocol_get_version(cls[0].c[0].s)),
@@ -367,6 +432,12 @@ static void report(const struct opts *o, const struct client *cls, double secs)
 	       " (%.0f requests/s, %.0f keys/s), mean %.3f ms per round trip\n",
 	       total, secs, (double)total / secs, 2.0 * (double)total / secs,
 	       (double)(total * o->number) / secs, total ? 1e3 * lat / (double)total : 0.0);
+	/* Over every answered request, refusals included. With two nodes the
+	 * two differ by orders of magnitude, so a round trip's mean hides dec. */
+	for (int j = 0; j < 2; j++)
+		printf("kme_bench: %s as %s at 127.0.0.1:%lu: %lu requests, mean %.3f ms,"
+		       " max %.3f ms\n", what[j], sae[j], port[j], rn[j],
+		       rn[j] ? 1e3 * rsum[j] / (double)rn[j] : 0.0, 1e3 * rmax[j]);
 }
 
 int main(int argc, char **argv)
@@ -378,8 +449,9 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	if (parse(&o, argc, argv) != 0) {
-		fprintf(stderr, "usage: kme_bench --pki DIR (--port P | --server KME_FAKE)"
-				" [--seconds S] [--clients N] [--number K] [--size BITS]\n");
+		fprintf(stderr, "usage: kme_bench --pki DIR (--port P [--dec-port P2] |"
+				" --server KME_FAKE) [--seconds S] [--clients N] [--number K]"
+				" [--size BITS] [--master ID] [--slave ID]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -391,10 +463,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (unsigned long i = 0; i < o.clients; i++)
-		if (setup_client(&cls[i], &o) != 0) {
-			fprintf(stderr, "kme_bench: cannot connect with TLS to 127.0.0.1:%lu\n", o.port);
+		if (setup_client(&cls[i], &o) != 0)
 			goto out;
-		}
 	t0 = now();
 	for (unsigned long i = 0; i < o.clients; i++)
 		pthread_create(&cls[i].th, NULL, client_run, &cls[i]);

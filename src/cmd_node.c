@@ -23,6 +23,7 @@
 #include "qkd/log.h"
 #include "qkd/node.h"
 #include "qkd/node_config.h"
+#include "qkd/node_kme.h"
 
 static void log_write(void *ctx, enum qkd_log_level level, const char *line)
 {
@@ -100,6 +101,26 @@ static int bind_all(struct node_daemon *d, const char *config)
 	return node_status_listen(d, config);
 }
 
+/* The key manager, when the file has a kme group: bound before any link
+ * runs, so a port in use is a startup error. */
+static int start_kme(struct node_daemon *d, const char *config,
+		     struct qkd_node_kme_server **kme)
+{
+	const struct qkd_node_kme *k = &d->cfg.kme;
+	const char *why = NULL;
+
+	if (!k->enabled)
+		return 0;
+	if (qkd_node_kme_start(kme, &d->cfg, d->links, &d->log, &why) != QKD_OK) {
+		fprintf(stderr, "qkd: %s:%u: kme: %s:%u: %s\n", config, k->line, k->listen.host,
+			(unsigned)k->listen.port, why);
+		return -1;
+	}
+	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: key manager %s on https://%s:%u",
+		 d->cfg.name, k->id, k->listen.host, (unsigned)qkd_node_kme_port(*kme));
+	return 0;
+}
+
 static bool all_links_done(struct node_daemon *d)
 {
 	for (size_t i = 0; i < d->nctx; i++)
@@ -137,6 +158,7 @@ static int run(struct node_daemon *d, const char *config)
 {
 	struct node_link_slot slots[QKD_NODE_LINKS_MAX];
 	pthread_t th[QKD_NODE_LINKS_MAX], st;
+	struct qkd_node_kme_server *kme = NULL;
 	size_t started = 0;
 	bool status_started = false;
 	sigset_t set;
@@ -147,7 +169,7 @@ static int run(struct node_daemon *d, const char *config)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (bind_all(d, config) != 0)
+	if (bind_all(d, config) != 0 || start_kme(d, config, &kme) != 0)
 		return CLI_EXIT_FAIL;
 	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: starting %zu link(s), status on %s",
 		 d->cfg.name, d->cfg.nlinks, d->cfg.status);
@@ -170,6 +192,8 @@ static int run(struct node_daemon *d, const char *config)
 	}
 	if (status_started)
 		pthread_join(st, NULL);
+	/* After the links: their end woke every enc_keys still waiting. */
+	qkd_node_kme_stop(kme);
 	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: stopped", d->cfg.name);
 	return started == d->cfg.nlinks && status_started && !failed ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

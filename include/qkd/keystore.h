@@ -40,8 +40,9 @@
 
 #define QKD_STORE_WUR __attribute__((warn_unused_result))
 
-/* The schema version this program writes and understands (docs/keystore.md). */
-#define QKD_STORE_SCHEMA_VERSION 1
+/* The schema version this program writes and understands (docs/keystore.md):
+ * 1 blocks, 2 adds the key manager's records (qkd/kme_store.h). */
+#define QKD_STORE_SCHEMA_VERSION 2
 /* Block ids are SQLite integer keys: 0 .. 2^63-1. */
 #define QKD_STORE_ID_MAX ((uint64_t)INT64_MAX)
 /* Largest block: 2^31 bits (256 MiB). */
@@ -87,7 +88,9 @@ struct qkd_store_stats {
 
 /* Open the store at path, creating it (file mode 0600) when it does not
  * exist. Sets WAL journaling, synchronous=FULL, secure_delete=ON; creates the
- * schema in a new or empty file; refuses a file that is not an SQLite
+ * schema in a new or empty file and upgrades an older one to
+ * QKD_STORE_SCHEMA_VERSION (for good: older programs then refuse the file,
+ * as newer); refuses a file that is not an SQLite
  * database (QKD_ERR_IO), an SQLite database that is not a key store
  * (QKD_ERR_IO) and a schema newer than QKD_STORE_SCHEMA_VERSION
  * (QKD_ERR_RANGE). On success *out is the new handle; on failure *out is
@@ -97,7 +100,9 @@ QKD_STORE_WUR
 int qkd_store_open(struct qkd_store **out, const char *path, const char **why);
 
 /* The same, but never creates: a missing file is QKD_ERR_IO ("no such key
- * store"), and so is an empty file. For readers such as `qkd keys`. */
+ * store"), and so is an empty file. Nor does it upgrade an older schema:
+ * on a version 1 file the key manager's calls that write fail with
+ * QKD_ERR_INVAL (qkd/kme_store.h). For readers such as `qkd keys`. */
 QKD_STORE_WUR
 int qkd_store_open_existing(struct qkd_store **out, const char *path, const char **why);
 
@@ -182,7 +187,9 @@ int qkd_store_take_at(struct qkd_store *s, const struct qkd_store_seg *segs, siz
 /* Verify the invariants of docs/keystore.md (SQLite quick_check, foreign
  * keys, consumed ranges disjoint and inside their block and summing to the
  * consumed count, bits present exactly when not USED and of the right
- * length). QKD_ERR_IO with the first violation found. For start-up and tests. */
+ * length; from schema version 2 the key manager's records too: bits exactly
+ * for ready keys, segments making the length and consumed in their blocks).
+ * QKD_ERR_IO with the first violation found. For start-up and tests. */
 QKD_STORE_WUR
 int qkd_store_check(struct qkd_store *s, const char **why);
 

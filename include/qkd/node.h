@@ -41,6 +41,20 @@ struct qkd_link_status {
 	char last_error[160];
 };
 
+/* The link's side of its node's key manager (docs/kme.md, "Coordination
+ * between nodes"): whether the link is connected, and the enc_keys
+ * requests waiting for the peer's verdict on their keys. Shared by the
+ * link thread and the key manager's connection threads, under lock. */
+struct node_kme_waiter;
+struct qkd_link_kme {
+	pthread_mutex_t lock;
+	pthread_cond_t settled;			/* broadcast when verdicts arrive */
+	bool up;				/* connected, recovered: records can cross */
+	struct node_kme_waiter *waiters;
+	const struct qkd_node_kme *cfg;		/* NULL: this node has no key manager */
+	int link_index;				/* this link's index in the node's links */
+};
+
 struct qkd_link_ctx {
 	const struct qkd_link_config *cfg;
 	const struct qkd_logger *log;
@@ -51,6 +65,7 @@ struct qkd_link_ctx {
 	int listen_fd;			/* bound by qkd_link_bind before the thread starts */
 	double started;			/* wall clock at start */
 	int result;			/* qkd_link_run's return, for qkd_link_thread */
+	struct qkd_link_kme kme;	/* set up by qkd_link_ctx_init; cfg by the key manager */
 };
 
 /* Initialize ctx for cfg (borrowed, must outlive the run). */

@@ -50,6 +50,39 @@ struct qkd_link_config {
 	uint64_t auth_reserve_bits;
 };
 
+/* The key manager (ETSI GS QKD 014 over mutual TLS, docs/kme.md): an
+ * optional `kme` group of the file. */
+#define QKD_NODE_SAE_ID_MAX 64			/* as QKD_ETSI014_ID_MAX */
+#define QKD_NODE_SAES_MAX 64
+
+/* One SAE the KME knows. Local: attached to this node, identified by the
+ * subject CN of its client certificate (link -1). Remote: attached to the
+ * KME kme_id at the other end of link (an index into links). */
+struct qkd_node_sae {
+	char id[QKD_NODE_SAE_ID_MAX + 1];	/* [A-Za-z0-9._~-], unique */
+	char cn[QKD_NODE_SAE_ID_MAX + 1];	/* local: certificate CN (default: id) */
+	int link;				/* remote: index into links; local: -1 */
+	char kme_id[QKD_NODE_SAE_ID_MAX + 1];	/* remote: the peer's KME ID */
+	unsigned line;
+};
+
+struct qkd_node_kme {
+	bool enabled;				/* the group is present */
+	unsigned line;
+	char id[QKD_NODE_SAE_ID_MAX + 1];	/* this KME's ID */
+	struct qkd_node_addr listen;		/* HTTPS address */
+	char cert[QKD_NODE_PATH_MAX];		/* PEM: server certificate */
+	char key[QKD_NODE_PATH_MAX];		/* PEM: its private key */
+	char ca[QKD_NODE_PATH_MAX];		/* PEM: CA of the SAE certificates */
+	uint32_t key_size, min_key_size, max_key_size;	/* bits, multiples of 8 */
+	uint32_t max_keys_per_request;
+	unsigned max_connections;		/* 0: server default */
+	unsigned idle_timeout_s;		/* 0: server default */
+	unsigned sync_timeout_s;		/* enc_keys waits this long for the peer */
+	size_t nsaes;
+	struct qkd_node_sae saes[QKD_NODE_SAES_MAX];
+};
+
 struct qkd_node_config {
 	char name[QKD_NODE_NAME_MAX];
 	char status[QKD_NODE_PATH_MAX];		/* unix socket for `qkd status` */
@@ -57,6 +90,7 @@ struct qkd_node_config {
 	enum qkd_log_level log_level;
 	size_t nlinks;
 	struct qkd_link_config links[QKD_NODE_LINKS_MAX];
+	struct qkd_node_kme kme;
 };
 
 /* Parse path into *cfg (caller-owned, fully initialized on success). On

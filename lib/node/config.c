@@ -120,8 +120,9 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	for (int i = 0; rc == QKD_OK && i < config_setting_length(root); i++) {
 		s = config_setting_get_elem(root, (unsigned)i);
 		key = config_setting_name(s);
-		if (strcmp(key, "node") != 0 && strcmp(key, "links") != 0)
-			rc = cfg_failk(c, s, key, "unknown key (the file holds node and links)");
+		if (strcmp(key, "node") != 0 && strcmp(key, "links") != 0 &&
+		    strcmp(key, "kme") != 0)
+			rc = cfg_failk(c, s, key, "unknown key (the file holds node, links and kme)");
 	}
 	if (rc == QKD_OK && (s = config_setting_get_member(root, "node")) == NULL)
 		rc = cfg_fail(c, NULL, "node: required group is missing");
@@ -136,6 +137,9 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 			      QKD_NODE_LINKS_MAX);
 	if (rc == QKD_OK)
 		rc = read_links(c, s, n);
+	/* After the links: remote SAEs name them. */
+	if (rc == QKD_OK && (s = config_setting_get_member(root, "kme")) != NULL)
+		rc = cfg_kme_read(c, s, n);
 	return rc;
 }
 

@@ -88,6 +88,8 @@ int cfg_set_size(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj);	/* size_t */
 int cfg_set_uint(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj);	/* unsigned */
+int cfg_set_u32(struct cfg_ctx *c, const config_setting_t *s,
+		const struct cfg_field *f, void *obj);	/* uint32_t */
 int cfg_set_name(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj);	/* char[QKD_NODE_NAME_MAX] */
 int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
@@ -97,6 +99,8 @@ int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
  * char[QKD_NODE_PATH_MAX], then the file it names is checked. */
 int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
 		     const struct cfg_field *f, void *obj);	/* regular, readable, >= 4096 bytes */
+int cfg_set_pem(struct cfg_ctx *c, const config_setting_t *s,
+		const struct cfg_field *f, void *obj);	/* regular, readable, not empty */
 int cfg_set_store(struct cfg_ctx *c, const config_setting_t *s,
 		  const struct cfg_field *f, void *obj);	/* its directory exists */
 int cfg_set_status(struct cfg_ctx *c, const config_setting_t *s,
@@ -114,6 +118,12 @@ int cfg_parse_addr(const char *text, struct qkd_node_addr *out);
 /* Read one element of the links list into l. */
 __attribute__((warn_unused_result))
 int cfg_link_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_link_config *l);
+
+/* Read the top-level kme group g into n->kme (enabled, line, every key,
+ * the SAE table). n->links must be read already: remote SAEs name a link,
+ * and the listening address must differ from every link's addresses. */
+__attribute__((warn_unused_result))
+int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_config *n);
 
 /* Lexical checks libconfig 1.5 does not make, on the file's text:
  * *include_line: first line with an @include directive (0: none);

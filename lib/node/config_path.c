@@ -72,38 +72,60 @@ static int check_dir_of(struct cfg_ctx *c, const config_setting_t *s, const char
 	return QKD_OK;
 }
 
-int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
-		     const struct cfg_field *f, void *obj)
+/* path must be a regular file of at least min_bytes that the node can read. */
+static int check_file(struct cfg_ctx *c, const config_setting_t *s, const char *key,
+		      const char *path, long long min_bytes)
 {
-	char *path = (char *)obj + f->off, buf[128];
+	char buf[128];
 	struct stat st;
 	int fd, rc = QKD_OK;
 
-	rc = resolve(c, s, f->key, false, path);
-	if (rc != QKD_OK)
-		goto out;
 	if (stat(path, &st) != 0) {
-		rc = cfg_failk(c, s, f->key, "%s: %s", path, errno_text(errno, buf, sizeof buf));
+		rc = cfg_failk(c, s, key, "%s: %s", path, errno_text(errno, buf, sizeof buf));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = cfg_failk(c, s, f->key, "%s: not a regular file", path);
+		rc = cfg_failk(c, s, key, "%s: not a regular file", path);
 		goto out;
 	}
-	if (st.st_size < CFG_AUTH_KEY_MIN_BYTES) {
-		rc = cfg_failk(c, s, f->key, "%s: holds %lld bytes, at least %d are needed",
-			       path, (long long)st.st_size, CFG_AUTH_KEY_MIN_BYTES);
+	if (st.st_size < min_bytes) {
+		if (min_bytes == 1)
+			rc = cfg_failk(c, s, key, "%s: is empty", path);
+		else
+			rc = cfg_failk(c, s, key, "%s: holds %lld bytes, at least %lld are needed",
+				       path, (long long)st.st_size, min_bytes);
 		goto out;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		rc = cfg_failk(c, s, f->key, "%s: cannot be read: %s", path,
+		rc = cfg_failk(c, s, key, "%s: cannot be read: %s", path,
 			       errno_text(errno, buf, sizeof buf));
 		goto out;
 	}
 	close(fd);
 out:
 	return rc;
+}
+
+int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off;
+
+	if (resolve(c, s, f->key, false, path) != QKD_OK)
+		return QKD_ERR_INVAL;
+	return check_file(c, s, f->key, path, CFG_AUTH_KEY_MIN_BYTES);
+}
+
+/* The contents are the TLS library's to judge when the server starts. */
+int cfg_set_pem(struct cfg_ctx *c, const config_setting_t *s,
+		const struct cfg_field *f, void *obj)
+{
+	char *path = (char *)obj + f->off;
+
+	if (resolve(c, s, f->key, false, path) != QKD_OK)
+		return QKD_ERR_INVAL;
+	return check_file(c, s, f->key, path, 1);
 }
 
 int cfg_set_store(struct cfg_ctx *c, const config_setting_t *s,

@@ -267,6 +267,22 @@ int cfg_set_uint(struct cfg_ctx *c, const config_setting_t *s,
 	return QKD_OK;
 }
 
+int cfg_set_u32(struct cfg_ctx *c, const config_setting_t *s,
+		const struct cfg_field *f, void *obj)
+{
+	uint64_t v;
+	uint32_t u;
+
+	if (get_count(c, s, f, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	if (v > UINT32_MAX)
+		return cfg_failk(c, s, f->key, "must be at most %" PRIu32 ", got %" PRIu64,
+				 UINT32_MAX, v);
+	u = (uint32_t)v;
+	memcpy((char *)obj + f->off, &u, sizeof u);
+	return QKD_OK;
+}
+
 /* Names appear in file names, logs and JSON: letters, digits, '.', '_',
  * '-', not starting with '.' or '-'. */
 static bool name_ok(const char *v)

@@ -11,11 +11,26 @@
 #include <unistd.h>
 
 #include "qkd/error.h"
+#include "qkd/msg.h"
 #include "qkd/sysutil.h"
 
 /* Rounds stopped by the QBER threshold in a row before the link reports
  * eavesdropping suspected. */
 #define SUSPECT_STREAK 3
+
+/* The key manager's waiters time out on CLOCK_MONOTONIC. */
+static int kme_init(struct qkd_link_kme *k)
+{
+	pthread_condattr_t a;
+	int rc = pthread_condattr_init(&a);
+
+	if (rc == 0)
+		rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&k->settled, &a);
+	pthread_condattr_destroy(&a);
+	return rc == 0 ? pthread_mutex_init(&k->lock, NULL) : rc;
+}
 
 int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cfg,
 		      const struct qkd_logger *log, atomic_bool *stop)
@@ -28,7 +43,9 @@ int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cf
 	ctx->listen_fd = -1;
 	ctx->started = qkd_wall_seconds();
 	snprintf(ctx->status.state, sizeof ctx->status.state, "starting");
-	return pthread_mutex_init(&ctx->lock, NULL) == 0 ? QKD_OK : QKD_ERR_NOMEM;
+	ctx->kme.link_index = -1;
+	return pthread_mutex_init(&ctx->lock, NULL) == 0 && kme_init(&ctx->kme) == 0
+	       ? QKD_OK : QKD_ERR_NOMEM;
 }
 
 void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx)
@@ -37,6 +54,8 @@ void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx)
 		close(ctx->listen_fd);
 	ctx->listen_fd = -1;
 	pthread_mutex_destroy(&ctx->lock);
+	pthread_mutex_destroy(&ctx->kme.lock);
+	pthread_cond_destroy(&ctx->kme.settled);
 }
 
 int qkd_link_bind(struct qkd_link_ctx *ctx, const char **why)
@@ -158,13 +177,24 @@ static int run_rounds(struct qkd_link_ctx *ctx, struct round_env *base, uint64_t
 
 		if (ctx->cfg->role == QKD_ROLE_BOB) {
 			set_state(ctx, "round");
-			rc = round_bob(&env, id);
+			rc = node_kme_exchange_bob(ctx, env.ch, env.store, &env.why);
+			if (rc == QKD_OK)
+				rc = round_bob(&env, id);
 			next_id++;
 		} else {
 			struct qkd_rbuf msg;
+			uint8_t type = 0;
 
 			set_state(ctx, "idle");
-			rc = qkd_channel_expect(env.ch, NODE_MSG_ROUND, &msg);
+			rc = qkd_channel_recv(env.ch, &type, &msg);
+			if (rc == QKD_OK && type == NODE_MSG_KME_SYNC) {
+				rc = node_kme_serve_alice(ctx, env.ch, env.store, &msg, &env.why);
+				if (rc != QKD_OK)
+					base->why = env.why;
+				continue;
+			}
+			if (rc == QKD_OK && type != NODE_MSG_ROUND)
+				rc = type == QKD_MSG_ABORT ? QKD_ERR_ABORT : QKD_ERR_PROTO;
 			if (rc != QKD_OK)
 				break;
 			set_state(ctx, "round");
@@ -242,7 +272,9 @@ static int session(struct qkd_link_ctx *ctx, struct round_env *base, int cfd, in
 	refresh_figures(ctx, base->store, base->auth);
 	if (rc == QKD_OK) {
 		qkd_logf(ctx->log, QKD_LOG_INFO, "link %s: connected and recovered", ctx->cfg->name);
+		node_kme_set_up(&ctx->kme, true);
 		rc = run_rounds(ctx, base, next_id);
+		node_kme_set_up(&ctx->kme, false);
 	}
 	qkd_channel_cleanup(&ch);
 	base->ch = NULL;

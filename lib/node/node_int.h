@@ -31,6 +31,9 @@ enum node_msg {
 	NODE_MSG_COMMIT = 36,		/* B->A: Bob holds block id (pending), its length */
 	NODE_MSG_COMMIT_ACK = 37,	/* A->B: Alice has made it final */
 	NODE_MSG_ROUND_END = 38,	/* B->A: the round ended without a block */
+	NODE_MSG_KME_SYNC = 39,		/* B->A: Bob's key records (kme_sync.c) */
+	NODE_MSG_KME_REPLY = 40,	/* A->B: verdicts on them; Alice's records */
+	NODE_MSG_KME_ACK = 41,		/* B->A: verdicts on Alice's records */
 };
 
 /* The authentication state of a link, persisted next to its store. */
@@ -81,5 +84,15 @@ int node_sync(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
 int node_recover_bob(struct qkd_channel *ch, struct qkd_store *st, uint64_t *next_id,
 		     const char **why);
 int node_recover_alice(struct qkd_channel *ch, struct qkd_store *st, const char **why);
+
+/* Key manager records between rounds (kme_sync.c, docs/kme.md). Bob runs
+ * the exchange before each round; Alice answers a KME_SYNC received where
+ * she waits for a ROUND. */
+int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
+			  struct qkd_store *st, const char **why);
+int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
+			 struct qkd_store *st, struct qkd_rbuf *msg, const char **why);
+/* The link is (not) connected: enc_keys refuses at once while it is not. */
+void node_kme_set_up(struct qkd_link_kme *k, bool up);
 
 #endif

@@ -17,7 +17,9 @@
 /* How long a call waits for another process's write transaction. */
 #define KS_BUSY_MS 10000
 
-/* Version 1. docs/keystore.md explains each table and constraint. */
+/* Version 1, as first written; never edited. A new store gets it and then
+ * every migration step, as an old store does, so both end with the same
+ * schema. docs/keystore.md explains each table and constraint. */
 static const char schema_v1[] =
 	"CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;"
 	"INSERT INTO schema_version VALUES (1);"
@@ -45,6 +47,34 @@ static const char schema_v1[] =
 	"PRAGMA application_id = 1363887187;";	/* KS_APP_ID */
 
 _Static_assert(KS_APP_ID == 1363887187, "schema_v1 spells KS_APP_ID in decimal");
+
+/* migrations[v - 1] turns version v into v + 1, one transaction with the
+ * open's identification. Each step ends by writing its version. */
+static const char *const migrations[] = {
+	/* 2: the key manager's records (docs/keystore.md, "Key manager records") */
+	"CREATE TABLE kme_key ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  key_id BLOB NOT NULL UNIQUE CHECK (length(key_id) = 16),"
+	"  dir TEXT NOT NULL CHECK (dir IN ('out', 'in')),"
+	"  state TEXT NOT NULL CHECK (state IN ('pending', 'ready', 'delivered', 'refused')),"
+	"  master TEXT NOT NULL CHECK (length(CAST(master AS BLOB)) BETWEEN 1 AND 64),"
+	"  slave TEXT NOT NULL CHECK (length(CAST(slave AS BLOB)) BETWEEN 1 AND 64),"
+	"  nbits INTEGER NOT NULL CHECK (nbits BETWEEN 8 AND 65536 AND nbits % 8 = 0),"
+	"  segs BLOB NOT NULL CHECK (length(segs) BETWEEN 24 AND 192 AND length(segs) % 24 = 0),"
+	"  created INTEGER NOT NULL,"
+	"  CHECK ((dir = 'out') = (state = 'pending'))"
+	") STRICT;"
+	"CREATE INDEX kme_outbox ON kme_key (seq) WHERE dir = 'out';"
+	"CREATE TABLE kme_bits ("
+	"  seq INTEGER PRIMARY KEY REFERENCES kme_key (seq) ON DELETE CASCADE,"
+	"  bits BLOB NOT NULL"
+	") STRICT;"
+	"UPDATE schema_version SET version = 2;",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == QKD_STORE_SCHEMA_VERSION - 1,
+	       "one migration step per schema version");
+_Static_assert(KS_KME_VERSION <= QKD_STORE_SCHEMA_VERSION, "the KME tables are in the schema");
 
 const char *qkd_store_state_name(enum qkd_store_state st)
 {
@@ -144,7 +174,33 @@ static int configure(struct qkd_store *s, const char **why)
 	return rc;
 }
 
-static int check_version(struct qkd_store *s, const char **why)
+int ks_version_refresh(struct qkd_store *s, const char **why)
+{
+	int64_t v = 0;
+	int rc = query_int(s, "SELECT version FROM schema_version", &v, why);
+
+	if (rc == 0)
+		s->version = v;
+	return rc;
+}
+
+/* Bring an older store up to this program's version, one step at a time,
+ * in the open's write transaction: all steps or none. */
+static int migrate(struct qkd_store *s, int64_t v, const char **why)
+{
+	int rc = 0;
+
+	for (; rc == 0 && v < QKD_STORE_SCHEMA_VERSION; v++)
+		rc = ks_exec(s, migrations[v - 1], why);
+	if (rc != 0 && rc != QKD_ERR_NOMEM)
+		ks_why(why, "cannot upgrade the key store to this program's schema version");
+	return rc;
+}
+
+/* An older version is upgraded when the open may write (qkd_store_open);
+ * a reader (qkd_store_open_existing) leaves the file as it is and works
+ * with what that version holds (s->version says which). */
+static int check_version(struct qkd_store *s, bool may_write, const char **why)
 {
 	int64_t v = 0;
 	int rc = query_int(s, "SELECT version FROM schema_version", &v, why);
@@ -163,14 +219,18 @@ static int check_version(struct qkd_store *s, const char **why)
 		ks_why(why, "the key store file is corrupt (bad schema version)");
 		return QKD_ERR_IO;
 	}
-	/* v < QKD_STORE_SCHEMA_VERSION: migrations go here, one step each. */
-	return 0;
+	if (v < QKD_STORE_SCHEMA_VERSION && may_write) {
+		rc = migrate(s, v, why);
+		v = QKD_STORE_SCHEMA_VERSION;
+	}
+	s->version = v;
+	return rc;
 }
 
 /* Tell an empty database (create the schema if allowed), a key store (check
- * its version) and anything else (refuse), in one transaction: a write
- * transaction when the schema may be created, else a read one, so a reader
- * never waits for the writer's lock. */
+ * its version, upgrade it if allowed) and anything else (refuse), in one
+ * transaction: a write transaction when the schema may be created, else a
+ * read one, so a reader never waits for the writer's lock. */
 static int identify(struct qkd_store *s, bool may_init, const char **why)
 {
 	int64_t app = 0, objects = 0;
@@ -192,9 +252,9 @@ static int identify(struct qkd_store *s, bool may_init, const char **why)
 	} else if (app != KS_APP_ID) {
 		ks_why(why, "not a key store: an SQLite database of another program");
 		rc = QKD_ERR_IO;
-	} else {
-		rc = check_version(s, why);
 	}
+	if (rc == 0)
+		rc = check_version(s, may_init, why);
 out:
 	return ks_end(s, rc, why);
 }

@@ -1,9 +1,11 @@
 /* keystore_check.c - verify the invariants of docs/keystore.md on a whole
  * store (start-up of the node daemon, the crash tests). The table
  * constraints already hold each row to its own rules; these queries check
- * the rules that span rows and tables. Each must return no row. */
+ * the rules that span rows and tables. Each must return no row. The key
+ * manager's segments are a blob, so they are walked in C. */
 #include "keystore_int.h"
 #include "qkd/error.h"
+#include "qkd/kme_store.h"
 
 struct rule {
 	const char *sql;
@@ -30,6 +32,17 @@ static const struct rule rules[] = {
 	  " (SELECT coalesce(sum(r.nbits), 0) FROM consumed_range r WHERE r.block = q.id)"
 	  " LIMIT 1",
 	  "the key store is inconsistent: consumed count differs from the consumed ranges" },
+};
+
+/* Schema version 2 on: the key manager's records (docs/keystore.md, "Key
+ * manager records"). */
+static const struct rule kme_rules[] = {
+	{ "SELECT 1 FROM kme_key k LEFT JOIN kme_bits b ON b.seq = k.seq"
+	  " WHERE (k.state = 'ready') <> (b.seq IS NOT NULL) LIMIT 1",
+	  "the key store is inconsistent: bits missing for a ready key, or kept for one not ready" },
+	{ "SELECT 1 FROM kme_key k JOIN kme_bits b ON b.seq = k.seq"
+	  " WHERE length(b.bits) <> k.nbits / 8 LIMIT 1",
+	  "the key store is inconsistent: key manager bits of the wrong length" },
 };
 
 /* rc 0 and *bad true when sql returns a row. */
@@ -72,9 +85,96 @@ out:
 	return rc;
 }
 
-int qkd_store_check(struct qkd_store *s, const char **why)
+static int run_rules(struct qkd_store *s, const struct rule *r, size_t n, const char **why)
 {
 	bool bad = false;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = any_row(s, r[i].sql, &bad, why);
+		if (rc == 0 && bad) {
+			ks_why(why, r[i].why);
+			rc = QKD_ERR_IO;
+		}
+	}
+	return rc;
+}
+
+/* Whether seg's bits are consumed in its block: the block is USED, or
+ * FINAL with one merged consumed range holding all of the segment. */
+static int seg_consumed(struct qkd_store *s, const struct qkd_store_seg *g, bool *ok,
+			const char **why)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, src;
+
+	*ok = false;
+	if (g->offset > QKD_STORE_BLOCK_MAX_BITS || g->nbits > QKD_STORE_BLOCK_MAX_BITS)
+		return 0;
+	rc = ks_prep(s, "SELECT ?2 + ?3 <= q.nbits AND (q.state = 'used' OR EXISTS"
+		     " (SELECT 1 FROM consumed_range r WHERE r.block = q.id AND r.off <= ?2"
+		     " AND r.off + r.nbits >= ?2 + ?3)) FROM qblock q WHERE q.id = ?1", &st, why);
+	if (rc != 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)g->id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)g->offset);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)g->nbits);
+	src = sqlite3_step(st);
+	if (src == SQLITE_ROW)
+		*ok = sqlite3_column_int(st, 0) != 0;
+	else if (src != SQLITE_DONE)
+		rc = ks_err(src, why);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* One record's segments: they sum to its length and, unless it was
+ * refused (a refusal may have consumed nothing), are consumed here. */
+static int check_segs(struct qkd_store *s, sqlite3_stmt *st, const char **why)
+{
+	struct qkd_store_seg segs[QKD_KME_KEY_SEGS_MAX];
+	const void *blob = sqlite3_column_blob(st, 0);
+	const unsigned char *state = sqlite3_column_text(st, 2);
+	bool refused = state != NULL && sqlite3_stricmp((const char *)state, "refused") == 0;
+	bool ok = true;
+	size_t n = 0;
+	int rc = ks_kme_segs_decode(blob, sqlite3_column_bytes(st, 0), segs, &n);
+
+	if (rc != 0 || ks_segs_total(segs, n) != (uint64_t)sqlite3_column_int64(st, 1)) {
+		ks_why(why, "the key store is inconsistent: a key's segments do not make its length");
+		return QKD_ERR_IO;
+	}
+	for (size_t i = 0; rc == 0 && ok && !refused && i < n; i++)
+		rc = seg_consumed(s, &segs[i], &ok, why);
+	if (rc == 0 && !ok) {
+		ks_why(why, "the key store is inconsistent: a key's bits are not consumed in its blocks");
+		rc = QKD_ERR_IO;
+	}
+	return rc;
+}
+
+static int check_kme(struct qkd_store *s, const char **why)
+{
+	sqlite3_stmt *st = NULL;
+	bool present = false;
+	int rc = ks_kme_present(s, &present, why), src = SQLITE_DONE;
+
+	if (rc != 0 || !present)
+		return rc;
+	rc = run_rules(s, kme_rules, sizeof(kme_rules) / sizeof(kme_rules[0]), why);
+	if (rc == 0)
+		rc = ks_prep(s, "SELECT segs, nbits, state FROM kme_key", &st, why);
+	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+		rc = check_segs(s, st, why);
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = ks_err(src, why);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int qkd_store_check(struct qkd_store *s, const char **why)
+{
 	int rc;
 
 	ks_why(why, NULL);
@@ -86,12 +186,9 @@ int qkd_store_check(struct qkd_store *s, const char **why)
 	if (rc != 0)
 		return rc;
 	rc = quick_check(s, why);
-	for (size_t i = 0; rc == 0 && i < sizeof(rules) / sizeof(rules[0]); i++) {
-		rc = any_row(s, rules[i].sql, &bad, why);
-		if (rc == 0 && bad) {
-			ks_why(why, rules[i].why);
-			rc = QKD_ERR_IO;
-		}
-	}
+	if (rc == 0)
+		rc = run_rules(s, rules, sizeof(rules) / sizeof(rules[0]), why);
+	if (rc == 0)
+		rc = check_kme(s, why);
 	return ks_end(s, rc, why);
 }

@@ -162,20 +162,26 @@ out:
 	return rc;
 }
 
-static int blob_open(struct qkd_store *s, uint64_t id, int rw, sqlite3_blob **b,
-		     const char **why)
+static int blob_open_in(struct qkd_store *s, const char *table, int64_t row, int rw,
+			sqlite3_blob **b, const char **why)
 {
-	int rc = sqlite3_blob_open(s->db, "main", "qbits", "bits", (sqlite3_int64)id, rw, b);
+	int rc = sqlite3_blob_open(s->db, "main", table, "bits", (sqlite3_int64)row, rw, b);
 
 	if (rc == SQLITE_OK)
 		return 0;
 	sqlite3_blob_close(*b);
 	*b = NULL;
 	if ((rc & 0xff) == SQLITE_ERROR) {
-		ks_why(why, "the key store is inconsistent (block bits missing)");
+		ks_why(why, "the key store is inconsistent (bits missing)");
 		return QKD_ERR_IO;
 	}
 	return ks_err(rc, why);
+}
+
+static int blob_open(struct qkd_store *s, uint64_t id, int rw, sqlite3_blob **b,
+		     const char **why)
+{
+	return blob_open_in(s, "qbits", (int64_t)id, rw, b, why);
 }
 
 /* One blob transfer: write wbuf when it is not NULL, else read into rbuf.
@@ -197,11 +203,11 @@ static int blob_xfer(sqlite3_blob *b, const void *wbuf, void *rbuf, uint64_t off
 	return rc == SQLITE_OK ? 0 : ks_err(rc, why);
 }
 
-int ks_blob_read(struct qkd_store *s, uint64_t id, uint64_t off, void *buf, uint64_t n,
-		 const char **why)
+int ks_blob_read_in(struct qkd_store *s, const char *table, int64_t row, uint64_t off,
+		    void *buf, uint64_t n, const char **why)
 {
 	sqlite3_blob *b = NULL;
-	int rc = blob_open(s, id, 0, &b, why);
+	int rc = blob_open_in(s, table, row, 0, &b, why);
 
 	if (rc == 0)
 		rc = blob_xfer(b, NULL, buf, off, n, why);
@@ -209,17 +215,29 @@ int ks_blob_read(struct qkd_store *s, uint64_t id, uint64_t off, void *buf, uint
 	return rc;
 }
 
-int ks_blob_write(struct qkd_store *s, uint64_t id, uint64_t off, const void *buf,
-		  uint64_t n, const char **why)
+int ks_blob_write_in(struct qkd_store *s, const char *table, int64_t row, uint64_t off,
+		     const void *buf, uint64_t n, const char **why)
 {
 	sqlite3_blob *b = NULL;
-	int rc = blob_open(s, id, 1, &b, why);
+	int rc = blob_open_in(s, table, row, 1, &b, why);
 
 	if (rc == 0)
 		rc = blob_xfer(b, buf, NULL, off, n, why);
 	if (b != NULL && sqlite3_blob_close(b) != SQLITE_OK && rc == 0)
 		rc = ks_err(sqlite3_errcode(s->db), why);
 	return rc;
+}
+
+int ks_blob_read(struct qkd_store *s, uint64_t id, uint64_t off, void *buf, uint64_t n,
+		 const char **why)
+{
+	return ks_blob_read_in(s, "qbits", (int64_t)id, off, buf, n, why);
+}
+
+int ks_blob_write(struct qkd_store *s, uint64_t id, uint64_t off, const void *buf,
+		  uint64_t n, const char **why)
+{
+	return ks_blob_write_in(s, "qbits", (int64_t)id, off, buf, n, why);
 }
 
 int ks_blob_equal(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_t n,

@@ -7,7 +7,8 @@
  * exactly as take_at does, all inside one write transaction: the bits, the
  * ranges and the counters change together or not at all. Bytes whose every
  * bit is consumed are overwritten with zeros in the same transaction, and a
- * block's bits are deleted when its last bit goes.
+ * block's bits are deleted when its last bit goes. The key manager's issue
+ * and accept (keystore_kme.c) plan and consume through the same functions.
  */
 #include <string.h>
 
@@ -194,14 +195,21 @@ out:
 	return rc;
 }
 
-/* Find p->need free FINAL bits, lowest block id first (read-only). */
-static int plan_take(struct qkd_store *s, struct plan *p, const char **why)
+/* take plans over every block; the key manager's issue over its own half
+ * of the blocks only (qkd/kme_store.h), so the two ends never plan the
+ * same bits. */
+int ks_plan_take(struct qkd_store *s, int parity, uint64_t nbits, struct qkd_store_seg *segs,
+		 size_t max, size_t *nsegs, const char **why)
 {
+	struct plan plan = { .segs = segs, .max = max, .n = 0, .need = nbits }, *p = &plan;
 	sqlite3_stmt *st = NULL;
 	int rc, src = SQLITE_DONE;
 
-	rc = ks_prep(s, "SELECT id, nbits FROM qblock WHERE state = 'final' ORDER BY id",
-		     &st, why);
+	*nsegs = 0;
+	rc = ks_prep(s, "SELECT id, nbits FROM qblock WHERE state = 'final'"
+		     " AND (?1 < 0 OR id % 2 = ?1) ORDER BY id", &st, why);
+	if (rc == 0)
+		sqlite3_bind_int(st, 1, parity);
 	while (rc == 0 && p->need > 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
 		rc = plan_block(s, p, (uint64_t)sqlite3_column_int64(st, 0),
 				(uint64_t)sqlite3_column_int64(st, 1), why);
@@ -211,13 +219,15 @@ static int plan_take(struct qkd_store *s, struct plan *p, const char **why)
 		ks_why(why, "not enough key available");
 		rc = QKD_ERR_RANGE;
 	}
+	if (rc == 0)
+		*nsegs = p->n;
 	sqlite3_finalize(st);
 	return rc;
 }
 
 /* Consume segs in order into out (zeroed first), in the open transaction. */
-static int consume_all(struct qkd_store *s, const struct qkd_store_seg *segs, size_t n,
-		       uint8_t *out, uint64_t nbytes, const char **why)
+int ks_consume_all(struct qkd_store *s, const struct qkd_store_seg *segs, size_t n,
+		   uint8_t *out, uint64_t nbytes, const char **why)
 {
 	uint64_t pos = 0;
 	int rc = 0;
@@ -234,7 +244,7 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 		   struct qkd_store_seg *segs, size_t max_segs, size_t *nsegs,
 		   const char **why)
 {
-	struct plan p = { .segs = segs, .max = max_segs, .n = 0, .need = nbits };
+	size_t n = 0;
 	int rc;
 
 	ks_why(why, NULL);
@@ -250,20 +260,18 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = plan_take(s, &p, why);
+	rc = ks_plan_take(s, KS_PARITY_ANY, nbits, segs, max_segs, &n, why);
 	if (rc == 0)
-		rc = consume_all(s, segs, p.n, out, ks_nbytes(nbits), why);
+		rc = ks_consume_all(s, segs, n, out, ks_nbytes(nbits), why);
 	rc = ks_end(s, rc, why);
 	if (rc != 0)
 		qkd_wipe(out, ks_nbytes(nbits));
 	else
-		*nsegs = p.n;
+		*nsegs = n;
 	return rc;
 }
 
-/* Total bits of segs; 0 when a segment is empty, an id is out of range or
- * the sum overflows. */
-static uint64_t segs_total(const struct qkd_store_seg *segs, size_t n)
+uint64_t ks_segs_total(const struct qkd_store_seg *segs, size_t n)
 {
 	uint64_t total = 0;
 
@@ -287,7 +295,7 @@ int qkd_store_take_at(struct qkd_store *s, const struct qkd_store_seg *segs, siz
 		ks_why(why, "no store, segment or buffer given");
 		return QKD_ERR_INVAL;
 	}
-	total = segs_total(segs, nsegs);
+	total = ks_segs_total(segs, nsegs);
 	if (total == 0) {
 		ks_why(why, "empty segment, block id out of range or length overflow");
 		return QKD_ERR_INVAL;
@@ -299,7 +307,7 @@ int qkd_store_take_at(struct qkd_store *s, const struct qkd_store_seg *segs, siz
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = consume_all(s, segs, nsegs, out, ks_nbytes(total), why);
+	rc = ks_consume_all(s, segs, nsegs, out, ks_nbytes(total), why);
 	rc = ks_end(s, rc, why);
 	if (rc != 0)
 		qkd_wipe(out, ks_nbytes(total));

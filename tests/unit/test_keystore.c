@@ -981,8 +981,9 @@ static void test_schema_version(void **state)
 	assert_true(has_text(why, "schema version"));
 	raw_sql(f->path, "DROP TABLE schema_version");
 	assert_int_equal(qkd_store_open(&s, f->path, &why), QKD_ERR_IO);
-	raw_sql(f->path, "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;"
-		"INSERT INTO schema_version VALUES (1)");
+	snprintf(sql, sizeof(sql), "CREATE TABLE schema_version (version INTEGER NOT NULL)"
+		 " STRICT; INSERT INTO schema_version VALUES (%d)", QKD_STORE_SCHEMA_VERSION);
+	raw_sql(f->path, sql);
 	s = open_ok(f->path);
 	qkd_store_close(s);
 }

@@ -7,8 +7,11 @@
  * ones; missing keys take the defaults of `qkd sim`; each kind of error
  * (syntax, unknown key, type, domain, address, key file, store directory,
  * duplicates, link count, decoy settings, names of codes and defenses,
- * source) is QKD_ERR_INVAL with "PATH:LINE:" naming the right line; and
- * the example configurations of examples/ load, from a relative path too.
+ * source) is QKD_ERR_INVAL with "PATH:LINE:" naming the right line; the
+ * optional kme group round-trips, takes its defaults, and refuses each of
+ * its errors at the right line; and the example configurations of
+ * examples/ load, from a relative path too (with stub PEM files: the parser
+ * only checks that they are readable regular files).
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -60,6 +63,23 @@ static void make_key(const struct fix *f, const char *name, size_t n)
 	free(buf);
 }
 
+/* Stub PEM files in pki/, where the kme groups of the tests and of the
+ * examples look for them: the parser checks only that they are readable
+ * regular files. */
+static void make_pki(const struct fix *f)
+{
+	static const char *const names[] = { "ca.pem", "server.pem", "server.key" };
+	static const char stub[] = "-----BEGIN STUB-----\n-----END STUB-----\n";
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof path, "%s/pki", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/pki/%s", f->dir, names[i]);
+		write_file(path, stub, sizeof stub - 1);
+	}
+}
+
 static int setup(void **state)
 {
 	struct fix *f = calloc(1, sizeof *f);
@@ -77,6 +97,7 @@ static int setup(void **state)
 	make_key(f, "ab.key", 4096);
 	make_key(f, "cd.key", 5000);
 	make_key(f, "short.key", 100);
+	make_pki(f);
 	*state = f;
 	return 0;
 }
@@ -133,29 +154,71 @@ static const char *const base[] = {
 	");",						/* 29 */
 };
 
-#define NBASE (sizeof base / sizeof base[0])
-#define L_LINK 8	/* the link group's line */
+/* A kme group after base (line numbers go on from 30). */
+static const char *const kme_base[] = {
+	"kme = {",					/* 30 */
+	"  id = \"KME_A\";",				/* 31 */
+	"  listen = \"127.0.0.1:8443\";",		/* 32 */
+	"  cert = \"pki/server.pem\";",			/* 33 */
+	"  key = \"pki/server.key\";",			/* 34 */
+	"  ca = \"pki/ca.pem\";",			/* 35 */
+	"  key_size = 512; min_key_size = 128;",	/* 36 */
+	"  max_key_size = 4096; max_keys_per_request = 64;",	/* 37 */
+	"  max_connections = 32; idle_timeout = 30;",	/* 38 */
+	"  sync_timeout = 20;",				/* 39 */
+	"  saes = (",					/* 40 */
+	"    { id = \"SAE_A\"; cn = \"sae-a.example\"; },",	/* 41 */
+	"    { id = \"SAE_B\"; link = \"ab\"; kme = \"KME_B\"; }",	/* 42 */
+	"  );",						/* 43 */
+	"};",						/* 44 */
+};
 
-/* Write base with some lines replaced: pairs (line, text) ending with 0. */
-static void conf_with(struct fix *f, ...)
+#define NBASE (sizeof base / sizeof base[0])
+#define NKME (sizeof kme_base / sizeof kme_base[0])
+#define L_LINK 8	/* the link group's line */
+#define L_KME 30	/* the kme group's line */
+#define L_SAE0 41	/* the first SAE's */
+#define L_SAE1 42
+
+/* Write base (and kme_base when kme) with some lines replaced: pairs
+ * (line, text) ending with 0. */
+static void conf_lines(struct fix *f, bool kme, va_list ap)
 {
-	const char *lines[NBASE];
-	char text[4096];
+	const char *lines[NBASE + NKME];
+	size_t n = kme ? NBASE + NKME : NBASE;
+	char text[8192];
 	size_t used = 0;
-	va_list ap;
 	int ln;
 
-	memcpy(lines, base, sizeof lines);
-	va_start(ap, f);
+	memcpy(lines, base, sizeof base);
+	memcpy(lines + NBASE, kme_base, sizeof kme_base);
 	while ((ln = va_arg(ap, int)) != 0) {
-		assert_true(ln >= 1 && (size_t)ln <= NBASE);
+		assert_true(ln >= 1 && (size_t)ln <= n);
 		lines[ln - 1] = va_arg(ap, const char *);
 	}
-	va_end(ap);
-	for (size_t i = 0; i < NBASE; i++)
+	for (size_t i = 0; i < n; i++)
 		used += (size_t)snprintf(text + used, sizeof text - used, "%s\n", lines[i]);
 	assert_true(used < sizeof text);
 	write_file(f->conf, text, used);
+}
+
+static void conf_with(struct fix *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	conf_lines(f, false, ap);
+	va_end(ap);
+}
+
+/* The same with the kme group. */
+static void kme_with(struct fix *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	conf_lines(f, true, ap);
+	va_end(ap);
 }
 
 static int load(struct fix *f)
@@ -323,6 +386,9 @@ static void test_defaults(void **state)
 	assert_memory_equal(&l->engine, &e, sizeof e);
 	assert_string_equal(qkd_link_role_name(l->role), "alice");
 	assert_string_equal(qkd_log_level_name(QKD_LOG_WARN), "warn");
+	/* No kme group: no key manager. */
+	assert_false(f->cfg.kme.enabled);
+	assert_int_equal(f->cfg.kme.nsaes, 0);
 }
 
 /* The base file has decoys and no decoy_probs: qkd sim's defaults. */
@@ -598,6 +664,348 @@ static void test_names(void **state)
 	assert_int_equal(load(f), QKD_OK);
 }
 
+/* ---- the kme group ---- */
+
+#define LINK_CD1 "  },{ name = \"cd\"; role = \"bob\"; classical = \"127.0.0.1:7102\";"
+#define LINK_CD2 "    fiber = \"127.0.0.1:7202\"; store = \"cd.db\"; auth_key = \"cd.key\"; });"
+
+static void check_sae(const struct qkd_node_sae *e, const char *id, const char *cn, int link,
+		      const char *kme, unsigned line)
+{
+	assert_string_equal(e->id, id);
+	assert_string_equal(e->cn, cn);
+	assert_int_equal(e->link, link);
+	assert_string_equal(e->kme_id, kme);
+	assert_int_equal(e->line, line);
+}
+
+static void test_kme_full(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_node_kme *k = &f->cfg.kme;
+	char cert[PATH_MAX + 64];
+
+	/* Two links, so that a remote SAE's link index is not always 0; the
+	 * certificate given absolute, the others relative. */
+	snprintf(cert, sizeof cert, "  cert = \"%s/pki/server.pem\";", f->dir);
+	kme_with(f, 28, LINK_CD1, 29, LINK_CD2, 33, cert,
+		 42, "    { id = \"SAE_B\"; link = \"ab\"; kme = \"KME_B\"; },",
+		 43, "    { id = \"SAE_C\"; link = \"cd\"; kme = \"KME_C\"; }, { id = \"SAE_D\"; } );",
+		 44, "};", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.nlinks, 2);
+	assert_true(k->enabled);
+	assert_int_equal(k->line, L_KME);
+	assert_string_equal(k->id, "KME_A");
+	assert_string_equal(k->listen.host, "127.0.0.1");
+	assert_int_equal(k->listen.port, 8443);
+	path_in(f, "pki/server.pem", k->cert);
+	path_in(f, "pki/server.key", k->key);
+	path_in(f, "pki/ca.pem", k->ca);
+	assert_int_equal(k->key_size, 512);
+	assert_int_equal(k->min_key_size, 128);
+	assert_int_equal(k->max_key_size, 4096);
+	assert_int_equal(k->max_keys_per_request, 64);
+	assert_int_equal(k->max_connections, 32);
+	assert_int_equal(k->idle_timeout_s, 30);
+	assert_int_equal(k->sync_timeout_s, 20);
+	assert_int_equal(k->nsaes, 4);
+	check_sae(&k->saes[0], "SAE_A", "sae-a.example", -1, "", L_SAE0);
+	check_sae(&k->saes[1], "SAE_B", "", 0, "KME_B", L_SAE1);
+	check_sae(&k->saes[2], "SAE_C", "", 1, "KME_C", 43);
+	check_sae(&k->saes[3], "SAE_D", "SAE_D", -1, "", 43);
+}
+
+static void test_kme_defaults(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_node_kme *k = &f->cfg.kme;
+
+	kme_with(f, 36, "", 37, "", 38, "", 39, "", 41, "    { id = \"SAE_A\"; },", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_true(k->enabled);
+	assert_int_equal(k->key_size, 256);
+	assert_int_equal(k->min_key_size, 64);
+	assert_int_equal(k->max_key_size, 8192);
+	assert_int_equal(k->max_keys_per_request, 128);
+	assert_int_equal(k->max_connections, 0);	/* the server's default */
+	assert_int_equal(k->idle_timeout_s, 0);
+	assert_int_equal(k->sync_timeout_s, 10);
+	assert_int_equal(k->nsaes, 2);
+	check_sae(&k->saes[0], "SAE_A", "SAE_A", -1, "", L_SAE0);	/* cn = id */
+	check_sae(&k->saes[1], "SAE_B", "", 0, "KME_B", L_SAE1);
+	/* Remote SAEs are optional to the parser. */
+	kme_with(f, 42, "    { id = \"SAE_B\"; }", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(k->saes[1].link, -1);
+}
+
+/* The group anywhere in the file: it is read after the links all the same. */
+static void test_kme_first(void **state)
+{
+	struct fix *f = *state;
+	char text[8192];
+	size_t used = 0;
+
+	for (size_t i = 0; i < NKME; i++)
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s\n", kme_base[i]);
+	for (size_t i = 0; i < NBASE; i++)
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s\n", base[i]);
+	assert_true(used < sizeof text);
+	write_file(f->conf, text, used);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.kme.line, 1);
+	assert_int_equal(f->cfg.kme.saes[1].link, 0);
+}
+
+static void test_kme_missing(void **state)
+{
+	static const struct { int line; const char *key; } req[] = {
+		{ 31, "id" }, { 32, "listen" }, { 33, "cert" }, { 34, "key" }, { 35, "ca" },
+	};
+	struct fix *f = *state;
+	char what[64];
+
+	for (size_t i = 0; i < sizeof req / sizeof req[0]; i++) {
+		kme_with(f, req[i].line, "", 0);
+		snprintf(what, sizeof what, "kme.%s: required key is missing", req[i].key);
+		expect_err(f, L_KME, what);
+	}
+	kme_with(f, 40, "", 41, "", 42, "", 43, "", 0);
+	expect_err(f, L_KME, "kme.saes: required key is missing");
+	kme_with(f, 41, "    { cn = \"sae-a.example\"; },", 0);
+	expect_err(f, L_SAE0, "kme.saes[0].id: required key is missing");
+}
+
+static void test_kme_ids(void **state)
+{
+	struct fix *f = *state;
+	char line[160], id[80];
+
+	kme_with(f, 31, "  id = \"KME A\";", 0);
+	expect_err(f, 31, "kme.id: 'KME A' is not an ID");
+	kme_with(f, 31, "  id = \"\";", 0);
+	expect_err(f, 31, "kme.id: '' is not an ID");
+	kme_with(f, 31, "  id = 5;", 0);
+	expect_err(f, 31, "kme.id: expected a string");
+	memset(id, 'k', 64);
+	id[64] = '\0';
+	snprintf(line, sizeof line, "  id = \"%s\";", id);
+	kme_with(f, 31, line, 0);
+	assert_int_equal(load(f), QKD_OK);		/* 64 characters */
+	assert_string_equal(f->cfg.kme.id, id);
+	snprintf(line, sizeof line, "  id = \"%sk\";", id);
+	kme_with(f, 31, line, 0);
+	expect_err(f, 31, "is not an ID");		/* 65 */
+	kme_with(f, 31, "  id = \"K.M_E~A-1\";", 0);
+	assert_int_equal(load(f), QKD_OK);
+	kme_with(f, 41, "    { id = \"SAE/A\"; },", 0);
+	expect_err(f, L_SAE0, "kme.saes[0].id: 'SAE/A' is not an ID");
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = \"ab\"; kme = \"KME B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].kme: 'KME B' is not an ID");
+}
+
+/* A line of n SAEs "{ id = "S<first+i>"; }, " (local, all distinct). */
+static void many_saes(char *out, size_t cap, int first, int n)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n; i++)
+		used += (size_t)snprintf(out + used, cap - used, "{ id = \"S%d\"; }, ", first + i);
+	assert_true(used < cap);
+}
+
+static void test_kme_saes(void **state)
+{
+	struct fix *f = *state;
+	char line[8192];
+
+	kme_with(f, 42, "    { id = \"SAE_A\"; link = \"ab\"; kme = \"KME_B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1]: SAE ID 'SAE_A' is already used by saes[0]");
+	/* A CN given, and one defaulting to the ID. */
+	kme_with(f, 42, "    { id = \"SAE_C\"; cn = \"sae-a.example\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1]: cn 'sae-a.example' is already used by saes[0]");
+	kme_with(f, 42, "    { id = \"sae-a.example\"; }", 0);
+	expect_err(f, L_SAE1, "cn 'sae-a.example' is already used");
+	/* A remote SAE has no CN here: its ID may equal a local CN. */
+	kme_with(f, 42, "    { id = \"sae-a.example\"; link = \"ab\"; kme = \"KME_B\"; }", 0);
+	assert_int_equal(load(f), QKD_OK);
+	kme_with(f, 41, "    { id = \"SAE_A\"; cn = \"\"; },", 0);
+	expect_err(f, L_SAE0, "kme.saes[0].cn: a CN has 1 to 64 bytes, got 0");
+	snprintf(line, sizeof line, "    { id = \"SAE_A\"; cn = \"%065d\"; },", 0);
+	kme_with(f, 41, line, 0);
+	expect_err(f, L_SAE0, "got 65");
+	/* Remote: both link and kme, no cn; local: neither. */
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = \"ab\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].kme: a remote SAE (one with link) needs the ID of its KME");
+	kme_with(f, 42, "    { id = \"SAE_B\"; kme = \"KME_B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].link: a remote SAE (one with kme) needs the link");
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = \"xy\"; kme = \"KME_B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].link: 'xy' is not the name of a link of this node");
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = 0; kme = \"KME_B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].link: expected a string");
+	kme_with(f, 42, "    { id = \"SAE_B\"; cn = \"B\"; link = \"ab\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].link: an SAE with cn is local and has no link or kme");
+	kme_with(f, 42, "    { id = \"SAE_B\"; cn = \"B\"; kme = \"KME_B\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].kme: an SAE with cn is local");
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = \"ab\"; kme = \"KME_B\"; cn = \"B\"; }", 0);
+	expect_err(f, L_SAE1, "an SAE with cn is local");
+	kme_with(f, 42, "    { id = \"SAE_B\"; link = \"ab\"; kme = \"KME_A\"; }", 0);
+	expect_err(f, L_SAE1, "kme.saes[1].kme: 'KME_A' is this KME's own ID");
+	/* One link has one KME at its other end. */
+	kme_with(f, 43, "    , { id = \"SAE_C\"; link = \"ab\"; kme = \"KME_C\"; } );", 0);
+	expect_err(f, 43, "kme.saes[2]: kme 'KME_C': link 'ab' reaches KME 'KME_B' (saes[1])");
+	kme_with(f, 43, "    , { id = \"SAE_C\"; link = \"ab\"; kme = \"KME_B\"; } );", 0);
+	assert_int_equal(load(f), QKD_OK);
+	/* At least one local SAE, at most QKD_NODE_SAES_MAX in all. */
+	kme_with(f, 41, "    { id = \"SAE_C\"; link = \"ab\"; kme = \"KME_B\"; },", 0);
+	expect_err(f, 40, "kme.saes: no local SAE");
+	kme_with(f, 41, "", 42, "", 0);
+	expect_err(f, 40, "kme.saes: 0 SAEs: a KME has 1 to 64");
+	many_saes(line, sizeof line, 0, QKD_NODE_SAES_MAX - 1);
+	kme_with(f, 41, line, 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.kme.nsaes, QKD_NODE_SAES_MAX);
+	assert_int_equal(f->cfg.kme.saes[QKD_NODE_SAES_MAX - 1].link, 0);
+	many_saes(line, sizeof line, 0, QKD_NODE_SAES_MAX);
+	kme_with(f, 41, line, 0);
+	expect_err(f, 40, "kme.saes: 65 SAEs: a KME has 1 to 64");
+	/* Shapes. */
+	kme_with(f, 40, "  saes = 5; /*", 43, "  */", 0);
+	expect_err(f, 40, "kme.saes: expected a list");
+	/* libconfig gives a scalar the line of the token after it. */
+	kme_with(f, 42, "    \"SAE_B\" );", 43, "", 0);
+	expect_err(f, L_SAE1, "kme.saes[1]: expected a group");
+	kme_with(f, 41, "    { id = \"SAE_A\"; name = \"a\"; },", 0);
+	expect_err(f, L_SAE0, "kme.saes[0].name: unknown key");
+}
+
+static void test_kme_sizes(void **state)
+{
+	struct fix *f = *state;
+
+	/* qkd_etsi014_limits_check's rules, at the group's line. */
+	kme_with(f, 36, "  key_size = 100; min_key_size = 64;", 0);
+	expect_err(f, L_KME, "kme: key sizes must be multiples of 8 bits");
+	kme_with(f, 37, "  max_key_size = 4100; max_keys_per_request = 64;", 0);
+	expect_err(f, L_KME, "multiples of 8");
+	kme_with(f, 36, "  key_size = 512; min_key_size = 0;", 0);
+	expect_err(f, L_KME, "kme: key sizes must satisfy 8 <= min <= default <= max <= 65536");
+	kme_with(f, 36, "  key_size = 128; min_key_size = 256;", 0);
+	expect_err(f, L_KME, "8 <= min <= default");
+	kme_with(f, 36, "  key_size = 8192; min_key_size = 64;", 0);	/* above max 4096 */
+	expect_err(f, L_KME, "8 <= min <= default");
+	kme_with(f, 36, "  key_size = 512; min_key_size = 64;",
+		 37, "  max_key_size = 65544; max_keys_per_request = 64;", 0);
+	expect_err(f, L_KME, "8 <= min <= default");
+	kme_with(f, 37, "  max_key_size = 4096; max_keys_per_request = 0;", 0);
+	expect_err(f, L_KME, "kme: max_key_per_request must be 1 .. 1024");
+	kme_with(f, 37, "  max_key_size = 4096; max_keys_per_request = 1025;", 0);
+	expect_err(f, L_KME, "1 .. 1024");
+	/* The bounds themselves are fine. */
+	kme_with(f, 36, "  key_size = 8; min_key_size = 8;",
+		 37, "  max_key_size = 65536; max_keys_per_request = 1024;", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.kme.max_key_size, 65536);
+	kme_with(f, 37, "  max_key_size = 4096; max_keys_per_request = 1;", 0);
+	assert_int_equal(load(f), QKD_OK);
+	/* Values that are no uint32 at all: the value's line. */
+	kme_with(f, 36, "  key_size = 4294967304L; min_key_size = 64;", 0);
+	expect_err(f, 36, "kme.key_size: must be at most 4294967295");
+	kme_with(f, 36, "  key_size = -8; min_key_size = 64;", 0);
+	expect_err(f, 36, "kme.key_size: must be >= 0");
+	kme_with(f, 36, "  key_size = \"256\"; min_key_size = 64;", 0);
+	expect_err(f, 36, "kme.key_size: expected an integer");
+	/* The server's settings. */
+	kme_with(f, 39, "  sync_timeout = 0;", 0);
+	expect_err(f, 39, "kme.sync_timeout: must be between 1 and 300");
+	kme_with(f, 39, "  sync_timeout = 301;", 0);
+	expect_err(f, 39, "kme.sync_timeout: must be between 1 and 300");
+	kme_with(f, 39, "  sync_timeout = 300;", 0);
+	assert_int_equal(load(f), QKD_OK);
+	kme_with(f, 38, "  max_connections = 65537; idle_timeout = 30;", 0);
+	expect_err(f, 38, "kme.max_connections: must be between 0 and 65536");
+	kme_with(f, 38, "  max_connections = 0; idle_timeout = 86401;", 0);
+	expect_err(f, 38, "kme.idle_timeout: must be between 0 and 86400");
+}
+
+static void test_kme_files(void **state)
+{
+	struct fix *f = *state;
+	char path[PATH_MAX + 32];
+
+	kme_with(f, 33, "  cert = \"pki/nocert.pem\";", 0);
+	expect_err(f, 33, "kme.cert: ");
+	assert_non_null(strstr(f->err, "pki/nocert.pem: no such file"));
+	kme_with(f, 35, "  ca = \"nodir/ca.pem\";", 0);
+	expect_err(f, 35, "kme.ca: ");
+	assert_non_null(strstr(f->err, "no such file"));
+	kme_with(f, 35, "  ca = \"pki\";", 0);
+	expect_err(f, 35, "kme.ca: ");
+	assert_non_null(strstr(f->err, "pki: not a regular file"));
+	kme_with(f, 33, "  cert = \"\";", 0);
+	expect_err(f, 33, "kme.cert: must not be empty");
+	kme_with(f, 33, "  cert = 1;", 0);
+	expect_err(f, 33, "kme.cert: expected a string");
+	snprintf(path, sizeof path, "%s/pki/empty.key", f->dir);
+	write_file(path, "", 0);
+	kme_with(f, 34, "  key = \"pki/empty.key\";", 0);
+	expect_err(f, 34, "kme.key: ");
+	assert_non_null(strstr(f->err, "empty.key: is empty"));
+	if (geteuid() != 0) {	/* root reads anything */
+		snprintf(path, sizeof path, "%s/pki/server.key", f->dir);
+		assert_int_equal(chmod(path, 0), 0);
+		kme_with(f, 0);
+		expect_err(f, 34, "kme.key: ");
+		assert_non_null(strstr(f->err, "server.key: cannot be read"));
+		assert_int_equal(chmod(path, 0600), 0);
+	}
+	kme_with(f, 0);
+	assert_int_equal(load(f), QKD_OK);
+}
+
+static void test_kme_listen(void **state)
+{
+	struct fix *f = *state;
+
+	kme_with(f, 32, "  listen = \"127.0.0.1:7101\";", 0);
+	expect_err(f, 32, "kme.listen: 127.0.0.1:7101 is also the classical address "
+		   "127.0.0.1:7101 of link 'ab'");
+	/* localhost is 127.0.0.1. */
+	kme_with(f, 32, "  listen = \"localhost:7201\";", 0);
+	expect_err(f, 32, "kme.listen: localhost:7201 is also the fiber address "
+		   "127.0.0.1:7201 of link 'ab'");
+	kme_with(f, 28, LINK_CD1, 29, LINK_CD2, 32, "  listen = \"127.0.0.1:7202\";", 0);
+	expect_err(f, 32, "fiber address 127.0.0.1:7202 of link 'cd'");
+	kme_with(f, 32, "  listen = \"127.0.0.1:99999\";", 0);
+	expect_err(f, 32, "kme.listen: '127.0.0.1:99999' is not HOST:PORT");
+	kme_with(f, 32, "  listen = \"10.0.0.1:7101\";", 0);	/* another host */
+	assert_int_equal(load(f), QKD_OK);
+	assert_string_equal(f->cfg.kme.listen.host, "10.0.0.1");
+	assert_int_equal(f->cfg.kme.listen.port, 7101);
+}
+
+static void test_kme_unknown(void **state)
+{
+	struct fix *f = *state;
+
+	kme_with(f, 39, "  sync_timeout = 20; timeout = 5;", 0);
+	expect_err(f, 39, "kme.timeout: unknown key");
+	kme_with(f, 30, "kme = 5; /*", 44, "*/", 0);
+	expect_err(f, 30, "kme: expected a group");
+	kme_with(f, 30, "kmes = {", 0);
+	expect_err(f, 30, "kmes: unknown key (the file holds node, links and kme)");
+	kme_with(f, 44, "}; kme = 1;", 0);
+	expect_err(f, 44, "duplicate");
+}
+
 /* ---- the examples ---- */
 
 /* examples/ of the source tree, from this file's path (the tests run from
@@ -627,6 +1035,37 @@ static void copy_example(const struct fix *f, const char *name)
 	fclose(in);
 	snprintf(dst, sizeof dst, "%s/%s", f->dir, name);
 	write_file(dst, buf, len);
+}
+
+/* The two KMEs of the examples: each serves its own SAE and reaches the
+ * other's through link ab, with the stub pki/ of make_pki in place of the
+ * one make-test-pki.sh makes. */
+static void check_example_kmes(const struct fix *f, const struct qkd_node_kme *a,
+			       const struct qkd_node_kme *b)
+{
+	assert_true(a->enabled && b->enabled);
+	assert_string_equal(a->id, "KME_A");
+	assert_string_equal(b->id, "KME_B");
+	assert_string_equal(a->listen.host, "127.0.0.1");
+	assert_int_equal(a->listen.port, 8443);
+	assert_string_equal(b->listen.host, "127.0.0.1");
+	assert_int_equal(b->listen.port, 8444);
+	path_in(f, "pki/server.pem", a->cert);
+	path_in(f, "pki/server.key", a->key);
+	path_in(f, "pki/ca.pem", a->ca);
+	assert_string_equal(a->cert, b->cert);
+	assert_int_equal(a->nsaes, 2);
+	assert_int_equal(b->nsaes, 2);
+	check_sae(&a->saes[0], "SAE_A", "SAE_A", -1, "", a->saes[0].line);
+	check_sae(&a->saes[1], "SAE_B", "", 0, "KME_B", a->saes[1].line);
+	check_sae(&b->saes[0], "SAE_B", "SAE_B", -1, "", b->saes[0].line);
+	check_sae(&b->saes[1], "SAE_A", "", 0, "KME_A", b->saes[1].line);
+	assert_true(a->saes[0].line > a->line && a->saes[1].line > a->saes[0].line);
+	/* Both ends serve the same limits. */
+	assert_true(a->key_size == b->key_size && a->min_key_size == b->min_key_size &&
+		    a->max_key_size == b->max_key_size &&
+		    a->max_keys_per_request == b->max_keys_per_request &&
+		    a->sync_timeout_s == b->sync_timeout_s);
 }
 
 static void test_examples(void **state)
@@ -666,6 +1105,7 @@ static void test_examples(void **state)
 	assert_true(a->round_pulses == b->round_pulses && a->auth_reserve_bits == b->auth_reserve_bits);
 	assert_memory_equal(&a->optical, &b->optical, sizeof a->optical);
 	assert_memory_equal(&a->engine, &b->engine, sizeof a->engine);
+	check_example_kmes(f, &f->cfg.kme, &bob->kme);
 	free(bob);
 }
 
@@ -677,7 +1117,10 @@ int main(void)
 		T(test_full), T(test_defaults), T(test_decoy_defaults),
 		T(test_syntax), T(test_unknown_key), T(test_wrong_type), T(test_domain),
 		T(test_address), T(test_files), T(test_missing), T(test_links),
-		T(test_decoy_errors), T(test_names), T(test_examples),
+		T(test_decoy_errors), T(test_names),
+		T(test_kme_full), T(test_kme_defaults), T(test_kme_first), T(test_kme_missing),
+		T(test_kme_ids), T(test_kme_saes), T(test_kme_sizes), T(test_kme_files),
+		T(test_kme_listen), T(test_kme_unknown), T(test_examples),
 	};
 
 	return cmocka_run_group_tests_name("node_config", tests, NULL, NULL);

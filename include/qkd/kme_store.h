@@ -1,0 +1,152 @@
+/* qkd/kme_store.h - keys issued through the key manager (ETSI GS QKD 014),
+ * kept in the link's key store next to the blocks they were cut from
+ * (docs/kme.md, "Coordination between nodes"; schema in docs/keystore.md).
+ *
+ * The two ends of a link each serve enc_keys for their own SAEs, so each
+ * end cuts keys only from its own half of the blocks: Alice from even
+ * block ids, Bob from odd ones (QKD_KME_PARITY_*). One key, one record:
+ *
+ *   master's end   qkd_store_kme_issue: take the bits from its half and
+ *                  write the record to the OUTBOX, one transaction.
+ *                  The record (never the bits) crosses the authenticated
+ *                  link; qkd_store_kme_outbox_done once the peer answered.
+ *   slave's end    qkd_store_kme_accept: consume the same segments with the
+ *                  record's bits kept in the INBOX, one transaction;
+ *                  idempotent, so a record sent twice is accepted once.
+ *                  qkd_store_kme_deliver hands the bits out once to the
+ *                  record's slave SAE for its master, then deletes them
+ *                  and keeps a tombstone, so the key_ID is never served
+ *                  again, across restarts.
+ *
+ * Key ids are 16 bytes (a UUID's binary form). Keys are whole bytes: the
+ * bits of the segments concatenated, LSB first as everywhere in the store.
+ * Same threading, error and wiping rules as qkd/keystore.h. A version 1
+ * store opened by a reader (qkd_store_open_existing never upgrades) has
+ * no records: outbox and counts see none, and issue, accept and deliver
+ * fail with QKD_ERR_INVAL (docs/keystore.md, "Schema versions").
+ */
+#ifndef QKD_KME_STORE_H
+#define QKD_KME_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/keystore.h"
+
+/* Segments one key may span (keys of up to 65536 bits over blocks of
+ * hundreds of thousands of bits span one or two). */
+#define QKD_KME_KEY_SEGS_MAX 8
+/* Longest SAE ID, as QKD_ETSI014_ID_MAX. */
+#define QKD_KME_SAE_ID_MAX 64
+/* Largest key, in bits (QKD_ETSI014_KEY_BITS_MAX). */
+#define QKD_KME_KEY_BITS_MAX 65536
+
+/* Which half of the blocks an end cuts keys from: block id % 2. */
+#define QKD_KME_PARITY_ALICE 0u
+#define QKD_KME_PARITY_BOB 1u
+
+/* One key as the two ends agree on it. */
+struct qkd_kme_rec {
+	uint8_t key_id[16];
+	char master[QKD_KME_SAE_ID_MAX + 1];
+	char slave[QKD_KME_SAE_ID_MAX + 1];
+	uint32_t nbits;				/* a multiple of 8, 8 .. QKD_KME_KEY_BITS_MAX */
+	size_t nsegs;				/* 1 .. QKD_KME_KEY_SEGS_MAX */
+	struct qkd_store_seg segs[QKD_KME_KEY_SEGS_MAX];	/* sum of nbits = nbits */
+};
+
+/* What the slave's end made of a record. */
+enum qkd_kme_verdict {
+	QKD_KME_ACCEPTED = 0,	/* in the inbox (now or before): the master may hand it out */
+	QKD_KME_REFUSED = 1,	/* never deliverable (reason in *why); its bits consumed
+				 * only when every one could be (deliverable false) */
+	QKD_KME_LATER = 2,	/* a block is not final here yet: nothing changed, send again */
+};
+
+/* Master's end. Cut n keys (1 .. 1024) of recs[0].nbits bits each (every
+ * rec must have the same nbits, and its key_id, master and slave set) from
+ * the FINAL blocks whose id % 2 == parity, lowest free bits first; fill
+ * each rec's segs, write key i's bytes to bits[i * nbits/8 ..] (bitslen at
+ * least n * nbits/8), and record each rec in the outbox, all in one
+ * transaction. QKD_ERR_RANGE when the half holds fewer than n * nbits free
+ * bits (nothing consumed), when a key would span more than
+ * QKD_KME_KEY_SEGS_MAX segments (the half fragmented by take_at), or when
+ * bitslen is short; QKD_ERR_INVAL for a bad rec or a key_id already in the
+ * outbox or inbox. On failure nothing changes in the store, bits[0 ..
+ * bitslen) is wiped and every rec's nsegs is 0. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_issue(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *recs,
+			size_t n, uint8_t *bits, size_t bitslen, const char **why);
+
+/* The oldest outbox records (at most max), in issue order. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t max,
+			 size_t *n, const char **why);
+
+/* The peer settled key_id (accepted or refused): drop it from the outbox.
+ * An id not in the outbox is not an error (an answer repeated). */
+__attribute__((warn_unused_result))
+int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why);
+
+/* Slave's end: take in a record from the peer, whose end cuts keys from
+ * blocks of parity peer_parity. deliverable false (the pair is not one
+ * this end serves) still consumes the segments but keeps only a refused
+ * tombstone. *v:
+ *   ACCEPTED  the record is in the inbox (inserted now, or already there
+ *             with the same key_id, pair, length and segments);
+ *   REFUSED   the key_id is known with other contents, a segment is of
+ *             the wrong parity, outside its block, or already consumed,
+ *             or deliverable was false; *why says which;
+ *   LATER     a segment's block is unknown or still PENDING here.
+ * Returns 0 with *v set in these cases; an error code only for bad
+ * arguments or when the store itself fails (nothing changed, *v = LATER).
+ * *why gives the reason for REFUSED and LATER, NULL for ACCEPTED. A
+ * malformed record (length, SAE IDs, segments not summing to nbits) is
+ * REFUSED and not recorded; every other refusal of a new key_id leaves a
+ * refused tombstone, so the key_id keeps that answer for good. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_accept(struct qkd_store *s, unsigned peer_parity, const struct qkd_kme_rec *rec,
+			 bool deliverable, enum qkd_kme_verdict *v, const char **why);
+
+/* The same for recs[0 .. n) in one transaction (one fsync for a whole
+ * message of records): v[i] and whys[i] (static reasons, NULL for
+ * accepted) for recs[i], deliverable[i] as above. A store failure rolls
+ * the whole batch back and leaves every v[i] LATER. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_accept_batch(struct qkd_store *s, unsigned peer_parity,
+			       const struct qkd_kme_rec *recs, size_t n, const bool *deliverable,
+			       enum qkd_kme_verdict *v, const char **whys, const char **why);
+
+/* Hand out, once and all or nothing, the inbox keys ids[0 .. n) (n >= 1)
+ * issued by master for slave: key i's bytes to out[i] (cap bytes each),
+ * its length in bytes to lens[i]; each becomes a tombstone in the same
+ * transaction. Errors (nothing handed out, outputs wiped, *bad = the index
+ * at fault):
+ *   QKD_ERR_INVAL   an id unknown, refused, or already delivered
+ *                   (also an id given twice);
+ *   QKD_ERR_VERIFY  an id issued for another (master, slave) pair;
+ *   QKD_ERR_RANGE   a key longer than cap.
+ * *bad = n on success and when no single id is at fault (bad arguments, the
+ * store failed). */
+__attribute__((warn_unused_result))
+int qkd_store_kme_deliver(struct qkd_store *s, const char *master, const char *slave,
+			  const uint8_t (*ids)[16], size_t n, uint8_t *const *out, size_t cap,
+			  size_t *lens, size_t *bad, const char **why);
+
+/* Free FINAL bits in the blocks whose id % 2 == parity (what issue can cut). */
+__attribute__((warn_unused_result))
+int qkd_store_kme_available(struct qkd_store *s, unsigned parity, uint64_t *bits,
+			    const char **why);
+
+struct qkd_kme_counts {
+	uint64_t outbox;	/* issued here, the peer has not answered */
+	uint64_t ready;		/* in the inbox, not yet delivered */
+	uint64_t delivered;	/* inbox tombstones: delivered */
+	uint64_t refused;	/* inbox tombstones: refused */
+};
+
+__attribute__((warn_unused_result))
+int qkd_store_kme_counts(struct qkd_store *s, struct qkd_kme_counts *c, const char **why);
+
+#endif

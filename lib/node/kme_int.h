@@ -1,0 +1,36 @@
+/* kme_int.h - private to lib/node: what the key manager's connection
+ * threads (kme_node.c) and the link thread (kme_sync.c) share about keys
+ * issued here and waiting for the peer's verdict. */
+#ifndef QKD_NODE_KME_INT_H
+#define QKD_NODE_KME_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "qkd/kme_store.h"
+#include "qkd/node.h"
+
+/* One enc_keys request waiting for the peer to settle its keys. */
+struct node_kme_waiter {
+	struct node_kme_waiter *next;
+	const struct qkd_kme_rec *recs;
+	size_t n;
+	bool *done;			/* per record: its verdict arrived */
+	size_t settled;			/* records done */
+	bool refused;
+};
+
+/* The parity of the blocks an end cuts keys from (qkd/kme_store.h). */
+unsigned node_kme_parity(enum qkd_link_role role);
+
+/* Register w (under k->lock), wait until all its keys are settled, the
+ * link goes down or the deadline (CLOCK_MONOTONIC) passes, unregister.
+ * 0 when every key was accepted; QKD_ERR_VERIFY when one was refused;
+ * QKD_ERR_IO when time ran out, QKD_ERR_EOF when the link went down (the
+ * keys stay in the outbox either way: the peer still consumes their bits
+ * when the link is back, and nobody can ask for them). */
+int node_kme_wait(struct qkd_link_kme *k, struct node_kme_waiter *w,
+		  const struct timespec *deadline);
+
+#endif

@@ -1,0 +1,344 @@
+/* kme_node.c - the key manager of a `qkd node` (qkd/node_kme.h): the key
+ * provider of the ETSI GS QKD 014 layer over the links' key stores, and
+ * the HTTPS server that calls it (docs/kme.md, "Two nodes").
+ *
+ * The provider runs in the server's connection threads. Each link's store
+ * has one handle here, used under its own mutex (a store handle serves one
+ * thread at a time); the link thread has another. enc_keys cuts keys and
+ * records them in one transaction, then waits, without any lock, for the
+ * link thread to bring the peer's verdict (kme_sync.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kme_int.h"
+
+#include "qkd/error.h"
+#include "qkd/etsi014.h"
+#include "qkd/kme_server.h"
+#include "qkd/node_kme.h"
+#include "qkd/secret.h"
+
+struct store_slot {
+	pthread_mutex_t lock;
+	struct qkd_store *st;		/* NULL: no remote SAE behind this link */
+};
+
+struct qkd_node_kme_server {
+	const struct qkd_node_config *cfg;
+	struct qkd_link_ctx *links;
+	const struct qkd_logger *log;
+	struct store_slot stores[QKD_NODE_LINKS_MAX];
+	struct qkd_kme_sae saes[QKD_NODE_SAES_MAX];	/* the local SAEs, for TLS */
+	size_t nsaes;
+	struct qkd_kme_server *srv;
+};
+
+static const struct qkd_node_sae *find_sae(const struct qkd_node_kme_server *k, const char *id)
+{
+	for (size_t i = 0; i < k->cfg->kme.nsaes; i++)
+		if (strcmp(k->cfg->kme.saes[i].id, id) == 0)
+			return &k->cfg->kme.saes[i];
+	return NULL;
+}
+
+/* The remote SAE of a pair whose other SAE (the caller) is local. */
+static int remote_sae(const struct qkd_node_kme_server *k, const char *local, const char *remote,
+		      const struct qkd_node_sae **out, const char **why)
+{
+	const struct qkd_node_sae *l = find_sae(k, local), *r = find_sae(k, remote);
+
+	if (l == NULL || l->link >= 0) {
+		*why = "the caller is not an SAE attached to this KME";
+		return QKD_ERR_VERIFY;
+	}
+	if (r == NULL) {
+		*why = "unknown SAE: not in this KME's configuration";
+		return QKD_ERR_INVAL;
+	}
+	if (r->link < 0) {
+		*why = "both SAEs are attached to this KME: a pair spans two KMEs";
+		return QKD_ERR_INVAL;
+	}
+	*out = r;
+	return QKD_OK;
+}
+
+static bool link_up(struct qkd_link_kme *lk)
+{
+	bool up;
+
+	pthread_mutex_lock(&lk->lock);
+	up = lk->up;
+	pthread_mutex_unlock(&lk->lock);
+	return up;
+}
+
+/* Cut number keys for master -> slave on the slave's link; the records go
+ * to the peer with the link's next exchange. */
+static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave_sae,
+		 const char *master, uint32_t number, uint32_t size_bits,
+		 struct qkd_kme_rec *recs, uint8_t *bits, size_t len, const char **why)
+{
+	struct store_slot *slot = &k->stores[slave_sae->link];
+	struct qkd_link_ctx *l = &k->links[slave_sae->link];
+	const char *w = NULL;
+	int rc;
+
+	for (uint32_t i = 0; i < number; i++) {
+		struct qkd_etsi014_uuid u;
+
+		qkd_etsi014_uuid_random(&u);
+		memcpy(recs[i].key_id, u.b, sizeof u.b);
+		snprintf(recs[i].master, sizeof recs[i].master, "%s", master);
+		snprintf(recs[i].slave, sizeof recs[i].slave, "%s", slave_sae->id);
+		recs[i].nbits = size_bits;
+	}
+	pthread_mutex_lock(&slot->lock);
+	rc = qkd_store_kme_issue(slot->st, node_kme_parity(l->cfg->role), recs, number, bits,
+				 len, &w);
+	pthread_mutex_unlock(&slot->lock);
+	/* RANGE: fewer free bits in this end's half than asked, or a key that
+	 * would span too many segments; the store's reason says which. */
+	if (rc == QKD_ERR_RANGE)
+		*why = w != NULL ? w : "not enough key in this end's half of the blocks";
+	else if (rc != QKD_OK)
+		*why = w != NULL ? w : "the key store failed";
+	return rc == QKD_OK || rc == QKD_ERR_RANGE ? rc : QKD_ERR_IO;
+}
+
+static int enc(void *ctx, const char *master, const char *slave, uint32_t number,
+	       uint32_t size_bits, struct qkd_etsi014_key *keys, const char **why)
+{
+	struct qkd_node_kme_server *k = ctx;
+	const struct qkd_node_sae *s = NULL;
+	struct node_kme_waiter w = { 0 };
+	struct qkd_kme_rec *recs = NULL;
+	size_t kbytes = size_bits / 8, len = (size_t)number * kbytes;
+	struct timespec deadline;
+	uint8_t *bits = NULL;
+	int rc = remote_sae(k, master, slave, &s, why);
+
+	if (rc != QKD_OK)
+		return rc;
+	if (!link_up(&k->links[s->link].kme)) {
+		*why = "the link to the slave SAE's KME is down";
+		return QKD_ERR_IO;
+	}
+	recs = calloc(number, sizeof *recs);
+	w.done = calloc(number, sizeof *w.done);
+	bits = malloc(len);
+	if (recs == NULL || w.done == NULL || bits == NULL) {
+		*why = "out of memory";
+		rc = QKD_ERR_NOMEM;
+		goto out;
+	}
+	rc = issue(k, s, master, number, size_bits, recs, bits, len, why);
+	if (rc != QKD_OK)
+		goto out;
+	w.recs = recs;
+	w.n = number;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)k->cfg->kme.sync_timeout_s;
+	rc = node_kme_wait(&k->links[s->link].kme, &w, &deadline);
+	if (rc == QKD_ERR_VERIFY) {
+		*why = "the slave SAE's KME refused the keys (see its log)";
+		rc = QKD_ERR_IO;
+	} else if (rc == QKD_ERR_EOF) {
+		*why = "the link to the slave SAE's KME went down before it confirmed the keys";
+		rc = QKD_ERR_IO;
+	} else if (rc != QKD_OK) {
+		*why = "the slave SAE's KME did not confirm the keys in time";
+	}
+	for (uint32_t i = 0; rc == QKD_OK && i < number; i++) {
+		memcpy(keys[i].id.b, recs[i].key_id, sizeof keys[i].id.b);
+		memcpy(keys[i].bytes, bits + (size_t)i * kbytes, kbytes);
+		keys[i].len = kbytes;
+	}
+	if (rc == QKD_OK)
+		qkd_logf(k->log, QKD_LOG_DEBUG, "kme: %u key(s) of %u bits issued for %s -> %s",
+			 number, size_bits, master, slave);
+out:
+	if (bits != NULL)
+		qkd_wipe(bits, len);
+	free(bits);
+	free(w.done);
+	free(recs);
+	return rc;
+}
+
+static int dec(void *ctx, const char *master, const char *slave, struct qkd_etsi014_key *keys,
+	       size_t n, size_t *bad, const char **why)
+{
+	struct qkd_node_kme_server *k = ctx;
+	const struct qkd_node_sae *m = NULL;
+	uint8_t (*ids)[16] = NULL;
+	uint8_t **outs = NULL;
+	size_t *lens = NULL;
+	const char *w = NULL;
+	struct store_slot *slot;
+	int rc = remote_sae(k, slave, master, &m, why);
+
+	*bad = n;
+	if (rc != QKD_OK)
+		return rc;
+	slot = &k->stores[m->link];
+	ids = calloc(n, sizeof *ids);
+	outs = calloc(n, sizeof *outs);
+	lens = calloc(n, sizeof *lens);
+	if (ids == NULL || outs == NULL || lens == NULL) {
+		*why = "out of memory";
+		rc = QKD_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		memcpy(ids[i], keys[i].id.b, sizeof ids[i]);
+		outs[i] = keys[i].bytes;
+	}
+	pthread_mutex_lock(&slot->lock);
+	rc = qkd_store_kme_deliver(slot->st, master, slave, (const uint8_t (*)[16])ids, n, outs,
+				   keys[0].cap, lens, bad, &w);
+	pthread_mutex_unlock(&slot->lock);
+	if (rc == QKD_ERR_INVAL)
+		*why = "key_ID unknown or already delivered";
+	else if (rc == QKD_ERR_VERIFY)
+		*why = "key_ID was issued to another pair of SAEs";
+	else if (rc != QKD_OK)
+		*why = w != NULL ? w : "the key store failed";
+	if (rc == QKD_ERR_RANGE)
+		rc = QKD_ERR_IO;
+	for (size_t i = 0; rc == QKD_OK && i < n; i++)
+		keys[i].len = lens[i];
+out:
+	free(lens);
+	free(outs);
+	free(ids);
+	return rc;
+}
+
+static int status(void *ctx, const char *master, const char *slave,
+		  struct qkd_etsi014_counts *counts, const char **why)
+{
+	struct qkd_node_kme_server *k = ctx;
+	const struct qkd_node_sae *s = NULL;
+	struct store_slot *slot;
+	uint64_t bits = 0;
+	const char *w = NULL;
+	int rc = remote_sae(k, master, slave, &s, why);
+
+	if (rc != QKD_OK)
+		return rc;
+	slot = &k->stores[s->link];
+	pthread_mutex_lock(&slot->lock);
+	rc = qkd_store_kme_available(slot->st, node_kme_parity(k->cfg->links[s->link].role),
+				     &bits, &w);
+	pthread_mutex_unlock(&slot->lock);
+	if (rc != QKD_OK) {
+		*why = w != NULL ? w : "the key store failed";
+		return QKD_ERR_IO;
+	}
+	snprintf(counts->target_kme_id, sizeof counts->target_kme_id, "%s", s->kme_id);
+	/* The store has no capacity limit: what it holds is the most it can
+	 * hand out now (docs/kme.md, "Status"). */
+	counts->stored_key_count = bits / k->cfg->kme.key_size;
+	counts->max_key_count = counts->stored_key_count;
+	return QKD_OK;
+}
+
+static const struct qkd_etsi014_provider node_provider = {
+	.enc = enc,
+	.dec = dec,
+	.status = status,
+};
+
+void qkd_node_kme_stop(struct qkd_node_kme_server *k)
+{
+	if (k == NULL)
+		return;
+	qkd_kme_server_stop(k->srv);
+	for (size_t i = 0; i < k->cfg->nlinks; i++) {
+		qkd_store_close(k->stores[i].st);
+		pthread_mutex_destroy(&k->stores[i].lock);
+	}
+	free(k);
+}
+
+/* One store handle per link that has a remote SAE behind it. */
+static int open_stores(struct qkd_node_kme_server *k, const char **why)
+{
+	int rc = QKD_OK;
+
+	for (size_t i = 0; i < k->cfg->kme.nsaes && rc == QKD_OK; i++) {
+		int l = k->cfg->kme.saes[i].link;
+
+		if (l >= 0 && k->stores[l].st == NULL)
+			rc = qkd_store_open(&k->stores[l].st, k->cfg->links[l].store, why);
+	}
+	return rc;
+}
+
+int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_config *cfg,
+		       struct qkd_link_ctx *links, const struct qkd_logger *log,
+		       const char **why)
+{
+	const struct qkd_node_kme *c = &cfg->kme;
+	struct qkd_node_kme_server *k = calloc(1, sizeof *k);
+	struct qkd_kme_server_config sc;
+	int rc;
+
+	*out = NULL;
+	if (k == NULL) {
+		*why = "out of memory";
+		return QKD_ERR_NOMEM;
+	}
+	k->cfg = cfg;
+	k->links = links;
+	k->log = log;
+	for (size_t i = 0; i < cfg->nlinks; i++) {
+		pthread_mutex_init(&k->stores[i].lock, NULL);
+		links[i].kme.cfg = c;
+		links[i].kme.link_index = (int)i;
+	}
+	for (size_t i = 0; i < c->nsaes; i++)
+		if (c->saes[i].link < 0)
+			k->saes[k->nsaes++] = (struct qkd_kme_sae){ c->saes[i].id, c->saes[i].cn };
+	rc = qkd_etsi014_init();
+	if (rc != QKD_OK)
+		*why = "libsodium cannot start";
+	if (rc == QKD_OK)
+		rc = open_stores(k, why);
+	if (rc == QKD_OK) {
+		memset(&sc, 0, sizeof sc);
+		sc.addr = strcmp(c->listen.host, "localhost") == 0 ? "127.0.0.1" : c->listen.host;
+		sc.port = c->listen.port;
+		sc.cert_file = c->cert;
+		sc.key_file = c->key;
+		sc.ca_file = c->ca;
+		sc.saes = k->saes;
+		sc.nsaes = k->nsaes;
+		sc.max_connections = c->max_connections;
+		sc.idle_timeout_s = c->idle_timeout_s;
+		sc.kme = (struct qkd_etsi014_kme){
+			.kme_id = c->id,
+			.lim = { .key_size = c->key_size, .min_key_size = c->min_key_size,
+				 .max_key_size = c->max_key_size,
+				 .max_key_per_request = c->max_keys_per_request },
+			.ops = &node_provider, .ctx = k,
+		};
+		sc.log = log;
+		rc = qkd_kme_server_start(&k->srv, &sc, why);
+	}
+	if (rc != QKD_OK) {
+		qkd_node_kme_stop(k);
+		return rc;
+	}
+	*out = k;
+	return QKD_OK;
+}
+
+uint16_t qkd_node_kme_port(const struct qkd_node_kme_server *k)
+{
+	return qkd_kme_server_port(k->srv);
+}

@@ -1,0 +1,29 @@
+/* kme_wire.h - private to lib/node: the key manager's records and
+ * verdicts as they cross the link (kme_wire.c; docs/kme.md). */
+#ifndef QKD_NODE_KME_WIRE_H
+#define QKD_NODE_KME_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qkd/kme_store.h"
+#include "qkd/wire.h"
+
+/* Records per KME message: bounds a message to about 150 KiB. */
+#define NODE_KME_BATCH_MAX 512
+
+struct node_kme_verdict {
+	uint8_t key_id[16];
+	enum qkd_kme_verdict v;
+};
+
+/* n <= NODE_KME_BATCH_MAX records / verdicts onto w. */
+void node_kme_put_recs(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n);
+void node_kme_put_verdicts(struct qkd_wbuf *w, const struct node_kme_verdict *v, size_t n);
+/* Read into out (room for NODE_KME_BATCH_MAX) and return the count; on a
+ * malformed input r fails (qkd_rbuf_ok false) and 0 is returned. Only the
+ * format's bounds are checked here; the store checks what records say. */
+size_t node_kme_get_recs(struct qkd_rbuf *r, struct qkd_kme_rec *out);
+size_t node_kme_get_verdicts(struct qkd_rbuf *r, struct node_kme_verdict *out);
+
+#endif

@@ -1,0 +1,1174 @@
+/* test_kme_store.c - the key manager's records in the key store
+ * (qkd/kme_store.h; docs/keystore.md, "Key manager records").
+ *
+ * Two stores play the two ends of a link: Alice cuts keys from even
+ * blocks, Bob from odd ones, and both hold the same blocks. The checks:
+ * issue cuts only its own half, lowest free bits first (gaps too), keys
+ * spanning blocks; the peer's accept of the same record yields the same
+ * bytes through deliver, once, to the right pair only, all or nothing;
+ * accept is idempotent and refuses conflicts, the wrong half, consumed
+ * bits, and waits (LATER) for blocks not final; RANGE leaves everything
+ * as it was; the outbox in issue order; records survive reopening; a
+ * version 1 store is upgraded by a writer and left alone by a reader;
+ * qkd_store_check passes throughout and catches broken records.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "qkd/error.h"
+#include "qkd/keystore.h"
+#include "qkd/kme_store.h"
+#include "qkd/secret.h"
+
+#define MASTER "sae-master-1"
+#define SLAVE "sae-slave-2"
+#define ALICE QKD_KME_PARITY_ALICE
+#define BOB QKD_KME_PARITY_BOB
+
+struct fix {
+	char dir[256];
+	char pa[320], pb[320];		/* Alice's and Bob's store */
+	struct qkd_store *a, *b;
+};
+
+static struct qkd_store *open_ok(const char *path)
+{
+	struct qkd_store *s = NULL;
+	const char *why = "unset";
+
+	assert_int_equal(qkd_store_open(&s, path, &why), QKD_OK);
+	assert_non_null(s);
+	assert_null(why);
+	return s;
+}
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	const char *tmp = getenv("TMPDIR");
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "%s/qkd-kme-store.XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->pa, sizeof(f->pa), "%s/alice.db", f->dir);
+	snprintf(f->pb, sizeof(f->pb), "%s/bob.db", f->dir);
+	f->a = open_ok(f->pa);
+	f->b = open_ok(f->pb);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+	DIR *d;
+	struct dirent *e;
+	char p[600];
+
+	qkd_store_close(f->a);
+	qkd_store_close(f->b);
+	d = opendir(f->dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+		unlink(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t mix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Block id's bits: a pseudo-random stream of its id, so a prefix of any
+ * length is the same stream (padding bits of the last byte zero). */
+static uint8_t *block_bits(uint64_t id, uint64_t nbits)
+{
+	uint64_t seed = id * 1000003u + 17, n = (nbits + 7) / 8;
+	uint8_t *b = malloc(n + 1);
+
+	assert_non_null(b);
+	for (uint64_t i = 0; i < n; i++)
+		b[i] = (uint8_t)mix(&seed);
+	if (nbits % 8)
+		b[nbits / 8] &= (uint8_t)((1u << (nbits % 8)) - 1);
+	return b;
+}
+
+static unsigned bit_at(const uint8_t *b, uint64_t i)
+{
+	return (b[i / 8] >> (i % 8)) & 1u;
+}
+
+/* The key the segments name: their bits concatenated, LSB first. */
+static void expect_key(const struct qkd_kme_rec *r, uint8_t *out)
+{
+	uint64_t pos = 0;
+
+	memset(out, 0, r->nbits / 8);
+	for (size_t i = 0; i < r->nsegs; i++) {
+		const struct qkd_store_seg *g = &r->segs[i];
+		uint8_t *blk = block_bits(g->id, g->offset + g->nbits);
+
+		for (uint64_t j = 0; j < g->nbits; j++, pos++)
+			out[pos / 8] |= (uint8_t)(bit_at(blk, g->offset + j) << (pos % 8));
+		free(blk);
+	}
+	assert_int_equal(pos, r->nbits);
+}
+
+static void put_final(struct qkd_store *s, uint64_t id, uint64_t nbits)
+{
+	uint8_t *b = block_bits(id, nbits);
+
+	assert_int_equal(qkd_store_put_pending(s, id, b, nbits, NULL), QKD_OK);
+	assert_int_equal(qkd_store_finalize(s, id, NULL), QKD_OK);
+	free(b);
+}
+
+/* The same final block at both ends. */
+static void put_both(struct fix *f, uint64_t id, uint64_t nbits)
+{
+	put_final(f->a, id, nbits);
+	put_final(f->b, id, nbits);
+}
+
+static uint64_t consumed(struct qkd_store *s, uint64_t id)
+{
+	struct qkd_store_block b;
+	bool found = false;
+
+	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
+	assert_true(found);
+	return b.consumed;
+}
+
+static enum qkd_store_state state_of(struct qkd_store *s, uint64_t id)
+{
+	struct qkd_store_block b;
+	bool found = false;
+
+	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
+	assert_true(found);
+	return b.state;
+}
+
+static void check_ok(struct qkd_store *s)
+{
+	const char *why = NULL;
+	int rc = qkd_store_check(s, &why);
+
+	if (rc != QKD_OK)
+		fail_msg("qkd_store_check: %s", why ? why : "?");
+}
+
+static bool has_text(const char *why, const char *part)
+{
+	return why != NULL && strstr(why, part) != NULL;
+}
+
+static struct qkd_kme_rec mkrec(unsigned n, const char *master, const char *slave,
+				uint32_t nbits)
+{
+	struct qkd_kme_rec r;
+
+	memset(&r, 0, sizeof(r));
+	memset(r.key_id, 0xa5, sizeof(r.key_id));
+	r.key_id[0] = (uint8_t)(n >> 8);
+	r.key_id[15] = (uint8_t)n;
+	snprintf(r.master, sizeof(r.master), "%s", master);
+	snprintf(r.slave, sizeof(r.slave), "%s", slave);
+	r.nbits = nbits;
+	return r;
+}
+
+/* Issue n keys (ids first .. first+n-1) of nbits at s; bits to out. */
+static void issue_ok(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *recs, size_t n,
+		     unsigned first, uint32_t nbits, uint8_t *out)
+{
+	const char *why = "unset";
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		recs[i] = mkrec(first + (unsigned)i, MASTER, SLAVE, nbits);
+	rc = qkd_store_kme_issue(s, parity, recs, n, out, n * nbits / 8, &why);
+	if (rc != QKD_OK)
+		fail_msg("issue: %d %s", rc, why ? why : "?");
+	assert_null(why);
+}
+
+static enum qkd_kme_verdict accept_v(struct qkd_store *s, unsigned peer,
+				     const struct qkd_kme_rec *r, bool deliverable,
+				     const char **why)
+{
+	enum qkd_kme_verdict v = (enum qkd_kme_verdict)99;
+
+	assert_int_equal(qkd_store_kme_accept(s, peer, r, deliverable, &v, why), QKD_OK);
+	return v;
+}
+
+/* Deliver the keys recs[0 .. n) to (master, slave) into bufs of cap. */
+static int deliver(struct qkd_store *s, const char *master, const char *slave,
+		   const struct qkd_kme_rec *const *recs, size_t n, uint8_t bufs[][1024],
+		   size_t cap, size_t *lens, size_t *bad, const char **why)
+{
+	uint8_t ids[8][16];
+	uint8_t *outs[8];
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(ids[i], recs[i]->key_id, 16);
+		outs[i] = bufs[i];
+	}
+	return qkd_store_kme_deliver(s, master, slave, (const uint8_t (*)[16])ids, n, outs,
+				     cap, lens, bad, why);
+}
+
+static int deliver1(struct qkd_store *s, const char *master, const char *slave,
+		    const struct qkd_kme_rec *r, uint8_t *out, size_t cap, size_t *len)
+{
+	uint8_t *outs[1] = { out };
+	size_t bad = 99;
+	int rc = qkd_store_kme_deliver(s, master, slave, (const uint8_t (*)[16])r->key_id, 1,
+				       outs, cap, len, &bad, NULL);
+
+	assert_int_equal(bad, rc == QKD_OK ? 1 : 0);
+	return rc;
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != 0)
+			return false;
+	return true;
+}
+
+static struct qkd_kme_counts counts(struct qkd_store *s)
+{
+	struct qkd_kme_counts c;
+
+	assert_int_equal(qkd_store_kme_counts(s, &c, NULL), QKD_OK);
+	return c;
+}
+
+static void assert_counts(struct qkd_store *s, uint64_t outbox, uint64_t ready,
+			  uint64_t delivered, uint64_t refused)
+{
+	struct qkd_kme_counts c = counts(s);
+
+	assert_int_equal(c.outbox, outbox);
+	assert_int_equal(c.ready, ready);
+	assert_int_equal(c.delivered, delivered);
+	assert_int_equal(c.refused, refused);
+}
+
+static uint64_t available(struct qkd_store *s, unsigned parity)
+{
+	uint64_t bits = 0;
+
+	assert_int_equal(qkd_store_kme_available(s, parity, &bits, NULL), QKD_OK);
+	return bits;
+}
+
+static void raw_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err ? err : "?");
+	sqlite3_close(db);
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- master's end ---- */
+
+static void test_issue_parity(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3], rb;
+	uint8_t bits[3 * 32], kb[32], want[32];
+
+	for (uint64_t id = 0; id < 4; id++)
+		put_both(f, id, 1024);
+	assert_int_equal(available(f->a, ALICE), 2048);
+	assert_int_equal(available(f->a, BOB), 2048);
+
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(r[i].nsegs, 1);
+		assert_int_equal(r[i].segs[0].id, 0);
+		assert_int_equal(r[i].segs[0].offset, 256 * i);
+		assert_int_equal(r[i].segs[0].nbits, 256);
+		expect_key(&r[i], want);
+		assert_memory_equal(bits + 32 * i, want, 32);
+	}
+	assert_int_equal(consumed(f->a, 0), 768);
+	for (uint64_t id = 1; id < 4; id++)
+		assert_int_equal(consumed(f->a, id), 0);
+	assert_int_equal(available(f->a, ALICE), 2048 - 768);
+	assert_int_equal(available(f->a, BOB), 2048);
+
+	/* the rest of block 0, then block 2: still the even half */
+	issue_ok(f->a, ALICE, r, 2, 10, 256, bits);
+	assert_int_equal(r[0].segs[0].id, 0);
+	assert_int_equal(r[0].segs[0].offset, 768);
+	assert_int_equal(r[1].segs[0].id, 2);
+	assert_int_equal(r[1].segs[0].offset, 0);
+	assert_int_equal(state_of(f->a, 0), QKD_STORE_USED);
+
+	/* Bob's end cuts from odd blocks */
+	issue_ok(f->b, BOB, &rb, 1, 100, 256, kb);
+	assert_int_equal(rb.nsegs, 1);
+	assert_int_equal(rb.segs[0].id, 1);
+	assert_int_equal(rb.segs[0].offset, 0);
+	expect_key(&rb, want);
+	assert_memory_equal(kb, want, 32);
+	assert_int_equal(consumed(f->b, 0), 0);
+	assert_int_equal(available(f->b, ALICE), 2048);
+	assert_int_equal(available(f->b, BOB), 2048 - 256);
+	assert_counts(f->a, 5, 0, 0, 0);
+	assert_counts(f->b, 1, 0, 0, 0);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(bits, sizeof(bits));
+}
+
+/* Free gaps left between consumed ranges are cut first, lowest first. */
+static void test_issue_fills_gaps(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_store_seg seg = { .id = 0, .offset = 64, .nbits = 64 };
+	struct qkd_kme_rec r;
+	uint8_t tmp[8], bits[16], want[16];
+
+	put_final(f->a, 0, 1024);
+	assert_int_equal(qkd_store_take_at(f->a, &seg, 1, tmp, sizeof(tmp), NULL), QKD_OK);
+	issue_ok(f->a, ALICE, &r, 1, 1, 128, bits);
+	assert_int_equal(r.nsegs, 2);
+	assert_int_equal(r.segs[0].offset, 0);
+	assert_int_equal(r.segs[0].nbits, 64);
+	assert_int_equal(r.segs[1].offset, 128);
+	assert_int_equal(r.segs[1].nbits, 64);
+	expect_key(&r, want);
+	assert_memory_equal(bits, want, sizeof(want));
+	assert_int_equal(consumed(f->a, 0), 192);
+	check_ok(f->a);
+}
+
+static void test_span_two_blocks(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r;
+	uint8_t bits[128], want[128], out[1024];
+	size_t len = 0;
+
+	put_both(f, 0, 600);	/* not a whole number of bytes */
+	put_both(f, 1, 5000);
+	put_both(f, 2, 2000);
+	issue_ok(f->a, ALICE, &r, 1, 1, 1024, bits);
+	assert_int_equal(r.nsegs, 2);
+	assert_int_equal(r.segs[0].id, 0);
+	assert_int_equal(r.segs[0].offset, 0);
+	assert_int_equal(r.segs[0].nbits, 600);
+	assert_int_equal(r.segs[1].id, 2);
+	assert_int_equal(r.segs[1].offset, 0);
+	assert_int_equal(r.segs[1].nbits, 424);
+	expect_key(&r, want);
+	assert_memory_equal(bits, want, sizeof(want));
+	assert_int_equal(state_of(f->a, 0), QKD_STORE_USED);
+
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(state_of(f->b, 0), QKD_STORE_USED);
+	assert_int_equal(consumed(f->b, 2), 424);
+	assert_int_equal(consumed(f->b, 1), 0);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r, out, sizeof(out), &len), QKD_OK);
+	assert_int_equal(len, 128);
+	assert_memory_equal(out, bits, 128);
+	check_ok(f->a);
+	check_ok(f->b);
+}
+
+static void test_issue_range(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[5];
+	uint8_t bits[5 * 32];
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	put_both(f, 1, 1024);
+	for (size_t i = 0; i < 5; i++)
+		r[i] = mkrec(1 + (unsigned)i, MASTER, SLAVE, 256);
+	memset(bits, 0xee, sizeof(bits));
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, r, 5, bits, sizeof(bits), &why),
+			 QKD_ERR_RANGE);
+	assert_non_null(why);
+	assert_true(all_zero(bits, sizeof(bits)));
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(r[i].nsegs, 0);
+	assert_int_equal(consumed(f->a, 0), 0);
+	assert_int_equal(consumed(f->a, 1), 0);
+	assert_counts(f->a, 0, 0, 0, 0);
+
+	issue_ok(f->a, ALICE, r, 4, 1, 256, bits);
+	assert_int_equal(state_of(f->a, 0), QKD_STORE_USED);
+	r[0] = mkrec(9, MASTER, SLAVE, 8);
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, r, 1, bits, 1, &why), QKD_ERR_RANGE);
+	assert_int_equal(consumed(f->a, 1), 0);	/* the other half untouched */
+	assert_int_equal(available(f->a, BOB), 1024);
+	assert_int_equal(available(f->a, ALICE), 0);
+	assert_counts(f->a, 4, 0, 0, 0);
+	check_ok(f->a);
+}
+
+/* More segments than a record holds: RANGE, nothing consumed. */
+static void test_issue_too_many_segs(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r = mkrec(1, MASTER, SLAVE, 256);
+	uint8_t tmp[8], bits[32];
+	const char *why = NULL;
+
+	put_final(f->a, 0, 4096);
+	/* consumed every other 16 bits: the free gaps are 16 bits long */
+	for (uint64_t off = 16; off < 16 * 40; off += 32) {
+		struct qkd_store_seg seg = { .id = 0, .offset = off, .nbits = 16 };
+
+		assert_int_equal(qkd_store_take_at(f->a, &seg, 1, tmp, sizeof(tmp), NULL), QKD_OK);
+	}
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, &r, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_RANGE);
+	assert_true(has_text(why, "segments"));
+	assert_int_equal(consumed(f->a, 0), 16 * 20);
+	r = mkrec(1, MASTER, SLAVE, 128);
+	issue_ok(f->a, ALICE, &r, 1, 1, 128, bits);
+	assert_int_equal(r.nsegs, QKD_KME_KEY_SEGS_MAX);
+	check_ok(f->a);
+}
+
+static void test_issue_invalid(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3];
+	uint8_t bits[96];
+	char longid[80];
+	const char *why = NULL;
+
+	put_final(f->a, 0, 8192);
+	for (size_t i = 0; i < 3; i++)
+		r[i] = mkrec(1 + (unsigned)i, MASTER, SLAVE, 256);
+#define ISSUE_FAILS(rc_, n_, len_)                                                     \
+	do {                                                                           \
+		memset(bits, 0x77, sizeof(bits));                                      \
+		assert_int_equal(qkd_store_kme_issue(f->a, ALICE, r, (n_), bits, (len_), &why), \
+				 (rc_));                                               \
+		assert_non_null(why);                                                  \
+		assert_true(all_zero(bits, (len_) < sizeof(bits) ? (len_) : sizeof(bits))); \
+		assert_int_equal(consumed(f->a, 0), 0);                                \
+	} while (0)
+
+	ISSUE_FAILS(QKD_ERR_INVAL, 0, sizeof(bits));
+	ISSUE_FAILS(QKD_ERR_RANGE, 3, sizeof(bits) - 1);		/* buffer short */
+	assert_int_equal(qkd_store_kme_issue(f->a, 2, r, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_INVAL);				/* parity */
+	assert_int_equal(qkd_store_kme_issue(NULL, ALICE, r, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, NULL, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_INVAL);
+	r[1].nbits = 128;						/* mixed lengths */
+	ISSUE_FAILS(QKD_ERR_INVAL, 3, sizeof(bits));
+	r[1].nbits = 256;
+	r[0].nbits = 12;						/* not whole bytes */
+	ISSUE_FAILS(QKD_ERR_INVAL, 1, sizeof(bits));
+	r[0].nbits = QKD_KME_KEY_BITS_MAX + 8;
+	ISSUE_FAILS(QKD_ERR_INVAL, 1, sizeof(bits));
+	r[0].nbits = 256;
+	r[2].slave[0] = '\0';						/* empty SAE ID */
+	ISSUE_FAILS(QKD_ERR_INVAL, 3, sizeof(bits));
+	memset(r[2].slave, 'x', sizeof(r[2].slave));			/* no NUL */
+	ISSUE_FAILS(QKD_ERR_INVAL, 3, sizeof(bits));
+	r[2] = mkrec(3, MASTER, SLAVE, 256);
+	r[2].key_id[15] = 1;						/* same key_id twice */
+	ISSUE_FAILS(QKD_ERR_INVAL, 3, sizeof(bits));
+	assert_true(has_text(why, "key_ID"));
+	assert_counts(f->a, 0, 0, 0, 0);
+	/* a key_id already in the outbox */
+	issue_ok(f->a, ALICE, r, 1, 1, 256, bits);
+	memset(longid, 'm', 64);
+	longid[64] = '\0';
+	r[1] = mkrec(2, longid, SLAVE, 256);			/* 64 bytes: fine */
+	r[2] = mkrec(1, MASTER, SLAVE, 256);
+	memset(bits, 0x77, sizeof(bits));
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, &r[1], 2, bits, 64, &why),
+			 QKD_ERR_INVAL);
+	assert_true(has_text(why, "key_ID"));
+	assert_true(all_zero(bits, 64));
+	assert_int_equal(consumed(f->a, 0), 256);
+	assert_counts(f->a, 1, 0, 0, 0);
+	check_ok(f->a);
+#undef ISSUE_FAILS
+}
+
+static void test_outbox(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[4], got[8];
+	uint8_t bits[4 * 16], unknown[16] = { 0 };
+	size_t n = 99;
+	const char *why = "unset";
+
+	put_final(f->a, 0, 4096);
+	issue_ok(f->a, ALICE, r, 2, 1, 128, bits);
+	issue_ok(f->a, ALICE, &r[2], 1, 7, 128, bits);
+	issue_ok(f->a, ALICE, &r[3], 1, 3, 128, bits);	/* ids not in issue order */
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, &why), QKD_OK);
+	assert_null(why);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_memory_equal(got[i].key_id, r[i].key_id, 16);
+		assert_string_equal(got[i].master, MASTER);
+		assert_string_equal(got[i].slave, SLAVE);
+		assert_int_equal(got[i].nbits, 128);
+		assert_int_equal(got[i].nsegs, r[i].nsegs);
+		assert_memory_equal(got[i].segs, r[i].segs, r[i].nsegs * sizeof(r[i].segs[0]));
+	}
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 2, &n, NULL), QKD_OK);
+	assert_int_equal(n, 2);
+	assert_memory_equal(got[1].key_id, r[1].key_id, 16);
+	assert_int_equal(qkd_store_kme_outbox(f->a, NULL, 0, &n, NULL), QKD_OK);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[1].key_id, &why), QKD_OK);
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[1].key_id, &why), QKD_OK);
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, unknown, &why), QKD_OK);
+	assert_counts(f->a, 3, 0, 0, 0);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got[0].key_id, r[0].key_id, 16);
+	assert_memory_equal(got[1].key_id, r[2].key_id, 16);
+	assert_memory_equal(got[2].key_id, r[3].key_id, 16);
+	/* a later issue comes after, even once the newest was dropped */
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[3].key_id, NULL), QKD_OK);
+	issue_ok(f->a, ALICE, &r[3], 1, 50, 128, bits);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got[2].key_id, r[3].key_id, 16);
+	/* the master's own records are not deliverable here */
+	assert_int_equal(deliver1(f->a, MASTER, SLAVE, &r[0], bits, 16, &n), QKD_ERR_INVAL);
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(qkd_store_kme_outbox_done(f->a, got[i < 3 ? i : 0].key_id, NULL),
+				 QKD_OK);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
+	assert_int_equal(n, 0);
+	assert_counts(f->a, 0, 0, 0, 0);
+	assert_int_equal(consumed(f->a, 0), 5 * 128);	/* done drops records, not key */
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, NULL, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_outbox(f->a, NULL, 1, &n, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, NULL, NULL), QKD_ERR_INVAL);
+	check_ok(f->a);
+}
+
+/* ---- slave's end ---- */
+
+static void test_accept_deliver(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[2];
+	uint8_t bits[2 * 64], out[2][1024];
+	const struct qkd_kme_rec *pr[2] = { &r[0], &r[1] };
+	size_t lens[2] = { 0, 0 }, bad = 99;
+	const char *why = "unset";
+
+	put_both(f, 0, 2048);
+	put_both(f, 1, 2048);
+	issue_ok(f->a, ALICE, r, 2, 1, 512, bits);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, &why), QKD_KME_ACCEPTED);
+		assert_null(why);
+	}
+	assert_int_equal(consumed(f->b, 0), 1024);
+	assert_int_equal(consumed(f->b, 1), 0);
+	assert_counts(f->b, 0, 2, 0, 0);
+	assert_int_equal(available(f->b, ALICE), 1024);
+	assert_int_equal(available(f->b, BOB), 2048);
+
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 2, out, sizeof(out[0]), lens, &bad,
+				 &why), QKD_OK);
+	assert_null(why);
+	assert_int_equal(bad, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(lens[i], 64);
+		assert_memory_equal(out[i], bits + 64 * i, 64);
+	}
+	assert_counts(f->b, 0, 0, 2, 0);
+
+	/* once only */
+	memset(out, 0x33, sizeof(out));
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 1, out, sizeof(out[0]), lens, &bad,
+				 &why), QKD_ERR_INVAL);
+	assert_int_equal(bad, 0);
+	assert_true(has_text(why, "already delivered"));
+	assert_true(all_zero(out[0], sizeof(out[0])));
+	/* a delivered record sent again: still accepted, not deliverable again */
+	assert_int_equal(accept_v(f->b, ALICE, &r[1], true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out[0], 1024, lens), QKD_ERR_INVAL);
+	assert_int_equal(consumed(f->b, 0), 1024);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+}
+
+static void test_deliver_wrong_pair(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r;
+	uint8_t bits[32], out[1][1024];
+	const struct qkd_kme_rec *pr[1] = { &r };
+	size_t len = 0, bad = 99;
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	issue_ok(f->a, ALICE, &r, 1, 1, 256, bits);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, NULL), QKD_KME_ACCEPTED);
+	memset(out, 0x44, sizeof(out));
+	assert_int_equal(deliver(f->b, "sae-other", SLAVE, pr, 1, out, 1024, &len, &bad, &why),
+			 QKD_ERR_VERIFY);
+	assert_int_equal(bad, 0);
+	assert_true(has_text(why, "another pair"));
+	assert_true(all_zero(out[0], sizeof(out[0])));
+	assert_int_equal(len, 0);
+	assert_int_equal(deliver(f->b, MASTER, "sae-slave-2x", pr, 1, out, 1024, &len, &bad,
+				 &why), QKD_ERR_VERIFY);
+	assert_int_equal(deliver(f->b, SLAVE, MASTER, pr, 1, out, 1024, &len, &bad, &why),
+			 QKD_ERR_VERIFY);	/* the pair reversed */
+	assert_counts(f->b, 0, 1, 0, 0);
+	/* still there for the right pair */
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 1, out, 1024, &len, &bad, &why), QKD_OK);
+	assert_int_equal(len, 32);
+	assert_memory_equal(out[0], bits, 32);
+	/* and a delivered key is still another pair's to the wrong one */
+	assert_int_equal(deliver(f->b, "sae-other", SLAVE, pr, 1, out, 1024, &len, &bad, &why),
+			 QKD_ERR_VERIFY);
+	check_ok(f->b);
+	qkd_wipe(out, sizeof(out));
+}
+
+static void test_deliver_all_or_nothing(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3], unknown = mkrec(999, MASTER, SLAVE, 256), other;
+	uint8_t bits[3 * 32], obits[32], out[3][1024];
+	const struct qkd_kme_rec *pr[3] = { &r[0], &unknown, &r[2] };
+	size_t lens[3] = { 7, 7, 7 }, bad = 99;
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+
+	memset(out, 0x55, sizeof(out));
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 3, out, 1024, lens, &bad, &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(bad, 1);
+	assert_true(has_text(why, "no such key_ID"));
+	assert_true(all_zero((const uint8_t *)out, sizeof(out)));
+	assert_int_equal(lens[0] + lens[1] + lens[2], 0);
+	assert_counts(f->b, 0, 3, 0, 0);
+
+	/* an id given twice: the second is already delivered */
+	pr[1] = &r[0];
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 2, out, 1024, lens, &bad, &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(bad, 1);
+	assert_counts(f->b, 0, 3, 0, 0);
+	/* a buffer too small for the last */
+	pr[1] = &r[1];
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 3, out, 31, lens, &bad, &why),
+			 QKD_ERR_RANGE);
+	assert_int_equal(bad, 0);
+	assert_counts(f->b, 0, 3, 0, 0);
+	/* one of another pair in the middle */
+	other = mkrec(77, "sae-other", SLAVE, 256);
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, &other, 1, obits, sizeof(obits), NULL),
+			 QKD_OK);
+	assert_int_equal(accept_v(f->b, ALICE, &other, true, NULL), QKD_KME_ACCEPTED);
+	pr[1] = &other;
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 3, out, 1024, lens, &bad, &why),
+			 QKD_ERR_VERIFY);
+	assert_int_equal(bad, 1);
+	assert_true(all_zero((const uint8_t *)out, sizeof(out)));
+	assert_counts(f->b, 0, 4, 0, 0);
+	/* bad arguments: no id at fault, *bad = n */
+	assert_int_equal(qkd_store_kme_deliver(f->b, MASTER, SLAVE, NULL, 1, NULL, 1024, lens,
+					       &bad, &why), QKD_ERR_INVAL);
+	assert_int_equal(bad, 1);
+	pr[1] = &r[1];
+
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 3, out, 1024, lens, &bad, &why), QKD_OK);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(lens[i], 32);
+		assert_memory_equal(out[i], bits + 32 * i, 32);
+	}
+	assert_counts(f->b, 0, 1, 3, 0);
+	assert_int_equal(deliver1(f->b, "sae-other", SLAVE, &other, out[0], 1024, lens), QKD_OK);
+	assert_memory_equal(out[0], obits, 32);
+	check_ok(f->b);
+	qkd_wipe(out, sizeof(out));
+}
+
+static void test_accept_idempotent(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r, other;
+	uint8_t bits[32], out[1024];
+	size_t len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	issue_ok(f->a, ALICE, &r, 1, 1, 256, bits);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_ACCEPTED);
+	assert_null(why);
+	assert_int_equal(consumed(f->b, 0), 256);
+	assert_counts(f->b, 0, 1, 0, 0);
+
+	/* the same key_id with other contents: refused, nothing changes */
+	other = r;
+	snprintf(other.slave, sizeof(other.slave), "sae-elsewhere");
+	assert_int_equal(accept_v(f->b, ALICE, &other, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "other contents"));
+	other = r;
+	other.segs[0].offset = 512;
+	assert_int_equal(accept_v(f->b, ALICE, &other, true, &why), QKD_KME_REFUSED);
+	other = r;
+	other.nsegs = 2;
+	other.segs[0].nbits = 128;
+	other.segs[1] = (struct qkd_store_seg){ .id = 0, .offset = 128, .nbits = 128 };
+	assert_int_equal(accept_v(f->b, ALICE, &other, true, &why), QKD_KME_REFUSED);
+	assert_int_equal(consumed(f->b, 0), 256);
+	assert_counts(f->b, 0, 1, 0, 0);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r, out, sizeof(out), &len), QKD_OK);
+	assert_memory_equal(out, bits, 32);
+
+	/* a key_id this end issued itself */
+	assert_int_equal(accept_v(f->a, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "issued"));
+	assert_int_equal(consumed(f->a, 0), 256);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(out, sizeof(out));
+}
+
+static void test_accept_refused(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r = mkrec(1, MASTER, SLAVE, 256);
+	uint8_t tmp[64], out[1024];
+	struct qkd_store_seg seg;
+	size_t len = 0;
+	const char *why = NULL;
+
+	put_final(f->b, 0, 1024);
+	put_final(f->b, 1, 1024);
+	put_final(f->b, 2, 1024);
+
+	/* a block of Bob's own half */
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = 1, .offset = 0, .nbits = 256 };
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "half"));
+	assert_int_equal(consumed(f->b, 1), 0);
+	assert_counts(f->b, 0, 0, 0, 1);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);	/* again */
+	assert_counts(f->b, 0, 0, 0, 1);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r, out, sizeof(out), &len), QKD_ERR_INVAL);
+
+	/* outside its block */
+	r = mkrec(2, MASTER, SLAVE, 256);
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 800, .nbits = 256 };
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "outside"));
+	assert_int_equal(consumed(f->b, 0), 0);
+
+	/* already consumed here: the free segment before it stays free */
+	seg = (struct qkd_store_seg){ .id = 2, .offset = 100, .nbits = 50 };
+	assert_int_equal(qkd_store_take_at(f->b, &seg, 1, tmp, sizeof(tmp), NULL), QKD_OK);
+	r = mkrec(3, MASTER, SLAVE, 256);
+	r.nsegs = 2;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 128 };
+	r.segs[1] = (struct qkd_store_seg){ .id = 2, .offset = 64, .nbits = 128 };
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "already consumed"));
+	assert_int_equal(consumed(f->b, 0), 0);
+	assert_int_equal(consumed(f->b, 2), 50);
+	/* two segments of one record overlapping */
+	r = mkrec(4, MASTER, SLAVE, 256);
+	r.nsegs = 2;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 128 };
+	r.segs[1] = (struct qkd_store_seg){ .id = 0, .offset = 64, .nbits = 128 };
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_int_equal(consumed(f->b, 0), 0);
+	assert_counts(f->b, 0, 0, 0, 4);
+
+	/* not a pair this end serves: consumed, kept as a tombstone only */
+	r = mkrec(5, MASTER, SLAVE, 256);
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 256 };
+	assert_int_equal(accept_v(f->b, ALICE, &r, false, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "serves"));
+	assert_int_equal(consumed(f->b, 0), 256);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "refused before"));
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r, out, sizeof(out), &len), QKD_ERR_INVAL);
+	assert_int_equal(consumed(f->b, 0), 256);
+	assert_counts(f->b, 0, 0, 0, 5);
+	check_ok(f->b);
+}
+
+/* Records the table cannot hold: refused, not recorded. */
+static void test_accept_malformed(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec good = mkrec(1, MASTER, SLAVE, 256), r;
+	enum qkd_kme_verdict v;
+	const char *why = NULL;
+
+	put_final(f->b, 0, 1024);
+	good.nsegs = 1;
+	good.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 256 };
+#define REFUSED_MALFORMED(edit)                                                        \
+	do {                                                                           \
+		r = good;                                                              \
+		edit;                                                                  \
+		assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_REFUSED); \
+		assert_non_null(why);                                                  \
+	} while (0)
+	REFUSED_MALFORMED(r.nbits = 255);
+	REFUSED_MALFORMED(r.nbits = 0);
+	REFUSED_MALFORMED(r.nbits = QKD_KME_KEY_BITS_MAX + 8);
+	REFUSED_MALFORMED(r.nsegs = 0);
+	REFUSED_MALFORMED(r.nsegs = QKD_KME_KEY_SEGS_MAX + 1);
+	REFUSED_MALFORMED(r.segs[0].nbits = 248);
+	REFUSED_MALFORMED((r.nsegs = 2, r.segs[1] = (struct qkd_store_seg){ 0, 300, 0 }));
+	REFUSED_MALFORMED(r.segs[0].id = QKD_STORE_ID_MAX + 1);
+	REFUSED_MALFORMED(r.master[0] = '\0');
+	REFUSED_MALFORMED(memset(r.slave, 's', sizeof(r.slave)));
+#undef REFUSED_MALFORMED
+	assert_counts(f->b, 0, 0, 0, 0);
+	assert_int_equal(consumed(f->b, 0), 0);
+	assert_int_equal(qkd_store_kme_accept(f->b, 2, &good, true, &v, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_accept(f->b, ALICE, NULL, true, &v, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_accept(f->b, ALICE, &good, true, NULL, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_accept(NULL, ALICE, &good, true, &v, &why), QKD_ERR_INVAL);
+	/* the key_id was not burnt */
+	assert_int_equal(accept_v(f->b, ALICE, &good, true, NULL), QKD_KME_ACCEPTED);
+	check_ok(f->b);
+}
+
+static void test_accept_later(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r, unknown = mkrec(50, MASTER, SLAVE, 256), mixed;
+	uint8_t bits[128], *blk = block_bits(2, 1024), out[1024];
+	size_t len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 512);
+	put_final(f->a, 2, 1024);
+	assert_int_equal(qkd_store_put_pending(f->b, 2, blk, 1024, NULL), QKD_OK);
+	free(blk);
+	issue_ok(f->a, ALICE, &r, 1, 1, 1024, bits);
+	assert_int_equal(r.nsegs, 2);
+
+	/* block 2 still pending at Bob: nothing changes, ask again */
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_LATER);
+	assert_true(has_text(why, "not final"));
+	assert_int_equal(consumed(f->b, 0), 0);
+	assert_int_equal(state_of(f->b, 2), QKD_STORE_PENDING);
+	assert_counts(f->b, 0, 0, 0, 0);
+	/* a block unknown here: the same */
+	unknown.nsegs = 1;
+	unknown.segs[0] = (struct qkd_store_seg){ .id = 4, .offset = 0, .nbits = 256 };
+	assert_int_equal(accept_v(f->b, ALICE, &unknown, true, &why), QKD_KME_LATER);
+	assert_counts(f->b, 0, 0, 0, 0);
+
+	assert_int_equal(qkd_store_finalize(f->b, 2, NULL), QKD_OK);
+	assert_int_equal(accept_v(f->b, ALICE, &r, true, &why), QKD_KME_ACCEPTED);
+	assert_null(why);
+	assert_int_equal(state_of(f->b, 0), QKD_STORE_USED);
+	assert_int_equal(consumed(f->b, 2), 512);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r, out, sizeof(out), &len), QKD_OK);
+	assert_int_equal(len, 128);
+	assert_memory_equal(out, bits, 128);
+
+	/* bits gone for good weigh more than a block not final yet */
+	mixed = mkrec(51, MASTER, SLAVE, 256);
+	mixed.nsegs = 2;
+	mixed.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 8 };
+	mixed.segs[1] = (struct qkd_store_seg){ .id = 4, .offset = 0, .nbits = 248 };
+	assert_int_equal(accept_v(f->b, ALICE, &mixed, true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "already consumed"));
+	assert_counts(f->b, 0, 0, 1, 1);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(out, sizeof(out));
+}
+
+/* ---- persistence, schema ---- */
+
+static void test_persistence(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3], got[4];
+	uint8_t bits[3 * 32], out[1024];
+	size_t len = 0, n = 0;
+
+	put_both(f, 0, 1024);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_OK);
+	qkd_store_close(f->a);
+	qkd_store_close(f->b);
+	f->a = open_ok(f->pa);
+	f->b = open_ok(f->pb);
+	check_ok(f->a);
+	check_ok(f->b);
+	assert_counts(f->a, 3, 0, 0, 0);
+	assert_counts(f->b, 0, 2, 1, 0);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 4, &n, NULL), QKD_OK);
+	assert_int_equal(n, 3);
+	assert_memory_equal(got[2].key_id, r[2].key_id, 16);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len),
+			 QKD_ERR_INVAL);
+	for (size_t i = 1; i < 3; i++) {
+		assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[i], out, sizeof(out), &len),
+				 QKD_OK);
+		assert_int_equal(len, 32);
+		assert_memory_equal(out, bits + 32 * i, 32);
+	}
+	/* the bits of delivered keys are gone from the file */
+	qkd_store_close(f->b);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_bits"), 0);
+	f->b = open_ok(f->pb);
+	assert_counts(f->b, 0, 0, 3, 0);
+	check_ok(f->b);
+	qkd_wipe(out, sizeof(out));
+}
+
+/* A version 1 store: left alone by a reader, upgraded by a writer. */
+static void test_migrate_v1(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_store *ro = NULL;
+	struct qkd_kme_rec r = mkrec(1, MASTER, SLAVE, 256), got[1];
+	struct qkd_kme_counts c;
+	enum qkd_kme_verdict v = QKD_KME_ACCEPTED;
+	uint8_t bits[32];
+	uint64_t avail = 0;
+	size_t n = 9;
+	const char *why = NULL;
+
+	put_final(f->b, 0, 1024);
+	put_final(f->b, 1, 1024);
+	qkd_store_close(f->b);
+	f->b = NULL;
+	raw_sql(f->pb, "DROP TABLE kme_bits; DROP TABLE kme_key;"
+		" UPDATE schema_version SET version = 1");
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM sqlite_schema"
+				 " WHERE name LIKE 'kme%'"), 0);
+
+	/* a reader: works, leaves version 1, KME writers refuse clearly */
+	assert_int_equal(qkd_store_open_existing(&ro, f->pb, &why), QKD_OK);
+	check_ok(ro);
+	assert_int_equal(qkd_store_kme_counts(ro, &c, NULL), QKD_OK);
+	assert_int_equal(c.outbox + c.ready + c.delivered + c.refused, 0);
+	assert_int_equal(qkd_store_kme_outbox(ro, got, 1, &n, NULL), QKD_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(qkd_store_kme_available(ro, ALICE, &avail, NULL), QKD_OK);
+	assert_int_equal(avail, 1024);
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 256 };
+	assert_int_equal(qkd_store_kme_accept(ro, ALICE, &r, true, &v, &why), QKD_ERR_INVAL);
+	assert_true(has_text(why, "schema version 1"));
+	assert_int_equal(v, QKD_KME_LATER);
+	assert_int_equal(qkd_store_kme_issue(ro, BOB, &r, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(consumed(ro, 0), 0);
+	assert_int_equal(consumed(ro, 1), 0);
+	assert_int_equal(r.nsegs, 0);		/* a failed issue clears the segments */
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 256 };
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"), 1);
+
+	/* a writer upgrades it; the reader's handle sees the new tables */
+	f->b = open_ok(f->pb);
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"),
+			 QKD_STORE_SCHEMA_VERSION);
+	check_ok(f->b);
+	assert_int_equal(accept_v(ro, ALICE, &r, true, NULL), QKD_KME_ACCEPTED);
+	assert_counts(f->b, 0, 1, 0, 0);
+	assert_int_equal(consumed(f->b, 0), 256);
+	check_ok(ro);
+	qkd_store_close(ro);
+	qkd_store_close(f->b);
+	/* and the upgraded file opens as any current one */
+	f->b = open_ok(f->pb);
+	assert_counts(f->b, 0, 1, 0, 0);
+	check_ok(f->b);
+}
+
+/* qkd_store_check catches records that break the invariants. */
+static void test_check_catches(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[2];
+	uint8_t bits[64];
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	issue_ok(f->a, ALICE, r, 2, 1, 256, bits);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	qkd_store_close(f->b);
+	f->b = NULL;
+
+	raw_sql(f->pb, "CREATE TABLE keep AS SELECT * FROM kme_bits;"
+		"DELETE FROM kme_bits WHERE seq = (SELECT min(seq) FROM kme_bits)");
+	f->b = open_ok(f->pb);
+	assert_int_equal(qkd_store_check(f->b, &why), QKD_ERR_IO);
+	assert_true(has_text(why, "ready key"));
+	qkd_store_close(f->b);
+	raw_sql(f->pb, "INSERT OR REPLACE INTO kme_bits SELECT * FROM keep;"
+		"UPDATE kme_bits SET bits = zeroblob(31) WHERE seq = (SELECT min(seq) FROM kme_bits)");
+	f->b = open_ok(f->pb);
+	assert_int_equal(qkd_store_check(f->b, &why), QKD_ERR_IO);
+	assert_true(has_text(why, "wrong length"));
+	qkd_store_close(f->b);
+	raw_sql(f->pb, "INSERT OR REPLACE INTO kme_bits SELECT * FROM keep; DROP TABLE keep");
+	f->b = open_ok(f->pb);
+	check_ok(f->b);
+	qkd_store_close(f->b);
+
+	/* segments that do not make the length (an outbox record: no bits) */
+	qkd_store_close(f->a);
+	raw_sql(f->pa, "UPDATE kme_key SET nbits = 248 WHERE seq = (SELECT min(seq) FROM kme_key)");
+	f->a = open_ok(f->pa);
+	assert_int_equal(qkd_store_check(f->a, &why), QKD_ERR_IO);
+	assert_true(has_text(why, "segments"));
+	qkd_store_close(f->a);
+	raw_sql(f->pa, "UPDATE kme_key SET nbits = 256");
+	f->a = open_ok(f->pa);
+	check_ok(f->a);
+	/* a record whose bits were never consumed (offset 512 is free) */
+	raw_sql(f->pb, "UPDATE kme_key SET segs = x'000000000000000000000000000002000000000000000100'"
+		" WHERE seq = (SELECT max(seq) FROM kme_key)");
+	f->b = open_ok(f->pb);
+	assert_int_equal(qkd_store_check(f->b, &why), QKD_ERR_IO);
+	assert_true(has_text(why, "not consumed"));
+}
+
+static void test_bad_arguments(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_counts c;
+	uint64_t bits = 0;
+	uint8_t id[16] = { 0 }, buf[8];
+	uint8_t *outs[1] = { buf };
+	size_t len = 0, bad = 0;
+	const char *why = NULL;
+
+	assert_int_equal(qkd_store_kme_available(f->a, 2, &bits, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_available(NULL, ALICE, &bits, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_available(f->a, ALICE, NULL, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_counts(NULL, &c, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_counts(f->a, NULL, &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_deliver(f->a, MASTER, SLAVE, (const uint8_t (*)[16])id, 0,
+					       outs, sizeof(buf), &len, &bad, &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(bad, 0);
+	assert_int_equal(qkd_store_kme_deliver(f->a, NULL, SLAVE, (const uint8_t (*)[16])id, 1,
+					       outs, sizeof(buf), &len, &bad, &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(bad, 1);
+	assert_int_equal(qkd_store_kme_deliver(f->a, MASTER, SLAVE, (const uint8_t (*)[16])id, 1,
+					       outs, sizeof(buf), &len, &bad, &why),
+			 QKD_ERR_INVAL);
+	assert_int_equal(bad, 0);
+	assert_true(has_text(why, "no such key_ID"));
+	assert_counts(f->a, 0, 0, 0, 0);
+	assert_int_equal(available(f->a, ALICE), 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_issue_parity),
+		T(test_issue_fills_gaps),
+		T(test_span_two_blocks),
+		T(test_issue_range),
+		T(test_issue_too_many_segs),
+		T(test_issue_invalid),
+		T(test_outbox),
+		T(test_accept_deliver),
+		T(test_deliver_wrong_pair),
+		T(test_deliver_all_or_nothing),
+		T(test_accept_idempotent),
+		T(test_accept_refused),
+		T(test_accept_malformed),
+		T(test_accept_later),
+		T(test_persistence),
+		T(test_migrate_v1),
+		T(test_check_catches),
+		T(test_bad_arguments),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
