@@ -35,6 +35,9 @@ NODE_SECONDS=${NODE_SECONDS:-5}
 # ab: authentication key exhausted: the link stops" at node B), which ends
 # the run. 2^20 bits leave room; set AUTH_RESERVE_BITS=262144 to compare.
 AUTH_RESERVE_BITS=${AUTH_RESERVE_BITS:-1048576}
+for v in "$FAKE_SECONDS" "$NODE_SECONDS" "$AUTH_RESERVE_BITS"; do
+	case $v in ''|*[!0-9]*|0) echo "$0: FAKE_SECONDS, NODE_SECONDS, AUTH_RESERVE_BITS: positive integers" >&2; exit 2 ;; esac
+done
 D=$(mktemp -d "${TMPDIR:-/tmp}/qkd-kme-bench.XXXXXX") || exit 1
 P=$D/pki
 PIDS=()
@@ -147,7 +150,7 @@ stop() {
 	eval "PID_$1="
 }
 # blocks NODE: stored_blocks of the node's link, or nothing.
-blocks() { "$QKD" status --node "$D/$1.sock" --json 2>/dev/null | jq -r '.links[0].stored_blocks' 2>/dev/null; }
+blocks() { timeout 5 "$QKD" status --node "$D/$1.sock" --json 2>/dev/null | jq -r '.links[0].stored_blocks' 2>/dev/null; }
 # wait_blocks NODE MIN SECONDS
 wait_blocks() {
 	local end=$((SECONDS + $3)) v

@@ -1,5 +1,6 @@
 /* kme_bench - ETSI GS QKD 014 round trips per second over mutual TLS with
- * keep-alive, against tests/tools/kme_fake (docs/kme.md, "Performance").
+ * keep-alive, against tests/tools/kme_fake or the key managers of two
+ * `qkd node` daemons (docs/kme.md, "Performance").
  *
  * One round trip: the master SAE (SAE_A) asks GET enc_keys (number keys of
  * size bits), then the slave SAE (SAE_B) asks dec_keys for the same key_IDs

@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "qkd/keystore.h"
+#include "qkd/kme_store.h"
 #include "qkd/secret.h"
 
 #define CMD "keys"
@@ -173,7 +174,7 @@ static void format_time(int64_t t, char *buf, size_t n)
 }
 
 static void print_human(const char *path, const struct qkd_store_stats *st,
-			const struct block_list *l)
+			const struct qkd_kme_counts *kc, const struct block_list *l)
 {
 	char when[64];
 
@@ -185,6 +186,9 @@ static void print_human(const char *path, const struct qkd_store_stats *st,
 	       st->state_count[QKD_STORE_FINAL], st->state_bits[QKD_STORE_FINAL],
 	       st->state_count[QKD_STORE_USED], st->state_bits[QKD_STORE_USED],
 	       st->consumed_bits);
+	printf("  key manager: %" PRIu64 " keys issued here awaiting the peer, %" PRIu64
+	       " ready for their slave SAE, %" PRIu64 " delivered, %" PRIu64 " refused\n",
+	       kc->outbox, kc->ready, kc->delivered, kc->refused);
 	if (l->n == 0)
 		return;
 	printf("%20s  %-8s %12s %12s  %s\n", "id", "state", "bits", "consumed", "created");
@@ -204,7 +208,7 @@ static json_t *state_json(const struct qkd_store_stats *st, enum qkd_store_state
 }
 
 static json_t *to_json(const char *path, const struct qkd_store_stats *st,
-		       const struct block_list *l)
+		       const struct qkd_kme_counts *kc, const struct block_list *l)
 {
 	json_t *blocks = json_array();
 
@@ -221,7 +225,8 @@ static json_t *to_json(const char *path, const struct qkd_store_stats *st,
 			return NULL;
 		}
 	}
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o}, s:o}",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I},"
+			 " s:o}",
 			 "store", path,
 			 "count", (json_int_t)st->count,
 			 "total_bits", (json_int_t)st->total_bits,
@@ -231,6 +236,9 @@ static json_t *to_json(const char *path, const struct qkd_store_stats *st,
 			 "pending", state_json(st, QKD_STORE_PENDING),
 			 "final", state_json(st, QKD_STORE_FINAL),
 			 "used", state_json(st, QKD_STORE_USED),
+			 "kme",
+			 "outbox", (json_int_t)kc->outbox, "ready", (json_int_t)kc->ready,
+			 "delivered", (json_int_t)kc->delivered, "refused", (json_int_t)kc->refused,
 			 "blocks", blocks);
 }
 
@@ -238,20 +246,22 @@ static int do_list(struct qkd_store *s, const struct keys_args *a)
 {
 	struct block_list l = { NULL, 0, 0 };
 	struct qkd_store_stats st;
+	struct qkd_kme_counts kc;
 	const char *why = NULL;
 	json_t *obj = NULL;
 	int rc = CLI_EXIT_FAIL;
 
-	if (qkd_store_list(s, collect, &l, &st, &why) != 0) {
+	if (qkd_store_list(s, collect, &l, &st, &why) != 0 ||
+	    qkd_store_kme_counts(s, &kc, &why) != 0) {
 		cli_error(a->store, why != NULL ? why : "out of memory");
 		goto out;
 	}
 	if (!a->json) {
-		print_human(a->store, &st, &l);
+		print_human(a->store, &st, &kc, &l);
 		rc = CLI_EXIT_OK;
 		goto out;
 	}
-	obj = to_json(a->store, &st, &l);
+	obj = to_json(a->store, &st, &kc, &l);
 	if (obj == NULL) {
 		cli_error(CMD, "cannot build the JSON output");
 		goto out;

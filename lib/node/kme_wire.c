@@ -3,7 +3,8 @@
  *
  * Wire format (qkd/wire.h):
  *   records   varint n (<= NODE_KME_BATCH_MAX), then n times:
- *             key_id[16], u8 len + master, u8 len + slave, varint nbits,
+ *             key_id[16], u8 len + master, u8 len + slave (SAE IDs:
+ *             1 .. 64 bytes of [A-Za-z0-9._~-]), varint nbits,
  *             varint nsegs (1 .. QKD_KME_KEY_SEGS_MAX), nsegs times
  *             varint block id, varint offset, varint nbits
  *   verdicts  varint n (<= NODE_KME_BATCH_MAX), then n times:
@@ -14,6 +15,7 @@
 #include "kme_wire.h"
 
 #include "qkd/error.h"
+#include "qkd/etsi014.h"
 
 static void put_id(struct qkd_wbuf *w, const char *id)
 {
@@ -23,16 +25,20 @@ static void put_id(struct qkd_wbuf *w, const char *id)
 	qkd_put_bytes(w, id, n);
 }
 
+/* An SAE ID: 1 .. 64 bytes of the ID alphabet (qkd_etsi014_id_valid), so
+ * no NUL or other byte that would change its meaning when printed. */
 static void get_id(struct qkd_rbuf *r, char out[QKD_KME_SAE_ID_MAX + 1])
 {
 	size_t n = qkd_get_u8(r);
 
-	if (n == 0 || n > QKD_KME_SAE_ID_MAX) {
+	if (n == 0 || n > QKD_KME_SAE_ID_MAX)
 		qkd_rbuf_fail(r, QKD_ERR_PROTO);
-		n = 0;
-	}
-	qkd_get_copy(r, out, n);
+	qkd_get_copy(r, out, qkd_rbuf_ok(r) ? n : 0);
 	out[qkd_rbuf_ok(r) ? n : 0] = '\0';
+	if (qkd_rbuf_ok(r) && !qkd_etsi014_id_valid(out)) {
+		qkd_rbuf_fail(r, QKD_ERR_PROTO);
+		out[0] = '\0';
+	}
 }
 
 void node_kme_put_recs(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)

@@ -42,8 +42,9 @@ check_match "list: used block 1" "$OUT" '^ +1 +used +256 +256 +[0-9]{4}-[0-9]{2}
 check_match "list: block 2 partly consumed" "$OUT" '^ +2 +final +1001 +44 '
 check_match "list: pending block 5" "$OUT" '^ +5 +pending +64 +0 '
 check_match "list: block 9" "$OUT" '^ +9 +final +512 +0 '
+check_match "list: key manager line" "$OUT" 'key manager: 0 keys issued here awaiting the peer, 0 ready'
 check_match "list: large id" "$OUT" '^ +1000000000000 +final +12 +0 '
-check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 3 { print $1 }' | tr '\n' ' ')" \
+check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 4 { print $1 }' | tr '\n' ' ')" \
 	"1 2 5 9 1000000000000 "
 check_eq "list: nothing on stderr" "$ERR" ""
 for id in 1 2 5 9 1000000000000; do

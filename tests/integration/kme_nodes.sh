@@ -282,5 +282,11 @@ same_blocks() {
 	done
 }
 check "stores: the same bits consumed at both ends" same_blocks
+KA_J=$("$QKD" keys --store "$D/alice.db" --json | jq -c .kme)
+KB_J=$("$QKD" keys --store "$D/bob.db" --json | jq -c .kme)
+check "qkd keys: no record left waiting in either outbox" \
+	jq -en --argjson a "$KA_J" --argjson b "$KB_J" '$a.outbox == 0 and $b.outbox == 0'
+check "qkd keys: delivered keys counted at both ends ($KA_J, $KB_J)" \
+	jq -en --argjson a "$KA_J" --argjson b "$KB_J" '$a.delivered >= 1200 and $b.delivered >= 2400'
 check "no key bytes in the logs" bash -c "! grep -qF '$VC' '$D/alice.log' '$D/bob.log'"
 finish

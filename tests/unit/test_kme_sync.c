@@ -1,0 +1,1478 @@
+/* test_kme_sync.c - the key manager's records crossing a link between
+ * rounds (lib/node/kme_sync.c, lib/node/kme_wire.c; docs/kme.md, "Two
+ * nodes").
+ *
+ * Two stores hold the same FINAL blocks, two channels run over a
+ * socketpair (qkd_auth_none), and two link contexts play Alice and Bob
+ * with their key managers' SAE tables. Alice serves in a thread while the
+ * main thread runs Bob's exchange (or a hand-made side of it). The checks:
+ * records cross both ways and deliver the issuer's bytes; enc_keys waiters
+ * learn accepted, refused, time out, or see the link go down; LATER keeps
+ * a record until the block is final at the peer; a lost verdict costs no
+ * bit twice; malformed KME_SYNC / KME_REPLY / KME_ACK are refused with
+ * nothing changed; the wire format round-trips and refuses what it must.
+ * qkd_store_check passes on both stores at the end of every test. Every
+ * wait is bounded: socket timeouts and waiter deadlines.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../lib/node/kme_int.h"
+#include "../../lib/node/kme_wire.h"
+#include "../../lib/node/node_int.h"
+
+#include "qkd/channel.h"
+#include "qkd/error.h"
+#include "qkd/keystore.h"
+#include "qkd/kme_store.h"
+#include "qkd/secret.h"
+#include "qkd/wire.h"
+
+#define SAE_A "SAE_A"		/* Alice's local SAE */
+#define SAE_B "SAE_B"		/* Bob's local SAE */
+#define SAE_C "SAE_C"		/* known to Alice, behind another of her links */
+#define SAE_Z "SAE_Z"		/* known to nobody */
+#define ALICE QKD_KME_PARITY_ALICE
+#define BOB QKD_KME_PARITY_BOB
+
+#define NBLOCKS 6		/* 0 .. 3 FINAL at both ends; 4, 5 per test */
+#define BLOCK_BITS 4096
+#define KEY_BITS 256
+#define KEY_BYTES (KEY_BITS / 8)
+#define IO_TIMEOUT_S 5		/* bounds every blocking channel call */
+
+struct logcap {
+	pthread_mutex_t lock;
+	char text[8192];
+	size_t len;
+};
+
+struct fix {
+	char dir[256], pa[320], pb[320];
+	struct qkd_store *a, *b;
+	uint8_t blocks[NBLOCKS][BLOCK_BITS / 8];
+	struct qkd_link_config la, lb;
+	struct qkd_node_kme ka, kb;
+	struct qkd_link_ctx xa, xb;
+	struct qkd_logger log;
+	struct logcap cap;
+	atomic_bool stop;
+	int sv[2];			/* [0] Alice's end, [1] Bob's */
+	struct qkd_channel cha, chb;
+	unsigned key_seq;
+	/* Alice's thread */
+	pthread_t th;
+	bool th_running;
+	int arc;
+	const char *awhy;
+	/* a hand-made Alice: the KME_REPLY payload she sends */
+	struct qkd_wbuf reply;
+	bool fake_wait_ack;
+};
+
+/* ---- fixture ---- */
+
+static void log_write(void *ctx, enum qkd_log_level level, const char *line)
+{
+	struct logcap *c = ctx;
+	size_t n = strlen(line);
+
+	(void)level;
+	pthread_mutex_lock(&c->lock);
+	if (c->len + n + 2 < sizeof c->text) {
+		memcpy(c->text + c->len, line, n);
+		c->len += n;
+		c->text[c->len++] = '\n';
+		c->text[c->len] = '\0';
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static bool logged(struct fix *f, const char *part)
+{
+	bool found;
+
+	pthread_mutex_lock(&f->cap.lock);
+	found = strstr(f->cap.text, part) != NULL;
+	pthread_mutex_unlock(&f->cap.lock);
+	return found;
+}
+
+static uint64_t mix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void put_block(struct qkd_store *s, const uint8_t *bits, uint64_t id, bool final)
+{
+	const char *why = NULL;
+
+	assert_int_equal(qkd_store_put_pending(s, id, bits, BLOCK_BITS, &why), QKD_OK);
+	if (final)
+		assert_int_equal(qkd_store_finalize(s, id, &why), QKD_OK);
+}
+
+static void set_sae(struct qkd_node_kme *k, const char *id, int link)
+{
+	struct qkd_node_sae *s = &k->saes[k->nsaes++];
+
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->cn, sizeof s->cn, "%s", id);
+	s->link = link;
+	if (link >= 0)
+		snprintf(s->kme_id, sizeof s->kme_id, "KME_%d", link);
+}
+
+static void set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+}
+
+static void connect_pair(struct fix *f)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->sv), 0);
+	set_timeouts(f->sv[0]);
+	set_timeouts(f->sv[1]);
+	qkd_channel_init(&f->cha, f->sv[0], &qkd_auth_none, NULL);
+	qkd_channel_init(&f->chb, f->sv[1], &qkd_auth_none, NULL);
+}
+
+static void disconnect_pair(struct fix *f)
+{
+	qkd_channel_cleanup(&f->cha);
+	qkd_channel_cleanup(&f->chb);
+	close(f->sv[0]);
+	close(f->sv[1]);
+	f->sv[0] = f->sv[1] = -1;
+}
+
+/* A new connection, as after a reconnect: fresh sequence numbers. */
+static void reconnect(struct fix *f)
+{
+	disconnect_pair(f);
+	connect_pair(f);
+}
+
+static void link_init(struct fix *f, struct qkd_link_ctx *x, struct qkd_link_config *l,
+		      struct qkd_node_kme *k, enum qkd_link_role role, const char *kme_id)
+{
+	snprintf(l->name, sizeof l->name, "ab");
+	l->role = role;
+	k->enabled = true;
+	snprintf(k->id, sizeof k->id, "%s", kme_id);
+	k->sync_timeout_s = 5;
+	assert_int_equal(qkd_link_ctx_init(x, l, &f->log, &f->stop), QKD_OK);
+	x->kme.cfg = k;
+	x->kme.link_index = 0;
+}
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof *f);
+	const char *tmp = getenv("TMPDIR");
+	uint64_t seed = 0x5eed1234abcdull;
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "%s/qkd-kme-sync.XXXXXX", tmp ? tmp : "/tmp");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->pa, sizeof f->pa, "%s/alice.db", f->dir);
+	snprintf(f->pb, sizeof f->pb, "%s/bob.db", f->dir);
+	assert_int_equal(qkd_store_open(&f->a, f->pa, NULL), QKD_OK);
+	assert_int_equal(qkd_store_open(&f->b, f->pb, NULL), QKD_OK);
+	for (size_t i = 0; i < NBLOCKS; i++)
+		for (size_t j = 0; j < sizeof f->blocks[i]; j++)
+			f->blocks[i][j] = (uint8_t)mix(&seed);
+	for (uint64_t id = 0; id < 4; id++) {
+		put_block(f->a, f->blocks[id], id, true);
+		put_block(f->b, f->blocks[id], id, true);
+	}
+	assert_int_equal(pthread_mutex_init(&f->cap.lock, NULL), 0);
+	f->log.write = log_write;
+	f->log.ctx = &f->cap;
+	f->log.level = QKD_LOG_DEBUG;
+	atomic_init(&f->stop, false);
+	/* Alice's KME serves SAE_A; SAE_B is behind this link (index 0),
+	 * SAE_C behind another one. Bob's serves SAE_B; SAE_A is behind it. */
+	set_sae(&f->ka, SAE_A, -1);
+	set_sae(&f->ka, SAE_B, 0);
+	set_sae(&f->ka, SAE_C, 1);
+	set_sae(&f->kb, SAE_B, -1);
+	set_sae(&f->kb, SAE_A, 0);
+	link_init(f, &f->xa, &f->la, &f->ka, QKD_ROLE_ALICE, "KME_A");
+	link_init(f, &f->xb, &f->lb, &f->kb, QKD_ROLE_BOB, "KME_B");
+	connect_pair(f);
+	qkd_wbuf_init(&f->reply);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+	DIR *d;
+	struct dirent *e;
+	char p[600];
+
+	if (f->th_running) {
+		(void)shutdown(f->sv[0], SHUT_RDWR);
+		pthread_join(f->th, NULL);
+	}
+	disconnect_pair(f);
+	qkd_wbuf_cleanup(&f->reply);
+	qkd_link_ctx_cleanup(&f->xa);
+	qkd_link_ctx_cleanup(&f->xb);
+	pthread_mutex_destroy(&f->cap.lock);
+	qkd_store_close(f->a);
+	qkd_store_close(f->b);
+	d = opendir(f->dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+		unlink(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	rmdir(f->dir);
+	qkd_wipe(f->blocks, sizeof f->blocks);
+	free(f);
+	return 0;
+}
+
+/* ---- store helpers ---- */
+
+static void check_ok(struct qkd_store *s)
+{
+	const char *why = NULL;
+	int rc = qkd_store_check(s, &why);
+
+	if (rc != QKD_OK)
+		fail_msg("qkd_store_check: %d %s", rc, why ? why : "?");
+}
+
+static void check_both(struct fix *f)
+{
+	check_ok(f->a);
+	check_ok(f->b);
+}
+
+static struct qkd_kme_counts counts(struct qkd_store *s)
+{
+	struct qkd_kme_counts c;
+
+	assert_int_equal(qkd_store_kme_counts(s, &c, NULL), QKD_OK);
+	return c;
+}
+
+static void assert_counts(struct qkd_store *s, uint64_t outbox, uint64_t ready,
+			  uint64_t delivered, uint64_t refused)
+{
+	struct qkd_kme_counts c = counts(s);
+
+	assert_int_equal(c.outbox, outbox);
+	assert_int_equal(c.ready, ready);
+	assert_int_equal(c.delivered, delivered);
+	assert_int_equal(c.refused, refused);
+}
+
+static uint64_t consumed_bits(struct qkd_store *s)
+{
+	struct qkd_store_stats st;
+
+	assert_int_equal(qkd_store_stats(s, &st, NULL), QKD_OK);
+	return st.consumed_bits;
+}
+
+/* What a malformed message must leave as it was. */
+struct snap {
+	struct qkd_store_stats st;
+	struct qkd_kme_counts c;
+	uint64_t avail[2];
+	struct qkd_kme_rec out[8];
+	size_t nout;
+};
+
+static void snap_take(struct qkd_store *s, struct snap *p)
+{
+	memset(p, 0, sizeof *p);
+	assert_int_equal(qkd_store_stats(s, &p->st, NULL), QKD_OK);
+	p->c = counts(s);
+	for (unsigned par = 0; par < 2; par++)
+		assert_int_equal(qkd_store_kme_available(s, par, &p->avail[par], NULL), QKD_OK);
+	assert_int_equal(qkd_store_kme_outbox(s, p->out, 8, &p->nout, NULL), QKD_OK);
+}
+
+static void snap_same(struct qkd_store *s, const struct snap *before)
+{
+	struct snap now;
+
+	snap_take(s, &now);
+	assert_memory_equal(&now.st, &before->st, sizeof now.st);
+	assert_memory_equal(&now.c, &before->c, sizeof now.c);
+	assert_memory_equal(now.avail, before->avail, sizeof now.avail);
+	assert_int_equal(now.nout, before->nout);
+	for (size_t i = 0; i < now.nout; i++)
+		assert_memory_equal(now.out[i].key_id, before->out[i].key_id, 16);
+}
+
+static struct qkd_kme_rec mkrec(struct fix *f, const char *master, const char *slave,
+				uint32_t nbits)
+{
+	struct qkd_kme_rec r;
+
+	memset(&r, 0, sizeof r);
+	memset(r.key_id, 0x5a, sizeof r.key_id);
+	f->key_seq++;
+	r.key_id[0] = (uint8_t)(f->key_seq >> 8);
+	r.key_id[15] = (uint8_t)f->key_seq;
+	snprintf(r.master, sizeof r.master, "%s", master);
+	snprintf(r.slave, sizeof r.slave, "%s", slave);
+	r.nbits = nbits;
+	return r;
+}
+
+/* Cut n keys of nbits for master -> slave at s; their bytes to bits. */
+static void issue(struct fix *f, struct qkd_store *s, unsigned parity, const char *master,
+		  const char *slave, uint32_t nbits, struct qkd_kme_rec *recs, size_t n,
+		  uint8_t *bits)
+{
+	const char *why = NULL;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		recs[i] = mkrec(f, master, slave, nbits);
+	rc = qkd_store_kme_issue(s, parity, recs, n, bits, n * (nbits / 8), &why);
+	if (rc != QKD_OK)
+		fail_msg("issue: %d %s", rc, why ? why : "?");
+}
+
+/* The key a record names, from the blocks both ends hold. */
+static void expect_key(const struct fix *f, const struct qkd_kme_rec *r, uint8_t *out)
+{
+	uint64_t pos = 0;
+
+	memset(out, 0, r->nbits / 8);
+	for (size_t i = 0; i < r->nsegs; i++) {
+		const struct qkd_store_seg *g = &r->segs[i];
+
+		assert_true(g->id < NBLOCKS);
+		for (uint64_t j = 0; j < g->nbits; j++, pos++) {
+			uint64_t b = g->offset + j;
+			unsigned bit = (f->blocks[g->id][b / 8] >> (b % 8)) & 1u;
+
+			out[pos / 8] |= (uint8_t)(bit << (pos % 8));
+		}
+	}
+	assert_int_equal(pos, r->nbits);
+}
+
+/* Deliver recs[0 .. n) (n <= 8) for master -> slave; bytes to out[i]. */
+static int deliver(struct qkd_store *s, const char *master, const char *slave,
+		   const struct qkd_kme_rec *recs, size_t n, uint8_t out[][KEY_BYTES],
+		   size_t *lens)
+{
+	uint8_t ids[8][16];
+	uint8_t *outs[8];
+	size_t bad = 99;
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(ids[i], recs[i].key_id, 16);
+		outs[i] = out[i];
+	}
+	return qkd_store_kme_deliver(s, master, slave, (const uint8_t (*)[16])ids, n, outs,
+				     KEY_BYTES, lens, &bad, NULL);
+}
+
+/* Deliver n keys of KEY_BITS at s and compare them with the issuer's bytes. */
+static void deliver_same(struct qkd_store *s, const char *master, const char *slave,
+			 const struct qkd_kme_rec *recs, size_t n, const uint8_t *issued)
+{
+	uint8_t out[8][KEY_BYTES];
+	size_t lens[8];
+
+	assert_int_equal(deliver(s, master, slave, recs, n, out, lens), QKD_OK);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(lens[i], KEY_BYTES);
+		assert_memory_equal(out[i], issued + i * KEY_BYTES, KEY_BYTES);
+	}
+	/* once only */
+	assert_int_equal(deliver(s, master, slave, recs, 1, out, lens), QKD_ERR_INVAL);
+	qkd_wipe(out, sizeof out);
+}
+
+/* ---- the two sides ---- */
+
+static void *alice_real(void *arg)
+{
+	struct fix *f = arg;
+	struct qkd_rbuf msg;
+	uint8_t type = 0;
+
+	f->awhy = NULL;
+	f->arc = qkd_channel_recv(&f->cha, &type, &msg);
+	if (f->arc == QKD_OK && type != NODE_MSG_KME_SYNC)
+		f->arc = QKD_ERR_PROTO;
+	if (f->arc == QKD_OK)
+		f->arc = node_kme_serve_alice(&f->xa, &f->cha, f->a, &msg, &f->awhy);
+	return NULL;
+}
+
+/* A hand-made Alice: takes Bob's KME_SYNC, answers f->reply as it is. */
+static void *alice_fake(void *arg)
+{
+	struct fix *f = arg;
+	struct qkd_rbuf msg;
+
+	f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_SYNC, &msg);
+	if (f->arc == QKD_OK)
+		f->arc = qkd_channel_send(&f->cha, NODE_MSG_KME_REPLY, f->reply.p, f->reply.len);
+	if (f->arc == QKD_OK && f->fake_wait_ack)
+		f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_ACK, &msg);
+	return NULL;
+}
+
+static void alice_start(struct fix *f, void *(*fn)(void *))
+{
+	f->arc = 1;
+	assert_int_equal(pthread_create(&f->th, NULL, fn, f), 0);
+	f->th_running = true;
+}
+
+static int alice_join(struct fix *f)
+{
+	assert_true(f->th_running);
+	assert_int_equal(pthread_join(f->th, NULL), 0);
+	f->th_running = false;
+	return f->arc;
+}
+
+static int exchange(struct fix *f, void *(*alice)(void *), int *arc)
+{
+	const char *why = NULL;
+	int rc;
+
+	alice_start(f, alice);
+	rc = node_kme_exchange_bob(&f->xb, &f->chb, f->b, &why);
+	*arc = alice_join(f);
+	return rc;
+}
+
+/* One real exchange that must succeed at both ends. */
+static void exchange_ok(struct fix *f)
+{
+	int arc = 1, brc = exchange(f, alice_real, &arc);
+
+	if (brc != QKD_OK || arc != QKD_OK)
+		fail_msg("exchange: bob %d, alice %d (%s)", brc, arc, f->awhy ? f->awhy : "-");
+}
+
+/* ---- waiters ---- */
+
+struct waiter_run {
+	struct qkd_link_kme *k;
+	struct node_kme_waiter w;
+	bool done[8];
+	struct timespec deadline;
+	int rc;
+	double elapsed;
+	pthread_t th;
+};
+
+static double mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void *waiter_main(void *arg)
+{
+	struct waiter_run *r = arg;
+	double t0 = mono_now();
+
+	r->rc = node_kme_wait(r->k, &r->w, &r->deadline);
+	r->elapsed = mono_now() - t0;
+	return NULL;
+}
+
+static bool registered(struct qkd_link_kme *k, const struct node_kme_waiter *w)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&k->lock);
+	for (const struct node_kme_waiter *p = k->waiters; p != NULL; p = p->next)
+		found |= p == w;
+	pthread_mutex_unlock(&k->lock);
+	return found;
+}
+
+static size_t settled(struct qkd_link_kme *k, const struct node_kme_waiter *w)
+{
+	size_t n;
+
+	pthread_mutex_lock(&k->lock);
+	n = w->settled;
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+/* Start a waiter on recs[0 .. n) with a deadline ms away; return once it
+ * is registered (at most 5 s). */
+static void waiter_start(struct waiter_run *r, struct qkd_link_kme *k,
+			 const struct qkd_kme_rec *recs, size_t n, long ms)
+{
+	const struct timespec tick = { .tv_nsec = 1000000 };
+
+	assert_true(n <= 8);
+	memset(r, 0, sizeof *r);
+	r->k = k;
+	r->w.recs = recs;
+	r->w.n = n;
+	r->w.done = r->done;
+	r->rc = 1;
+	clock_gettime(CLOCK_MONOTONIC, &r->deadline);
+	r->deadline.tv_sec += ms / 1000;
+	r->deadline.tv_nsec += (ms % 1000) * 1000000;
+	if (r->deadline.tv_nsec >= 1000000000) {
+		r->deadline.tv_sec++;
+		r->deadline.tv_nsec -= 1000000000;
+	}
+	assert_int_equal(pthread_create(&r->th, NULL, waiter_main, r), 0);
+	for (int i = 0; i < 5000 && !registered(k, &r->w); i++)
+		nanosleep(&tick, NULL);
+	assert_true(registered(k, &r->w));
+}
+
+static int waiter_join(struct waiter_run *r)
+{
+	assert_int_equal(pthread_join(r->th, NULL), 0);
+	assert_false(registered(r->k, &r->w));
+	return r->rc;
+}
+
+/* ---- exchange ---- */
+
+/* Bob's three keys reach Alice and Alice's two reach Bob in one exchange;
+ * each end delivers exactly the issuer's bytes, once. */
+static void test_exchange_both_ways(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[3], ra[2];
+	uint8_t kb[3 * KEY_BYTES], ka[2 * KEY_BYTES], want[KEY_BYTES];
+	uint8_t out[8][KEY_BYTES];
+	size_t lens[8];
+
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 3, kb);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 2, ka);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(rb[i].segs[0].id % 2, 1);
+		expect_key(f, &rb[i], want);
+		assert_memory_equal(kb + i * KEY_BYTES, want, KEY_BYTES);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(ra[i].segs[0].id % 2, 0);
+		expect_key(f, &ra[i], want);
+		assert_memory_equal(ka + i * KEY_BYTES, want, KEY_BYTES);
+	}
+	assert_counts(f->a, 2, 0, 0, 0);
+	assert_counts(f->b, 3, 0, 0, 0);
+
+	exchange_ok(f);
+	assert_counts(f->a, 0, 3, 0, 0);
+	assert_counts(f->b, 0, 2, 0, 0);
+	assert_int_equal(consumed_bits(f->a), 5 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 5 * KEY_BITS);
+	/* the pair is checked: not to Bob's key the other way round */
+	assert_int_equal(deliver(f->a, SAE_A, SAE_B, rb, 1, out, lens), QKD_ERR_VERIFY);
+	deliver_same(f->a, SAE_B, SAE_A, rb, 3, kb);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 2, ka);
+	assert_counts(f->a, 0, 0, 3, 0);
+	assert_counts(f->b, 0, 0, 2, 0);
+
+	/* an exchange with nothing to say changes nothing */
+	exchange_ok(f);
+	assert_counts(f->a, 0, 0, 3, 0);
+	assert_counts(f->b, 0, 0, 2, 0);
+	assert_int_equal(consumed_bits(f->a), 5 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 5 * KEY_BITS);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* More than NODE_KME_BATCH_MAX records go in two exchanges, each end's. */
+static void test_exchange_batches(void **state)
+{
+	struct fix *f = *state;
+	enum { N = NODE_KME_BATCH_MAX + 40 };
+	struct qkd_kme_rec *rb = calloc(N, sizeof *rb), *ra = calloc(N, sizeof *ra);
+	uint8_t kb[N], ka[N];
+
+	assert_non_null(rb);
+	assert_non_null(ra);
+	issue(f, f->b, BOB, SAE_B, SAE_A, 8, rb, N, kb);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, 8, ra, N, ka);
+	exchange_ok(f);
+	assert_counts(f->b, N - NODE_KME_BATCH_MAX, NODE_KME_BATCH_MAX, 0, 0);
+	assert_counts(f->a, N - NODE_KME_BATCH_MAX, NODE_KME_BATCH_MAX, 0, 0);
+	exchange_ok(f);
+	assert_counts(f->b, 0, N, 0, 0);
+	assert_counts(f->a, 0, N, 0, 0);
+	assert_int_equal(consumed_bits(f->a), 2 * 8 * N);
+	assert_int_equal(consumed_bits(f->b), 2 * 8 * N);
+	{
+		/* the last of each batch, delivered as the issuer cut it */
+		uint8_t out[1][KEY_BYTES];
+		uint8_t *outs[1] = { out[0] };
+		size_t len = 0, bad = 0;
+
+		assert_int_equal(qkd_store_kme_deliver(f->a, SAE_B, SAE_A,
+						       (const uint8_t (*)[16])rb[N - 1].key_id,
+						       1, outs, KEY_BYTES, &len, &bad, NULL), QKD_OK);
+		assert_int_equal(len, 1);
+		assert_int_equal(out[0][0], kb[N - 1]);
+		assert_int_equal(qkd_store_kme_deliver(f->b, SAE_A, SAE_B,
+						       (const uint8_t (*)[16])ra[N - 1].key_id,
+						       1, outs, KEY_BYTES, &len, &bad, NULL), QKD_OK);
+		assert_int_equal(len, 1);
+		assert_int_equal(out[0][0], ka[N - 1]);
+	}
+	check_both(f);
+	free(rb);
+	free(ra);
+}
+
+/* ---- waiters ---- */
+
+/* enc_keys at either end learns that its keys were accepted. */
+static void test_waiter_accepted(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[3], ra[1];
+	uint8_t kb[3 * KEY_BYTES], ka[KEY_BYTES];
+	struct waiter_run wb, wa;
+
+	node_kme_set_up(&f->xa.kme, true);
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 3, kb);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+	waiter_start(&wb, &f->xb.kme, rb, 3, 5000);
+	waiter_start(&wa, &f->xa.kme, ra, 1, 5000);
+	assert_int_equal(settled(&f->xb.kme, &wb.w), 0);
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&wb), QKD_OK);
+	assert_int_equal(waiter_join(&wa), QKD_OK);
+	assert_true(wb.elapsed < 4.0 && wa.elapsed < 4.0);	/* woken, not timed out */
+	assert_int_equal(wb.w.settled, 3);
+	assert_false(wb.w.refused);
+	for (size_t i = 0; i < 3; i++)
+		assert_true(wb.done[i]);
+	assert_int_equal(wa.w.settled, 1);
+	assert_counts(f->a, 0, 3, 0, 0);
+	assert_counts(f->b, 0, 1, 0, 0);
+	deliver_same(f->a, SAE_B, SAE_A, rb, 3, kb);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* A record for a pair the peer does not serve is refused: its waiter gets
+ * QKD_ERR_VERIFY, the record leaves the outbox, and the peer consumed its
+ * bits all the same. */
+static void test_waiter_refused(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec good[1], z[1], c[1];
+	uint8_t kg[KEY_BYTES], kz[KEY_BYTES], kc[KEY_BYTES];
+	uint8_t out[8][KEY_BYTES];
+	size_t lens[8];
+	struct waiter_run wg, wz, wc;
+
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, good, 1, kg);
+	issue(f, f->b, BOB, SAE_B, SAE_Z, KEY_BITS, z, 1, kz);	/* slave unknown to Alice */
+	issue(f, f->b, BOB, SAE_C, SAE_A, KEY_BITS, c, 1, kc);	/* master behind another link */
+	waiter_start(&wg, &f->xb.kme, good, 1, 5000);
+	waiter_start(&wz, &f->xb.kme, z, 1, 5000);
+	waiter_start(&wc, &f->xb.kme, c, 1, 5000);
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&wg), QKD_OK);
+	assert_int_equal(waiter_join(&wz), QKD_ERR_VERIFY);
+	assert_int_equal(waiter_join(&wc), QKD_ERR_VERIFY);
+	assert_true(wz.elapsed < 4.0 && wc.elapsed < 4.0);
+	assert_true(wz.w.refused && wc.w.refused);
+	assert_counts(f->b, 0, 0, 0, 0);		/* refused records left the outbox */
+	assert_counts(f->a, 0, 1, 0, 2);
+	/* Alice says why, in her log (the wording is the store's) */
+	assert_true(logged(f, "SAE_B -> SAE_Z refused"));
+	assert_true(logged(f, "SAE_C -> SAE_A refused"));
+	assert_false(logged(f, "SAE_B -> SAE_A"));
+	assert_int_equal(consumed_bits(f->a), 3 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 3 * KEY_BITS);
+	assert_int_equal(deliver(f->a, SAE_B, SAE_Z, z, 1, out, lens), QKD_ERR_INVAL);
+	assert_int_equal(deliver(f->a, SAE_C, SAE_A, c, 1, out, lens), QKD_ERR_INVAL);
+	deliver_same(f->a, SAE_B, SAE_A, good, 1, kg);
+	/* a refusal is for good: sent again, the same answer, nothing consumed */
+	{
+		enum qkd_kme_verdict v = QKD_KME_ACCEPTED;
+
+		assert_int_equal(qkd_store_kme_accept(f->a, BOB, &z[0], false, &v, NULL), QKD_OK);
+		assert_int_equal(v, QKD_KME_REFUSED);
+		assert_int_equal(consumed_bits(f->a), 3 * KEY_BITS);
+	}
+	check_both(f);
+	qkd_wipe(kg, sizeof kg);
+	qkd_wipe(kz, sizeof kz);
+	qkd_wipe(kc, sizeof kc);
+}
+
+/* No exchange: the waiter gives up at its deadline; the record stays in
+ * the outbox and the next exchange still settles it. */
+static void test_waiter_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1];
+	uint8_t kb[KEY_BYTES];
+	struct waiter_run w;
+
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	waiter_start(&w, &f->xb.kme, rb, 1, 200);
+	assert_int_equal(waiter_join(&w), QKD_ERR_IO);
+	assert_true(w.elapsed >= 0.15 && w.elapsed < 3.0);
+	assert_int_equal(w.w.settled, 0);
+	assert_counts(f->b, 1, 0, 0, 0);
+	exchange_ok(f);
+	assert_counts(f->b, 0, 0, 0, 0);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_int_equal(consumed_bits(f->a), consumed_bits(f->b));
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+}
+
+/* The link going down wakes a waiter with QKD_ERR_EOF; while it is down a
+ * waiter returns at once. */
+static void test_waiter_link_down(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1];
+	uint8_t kb[KEY_BYTES];
+	struct waiter_run w;
+	struct timespec dl;
+	double t0;
+
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	waiter_start(&w, &f->xb.kme, rb, 1, 5000);
+	node_kme_set_up(&f->xb.kme, false);
+	assert_int_equal(waiter_join(&w), QKD_ERR_EOF);
+	assert_true(w.elapsed < 3.0);
+	assert_counts(f->b, 1, 0, 0, 0);
+
+	memset(&w, 0, sizeof w);
+	w.w.recs = rb;
+	w.w.n = 1;
+	w.w.done = w.done;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += 5;
+	t0 = mono_now();
+	assert_int_equal(node_kme_wait(&f->xb.kme, &w.w, &dl), QKD_ERR_EOF);
+	assert_true(mono_now() - t0 < 3.0);
+	assert_null(f->xb.kme.waiters);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+}
+
+/* ---- LATER ---- */
+
+/* A record naming a block still PENDING at the peer stays in the master's
+ * outbox (its waiter keeps waiting) and goes through once the block is
+ * final there. Both directions: Alice's records settled by KME_ACK, Bob's
+ * by KME_REPLY. */
+static void test_later_then_accepted(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec fa[2], fb[2], la[1], lb[1];
+	uint8_t big[2 * BLOCK_BITS / 8], ka[KEY_BYTES], kb[KEY_BYTES];
+	struct waiter_run wa, wb;
+	bool found = false;
+	struct qkd_store_block blk;
+
+	/* empty the blocks both ends hold final, then the newest ones: block 4
+	 * final at Alice, pending at Bob; block 5 final at Bob, pending at
+	 * Alice */
+	issue(f, f->a, ALICE, SAE_A, SAE_B, BLOCK_BITS, fa, 2, big);
+	issue(f, f->b, BOB, SAE_B, SAE_A, BLOCK_BITS, fb, 2, big);
+	put_block(f->a, f->blocks[4], 4, true);
+	put_block(f->b, f->blocks[4], 4, false);
+	put_block(f->b, f->blocks[5], 5, true);
+	put_block(f->a, f->blocks[5], 5, false);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, la, 1, ka);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, lb, 1, kb);
+	assert_int_equal(la[0].segs[0].id, 4);
+	assert_int_equal(lb[0].segs[0].id, 5);
+	node_kme_set_up(&f->xa.kme, true);
+	node_kme_set_up(&f->xb.kme, true);
+	waiter_start(&wa, &f->xa.kme, la, 1, 5000);
+	waiter_start(&wb, &f->xb.kme, lb, 1, 5000);
+
+	exchange_ok(f);
+	assert_counts(f->a, 1, 2, 0, 0);	/* la stays; fb taken in */
+	assert_counts(f->b, 1, 2, 0, 0);
+	assert_true(registered(&f->xa.kme, &wa.w));
+	assert_true(registered(&f->xb.kme, &wb.w));
+	assert_int_equal(settled(&f->xa.kme, &wa.w), 0);
+	assert_int_equal(settled(&f->xb.kme, &wb.w), 0);
+	assert_int_equal(qkd_store_lookup(f->b, 4, &blk, &found, NULL), QKD_OK);
+	assert_true(found && blk.state == QKD_STORE_PENDING && blk.consumed == 0);
+	assert_int_equal(qkd_store_lookup(f->a, 5, &blk, &found, NULL), QKD_OK);
+	assert_true(found && blk.state == QKD_STORE_PENDING && blk.consumed == 0);
+
+	/* a LATER answer again while the blocks stay pending */
+	exchange_ok(f);
+	assert_counts(f->a, 1, 2, 0, 0);
+	assert_counts(f->b, 1, 2, 0, 0);
+
+	assert_int_equal(qkd_store_finalize(f->b, 4, NULL), QKD_OK);
+	assert_int_equal(qkd_store_finalize(f->a, 5, NULL), QKD_OK);
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&wa), QKD_OK);
+	assert_int_equal(waiter_join(&wb), QKD_OK);
+	assert_counts(f->a, 0, 3, 0, 0);
+	assert_counts(f->b, 0, 3, 0, 0);
+	assert_int_equal(consumed_bits(f->a), consumed_bits(f->b));
+	assert_int_equal(consumed_bits(f->a), 4 * BLOCK_BITS + 2 * KEY_BITS);
+	deliver_same(f->b, SAE_A, SAE_B, la, 1, ka);
+	deliver_same(f->a, SAE_B, SAE_A, lb, 1, kb);
+	check_both(f);
+	qkd_wipe(big, sizeof big);
+	qkd_wipe(ka, sizeof ka);
+	qkd_wipe(kb, sizeof kb);
+}
+
+/* ---- lost verdicts ---- */
+
+/* The peer took the record in, but its verdict never reached the master:
+ * the record goes again and is accepted once, its bits consumed once. */
+static void test_resend_after_lost_verdict(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[2];
+	uint8_t kb[2 * KEY_BYTES];
+	enum qkd_kme_verdict v = QKD_KME_LATER;
+	const char *why = "unset";
+
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 2, kb);
+	assert_int_equal(qkd_store_kme_accept(f->a, BOB, &rb[0], true, &v, &why), QKD_OK);
+	assert_int_equal(v, QKD_KME_ACCEPTED);
+	assert_int_equal(consumed_bits(f->a), KEY_BITS);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_counts(f->b, 2, 0, 0, 0);
+
+	exchange_ok(f);
+	assert_counts(f->b, 0, 0, 0, 0);
+	assert_counts(f->a, 0, 2, 0, 0);
+	assert_int_equal(consumed_bits(f->a), 2 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 2 * KEY_BITS);
+	deliver_same(f->a, SAE_B, SAE_A, rb, 2, kb);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+}
+
+/* The same over the channel: Alice's KME_REPLY reaches Bob but he drops
+ * the connection before his KME_ACK (Bob's records); Bob's KME_ACK is
+ * lost on Alice's side (Alice's records). A new connection, a new
+ * exchange: each record accepted once. */
+static void test_resend_over_channel(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1], ra[1], out[4];
+	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
+	struct qkd_wbuf w;
+	struct qkd_rbuf r;
+	struct waiter_run wb;
+	size_t n = 0;
+	int arc = 1;
+
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+
+	/* Bob by hand: KME_SYNC, KME_REPLY read, then the connection drops */
+	qkd_wbuf_init(&w);
+	assert_int_equal(qkd_store_kme_outbox(f->b, out, 4, &n, NULL), QKD_OK);
+	assert_int_equal(n, 1);
+	node_kme_put_recs(&w, out, n);
+	alice_start(f, alice_real);
+	assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, w.p, w.len), QKD_OK);
+	assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
+	assert_int_equal(shutdown(f->sv[1], SHUT_RDWR), 0);
+	assert_int_not_equal(alice_join(f), QKD_OK);
+	assert_counts(f->a, 1, 1, 0, 0);	/* Bob's record taken in; hers unsettled */
+	assert_counts(f->b, 1, 0, 0, 0);
+	reconnect(f);
+
+	/* Alice by hand: her record goes, Bob's KME_ACK is read and lost */
+	qkd_wbuf_reset(&f->reply);
+	node_kme_put_verdicts(&f->reply, NULL, 0);
+	node_kme_put_recs(&f->reply, ra, 1);
+	f->fake_wait_ack = true;
+	assert_int_equal(exchange(f, alice_fake, &arc), QKD_OK);
+	assert_int_equal(arc, QKD_OK);
+	assert_counts(f->b, 1, 1, 0, 0);	/* Alice's taken in; his unsettled */
+	assert_counts(f->a, 1, 1, 0, 0);
+	reconnect(f);
+
+	/* the real thing: both resent, each accepted once */
+	waiter_start(&wb, &f->xb.kme, rb, 1, 5000);
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&wb), QKD_OK);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_counts(f->b, 0, 1, 0, 0);
+	assert_int_equal(consumed_bits(f->a), 2 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 2 * KEY_BITS);
+	deliver_same(f->a, SAE_B, SAE_A, rb, 1, kb);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wbuf_cleanup(&w);
+	qkd_wipe(kb, sizeof kb);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* ---- malformed messages ---- */
+
+static void put_raw_id(struct qkd_wbuf *w, size_t len, char c)
+{
+	char id[256];
+
+	memset(id, c, sizeof id);
+	qkd_put_u8(w, (uint8_t)len);
+	qkd_put_bytes(w, id, len);
+}
+
+/* One record by hand: IDs of mlen and slen bytes, nsegs segments of
+ * nbits / nsegs bits (the count written as is). */
+static void put_raw_rec(struct qkd_wbuf *w, uint8_t tag, size_t mlen, size_t slen,
+			uint64_t nbits, uint64_t nsegs)
+{
+	uint8_t id[16];
+
+	memset(id, tag, sizeof id);
+	qkd_put_bytes(w, id, sizeof id);
+	put_raw_id(w, mlen, 'M');
+	put_raw_id(w, slen, 'S');
+	qkd_put_varint(w, nbits);
+	qkd_put_varint(w, nsegs);
+	for (uint64_t j = 0; j < nsegs; j++) {
+		qkd_put_varint(w, 1);
+		qkd_put_varint(w, j * 8);
+		qkd_put_varint(w, nsegs ? nbits / nsegs : 0);
+	}
+}
+
+static bool nothing_sent(int fd)
+{
+	uint8_t b;
+
+	return recv(fd, &b, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* KME_SYNC that does not parse: Alice answers nothing, changes nothing. */
+static void test_malformed_sync(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1];
+	uint8_t kb[KEY_BYTES];
+	struct qkd_wbuf w[6];
+	struct snap sa, sb;
+
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	for (size_t i = 0; i < 6; i++)
+		qkd_wbuf_init(&w[i]);
+	node_kme_put_recs(&w[0], rb, 1);		/* truncated record */
+	w[0].len -= 3;
+	{
+		/* count above the bound, one good record after it */
+		struct qkd_wbuf t;
+
+		qkd_wbuf_init(&t);
+		node_kme_put_recs(&t, rb, 1);
+		qkd_put_varint(&w[1], NODE_KME_BATCH_MAX + 1);
+		qkd_put_bytes(&w[1], t.p + 1, t.len - 1);	/* the record after n = 1 */
+		qkd_wbuf_cleanup(&t);
+	}
+	node_kme_put_recs(&w[2], rb, 1);		/* a byte after the records */
+	qkd_put_u8(&w[2], 0);
+	qkd_put_varint(&w[3], 1);			/* no segment */
+	put_raw_rec(&w[3], 0x77, 5, 5, KEY_BITS, 0);
+	qkd_put_varint(&w[4], 1);			/* 9 segments */
+	put_raw_rec(&w[4], 0x77, 5, 5, 9 * 8, 9);
+	qkd_put_varint(&w[5], 2);			/* good record, then a 65-byte ID */
+	{
+		struct qkd_wbuf t;
+
+		qkd_wbuf_init(&t);
+		node_kme_put_recs(&t, rb, 1);
+		qkd_put_bytes(&w[5], t.p + 1, t.len - 1);
+		qkd_wbuf_cleanup(&t);
+	}
+	put_raw_rec(&w[5], 0x78, 65, 5, KEY_BITS, 1);
+
+	snap_take(f->a, &sa);
+	snap_take(f->b, &sb);
+	for (size_t i = 0; i < 6; i++) {
+		struct qkd_rbuf r;
+		const char *why = NULL;
+
+		assert_int_equal(w[i].err, 0);
+		qkd_rbuf_init(&r, w[i].p, w[i].len);
+		assert_int_equal(node_kme_serve_alice(&f->xa, &f->cha, f->a, &r, &why),
+				 QKD_ERR_PROTO);
+		assert_non_null(why);
+		snap_same(f->a, &sa);
+		assert_true(nothing_sent(f->sv[1]));
+	}
+	snap_same(f->b, &sb);
+	/* the well-formed one goes through on a channel still in step */
+	{
+		struct qkd_rbuf r;
+		const char *why = NULL;
+
+		qkd_wbuf_reset(&w[0]);
+		node_kme_put_recs(&w[0], rb, 1);
+		qkd_rbuf_init(&r, w[0].p, w[0].len);
+		/* Alice answers, and waits for a KME_ACK: given by hand */
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, (const uint8_t *)"\0",
+						  1), QKD_OK);
+		assert_int_equal(node_kme_serve_alice(&f->xa, &f->cha, f->a, &r, &why), QKD_OK);
+		assert_counts(f->a, 0, 1, 0, 0);
+		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
+		{
+			struct node_kme_verdict v[NODE_KME_BATCH_MAX];
+			struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+
+			assert_non_null(in);
+			assert_int_equal(node_kme_get_verdicts(&r, v), 1);
+			assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
+			assert_memory_equal(v[0].key_id, rb[0].key_id, 16);
+			assert_int_equal(node_kme_get_recs(&r, in), 0);
+			assert_true(qkd_rbuf_done(&r));
+			free(in);
+		}
+	}
+	for (size_t i = 0; i < 6; i++)
+		qkd_wbuf_cleanup(&w[i]);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+}
+
+/* KME_REPLY that does not parse: Bob settles nothing and takes in none of
+ * Alice's records, even those before the fault. */
+static void test_malformed_reply(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1], ra[1];
+	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
+	struct snap sa, sb;
+	struct waiter_run w;
+	enum { NCASES = 5 };
+
+	node_kme_set_up(&f->xb.kme, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+	waiter_start(&w, &f->xb.kme, rb, 1, 8000);
+	snap_take(f->a, &sa);
+	snap_take(f->b, &sb);
+	for (int c = 0; c < NCASES; c++) {
+		struct qkd_wbuf *p = &f->reply;
+		int arc = 1;
+
+		qkd_wbuf_reset(p);
+		switch (c) {
+		case 0:	/* verdict byte 3 */
+			qkd_put_varint(p, 1);
+			qkd_put_bytes(p, rb[0].key_id, 16);
+			qkd_put_u8(p, 3);
+			node_kme_put_recs(p, ra, 1);
+			break;
+		case 1:	/* verdict count above the bound */
+			qkd_put_varint(p, NODE_KME_BATCH_MAX + 1);
+			qkd_put_bytes(p, rb[0].key_id, 16);
+			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			node_kme_put_recs(p, ra, 1);
+			break;
+		case 2:	/* a good verdict, Alice's record truncated */
+			qkd_put_varint(p, 1);
+			qkd_put_bytes(p, rb[0].key_id, 16);
+			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			node_kme_put_recs(p, ra, 1);
+			p->len -= 5;
+			break;
+		case 3:	/* a byte after the records */
+			qkd_put_varint(p, 1);
+			qkd_put_bytes(p, rb[0].key_id, 16);
+			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			node_kme_put_recs(p, ra, 1);
+			qkd_put_u8(p, 0);
+			break;
+		default: /* records missing altogether */
+			qkd_put_varint(p, 1);
+			qkd_put_bytes(p, rb[0].key_id, 16);
+			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			break;
+		}
+		assert_int_equal(p->err, 0);
+		f->fake_wait_ack = false;
+		assert_int_equal(exchange(f, alice_fake, &arc), QKD_ERR_PROTO);
+		assert_int_equal(arc, QKD_OK);
+		snap_same(f->b, &sb);
+		assert_int_equal(settled(&f->xb.kme, &w.w), 0);
+		assert_true(nothing_sent(f->sv[0]));	/* no KME_ACK */
+	}
+	snap_same(f->a, &sa);
+	/* the channel is still in step: the real exchange settles it all */
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&w), QKD_OK);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_counts(f->b, 0, 1, 0, 0);
+	deliver_same(f->a, SAE_B, SAE_A, rb, 1, kb);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* KME_ACK that does not parse: Alice keeps her records in the outbox and
+ * her waiter is not woken. */
+static void test_malformed_ack(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec ra[1];
+	uint8_t ka[KEY_BYTES];
+	struct snap sa, sb;
+	struct qkd_wbuf sync, ack;
+	struct waiter_run w;
+	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+	enum { NCASES = 4 };
+
+	assert_non_null(in);
+	node_kme_set_up(&f->xa.kme, true);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+	waiter_start(&w, &f->xa.kme, ra, 1, 8000);
+	qkd_wbuf_init(&sync);
+	qkd_wbuf_init(&ack);
+	node_kme_put_recs(&sync, NULL, 0);
+	snap_take(f->a, &sa);
+	snap_take(f->b, &sb);
+	for (int c = 0; c < NCASES; c++) {
+		struct node_kme_verdict v[NODE_KME_BATCH_MAX];
+		struct qkd_rbuf r;
+
+		qkd_wbuf_reset(&ack);
+		switch (c) {
+		case 0:	/* verdict byte 3 */
+			qkd_put_varint(&ack, 1);
+			qkd_put_bytes(&ack, ra[0].key_id, 16);
+			qkd_put_u8(&ack, 3);
+			break;
+		case 1:	/* count above the bound */
+			qkd_put_varint(&ack, NODE_KME_BATCH_MAX + 1);
+			qkd_put_bytes(&ack, ra[0].key_id, 16);
+			qkd_put_u8(&ack, QKD_KME_ACCEPTED);
+			break;
+		case 2:	/* truncated verdict */
+			qkd_put_varint(&ack, 1);
+			qkd_put_bytes(&ack, ra[0].key_id, 10);
+			break;
+		default: /* a byte after the verdicts */
+			qkd_put_varint(&ack, 1);
+			qkd_put_bytes(&ack, ra[0].key_id, 16);
+			qkd_put_u8(&ack, QKD_KME_ACCEPTED);
+			qkd_put_u8(&ack, 0);
+			break;
+		}
+		/* Bob by hand */
+		alice_start(f, alice_real);
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, sync.p, sync.len),
+				 QKD_OK);
+		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
+		assert_int_equal(node_kme_get_verdicts(&r, v), 0);
+		assert_int_equal(node_kme_get_recs(&r, in), 1);
+		assert_true(qkd_rbuf_done(&r));
+		assert_memory_equal(in[0].key_id, ra[0].key_id, 16);
+		assert_int_equal(in[0].nsegs, ra[0].nsegs);
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, ack.p, ack.len),
+				 QKD_OK);
+		assert_int_equal(alice_join(f), QKD_ERR_PROTO);
+		assert_non_null(f->awhy);
+		snap_same(f->a, &sa);
+		assert_int_equal(settled(&f->xa.kme, &w.w), 0);
+	}
+	snap_same(f->b, &sb);
+	exchange_ok(f);
+	assert_int_equal(waiter_join(&w), QKD_OK);
+	assert_counts(f->a, 0, 0, 0, 0);
+	assert_counts(f->b, 0, 1, 0, 0);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wbuf_cleanup(&sync);
+	qkd_wbuf_cleanup(&ack);
+	free(in);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* ---- wire format ---- */
+
+static void assert_rec_equal(const struct qkd_kme_rec *x, const struct qkd_kme_rec *y)
+{
+	assert_memory_equal(x->key_id, y->key_id, 16);
+	assert_string_equal(x->master, y->master);
+	assert_string_equal(x->slave, y->slave);
+	assert_int_equal(x->nbits, y->nbits);
+	assert_int_equal(x->nsegs, y->nsegs);
+	for (size_t j = 0; j < x->nsegs; j++) {
+		assert_true(x->segs[j].id == y->segs[j].id);
+		assert_true(x->segs[j].offset == y->segs[j].offset);
+		assert_true(x->segs[j].nbits == y->segs[j].nbits);
+	}
+}
+
+/* Decode one records payload: the count, or -1 when refused. */
+static long get_recs(const struct qkd_wbuf *w, struct qkd_kme_rec *out)
+{
+	struct qkd_rbuf r;
+	size_t n;
+
+	qkd_rbuf_init(&r, w->p, w->len);
+	n = node_kme_get_recs(&r, out);
+	if (!qkd_rbuf_ok(&r)) {
+		assert_int_equal(n, 0);
+		return -1;
+	}
+	return qkd_rbuf_done(&r) ? (long)n : -2;
+}
+
+static long get_verdicts(const struct qkd_wbuf *w, struct node_kme_verdict *out)
+{
+	struct qkd_rbuf r;
+	size_t n;
+
+	qkd_rbuf_init(&r, w->p, w->len);
+	n = node_kme_get_verdicts(&r, out);
+	if (!qkd_rbuf_ok(&r)) {
+		assert_int_equal(n, 0);
+		return -1;
+	}
+	return qkd_rbuf_done(&r) ? (long)n : -2;
+}
+
+static void test_wire_records(void **state)
+{
+	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX + 1, sizeof *in);
+	struct qkd_kme_rec *out = calloc(NODE_KME_BATCH_MAX, sizeof *out);
+	struct qkd_wbuf w;
+
+	(void)state;
+	assert_non_null(in);
+	assert_non_null(out);
+	qkd_wbuf_init(&w);
+	/* 8 segments, 64-byte IDs, the longest key, large coordinates */
+	memset(in[0].key_id, 0xee, 16);
+	memset(in[0].master, 'm', QKD_KME_SAE_ID_MAX);
+	memset(in[0].slave, 's', QKD_KME_SAE_ID_MAX);
+	in[0].nbits = QKD_KME_KEY_BITS_MAX;
+	in[0].nsegs = QKD_KME_KEY_SEGS_MAX;
+	for (size_t j = 0; j < QKD_KME_KEY_SEGS_MAX; j++)
+		in[0].segs[j] = (struct qkd_store_seg){
+			.id = QKD_STORE_ID_MAX - j, .offset = ((uint64_t)1 << 40) + j,
+			.nbits = QKD_KME_KEY_BITS_MAX / QKD_KME_KEY_SEGS_MAX,
+		};
+	/* one segment, one-character IDs, the shortest key */
+	for (size_t i = 0; i < 16; i++)
+		in[1].key_id[i] = (uint8_t)i;
+	snprintf(in[1].master, sizeof in[1].master, "A");
+	snprintf(in[1].slave, sizeof in[1].slave, "B");
+	in[1].nbits = 8;
+	in[1].nsegs = 1;
+	in[1].segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 8 };
+	/* something in between */
+	memset(in[2].key_id, 0x01, 16);
+	snprintf(in[2].master, sizeof in[2].master, "sae-master.1~x");
+	snprintf(in[2].slave, sizeof in[2].slave, "%s", SAE_B);
+	in[2].nbits = 1000;
+	in[2].nsegs = 3;
+	in[2].segs[0] = (struct qkd_store_seg){ .id = 127, .offset = 128, .nbits = 300 };
+	in[2].segs[1] = (struct qkd_store_seg){ .id = 128, .offset = 16383, .nbits = 300 };
+	in[2].segs[2] = (struct qkd_store_seg){ .id = 16384, .offset = 0, .nbits = 400 };
+	node_kme_put_recs(&w, in, 3);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(get_recs(&w, out), 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_rec_equal(&out[i], &in[i]);
+	/* every proper prefix is refused (the reader never reads past the end) */
+	for (size_t len = 0; len < w.len; len++) {
+		struct qkd_rbuf r;
+
+		qkd_rbuf_init(&r, w.p, len);
+		assert_int_equal(node_kme_get_recs(&r, out), 0);
+		assert_false(qkd_rbuf_ok(&r));
+	}
+
+	/* none, and exactly the most a message may carry */
+	qkd_wbuf_reset(&w);
+	node_kme_put_recs(&w, in, 0);
+	assert_int_equal(get_recs(&w, out), 0);
+	for (size_t i = 3; i <= NODE_KME_BATCH_MAX; i++)
+		in[i] = in[i % 3];
+	qkd_wbuf_reset(&w);
+	node_kme_put_recs(&w, in, NODE_KME_BATCH_MAX);
+	assert_int_equal(get_recs(&w, out), NODE_KME_BATCH_MAX);
+	assert_rec_equal(&out[NODE_KME_BATCH_MAX - 1], &in[NODE_KME_BATCH_MAX - 1]);
+	/* one more is refused before anything is written to out */
+	qkd_wbuf_reset(&w);
+	node_kme_put_recs(&w, in, NODE_KME_BATCH_MAX + 1);
+	assert_int_equal(get_recs(&w, out), -1);
+
+	/* hand-made records the reader must refuse */
+	{
+		static const struct {
+			size_t mlen, slen;
+			uint64_t nbits, nsegs;
+			long want;
+		} c[] = {
+			{ 64, 64, 64, 8, 1 },				/* the limits: fine */
+			{ 65, 5, 64, 1, -1 },				/* 65-byte master */
+			{ 5, 65, 64, 1, -1 },				/* 65-byte slave */
+			{ 0, 5, 64, 1, -1 },				/* empty master */
+			{ 5, 0, 64, 1, -1 },				/* empty slave */
+			{ 5, 5, 64, 0, -1 },				/* no segment */
+			{ 5, 5, 72, 9, -1 },				/* 9 segments */
+			{ 5, 5, QKD_KME_KEY_BITS_MAX + 8, 1, -1 },	/* key too long */
+		};
+
+		for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+			qkd_wbuf_reset(&w);
+			qkd_put_varint(&w, 1);
+			put_raw_rec(&w, 0x42, c[i].mlen, c[i].slen, c[i].nbits, c[i].nsegs);
+			if (get_recs(&w, out) != c[i].want)
+				fail_msg("case %zu: %ld, want %ld", i, get_recs(&w, out), c[i].want);
+		}
+	}
+	/* a segment coordinate that is not a varint (11 bytes of 0x80...) */
+	qkd_wbuf_reset(&w);
+	qkd_put_varint(&w, 1);
+	put_raw_rec(&w, 0x42, 5, 5, 64, 1);
+	w.len -= 3;				/* drop id, offset, nbits of the segment */
+	for (int i = 0; i < 11; i++)
+		qkd_put_u8(&w, 0x80);
+	qkd_put_u8(&w, 0);
+	qkd_put_u8(&w, 8);
+	assert_int_equal(get_recs(&w, out), -1);
+	qkd_wbuf_cleanup(&w);
+	free(in);
+	free(out);
+}
+
+static void test_wire_verdicts(void **state)
+{
+	struct node_kme_verdict *in = calloc(NODE_KME_BATCH_MAX + 1, sizeof *in);
+	struct node_kme_verdict *out = calloc(NODE_KME_BATCH_MAX, sizeof *out);
+	struct qkd_wbuf w;
+
+	(void)state;
+	assert_non_null(in);
+	assert_non_null(out);
+	qkd_wbuf_init(&w);
+	for (size_t i = 0; i <= NODE_KME_BATCH_MAX; i++) {
+		memset(in[i].key_id, (int)i, 16);
+		in[i].key_id[0] = (uint8_t)(i >> 8);
+		in[i].v = (enum qkd_kme_verdict)(i % 3);
+	}
+	node_kme_put_verdicts(&w, in, 3);
+	assert_int_equal(w.len, 1 + 3 * 17);
+	assert_int_equal(get_verdicts(&w, out), 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_memory_equal(out[i].key_id, in[i].key_id, 16);
+		assert_int_equal(out[i].v, in[i].v);
+	}
+	for (size_t len = 0; len < w.len; len++) {
+		struct qkd_rbuf r;
+
+		qkd_rbuf_init(&r, w.p, len);
+		assert_int_equal(node_kme_get_verdicts(&r, out), 0);
+		assert_false(qkd_rbuf_ok(&r));
+	}
+	/* a verdict byte out of range */
+	for (unsigned bad = 3; bad < 256; bad += 84) {
+		w.p[1 + 2 * 17 + 16] = (uint8_t)bad;	/* the third verdict's byte */
+		assert_int_equal(get_verdicts(&w, out), -1);
+	}
+	qkd_wbuf_reset(&w);
+	node_kme_put_verdicts(&w, in, 0);
+	assert_int_equal(get_verdicts(&w, out), 0);
+	qkd_wbuf_reset(&w);
+	node_kme_put_verdicts(&w, in, NODE_KME_BATCH_MAX);
+	assert_int_equal(get_verdicts(&w, out), NODE_KME_BATCH_MAX);
+	assert_memory_equal(out[NODE_KME_BATCH_MAX - 1].key_id,
+			    in[NODE_KME_BATCH_MAX - 1].key_id, 16);
+	qkd_wbuf_reset(&w);
+	node_kme_put_verdicts(&w, in, NODE_KME_BATCH_MAX + 1);
+	assert_int_equal(get_verdicts(&w, out), -1);
+	qkd_wbuf_cleanup(&w);
+	free(in);
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exchange_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exchange_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiter_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiter_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiter_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiter_link_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_later_then_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_after_lost_verdict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_over_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_ack, setup, teardown),
+		cmocka_unit_test(test_wire_records),
+		cmocka_unit_test(test_wire_verdicts),
+	};
+
+	signal(SIGPIPE, SIG_IGN);	/* a peer gone is an error to see, not a kill */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
