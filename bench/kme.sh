@@ -29,11 +29,12 @@ done
 
 FAKE_SECONDS=${FAKE_SECONDS:-3}
 NODE_SECONDS=${NODE_SECONDS:-5}
-# The link's Wegman-Carter reserve. tests/integration/kme_nodes.sh uses the
-# default, 262144 bits; under 8 concurrent enc_keys clients that pool has
-# been seen to run dry in one round some 40 rounds after the start ("link
-# ab: authentication key exhausted: the link stops" at node B), which ends
-# the run. 2^20 bits leave room; set AUTH_RESERVE_BITS=262144 to compare.
+# The link: 2e7 pulses a round distil about 300 000 bits, and a round's
+# messages spend about 60 000 bits of authentication key, which the round
+# refills from at most half its key. With 1e7 pulses a round (about 130 000
+# bits) the refill barely covers the spending, and the pool drifts down
+# until the link stops ("authentication key exhausted"), with or without
+# key manager load: docs/config.md, auth_reserve_bits.
 AUTH_RESERVE_BITS=${AUTH_RESERVE_BITS:-1048576}
 for v in "$FAKE_SECONDS" "$NODE_SECONDS" "$AUTH_RESERVE_BITS"; do
 	case $v in ''|*[!0-9]*|0) echo "$0: FAKE_SECONDS, NODE_SECONDS, AUTH_RESERVE_BITS: positive integers" >&2; exit 2 ;; esac
@@ -119,7 +120,7 @@ links = ( {
   name = "ab"; role = "$1";
   classical = "127.0.0.1:$CP"; fiber = "127.0.0.1:$FP";
   store = "$1.db"; auth_key = "ab.key";
-  auth_reserve_bits = $AUTH_RESERVE_BITS; round_pulses = 10000000;
+  auth_reserve_bits = $AUTH_RESERVE_BITS; round_pulses = 20000000;
   optical = { distance_km = 1.0; detector_efficiency = 0.5; };
 } );
 kme = {

@@ -24,12 +24,19 @@ struct node_kme_waiter {
 /* The parity of the blocks an end cuts keys from (qkd/kme_store.h). */
 unsigned node_kme_parity(enum qkd_link_role role);
 
-/* Register w (under k->lock), wait until all its keys are settled, the
- * link goes down or the deadline (CLOCK_MONOTONIC) passes, unregister.
- * 0 when every key was accepted; QKD_ERR_VERIFY when one was refused;
- * QKD_ERR_IO when time ran out, QKD_ERR_EOF when the link went down (the
- * keys stay in the outbox either way: the peer still consumes their bits
- * when the link is back, and nobody can ask for them). */
+/* Register w: from now on the link thread marks its records settled as
+ * their verdicts arrive. Register before the records can reach the
+ * outbox, or a verdict could come before anyone listens for it. */
+void node_kme_waiter_add(struct qkd_link_kme *k, struct node_kme_waiter *w);
+/* Unregister w without waiting (its records never reached the outbox). */
+void node_kme_waiter_remove(struct qkd_link_kme *k, struct node_kme_waiter *w);
+
+/* Wait until all of w's records are settled, the link goes down or the
+ * deadline (CLOCK_MONOTONIC) passes, then unregister w. 0 when every key
+ * was accepted; QKD_ERR_VERIFY when one was refused; QKD_ERR_IO when time
+ * ran out, QKD_ERR_EOF when the link went down (the keys stay in the
+ * outbox either way: the peer still consumes their bits when the link is
+ * back, and nobody can ask for them). */
 int node_kme_wait(struct qkd_link_kme *k, struct node_kme_waiter *w,
 		  const struct timespec *deadline);
 

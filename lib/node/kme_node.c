@@ -76,26 +76,17 @@ static bool link_up(struct qkd_link_kme *lk)
 	return up;
 }
 
-/* Cut number keys for master -> slave on the slave's link; the records go
- * to the peer with the link's next exchange. */
+/* Cut number keys (recs' ids, pair and length set) on the slave's link;
+ * the records go to the peer with the link's next exchange. */
 static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave_sae,
-		 const char *master, uint32_t number, uint32_t size_bits,
-		 struct qkd_kme_rec *recs, uint8_t *bits, size_t len, const char **why)
+		 uint32_t number, struct qkd_kme_rec *recs, uint8_t *bits, size_t len,
+		 const char **why)
 {
 	struct store_slot *slot = &k->stores[slave_sae->link];
 	struct qkd_link_ctx *l = &k->links[slave_sae->link];
 	const char *w = NULL;
 	int rc;
 
-	for (uint32_t i = 0; i < number; i++) {
-		struct qkd_etsi014_uuid u;
-
-		qkd_etsi014_uuid_random(&u);
-		memcpy(recs[i].key_id, u.b, sizeof u.b);
-		snprintf(recs[i].master, sizeof recs[i].master, "%s", master);
-		snprintf(recs[i].slave, sizeof recs[i].slave, "%s", slave_sae->id);
-		recs[i].nbits = size_bits;
-	}
 	pthread_mutex_lock(&slot->lock);
 	rc = qkd_store_kme_issue(slot->st, node_kme_parity(l->cfg->role), recs, number, bits,
 				 len, &w);
@@ -135,11 +126,23 @@ static int enc(void *ctx, const char *master, const char *slave, uint32_t number
 		rc = QKD_ERR_NOMEM;
 		goto out;
 	}
-	rc = issue(k, s, master, number, size_bits, recs, bits, len, why);
-	if (rc != QKD_OK)
-		goto out;
+	for (uint32_t i = 0; i < number; i++) {
+		struct qkd_etsi014_uuid u;
+
+		qkd_etsi014_uuid_random(&u);
+		memcpy(recs[i].key_id, u.b, sizeof u.b);
+		snprintf(recs[i].master, sizeof recs[i].master, "%s", master);
+		snprintf(recs[i].slave, sizeof recs[i].slave, "%s", s->id);
+		recs[i].nbits = size_bits;
+	}
 	w.recs = recs;
 	w.n = number;
+	node_kme_waiter_add(&k->links[s->link].kme, &w);
+	rc = issue(k, s, number, recs, bits, len, why);
+	if (rc != QKD_OK) {
+		node_kme_waiter_remove(&k->links[s->link].kme, &w);
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += (time_t)k->cfg->kme.sync_timeout_s;
 	rc = node_kme_wait(&k->links[s->link].kme, &w, &deadline);

@@ -38,21 +38,39 @@ void node_kme_set_up(struct qkd_link_kme *k, bool up)
 	pthread_mutex_unlock(&k->lock);
 }
 
+void node_kme_waiter_add(struct qkd_link_kme *k, struct node_kme_waiter *w)
+{
+	pthread_mutex_lock(&k->lock);
+	w->next = k->waiters;
+	k->waiters = w;
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void waiter_unlink(struct qkd_link_kme *k, struct node_kme_waiter *w)
+{
+	for (struct node_kme_waiter **p = &k->waiters; *p != NULL; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+}
+
+void node_kme_waiter_remove(struct qkd_link_kme *k, struct node_kme_waiter *w)
+{
+	pthread_mutex_lock(&k->lock);
+	waiter_unlink(k, w);
+	pthread_mutex_unlock(&k->lock);
+}
+
 int node_kme_wait(struct qkd_link_kme *k, struct node_kme_waiter *w,
 		  const struct timespec *deadline)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&k->lock);
-	w->next = k->waiters;
-	k->waiters = w;
 	while (w->settled < w->n && !w->refused && k->up && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&k->settled, &k->lock, deadline);
-	for (struct node_kme_waiter **p = &k->waiters; *p != NULL; p = &(*p)->next)
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
+	waiter_unlink(k, w);
 	pthread_mutex_unlock(&k->lock);
 	if (w->refused)
 		return QKD_ERR_VERIFY;

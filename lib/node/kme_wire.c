@@ -35,7 +35,7 @@ static void get_id(struct qkd_rbuf *r, char out[QKD_KME_SAE_ID_MAX + 1])
 		qkd_rbuf_fail(r, QKD_ERR_PROTO);
 	qkd_get_copy(r, out, qkd_rbuf_ok(r) ? n : 0);
 	out[qkd_rbuf_ok(r) ? n : 0] = '\0';
-	if (qkd_rbuf_ok(r) && !qkd_etsi014_id_valid(out)) {
+	if (qkd_rbuf_ok(r) && (strlen(out) != n || !qkd_etsi014_id_valid(out))) {
 		qkd_rbuf_fail(r, QKD_ERR_PROTO);
 		out[0] = '\0';
 	}

@@ -311,6 +311,7 @@ int qkd_link_run(struct qkd_link_ctx *ctx)
 	int rc, cfd = -1, ffd = -1;
 
 	memset(&base, 0, sizeof base);
+	base.ctx = ctx;
 	base.cfg = ctx->cfg;
 	rc = qkd_store_open(&base.store, ctx->cfg->store, &why);
 	if (rc == QKD_OK)

@@ -7,6 +7,7 @@
 #include "qkd/engine.h"
 
 struct round_env {
+	struct qkd_link_ctx *ctx;		/* for the key manager's checkpoints */
 	const struct qkd_link_config *cfg;
 	struct qkd_channel *ch;
 	int fiber_fd;

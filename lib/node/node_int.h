@@ -87,7 +87,13 @@ int node_recover_alice(struct qkd_channel *ch, struct qkd_store *st, const char 
 
 /* Key manager records between rounds (kme_sync.c, docs/kme.md). Bob runs
  * the exchange before each round; Alice answers a KME_SYNC received where
- * she waits for a ROUND. */
+ * she waits for a ROUND. Both also run one at every checkpoint of a
+ * round's pulses: after each fiber frame that ends a multiple of
+ * NODE_KME_CHECKPOINT_SLOTS slots, except the last, Alice stops sending
+ * and waits for Bob's KME_SYNC, and Bob sends it once he has read that
+ * frame. A record then waits for a checkpoint or the end of the round,
+ * whichever comes first, not for a whole round. */
+#define NODE_KME_CHECKPOINT_SLOTS ((uint64_t)1 << 24)
 int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
 			  struct qkd_store *st, const char **why);
 int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,

@@ -52,7 +52,7 @@ links = ( {
   name = "ab"; role = "$1";
   classical = "127.0.0.1:$CP"; fiber = "127.0.0.1:$FP";
   store = "$1.db"; auth_key = "ab.key";
-  auth_reserve_bits = 262144; round_pulses = 10000000;
+  auth_reserve_bits = 1048576; round_pulses = 20000000;
   optical = { distance_km = 1.0; detector_efficiency = 0.5; };
 } );
 kme = {

@@ -10,9 +10,11 @@
  * learn accepted, refused, time out, or see the link go down; LATER keeps
  * a record until the block is final at the peer; a lost verdict costs no
  * bit twice; malformed KME_SYNC / KME_REPLY / KME_ACK are refused with
- * nothing changed; the wire format round-trips and refuses what it must.
- * qkd_store_check passes on both stores at the end of every test. Every
- * wait is bounded: socket timeouts and waiter deadlines.
+ * nothing changed; records that parse but are wrong for the store get a
+ * verdict each, never a store error; the wire format round-trips and
+ * refuses what it must. qkd_store_check passes on both stores at the end
+ * of every test. Every wait is bounded: socket timeouts and waiter
+ * deadlines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,6 +66,20 @@ struct logcap {
 	size_t len;
 };
 
+/* An enc_keys request waiting for its keys, in a thread of its own. */
+struct waiter_run {
+	struct qkd_link_kme *k;
+	struct node_kme_waiter w;
+	bool done[8];
+	struct timespec deadline;
+	int rc;
+	double elapsed;
+	pthread_t th;
+	bool running;
+};
+
+#define WAITERS_MAX 6
+
 struct fix {
 	char dir[256], pa[320], pb[320];
 	struct qkd_store *a, *b;
@@ -85,6 +101,10 @@ struct fix {
 	/* a hand-made Alice: the KME_REPLY payload she sends */
 	struct qkd_wbuf reply;
 	bool fake_wait_ack;
+	/* waiters live here, so that teardown can wake and join them after a
+	 * failed assertion left the test */
+	struct waiter_run wr[WAITERS_MAX];
+	size_t nwr;
 };
 
 /* ---- fixture ---- */
@@ -245,6 +265,11 @@ static int teardown(void **state)
 		(void)shutdown(f->sv[0], SHUT_RDWR);
 		pthread_join(f->th, NULL);
 	}
+	for (size_t i = 0; i < f->nwr; i++)
+		if (f->wr[i].running) {
+			node_kme_set_up(f->wr[i].k, false);
+			pthread_join(f->wr[i].th, NULL);
+		}
 	disconnect_pair(f);
 	qkd_wbuf_cleanup(&f->reply);
 	qkd_link_ctx_cleanup(&f->xa);
@@ -497,16 +522,6 @@ static void exchange_ok(struct fix *f)
 
 /* ---- waiters ---- */
 
-struct waiter_run {
-	struct qkd_link_kme *k;
-	struct node_kme_waiter w;
-	bool done[8];
-	struct timespec deadline;
-	int rc;
-	double elapsed;
-	pthread_t th;
-};
-
 static double mono_now(void)
 {
 	struct timespec t;
@@ -548,12 +563,14 @@ static size_t settled(struct qkd_link_kme *k, const struct node_kme_waiter *w)
 
 /* Start a waiter on recs[0 .. n) with a deadline ms away; return once it
  * is registered (at most 5 s). */
-static void waiter_start(struct waiter_run *r, struct qkd_link_kme *k,
-			 const struct qkd_kme_rec *recs, size_t n, long ms)
+static struct waiter_run *waiter_start(struct fix *f, struct qkd_link_kme *k,
+				       const struct qkd_kme_rec *recs, size_t n, long ms)
 {
-	const struct timespec tick = { .tv_nsec = 1000000 };
+	struct waiter_run *r;
 
 	assert_true(n <= 8);
+	assert_true(f->nwr < WAITERS_MAX);
+	r = &f->wr[f->nwr++];
 	memset(r, 0, sizeof *r);
 	r->k = k;
 	r->w.recs = recs;
@@ -567,15 +584,19 @@ static void waiter_start(struct waiter_run *r, struct qkd_link_kme *k,
 		r->deadline.tv_sec++;
 		r->deadline.tv_nsec -= 1000000000;
 	}
-	assert_int_equal(pthread_create(&r->th, NULL, waiter_main, r), 0);
-	for (int i = 0; i < 5000 && !registered(k, &r->w); i++)
-		nanosleep(&tick, NULL);
+	/* As enc() does: registered before its records can be settled. */
+	node_kme_waiter_add(k, &r->w);
 	assert_true(registered(k, &r->w));
+	assert_int_equal(pthread_create(&r->th, NULL, waiter_main, r), 0);
+	r->running = true;
+	return r;
 }
 
 static int waiter_join(struct waiter_run *r)
 {
+	assert_true(r->running);
 	assert_int_equal(pthread_join(r->th, NULL), 0);
+	r->running = false;
 	assert_false(registered(r->k, &r->w));
 	return r->rc;
 }
@@ -680,24 +701,24 @@ static void test_waiter_accepted(void **state)
 	struct fix *f = *state;
 	struct qkd_kme_rec rb[3], ra[1];
 	uint8_t kb[3 * KEY_BYTES], ka[KEY_BYTES];
-	struct waiter_run wb, wa;
+	struct waiter_run *wb, *wa;
 
 	node_kme_set_up(&f->xa.kme, true);
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 3, kb);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
-	waiter_start(&wb, &f->xb.kme, rb, 3, 5000);
-	waiter_start(&wa, &f->xa.kme, ra, 1, 5000);
-	assert_int_equal(settled(&f->xb.kme, &wb.w), 0);
+	wb = waiter_start(f, &f->xb.kme, rb, 3, 5000);
+	wa = waiter_start(f, &f->xa.kme, ra, 1, 5000);
+	assert_int_equal(settled(&f->xb.kme, &wb->w), 0);
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&wb), QKD_OK);
-	assert_int_equal(waiter_join(&wa), QKD_OK);
-	assert_true(wb.elapsed < 4.0 && wa.elapsed < 4.0);	/* woken, not timed out */
-	assert_int_equal(wb.w.settled, 3);
-	assert_false(wb.w.refused);
+	assert_int_equal(waiter_join(wb), QKD_OK);
+	assert_int_equal(waiter_join(wa), QKD_OK);
+	assert_true(wb->elapsed < 4.0 && wa->elapsed < 4.0);	/* woken, not timed out */
+	assert_int_equal(wb->w.settled, 3);
+	assert_false(wb->w.refused);
 	for (size_t i = 0; i < 3; i++)
-		assert_true(wb.done[i]);
-	assert_int_equal(wa.w.settled, 1);
+		assert_true(wb->done[i]);
+	assert_int_equal(wa->w.settled, 1);
 	assert_counts(f->a, 0, 3, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
 	deliver_same(f->a, SAE_B, SAE_A, rb, 3, kb);
@@ -717,30 +738,38 @@ static void test_waiter_refused(void **state)
 	uint8_t kg[KEY_BYTES], kz[KEY_BYTES], kc[KEY_BYTES];
 	uint8_t out[8][KEY_BYTES];
 	size_t lens[8];
-	struct waiter_run wg, wz, wc;
+	struct qkd_kme_rec az[1];
+	uint8_t kaz[KEY_BYTES];
+	struct waiter_run *wg, *wz, *wc, *waz;
 
+	node_kme_set_up(&f->xa.kme, true);
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, good, 1, kg);
 	issue(f, f->b, BOB, SAE_B, SAE_Z, KEY_BITS, z, 1, kz);	/* slave unknown to Alice */
 	issue(f, f->b, BOB, SAE_C, SAE_A, KEY_BITS, c, 1, kc);	/* master behind another link */
-	waiter_start(&wg, &f->xb.kme, good, 1, 5000);
-	waiter_start(&wz, &f->xb.kme, z, 1, 5000);
-	waiter_start(&wc, &f->xb.kme, c, 1, 5000);
+	issue(f, f->a, ALICE, SAE_A, SAE_Z, KEY_BITS, az, 1, kaz);	/* unknown to Bob */
+	wg = waiter_start(f, &f->xb.kme, good, 1, 5000);
+	wz = waiter_start(f, &f->xb.kme, z, 1, 5000);
+	wc = waiter_start(f, &f->xb.kme, c, 1, 5000);
+	waz = waiter_start(f, &f->xa.kme, az, 1, 5000);
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&wg), QKD_OK);
-	assert_int_equal(waiter_join(&wz), QKD_ERR_VERIFY);
-	assert_int_equal(waiter_join(&wc), QKD_ERR_VERIFY);
-	assert_true(wz.elapsed < 4.0 && wc.elapsed < 4.0);
-	assert_true(wz.w.refused && wc.w.refused);
-	assert_counts(f->b, 0, 0, 0, 0);		/* refused records left the outbox */
+	assert_int_equal(waiter_join(wg), QKD_OK);
+	assert_int_equal(waiter_join(wz), QKD_ERR_VERIFY);
+	assert_int_equal(waiter_join(wc), QKD_ERR_VERIFY);
+	assert_int_equal(waiter_join(waz), QKD_ERR_VERIFY);	/* settled by KME_ACK */
+	assert_true(wz->elapsed < 4.0 && wc->elapsed < 4.0 && waz->elapsed < 4.0);
+	assert_true(wz->w.refused && wc->w.refused && waz->w.refused);
+	assert_counts(f->b, 0, 0, 0, 1);		/* refused records left the outboxes */
 	assert_counts(f->a, 0, 1, 0, 2);
+	assert_true(logged(f, "SAE_A -> SAE_Z refused"));
 	/* Alice says why, in her log (the wording is the store's) */
 	assert_true(logged(f, "SAE_B -> SAE_Z refused"));
 	assert_true(logged(f, "SAE_C -> SAE_A refused"));
 	assert_false(logged(f, "SAE_B -> SAE_A"));
-	assert_int_equal(consumed_bits(f->a), 3 * KEY_BITS);
-	assert_int_equal(consumed_bits(f->b), 3 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->a), 4 * KEY_BITS);
+	assert_int_equal(consumed_bits(f->b), 4 * KEY_BITS);
 	assert_int_equal(deliver(f->a, SAE_B, SAE_Z, z, 1, out, lens), QKD_ERR_INVAL);
+	assert_int_equal(deliver(f->b, SAE_A, SAE_Z, az, 1, out, lens), QKD_ERR_INVAL);
 	assert_int_equal(deliver(f->a, SAE_C, SAE_A, c, 1, out, lens), QKD_ERR_INVAL);
 	deliver_same(f->a, SAE_B, SAE_A, good, 1, kg);
 	/* a refusal is for good: sent again, the same answer, nothing consumed */
@@ -749,9 +778,10 @@ static void test_waiter_refused(void **state)
 
 		assert_int_equal(qkd_store_kme_accept(f->a, BOB, &z[0], false, &v, NULL), QKD_OK);
 		assert_int_equal(v, QKD_KME_REFUSED);
-		assert_int_equal(consumed_bits(f->a), 3 * KEY_BITS);
+		assert_int_equal(consumed_bits(f->a), 4 * KEY_BITS);
 	}
 	check_both(f);
+	qkd_wipe(kaz, sizeof kaz);
 	qkd_wipe(kg, sizeof kg);
 	qkd_wipe(kz, sizeof kz);
 	qkd_wipe(kc, sizeof kc);
@@ -764,14 +794,14 @@ static void test_waiter_timeout(void **state)
 	struct fix *f = *state;
 	struct qkd_kme_rec rb[1];
 	uint8_t kb[KEY_BYTES];
-	struct waiter_run w;
+	struct waiter_run *w;
 
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
-	waiter_start(&w, &f->xb.kme, rb, 1, 200);
-	assert_int_equal(waiter_join(&w), QKD_ERR_IO);
-	assert_true(w.elapsed >= 0.15 && w.elapsed < 3.0);
-	assert_int_equal(w.w.settled, 0);
+	w = waiter_start(f, &f->xb.kme, rb, 1, 200);
+	assert_int_equal(waiter_join(w), QKD_ERR_IO);
+	assert_true(w->elapsed >= 0.15 && w->elapsed < 3.0);
+	assert_int_equal(w->w.settled, 0);
 	assert_counts(f->b, 1, 0, 0, 0);
 	exchange_ok(f);
 	assert_counts(f->b, 0, 0, 0, 0);
@@ -788,26 +818,28 @@ static void test_waiter_link_down(void **state)
 	struct fix *f = *state;
 	struct qkd_kme_rec rb[1];
 	uint8_t kb[KEY_BYTES];
-	struct waiter_run w;
+	struct waiter_run *w;
+	struct node_kme_waiter d;
+	bool dd[1];
 	struct timespec dl;
 	double t0;
 
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
-	waiter_start(&w, &f->xb.kme, rb, 1, 5000);
+	w = waiter_start(f, &f->xb.kme, rb, 1, 5000);
 	node_kme_set_up(&f->xb.kme, false);
-	assert_int_equal(waiter_join(&w), QKD_ERR_EOF);
-	assert_true(w.elapsed < 3.0);
+	assert_int_equal(waiter_join(w), QKD_ERR_EOF);
+	assert_true(w->elapsed < 3.0);
 	assert_counts(f->b, 1, 0, 0, 0);
 
-	memset(&w, 0, sizeof w);
-	w.w.recs = rb;
-	w.w.n = 1;
-	w.w.done = w.done;
+	memset(&d, 0, sizeof d);
+	d.recs = rb;
+	d.n = 1;
+	d.done = dd;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	dl.tv_sec += 5;
 	t0 = mono_now();
-	assert_int_equal(node_kme_wait(&f->xb.kme, &w.w, &dl), QKD_ERR_EOF);
+	assert_int_equal(node_kme_wait(&f->xb.kme, &d, &dl), QKD_ERR_EOF);
 	assert_true(mono_now() - t0 < 3.0);
 	assert_null(f->xb.kme.waiters);
 	check_both(f);
@@ -825,7 +857,7 @@ static void test_later_then_accepted(void **state)
 	struct fix *f = *state;
 	struct qkd_kme_rec fa[2], fb[2], la[1], lb[1];
 	uint8_t big[2 * BLOCK_BITS / 8], ka[KEY_BYTES], kb[KEY_BYTES];
-	struct waiter_run wa, wb;
+	struct waiter_run *wa, *wb;
 	bool found = false;
 	struct qkd_store_block blk;
 
@@ -844,16 +876,16 @@ static void test_later_then_accepted(void **state)
 	assert_int_equal(lb[0].segs[0].id, 5);
 	node_kme_set_up(&f->xa.kme, true);
 	node_kme_set_up(&f->xb.kme, true);
-	waiter_start(&wa, &f->xa.kme, la, 1, 5000);
-	waiter_start(&wb, &f->xb.kme, lb, 1, 5000);
+	wa = waiter_start(f, &f->xa.kme, la, 1, 5000);
+	wb = waiter_start(f, &f->xb.kme, lb, 1, 5000);
 
 	exchange_ok(f);
 	assert_counts(f->a, 1, 2, 0, 0);	/* la stays; fb taken in */
 	assert_counts(f->b, 1, 2, 0, 0);
-	assert_true(registered(&f->xa.kme, &wa.w));
-	assert_true(registered(&f->xb.kme, &wb.w));
-	assert_int_equal(settled(&f->xa.kme, &wa.w), 0);
-	assert_int_equal(settled(&f->xb.kme, &wb.w), 0);
+	assert_true(registered(&f->xa.kme, &wa->w));
+	assert_true(registered(&f->xb.kme, &wb->w));
+	assert_int_equal(settled(&f->xa.kme, &wa->w), 0);
+	assert_int_equal(settled(&f->xb.kme, &wb->w), 0);
 	assert_int_equal(qkd_store_lookup(f->b, 4, &blk, &found, NULL), QKD_OK);
 	assert_true(found && blk.state == QKD_STORE_PENDING && blk.consumed == 0);
 	assert_int_equal(qkd_store_lookup(f->a, 5, &blk, &found, NULL), QKD_OK);
@@ -867,8 +899,8 @@ static void test_later_then_accepted(void **state)
 	assert_int_equal(qkd_store_finalize(f->b, 4, NULL), QKD_OK);
 	assert_int_equal(qkd_store_finalize(f->a, 5, NULL), QKD_OK);
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&wa), QKD_OK);
-	assert_int_equal(waiter_join(&wb), QKD_OK);
+	assert_int_equal(waiter_join(wa), QKD_OK);
+	assert_int_equal(waiter_join(wb), QKD_OK);
 	assert_counts(f->a, 0, 3, 0, 0);
 	assert_counts(f->b, 0, 3, 0, 0);
 	assert_int_equal(consumed_bits(f->a), consumed_bits(f->b));
@@ -921,7 +953,7 @@ static void test_resend_over_channel(void **state)
 	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
 	struct qkd_wbuf w;
 	struct qkd_rbuf r;
-	struct waiter_run wb;
+	struct waiter_run *wb;
 	size_t n = 0;
 	int arc = 1;
 
@@ -955,9 +987,9 @@ static void test_resend_over_channel(void **state)
 	reconnect(f);
 
 	/* the real thing: both resent, each accepted once */
-	waiter_start(&wb, &f->xb.kme, rb, 1, 5000);
+	wb = waiter_start(f, &f->xb.kme, rb, 1, 5000);
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&wb), QKD_OK);
+	assert_int_equal(waiter_join(wb), QKD_OK);
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
 	assert_int_equal(consumed_bits(f->a), 2 * KEY_BITS);
@@ -1105,13 +1137,13 @@ static void test_malformed_reply(void **state)
 	struct qkd_kme_rec rb[1], ra[1];
 	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
 	struct snap sa, sb;
-	struct waiter_run w;
+	struct waiter_run *w;
 	enum { NCASES = 5 };
 
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
-	waiter_start(&w, &f->xb.kme, rb, 1, 8000);
+	w = waiter_start(f, &f->xb.kme, rb, 1, 8000);
 	snap_take(f->a, &sa);
 	snap_take(f->b, &sb);
 	for (int c = 0; c < NCASES; c++) {
@@ -1157,13 +1189,13 @@ static void test_malformed_reply(void **state)
 		assert_int_equal(exchange(f, alice_fake, &arc), QKD_ERR_PROTO);
 		assert_int_equal(arc, QKD_OK);
 		snap_same(f->b, &sb);
-		assert_int_equal(settled(&f->xb.kme, &w.w), 0);
+		assert_int_equal(settled(&f->xb.kme, &w->w), 0);
 		assert_true(nothing_sent(f->sv[0]));	/* no KME_ACK */
 	}
 	snap_same(f->a, &sa);
 	/* the channel is still in step: the real exchange settles it all */
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&w), QKD_OK);
+	assert_int_equal(waiter_join(w), QKD_OK);
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
 	deliver_same(f->a, SAE_B, SAE_A, rb, 1, kb);
@@ -1182,14 +1214,14 @@ static void test_malformed_ack(void **state)
 	uint8_t ka[KEY_BYTES];
 	struct snap sa, sb;
 	struct qkd_wbuf sync, ack;
-	struct waiter_run w;
+	struct waiter_run *w;
 	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
 	enum { NCASES = 4 };
 
 	assert_non_null(in);
 	node_kme_set_up(&f->xa.kme, true);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
-	waiter_start(&w, &f->xa.kme, ra, 1, 8000);
+	w = waiter_start(f, &f->xa.kme, ra, 1, 8000);
 	qkd_wbuf_init(&sync);
 	qkd_wbuf_init(&ack);
 	node_kme_put_recs(&sync, NULL, 0);
@@ -1237,11 +1269,11 @@ static void test_malformed_ack(void **state)
 		assert_int_equal(alice_join(f), QKD_ERR_PROTO);
 		assert_non_null(f->awhy);
 		snap_same(f->a, &sa);
-		assert_int_equal(settled(&f->xa.kme, &w.w), 0);
+		assert_int_equal(settled(&f->xa.kme, &w->w), 0);
 	}
 	snap_same(f->b, &sb);
 	exchange_ok(f);
-	assert_int_equal(waiter_join(&w), QKD_OK);
+	assert_int_equal(waiter_join(w), QKD_OK);
 	assert_counts(f->a, 0, 0, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
 	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
@@ -1250,6 +1282,117 @@ static void test_malformed_ack(void **state)
 	qkd_wbuf_cleanup(&ack);
 	free(in);
 	qkd_wipe(ka, sizeof ka);
+}
+
+/* ---- records no honest peer sends ---- */
+
+static struct qkd_kme_rec seg_rec(uint8_t tag, const char *slave, uint32_t nbits, uint64_t id,
+				  uint64_t offset, uint64_t seg_bits)
+{
+	struct qkd_kme_rec r;
+
+	memset(&r, 0, sizeof r);
+	memset(r.key_id, tag, sizeof r.key_id);
+	snprintf(r.master, sizeof r.master, "%s", SAE_B);
+	snprintf(r.slave, sizeof r.slave, "%s", slave);
+	r.nbits = nbits;
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = id, .offset = offset, .nbits = seg_bits };
+	return r;
+}
+
+/* A KME_SYNC of records that are well-formed on the wire but wrong for
+ * the store: Alice answers each (never a store error, which would drop the
+ * link for good as the record came again), consumes only what she must,
+ * and gives the same answers when they come again. */
+static void test_hostile_records(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[12];
+	static const enum qkd_kme_verdict want[12] = {
+		QKD_KME_ACCEPTED,	/* 0: good */
+		QKD_KME_ACCEPTED,	/* 1: the same again in the same message */
+		QKD_KME_REFUSED,	/* 2: another key_id on the same bits */
+		QKD_KME_REFUSED,	/* 3: key_id of 0, other bits */
+		QKD_KME_REFUSED,	/* 4: Alice's half */
+		QKD_KME_REFUSED,	/* 5: past the block's end */
+		QKD_KME_REFUSED,	/* 6: block id out of range */
+		QKD_KME_REFUSED,	/* 7: offset + length wraps around */
+		QKD_KME_REFUSED,	/* 8: not whole bytes */
+		QKD_KME_REFUSED,	/* 9: segments short of the length */
+		QKD_KME_REFUSED,	/* 10: pair not served (bits consumed) */
+		QKD_KME_LATER,		/* 11: a block Alice does not have */
+	};
+	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+	struct node_kme_verdict v[NODE_KME_BATCH_MAX];
+	struct qkd_wbuf sync;
+	struct qkd_rbuf rd;
+
+	assert_non_null(in);
+	r[0] = seg_rec(0x10, SAE_A, KEY_BITS, 1, 0, KEY_BITS);
+	r[1] = r[0];
+	r[2] = seg_rec(0x12, SAE_A, KEY_BITS, 1, 0, KEY_BITS);
+	r[3] = seg_rec(0x10, SAE_A, KEY_BITS, 1, KEY_BITS, KEY_BITS);
+	r[4] = seg_rec(0x14, SAE_A, KEY_BITS, 0, 0, KEY_BITS);
+	r[5] = seg_rec(0x15, SAE_A, KEY_BITS, 1, BLOCK_BITS - 8, KEY_BITS);
+	r[6] = seg_rec(0x16, SAE_A, KEY_BITS, UINT64_MAX, 0, KEY_BITS);
+	r[7] = seg_rec(0x17, SAE_A, KEY_BITS, 1, UINT64_MAX - 7, KEY_BITS);
+	r[8] = seg_rec(0x18, SAE_A, 100, 1, 1024, 100);
+	r[9] = seg_rec(0x19, SAE_A, KEY_BITS, 1, 1024, KEY_BITS / 2);
+	r[10] = seg_rec(0x1a, SAE_Z, KEY_BITS, 3, 0, KEY_BITS);
+	r[11] = seg_rec(0x1b, SAE_A, KEY_BITS, 1001, 0, KEY_BITS);
+	qkd_wbuf_init(&sync);
+	node_kme_put_recs(&sync, r, 12);
+	for (int round = 0; round < 2; round++) {
+		alice_start(f, alice_real);
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, sync.p, sync.len),
+				 QKD_OK);
+		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &rd), QKD_OK);
+		assert_int_equal(node_kme_get_verdicts(&rd, v), 12);
+		assert_int_equal(node_kme_get_recs(&rd, in), 0);
+		assert_true(qkd_rbuf_done(&rd));
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, (const uint8_t *)"\0", 1),
+				 QKD_OK);
+		if (alice_join(f) != QKD_OK)
+			fail_msg("round %d: Alice %d (%s)", round, f->arc, f->awhy ? f->awhy : "-");
+		for (size_t i = 0; i < 12; i++) {
+			assert_memory_equal(v[i].key_id, r[i].key_id, 16);
+			if (v[i].v != want[i])
+				fail_msg("round %d, record %zu: verdict %d, want %d", round, i,
+					 (int)v[i].v, (int)want[i]);
+		}
+		/* r0 once, r10 (refused, its bits gone at both ends) */
+		assert_int_equal(consumed_bits(f->a), 2 * KEY_BITS);
+		assert_int_equal(counts(f->a).ready, 1);
+		check_ok(f->a);
+	}
+	check_both(f);
+	qkd_wbuf_cleanup(&sync);
+	free(in);
+}
+
+/* The order enc() keeps (lib/node/kme_node.c): the waiter is registered
+ * with its key_IDs before the records reach the outbox, so a verdict that
+ * arrives at once (the link thread ran the exchange before the request
+ * got to wait) is not missed. This once was a lost wake-up: the request
+ * waited out sync_timeout for verdicts that had come and gone. */
+static void test_waiter_after_verdict(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec rb[1];
+	uint8_t kb[KEY_BYTES];
+	struct waiter_run *w;
+	const char *why = NULL;
+
+	node_kme_set_up(&f->xb.kme, true);
+	rb[0] = mkrec(f, SAE_B, SAE_A, KEY_BITS);
+	w = waiter_start(f, &f->xb.kme, rb, 1, 2000);			/* enc: registered */
+	assert_int_equal(qkd_store_kme_issue(f->b, BOB, rb, 1, kb, sizeof kb, &why), QKD_OK);
+	exchange_ok(f);							/* the link thread */
+	assert_counts(f->a, 0, 1, 0, 0);				/* accepted at Alice */
+	assert_int_equal(waiter_join(w), QKD_OK);
+	check_both(f);
+	qkd_wipe(kb, sizeof kb);
 }
 
 /* ---- wire format ---- */
@@ -1389,6 +1532,28 @@ static void test_wire_records(void **state)
 				fail_msg("case %zu: %ld, want %ld", i, get_recs(&w, out), c[i].want);
 		}
 	}
+	/* SAE IDs are of [A-Za-z0-9._~-] only: a byte of master's and of
+	 * slave's, in the middle and at the end */
+	{
+		static const char bad[] = { ' ', '/', '%', ':', '@', '\n', '+', (char)0x80 };
+		static const char good[] = { '.', '_', '~', '-', 'z', 'Z', '0', '9' };
+		static const size_t pos[] = { 18 + 2, 18 + 4, 18 + 5 + 1 + 2, 18 + 5 + 1 + 4 };
+
+		for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++)
+			for (size_t i = 0; i < sizeof bad; i++) {
+				qkd_wbuf_reset(&w);
+				qkd_put_varint(&w, 1);
+				put_raw_rec(&w, 0x42, 5, 5, 64, 1);
+				assert_int_equal(w.p[pos[p]], p < 2 ? 'M' : 'S');
+				w.p[pos[p]] = (uint8_t)bad[i];
+				if (get_recs(&w, out) != -1)
+					fail_msg("byte 0x%02x at %zu accepted", (uint8_t)bad[i], pos[p]);
+				w.p[pos[p]] = (uint8_t)good[i];
+				assert_int_equal(get_recs(&w, out), 1);
+				assert_int_equal(strlen(out[0].master), 5);
+				assert_int_equal(strlen(out[0].slave), 5);
+			}
+	}
 	/* a segment coordinate that is not a varint (11 bytes of 0x80...) */
 	qkd_wbuf_reset(&w);
 	qkd_put_varint(&w, 1);
@@ -1402,6 +1567,41 @@ static void test_wire_records(void **state)
 	qkd_wbuf_cleanup(&w);
 	free(in);
 	free(out);
+}
+
+/* A NUL byte inside an SAE ID is not of the ID alphabet either: "SAE_B"
+ * followed by NUL and more bytes must not read as "SAE_B" (two encodings
+ * of one record, and what the peer meant is not what is recorded). */
+static void test_wire_id_nul(void **state)
+{
+	/* static: nothing to free when an assertion leaves the test */
+	static struct qkd_kme_rec out[NODE_KME_BATCH_MAX];
+	static const size_t pos[] = { 18 + 2, 18 + 4, 18 + 5 + 1 + 2, 18 + 5 + 1 + 4 };
+	uint8_t msg[128];
+	size_t len;
+	struct qkd_wbuf w;
+
+	(void)state;
+	qkd_wbuf_init(&w);
+	qkd_put_varint(&w, 1);
+	put_raw_rec(&w, 0x42, 5, 5, 64, 1);
+	assert_true(w.err == 0 && w.len <= sizeof msg);
+	memcpy(msg, w.p, w.len);
+	len = w.len;
+	qkd_wbuf_cleanup(&w);
+	for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
+		struct qkd_rbuf r;
+		uint8_t m[128];
+		size_t n;
+
+		memcpy(m, msg, len);
+		m[pos[p]] = 0;
+		qkd_rbuf_init(&r, m, len);
+		n = node_kme_get_recs(&r, out);
+		if (qkd_rbuf_ok(&r))
+			fail_msg("NUL at byte %zu accepted (%zu record): master \"%s\", slave \"%s\"",
+				 pos[p], n, out[0].master, out[0].slave);
+	}
 }
 
 static void test_wire_verdicts(void **state)
@@ -1469,7 +1669,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiter_after_verdict, setup, teardown),
 		cmocka_unit_test(test_wire_records),
+		cmocka_unit_test(test_wire_id_nul),
 		cmocka_unit_test(test_wire_verdicts),
 	};
 
