@@ -154,6 +154,21 @@ static void wait_for_stop(struct node_daemon *d, sigset_t *set)
 	}
 }
 
+/* A link sees the stop flag between rounds. Give the round in progress
+ * STOP_GRACE_S to end (both stores then agree on its block) before
+ * cutting the sockets; a round cut in its commit leaves a PENDING block
+ * that only the next connection settles (docs/node.md). */
+#define STOP_GRACE_S 5
+
+static void finish_rounds(struct node_daemon *d)
+{
+	struct timespec tick = { .tv_nsec = 50000000L };
+
+	for (int i = 0; i < STOP_GRACE_S * 20 && !all_links_done(d); i++)
+		while (nanosleep(&tick, &tick) != 0 && errno == EINTR)
+			;
+}
+
 static int run(struct node_daemon *d, const char *config)
 {
 	struct node_link_slot slots[QKD_NODE_LINKS_MAX];
@@ -184,6 +199,7 @@ static int run(struct node_daemon *d, const char *config)
 	if (status_started)
 		wait_for_stop(d, &set);
 	atomic_store(&d->stop, true);
+	finish_rounds(d);
 	for (size_t i = 0; i < started; i++)
 		qkd_link_interrupt(&d->links[i]);
 	for (size_t i = 0; i < started; i++) {

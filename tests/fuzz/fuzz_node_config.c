@@ -1,12 +1,13 @@
 /* libFuzzer target: the `qkd node` configuration parser
  * (lib/node/config*.c, libconfig underneath). The input becomes the config
  * file, in a scratch directory that also holds a valid authentication key
- * file, so inputs can get past the file checks to the value checks. The
- * parser must refuse or accept without crashing, and always NUL-terminate
- * its message. */
+ * file and stand-ins for the key manager's PEM files, so inputs can get
+ * past the file checks to the value checks. The parser must refuse or
+ * accept without crashing, and always NUL-terminate its message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qkd/error.h"
@@ -32,7 +33,26 @@ static int setup(void)
 		return -1;
 	memset(zeros, 0x5a, sizeof zeros);
 	fwrite(zeros, 1, sizeof zeros, f);
-	return fclose(f);
+	if (fclose(f) != 0)
+		return -1;
+	/* Stand-ins for the kme group's PEM files: the parser only checks that
+	 * they are readable, so inputs reach the SAE table's rules. */
+	snprintf(key, sizeof key, "%s/pki", dir);
+	if (mkdir(key, 0700) != 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { "ca.pem", "server.pem", "server.key" };
+		char pem[sizeof dir + 32];
+
+		snprintf(pem, sizeof pem, "%s/pki/%s", dir, names[i]);
+		f = fopen(pem, "wb");
+		if (f == NULL)
+			return -1;
+		fputs("-----BEGIN STAND-IN-----\n", f);
+		if (fclose(f) != 0)
+			return -1;
+	}
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
