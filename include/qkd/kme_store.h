@@ -88,6 +88,11 @@ int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t m
  * An id not in the outbox is not an error (an answer repeated). */
 __attribute__((warn_unused_result))
 int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why);
+/* The same for ids[0 .. n), in one transaction (one fsync for a whole
+ * message of verdicts). */
+__attribute__((warn_unused_result))
+int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+				    const char **why);
 
 /* Slave's end: take in a record from the peer, whose end cuts keys from
  * blocks of parity peer_parity. deliverable false (the pair is not one

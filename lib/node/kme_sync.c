@@ -133,11 +133,14 @@ static int settle(struct qkd_link_ctx *ctx, struct qkd_store *st, const struct n
 		  size_t n, const char **why)
 {
 	struct qkd_link_kme *k = &ctx->kme;
-	int rc = QKD_OK;
+	uint8_t ids[NODE_KME_BATCH_MAX][16];
+	size_t nids = 0;
+	int rc;
 
-	for (size_t i = 0; i < n && rc == QKD_OK; i++)
+	for (size_t i = 0; i < n; i++)
 		if (v[i].v != QKD_KME_LATER)
-			rc = qkd_store_kme_outbox_done(st, v[i].key_id, why);
+			memcpy(ids[nids++], v[i].key_id, 16);
+	rc = qkd_store_kme_outbox_done_batch(st, (const uint8_t (*)[16])ids, nids, why);
 	pthread_mutex_lock(&k->lock);
 	for (struct node_kme_waiter *w = k->waiters; w != NULL; w = w->next)
 		for (size_t i = 0; i < n; i++) {

@@ -413,29 +413,42 @@ int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t m
 	return rc;
 }
 
-int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why)
+int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+				    const char **why)
 {
 	sqlite3_stmt *st = NULL;
 	bool present = false;
 	int rc;
 
 	ks_why(why, NULL);
-	if (s == NULL || key_id == NULL) {
+	if (s == NULL || (n > 0 && ids == NULL)) {
 		ks_why(why, "no store or key_ID given");
 		return QKD_ERR_INVAL;
 	}
+	if (n == 0)
+		return 0;
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
 	rc = ks_kme_present(s, &present, why);	/* version 1: not in the outbox */
 	if (rc == 0 && present)
 		rc = ks_prep(s, "DELETE FROM kme_key WHERE key_id = ?1 AND dir = 'out'", &st, why);
-	if (rc == 0 && present) {
-		sqlite3_bind_blob(st, 1, key_id, 16, SQLITE_STATIC);
+	for (size_t i = 0; rc == 0 && present && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_blob(st, 1, ids[i], 16, SQLITE_STATIC);
 		rc = ks_step_done(st, why);
 	}
 	sqlite3_finalize(st);
 	return ks_end(s, rc, why);
+}
+
+int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why)
+{
+	if (key_id == NULL) {
+		ks_why(why, "no store or key_ID given");
+		return QKD_ERR_INVAL;
+	}
+	return qkd_store_kme_outbox_done_batch(s, (const uint8_t (*)[16])key_id, 1, why);
 }
 
 /* ---- slave's end ---- */

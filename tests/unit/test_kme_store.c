@@ -598,9 +598,28 @@ static void test_outbox(void **state)
 	assert_memory_equal(got[2].key_id, r[3].key_id, 16);
 	/* the master's own records are not deliverable here */
 	assert_int_equal(deliver1(f->a, MASTER, SLAVE, &r[0], bits, 16, &n), QKD_ERR_INVAL);
-	for (size_t i = 0; i < 4; i++)
-		assert_int_equal(qkd_store_kme_outbox_done(f->a, got[i < 3 ? i : 0].key_id, NULL),
-				 QKD_OK);
+	{
+		/* a message of verdicts in one transaction: a repeat and an
+		 * unknown id among them change nothing else */
+		uint8_t ids[4][16];
+
+		memcpy(ids[0], got[2].key_id, 16);
+		memcpy(ids[1], unknown, 16);
+		memcpy(ids[2], got[2].key_id, 16);
+		memcpy(ids[3], got[0].key_id, 16);
+		assert_int_equal(qkd_store_kme_outbox_done_batch(f->a, (const uint8_t (*)[16])ids,
+								 4, &why), QKD_OK);
+		assert_null(why);
+		assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
+		assert_int_equal(n, 1);
+		assert_memory_equal(got[0].key_id, r[2].key_id, 16);
+		assert_int_equal(qkd_store_kme_outbox_done_batch(f->a, NULL, 0, NULL), QKD_OK);
+		assert_int_equal(qkd_store_kme_outbox_done_batch(f->a, NULL, 1, NULL),
+				 QKD_ERR_INVAL);
+		assert_int_equal(qkd_store_kme_outbox_done_batch(f->a, (const uint8_t (*)[16])ids,
+								 1, NULL), QKD_OK);
+	}
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[2].key_id, NULL), QKD_OK);
 	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
 	assert_int_equal(n, 0);
 	assert_counts(f->a, 0, 0, 0, 0);
