@@ -1,6 +1,6 @@
 /* qkd/kme_store.h - keys issued through the key manager (ETSI GS QKD 014),
  * kept in the link's key store next to the blocks they were cut from
- * (docs/kme.md, "Coordination between nodes"; schema in docs/keystore.md).
+ * (docs/kme.md, "Two nodes"; schema in docs/keystore.md).
  *
  * The two ends of a link each serve enc_keys for their own SAEs, so each
  * end cuts keys only from its own half of the blocks: Alice from even
