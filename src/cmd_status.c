@@ -99,6 +99,15 @@ static void print_human(json_t *j)
 		       json_integer_value(json_object_get(l, "rounds_empty")),
 		       json_integer_value(json_object_get(l, "rounds_failed")),
 		       json_integer_value(json_object_get(l, "rounds_qber_abort")));
+		printf("    key manager: %lld bits in this end's half; keys: %lld awaiting the peer, "
+		       "%lld ready, %lld delivered, %lld refused\n",
+		       json_integer_value(json_object_get(l, "kme_available_bits")),
+		       json_integer_value(json_object_get(l, "kme_outbox")),
+		       json_integer_value(json_object_get(l, "kme_ready")),
+		       json_integer_value(json_object_get(l, "kme_delivered")),
+		       json_integer_value(json_object_get(l, "kme_refused")));
+		if (json_is_true(json_object_get(l, "auth_low")))
+			printf("    AUTHENTICATION KEY LOW: rounds spend more on tags than they refill\n");
 		if (json_is_true(json_object_get(l, "eavesdropping_suspected")))
 			printf("    EAVESDROPPING SUSPECTED: the QBER stays above the abort threshold\n");
 		if (json_is_true(json_object_get(l, "auth_exhausted")))

@@ -99,6 +99,13 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "rounds_qber_abort", json_integer((json_int_t)s->rounds_qber_abort));
 	json_object_set_new(j, "eavesdropping_suspected", json_boolean(s->eavesdropping_suspected));
 	json_object_set_new(j, "auth_exhausted", json_boolean(s->auth_exhausted));
+	json_object_set_new(j, "auth_low", json_boolean(s->auth_low));
+	json_object_set_new(j, "kme_available_bits",
+			    json_integer((json_int_t)s->kme_available_bits));
+	json_object_set_new(j, "kme_outbox", json_integer((json_int_t)s->kme_outbox));
+	json_object_set_new(j, "kme_ready", json_integer((json_int_t)s->kme_ready));
+	json_object_set_new(j, "kme_delivered", json_integer((json_int_t)s->kme_delivered));
+	json_object_set_new(j, "kme_refused", json_integer((json_int_t)s->kme_refused));
 	json_object_set_new(j, "last_error", s->last_error[0] ? json_string(s->last_error)
 							      : json_null());
 	return j;

@@ -37,6 +37,10 @@ struct qkd_link_status {
 	uint64_t auth_bits_left, auth_bits_spent, auth_bits_replenished;
 	uint64_t tags_failed;
 	bool auth_exhausted;		/* the link stopped: no authentication key left */
+	bool auth_low;			/* a direction below a quarter of the reserve */
+	/* The key manager's records in the store (qkd/kme_store.h). */
+	uint64_t kme_available_bits;	/* free bits of this end's half */
+	uint64_t kme_outbox, kme_ready, kme_delivered, kme_refused;
 	uint64_t session_bits;		/* bits stored since this daemon started */
 	char last_error[160];
 };

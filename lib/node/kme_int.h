@@ -21,9 +21,6 @@ struct node_kme_waiter {
 	bool refused;
 };
 
-/* The parity of the blocks an end cuts keys from (qkd/kme_store.h). */
-unsigned node_kme_parity(enum qkd_link_role role);
-
 /* Register w: from now on the link thread marks its records settled as
  * their verdicts arrive. Register before the records can reach the
  * outbox, or a verdict could come before anyone listens for it. */

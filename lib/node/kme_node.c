@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "kme_int.h"
+#include "node_int.h"
 
 #include "qkd/error.h"
 #include "qkd/etsi014.h"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "qkd/error.h"
+#include "qkd/kme_store.h"
 #include "qkd/msg.h"
 #include "qkd/sysutil.h"
 
@@ -101,14 +102,32 @@ static void refresh_figures(struct qkd_link_ctx *ctx, struct qkd_store *store,
 			    const struct node_auth *auth)
 {
 	struct qkd_store_stats ss;
+	struct qkd_kme_counts kc;
 	struct qkd_wc_stats ws;
+	uint64_t half = 0, poor, quarter = ctx->cfg->auth_reserve_bits / 4;
 	double up = qkd_wall_seconds() - ctx->started;
+	bool low, warn;
 
 	memset(&ss, 0, sizeof ss);
 	if (qkd_store_stats(store, &ss, NULL) != QKD_OK)
 		memset(&ss, 0, sizeof ss);
+	if (qkd_store_kme_counts(store, &kc, NULL) != QKD_OK)
+		memset(&kc, 0, sizeof kc);
+	if (qkd_store_kme_available(store, node_kme_parity(ctx->cfg->role), &half, NULL) != QKD_OK)
+		half = 0;
 	qkd_wc_get_stats(auth->wc, &ws);
+	poor = ws.send_bits_left < ws.recv_bits_left ? ws.send_bits_left : ws.recv_bits_left;
 	pthread_mutex_lock(&ctx->lock);
+	/* Hysteresis: warn when the poorer direction falls below a quarter of
+	 * the reserve, again only after it was back above half of it. */
+	low = poor < quarter || (ctx->status.auth_low && poor < 2 * quarter);
+	warn = low && !ctx->status.auth_low;
+	ctx->status.auth_low = low;
+	ctx->status.kme_available_bits = half;
+	ctx->status.kme_outbox = kc.outbox;
+	ctx->status.kme_ready = kc.ready;
+	ctx->status.kme_delivered = kc.delivered;
+	ctx->status.kme_refused = kc.refused;
 	ctx->status.stored_blocks = ss.state_count[QKD_STORE_FINAL] + ss.state_count[QKD_STORE_USED];
 	ctx->status.stored_bits = ss.total_bits;
 	ctx->status.available_bits = ss.available_bits;
@@ -118,6 +137,12 @@ static void refresh_figures(struct qkd_link_ctx *ctx, struct qkd_store *store,
 	ctx->status.tags_failed = ws.tags_failed;
 	ctx->status.key_rate_bps = up > 0 ? (double)ctx->status.session_bits / up : 0;
 	pthread_mutex_unlock(&ctx->lock);
+	if (warn)
+		qkd_logf(ctx->log, QKD_LOG_WARN, "link %s: authentication key low: %llu bits left "
+			 "in the poorer direction, reserve %llu. Rounds spend more on tags than "
+			 "half their key refills; if this lasts the link stops. Raise round_pulses "
+			 "(docs/config.md, auth_reserve_bits)", ctx->cfg->name,
+			 (unsigned long long)poor, (unsigned long long)ctx->cfg->auth_reserve_bits);
 }
 
 /* Account one round in the status and the log. */

@@ -98,6 +98,8 @@ int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
 			  struct qkd_store *st, const char **why);
 int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
 			 struct qkd_store *st, struct qkd_rbuf *msg, const char **why);
+/* The parity of the blocks an end cuts keys from (qkd/kme_store.h). */
+unsigned node_kme_parity(enum qkd_link_role role);
 /* The link is (not) connected: enc_keys refuses at once while it is not. */
 void node_kme_set_up(struct qkd_link_kme *k, bool up);
 

@@ -65,7 +65,8 @@ kme = {
 EOF
 }
 head -c 262144 /dev/urandom >"$D/ab.key"
-mkconf alice "$KA" KME_A "SAE_A" "SAE_B SAE_C" KME_B
+# SAE_D: node A believes it is behind the link; node B does not know it.
+mkconf alice "$KA" KME_A "SAE_A" "SAE_B SAE_C SAE_D" KME_B
 mkconf bob "$KB" KME_B "SAE_B SAE_C" "SAE_A" KME_A
 
 start() {
@@ -88,6 +89,16 @@ wait_for() {
 	for i in $(seq 1 $(($4 * 5))); do
 		v=$(field "$1" "$2")
 		[ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v m="$3" 'BEGIN { exit !(v >= m) }' && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# wait_json NAME FILTER SECONDS: until jq -e FILTER holds on the link's status.
+wait_json() {
+	local i
+	for i in $(seq 1 $(($3 * 5))); do
+		"$QKD" status --node "$D/$1.sock" --json 2>/dev/null |
+			jq -e ".links[0] | $2" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
 	return 1
@@ -205,6 +216,20 @@ error_is "another SAE asks for SAE_B's key" 401 "another pair"
 req b SAE_B GET "/SAE_A/dec_keys?key_ID=$KC"
 check_eq "the key stays for its slave: HTTP 200" "$CODE" 200
 check_eq "the key stays for its slave: same bytes" "$(printf '%s' "$RESP" | jq -r '.keys[0].key')" "$VC"
+
+# A pair the slave's KME does not serve: refused there, 503 here, and the
+# bits consumed at both ends alike (checked with the stores at the end).
+req a SAE_A GET "/SAE_D/enc_keys?number=2"
+error_is "a pair the peer KME does not serve" 503 "refused the keys"
+check_match "the peer KME logs why it refused" "$(cat "$D/bob.log")" \
+	"key record for SAE_A -> SAE_D refused: the SAE pair is not one this end serves"
+# The status is refreshed after each round: wait for one (bounded).
+check "status: the key manager's figures at B" wait_json bob '.kme_refused == 2 and
+	.kme_delivered == 4 and .kme_ready == 0 and .kme_outbox == 0 and
+	.kme_available_bits > 0 and .auth_low == false' 10
+check "status: A's outbox empty once B answered" wait_json alice '.kme_outbox == 0' 10
+check_match "status: the key manager's line" "$("$QKD" status --node "$D/alice.sock")" \
+	"key manager: [0-9]+ bits in this end's half; keys: 0 awaiting the peer"
 
 # --- concurrency: 6 clients at A and 3 at B, 3 600 keys, then the slaves
 # fetch every one at the other node; no key_ID and no key bytes twice.

@@ -214,6 +214,25 @@ check "long run: bob's memory flat ($b0 -> $b1 KiB)" awk -v a="$b0" -v b="$b1" '
 stop alice; stop bob
 check "long run: stores identical" same_stores
 
+# --- an authentication reserve the pool never reaches: the alarm, and one
+# warning that names the remedy (fresh stores, the same link otherwise)
+for r in alice bob; do
+	sed "s/$r.db/${r}_low.db/; s/status = \"$r.sock\"/status = \"${r}_low.sock\"/;
+		s/auth_reserve_bits = [0-9]*/auth_reserve_bits = 67108864/" "$D/$r.conf" >"$D/${r}_low.conf"
+	start "$r" "$D/${r}_low.conf"
+done
+check "auth_low: the alarm is raised" bash -c '
+	for i in $(seq 1 100); do
+		"$0" status --node "$1/bob_low.sock" --json 2>/dev/null |
+			jq -e ".links[0].auth_low == true" >/dev/null && exit 0
+		sleep 0.2
+	done; exit 1' "$QKD" "$D"
+check_match "auth_low: qkd status says so" "$("$QKD" status --node "$D/bob_low.sock")" \
+	"AUTHENTICATION KEY LOW"
+stop alice; stop bob
+check_eq "auth_low: one warning, naming the remedy" \
+	"$(grep -c 'authentication key low: .*Raise round_pulses' "$D/bob.log")" 1
+
 # --- bad configurations: file and line named, non-zero exit
 sed 's/ab.key/missing.key/' "$D/alice.conf" >"$D/nokey.conf"
 check_exit "missing key file" 2 "$QKD" node --config "$D/nokey.conf"
