@@ -51,18 +51,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_port [TAKEN...]: a loopback TCP port nobody listens on and not among
-# TAKEN; 0 after 200 tries.
-free_port() {
-	local p i t ok
-	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 7 + i) % 40000))
-		ok=1
-		for t in "$@"; do [ "$t" = "$p" ] && ok=0; done
-		[ "$ok" = 1 ] && ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q . && { echo "$p"; return; }
-	done
-	echo 0
-}
+# free_port, start, stop, field, wait_for, wait_listen: the node helpers
+# of the integration tests.
+# shellcheck source=tests/integration/lib_nodes.sh
+. "$TOP/tests/integration/lib_nodes.sh"
 
 ROWS=()
 FAILED=0
@@ -131,44 +123,13 @@ kme = {
 };
 EOF
 }
-start() {
-	(cd "$D" && exec "$QKD" node --config "$D/$1.conf" 2>>"$D/$1.log") &
-	eval "PID_$1=$!"
-	PIDS+=("$!")
-}
-stop() {
-	local pid i
-	pid=$(eval "echo \${PID_$1:-}")
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "kme.sh: node $1 ignored SIGTERM for 10 s: kill -9" >&2
-		kill -9 "$pid" 2>/dev/null
+# stop_node NAME: stop, and count a node that had to be killed as a failure.
+stop_node() {
+	stop "$1"
+	if [ "$STOP_RC" = 137 ]; then
+		echo "kme.sh: node $1 ignored SIGTERM for 20 s: kill -9" >&2
 		FAILED=1
 	fi
-	wait "$pid" 2>/dev/null
-	eval "PID_$1="
-}
-# blocks NODE: stored_blocks of the node's link, or nothing.
-blocks() { timeout 5 "$QKD" status --node "$D/$1.sock" --json 2>/dev/null | jq -r '.links[0].stored_blocks' 2>/dev/null; }
-# wait_blocks NODE MIN SECONDS
-wait_blocks() {
-	local end=$((SECONDS + $3)) v
-	while [ "$SECONDS" -lt "$end" ]; do
-		v=$(blocks "$1")
-		case $v in ''|null|*[!0-9]*) ;; *) [ "$v" -ge "$2" ] && return 0 ;; esac
-		sleep 0.5
-	done
-	return 1
-}
-wait_listen() {
-	local i
-	for i in $(seq 1 100); do
-		ss -ltnH "sport = :$1" 2>/dev/null | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 echo "kme.sh: two KMEs (qkd node A and B, 1 km link), ${NODE_SECONDS} s per run"
@@ -182,8 +143,8 @@ else
 	start bob
 	start alice
 	T0=$SECONDS
-	if ! wait_listen "$KA" || ! wait_listen "$KB" || ! wait_blocks bob 4 90; then
-		echo "kme.sh: the nodes did not store 4 blocks within 90 s (B: $(blocks bob) blocks)" >&2
+	if ! wait_listen "$KA" || ! wait_listen "$KB" || ! wait_for bob stored_blocks 4 90; then
+		echo "kme.sh: the nodes did not store 4 blocks within 90 s (B: $(field bob stored_blocks) blocks)" >&2
 		tail -n 5 "$D/alice.log" "$D/bob.log" >&2
 		FAILED=1
 	else
@@ -192,10 +153,10 @@ else
 		run "two nodes" node1 1 1 "$NODE_SECONDS" "${two[@]}"
 		run "two nodes" node8 8 1 "$NODE_SECONDS" "${two[@]}"
 		run "two nodes" node8x32 8 32 "$NODE_SECONDS" "${two[@]}"
-		echo "kme.sh: after the runs, B has $(blocks bob) blocks stored"
+		echo "kme.sh: after the runs, B has $(field bob stored_blocks) blocks stored"
 	fi
-	stop alice
-	stop bob
+	stop_node alice
+	stop_node bob
 	# What the nodes complained about (KEEP=1 keeps the logs): lines at
 	# level warn or error, and key manager answers other than 200.
 	for n in alice bob; do

@@ -11,6 +11,8 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
+# shellcheck source=tests/integration/lib_nodes.sh
+. "$(dirname "$0")/lib_nodes.sh"
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 QKD=${QKD:-build/qkd}
@@ -25,18 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 7 + i) % 40000))
-		ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-	done
-	echo 0
-}
-CP=$(free_port); FP=$(free_port); KA=$(free_port); KB=$(free_port)
-while [ "$FP" = "$CP" ]; do FP=$(free_port); done
-while [ "$KA" = "$CP" ] || [ "$KA" = "$FP" ]; do KA=$(free_port); done
-while [ "$KB" = "$CP" ] || [ "$KB" = "$FP" ] || [ "$KB" = "$KA" ]; do KB=$(free_port); done
+CP=$(free_port); FP=$(free_port "$CP"); KA=$(free_port "$CP" "$FP"); KB=$(free_port "$CP" "$FP" "$KA")
 
 check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B SAE_C SAE_Z
 
@@ -68,49 +59,6 @@ head -c 262144 /dev/urandom >"$D/ab.key"
 # SAE_D: node A believes it is behind the link; node B does not know it.
 mkconf alice "$KA" KME_A "SAE_A" "SAE_B SAE_C SAE_D" KME_B
 mkconf bob "$KB" KME_B "SAE_B SAE_C" "SAE_A" KME_A
-
-start() {
-	(cd "$D" && exec "$QKD" node --config "$D/$1.conf" 2>>"$D/$1.log") &
-	eval "PID_$1=$!"
-	PIDS+=("$!")
-}
-stop() {
-	local pid i
-	pid=$(eval "echo \$PID_$1")
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; STOP_RC=137; wait "$pid" 2>/dev/null; return; fi
-	wait "$pid"
-	STOP_RC=$?
-}
-field() { "$QKD" status --node "$D/$1.sock" --json 2>/dev/null | jq -r ".links[0].$2" 2>/dev/null; }
-wait_for() {
-	local i v
-	for i in $(seq 1 $(($4 * 5))); do
-		v=$(field "$1" "$2")
-		[ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v m="$3" 'BEGIN { exit !(v >= m) }' && return 0
-		sleep 0.2
-	done
-	return 1
-}
-# wait_json NAME FILTER SECONDS: until jq -e FILTER holds on the link's status.
-wait_json() {
-	local i
-	for i in $(seq 1 $(($3 * 5))); do
-		"$QKD" status --node "$D/$1.sock" --json 2>/dev/null |
-			jq -e ".links[0] | $2" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
-wait_listen() {
-	local i
-	for i in $(seq 1 100); do
-		ss -ltnH "sport = :$1" 2>/dev/null | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # req NODE WHO METHOD PATH [BODY]: one request to node a or b as SAE WHO
 # (none: no client certificate). Sets CODE (000: no HTTP response), RESP.

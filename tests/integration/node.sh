@@ -7,6 +7,8 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
+# shellcheck source=tests/integration/lib_nodes.sh
+. "$(dirname "$0")/lib_nodes.sh"
 
 QKD=${QKD:-build/qkd}
 QKD=$(cd "$(dirname "$QKD")" && pwd)/$(basename "$QKD")
@@ -21,16 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free TCP port on loopback (bounded tries).
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 7 + i) % 40000))
-		ss -ltnH "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-	done
-	echo 0
-}
-CP=$(free_port); FP=$(free_port); EP=$(free_port); MP=$(free_port)
+CP=$(free_port); FP=$(free_port "$CP"); EP=$(free_port "$CP" "$FP"); MP=$(free_port "$CP" "$FP" "$EP")
 
 # mkconf ROLE FILE CLASSICAL_PORT FIBER_PORT: a fast link (1 km, eta_d 0.5)
 # so that each round of 2e7 pulses distils ~300 000 bits.
@@ -50,25 +43,6 @@ head -c 262144 /dev/urandom >"$D/ab.key"
 mkconf alice "$D/alice.conf" "$CP" "$FP"
 mkconf bob "$D/bob.conf" "$CP" "$FP"
 
-# start NAME [CONFIG]: run a node in the background, its pid in PID_<name>.
-start() {
-	local conf=${2:-$D/$1.conf}
-	(cd "$D" && exec "$QKD" node --config "$conf" 2>>"$D/$1.log") &
-	eval "PID_$1=$!"
-	PIDS+=("$!")
-}
-status_json() { "$QKD" status --node "$D/$1.sock" --json 2>/dev/null; }
-field() { status_json "$1" | jq -r ".links[0].$2" 2>/dev/null; }
-# wait_for NAME FIELD MIN SECONDS: until the field reaches MIN (bounded).
-wait_for() {
-	local i v
-	for i in $(seq 1 $(($4 * 5))); do
-		v=$(field "$1" "$2")
-		[ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v m="$3" 'BEGIN { exit !(v >= m) }' && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # wait_true NAME FIELD SECONDS: until a boolean field is true (bounded).
 wait_true() {
 	local i
@@ -77,25 +51,6 @@ wait_true() {
 		sleep 0.2
 	done
 	return 1
-}
-# wait_listen PORT: until something listens on the loopback port (5 s at most).
-wait_listen() {
-	local i
-	for i in $(seq 1 50); do
-		ss -ltnH "sport = :$1" 2>/dev/null | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
-}
-# stop NAME: SIGTERM, wait at most 15 s, exit status in STOP_RC.
-stop() {
-	local pid i
-	pid=$(eval "echo \$PID_$1")
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; STOP_RC=137; wait "$pid" 2>/dev/null; return; fi
-	wait "$pid"
-	STOP_RC=$?
 }
 # same_stores: both stores hold the same FINAL blocks with the same bits and
 # no PENDING block.
@@ -221,12 +176,7 @@ for r in alice bob; do
 		s/auth_reserve_bits = [0-9]*/auth_reserve_bits = 67108864/" "$D/$r.conf" >"$D/${r}_low.conf"
 	start "$r" "$D/${r}_low.conf"
 done
-check "auth_low: the alarm is raised" bash -c '
-	for i in $(seq 1 100); do
-		"$0" status --node "$1/bob_low.sock" --json 2>/dev/null |
-			jq -e ".links[0].auth_low == true" >/dev/null && exit 0
-		sleep 0.2
-	done; exit 1' "$QKD" "$D"
+check "auth_low: the alarm is raised" wait_json bob_low '.auth_low == true' 20
 check_match "auth_low: qkd status says so" "$("$QKD" status --node "$D/bob_low.sock")" \
 	"AUTHENTICATION KEY LOW"
 stop alice; stop bob

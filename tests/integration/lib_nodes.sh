@@ -1,0 +1,88 @@
+# tests/integration/lib_nodes.sh - helpers for scripts that run `qkd node`
+# daemons on loopback (source it, do not run it): tests/integration/node.sh,
+# tests/integration/kme_nodes.sh and bench/kme.sh.
+#
+# The sourcing script sets QKD (the executable, an absolute path), D (a
+# scratch directory: configurations NAME.conf, logs NAME.log, status
+# sockets NAME.sock) and an array PIDS, whose processes its EXIT trap kills.
+#
+#   free_port [TAKEN...]       a loopback TCP port nobody listens on and not
+#                              among TAKEN; 0 after 200 tries
+#   start NAME [CONFIG]        `qkd node --config CONFIG` (default $D/NAME.conf)
+#                              in the background, in $D; its pid in PID_NAME,
+#                              its stderr appended to $D/NAME.log
+#   stop NAME                  SIGTERM, then kill -9 after 20 s; the exit
+#                              status in STOP_RC (137 after kill -9)
+#   status_json NAME           the node's `qkd status --json` (5 s at most)
+#   field NAME FIELD           one field of its first link
+#   wait_for NAME FIELD MIN S  until FIELD >= MIN, S seconds at most
+#   wait_json NAME FILTER S    until `jq -e FILTER` holds on its first link
+#   wait_listen PORT           until something listens on PORT, 10 s at most
+# Every wait is bounded; each returns non-zero when its time runs out.
+
+free_port() {
+	local p i t ok
+	for i in $(seq 1 200); do
+		p=$((20000 + (RANDOM * 7 + i) % 40000))
+		ok=1
+		for t in "$@"; do [ "$t" = "$p" ] && ok=0; done
+		[ "$ok" = 1 ] && ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q . && { echo "$p"; return; }
+	done
+	echo 0
+}
+
+start() {
+	local conf=${2:-$D/$1.conf}
+	(cd "$D" && exec "$QKD" node --config "$conf" 2>>"$D/$1.log") &
+	eval "PID_$1=$!"
+	PIDS+=("$!")
+}
+
+stop() {
+	local pid i
+	pid=$(eval "echo \${PID_$1:-}")
+	STOP_RC=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		STOP_RC=137
+	else
+		wait "$pid"
+		STOP_RC=$?
+	fi
+	eval "PID_$1="
+}
+
+status_json() { timeout 5 "$QKD" status --node "$D/$1.sock" --json 2>/dev/null; }
+field() { status_json "$1" | jq -r ".links[0].$2" 2>/dev/null; }
+
+wait_for() {
+	local i v
+	for i in $(seq 1 $(($4 * 5))); do
+		v=$(field "$1" "$2")
+		[ -n "$v" ] && [ "$v" != null ] && awk -v v="$v" -v m="$3" 'BEGIN { exit !(v >= m) }' && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+wait_json() {
+	local i
+	for i in $(seq 1 $(($3 * 5))); do
+		status_json "$1" | jq -e ".links[0] | $2" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+wait_listen() {
+	local i
+	for i in $(seq 1 100); do
+		ss -ltnH "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
