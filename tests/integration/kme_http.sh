@@ -10,6 +10,8 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
+# shellcheck source=tests/integration/lib_kme.sh
+. "$(dirname "$0")/lib_kme.sh"
 
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 QKD=${QKD:-build/qkd}
@@ -79,28 +81,6 @@ req() {
 	CODE=$(curl "${args[@]}" "$@" "$URL$path" 2>"$D/curl.err")
 	CURL_RC=$?
 	RESP=$(cat "$D/resp" 2>/dev/null)
-}
-# jcheck NAME FILTER: ok if jq -e FILTER holds on RESP.
-jcheck() {
-	if printf '%s' "$RESP" | jq -e "$2" >/dev/null 2>&1; then cli_ok "$1"; else
-		cli_not_ok "$1" "response ($CODE): $RESP" "filter: $2"; fi
-}
-# error_is NAME CODE MESSAGE_REGEX: the response is an Error object (clause
-# 6.5) with that HTTP status and a message matching the regex.
-error_is() {
-	check_eq "$1: HTTP $2" "$CODE" "$2"
-	jcheck "$1: Error object" '(.message | type) == "string" and
-		((.details // []) | type) == "array" and
-		(keys - ["message", "details"] | length) == 0'
-	check_match "$1: message" "$(printf '%s' "$RESP" | jq -r .message 2>/dev/null)" "$3"
-}
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-# keybytes N: every key of RESP is base64 of N bytes and its key_ID a lowercase UUID.
-keybytes() {
-	printf '%s' "$RESP" | jq -r '.keys[] | .key_ID + " " + .key' | while read -r id k; do
-		printf '%s\n' "$id" | grep -Eq "$UUID_RE" || exit 1
-		[ "$(printf '%s' "$k" | base64 -d | wc -c)" -eq "$1" ] || exit 1
-	done
 }
 
 # --- status (clause 5.2, 6.1)

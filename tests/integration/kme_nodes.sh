@@ -11,6 +11,8 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
+# shellcheck source=tests/integration/lib_kme.sh
+. "$(dirname "$0")/lib_kme.sh"
 # shellcheck source=tests/integration/lib_nodes.sh
 . "$(dirname "$0")/lib_nodes.sh"
 
@@ -72,22 +74,6 @@ req() {
 	CODE=$(curl "${args[@]}" "https://127.0.0.1:$port/api/v1/keys$path" 2>"$D/curl.err")
 	RESP=$(cat "$D/resp" 2>/dev/null)
 }
-jcheck() {
-	if printf '%s' "$RESP" | jq -e "$2" >/dev/null 2>&1; then cli_ok "$1"; else
-		cli_not_ok "$1" "response ($CODE): $RESP" "filter: $2"; fi
-}
-error_is() {
-	check_eq "$1: HTTP $2" "$CODE" "$2"
-	check_match "$1: message" "$(printf '%s' "$RESP" | jq -r .message 2>/dev/null)" "$3"
-}
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-# keybytes N: every key of RESP is base64 of N bytes and its key_ID a lowercase UUID.
-keybytes() {
-	printf '%s' "$RESP" | jq -r '.keys[] | .key_ID + " " + .key' | while read -r id k; do
-		printf '%s\n' "$id" | grep -Eq "$UUID_RE" || exit 1
-		[ "$(printf '%s' "$k" | base64 -d | wc -c)" -eq "$1" ] || exit 1
-	done
-}
 ids_of() { printf '%s' "$RESP" | jq -c '[.keys[].key_ID]'; }
 pairs_of() { printf '%s' "$RESP" | jq -r '.keys[] | .key_ID + " " + .key'; }
 stored() { req "$1" "$2" GET "/$3/status"; printf '%s' "$RESP" | jq -r .stored_key_count; }
@@ -146,7 +132,7 @@ check "more key than the store holds: nothing consumed ($S0 -> $S1 keys)" test "
 req a SAE_A POST /SAE_B/enc_keys '{"number": 1, '
 error_is "body not JSON" 400 "JSON"
 req a SAE_A GET "/SAE_A/enc_keys"
-error_is "slave is the caller itself" 400 "."
+error_is "slave is the caller itself" 400 "caller's own"
 req a SAE_A GET "/SAE_Q/enc_keys"
 error_is "unknown slave SAE" 400 "unknown SAE"
 req b SAE_B GET "/SAE_C/enc_keys"
