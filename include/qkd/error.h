@@ -18,6 +18,9 @@ enum qkd_err {
 	QKD_ERR_EOF = -7,	/* peer closed the channel */
 	QKD_ERR_ABORT = -8,	/* protocol aborted by policy (e.g. QBER too high) */
 	QKD_ERR_NOKEY = -9,	/* authentication key exhausted (replenish first) */
+	QKD_ERR_NOSPACE = -10,	/* the disk is full (ENOSPC, SQLITE_FULL) */
+	QKD_ERR_READONLY = -11,	/* a file or its file system refuses writes (EROFS, EPERM) */
+	QKD_ERR_CORRUPT = -12,	/* stored bits fail their digest: quarantined, never served */
 };
 
 /* A static, human-readable description of a code (never NULL). */

@@ -13,6 +13,9 @@ const char *qkd_strerror(int err)
 	case QKD_ERR_EOF: return "peer closed the channel";
 	case QKD_ERR_ABORT: return "aborted";
 	case QKD_ERR_NOKEY: return "authentication key exhausted";
+	case QKD_ERR_NOSPACE: return "no space left on device";
+	case QKD_ERR_READONLY: return "read-only file system or file";
+	case QKD_ERR_CORRUPT: return "stored key failed its digest";
 	default: return "unknown error";
 	}
 }
