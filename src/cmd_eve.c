@@ -371,6 +371,19 @@ static int relay_frame(int alice, int bob, struct qkd_fiber_eve *eve,
 	return rc;
 }
 
+/* The connection's hello (qkd/fiber.h) goes to Bob unchanged: it binds the
+ * fiber to its classical session, and a tap on the fiber passes it on. */
+static int relay_hello(int alice, int bob, const char **who)
+{
+	uint8_t hello[QKD_FIBER_HELLO_LEN];
+	int rc = qkd_read_all(alice, hello, sizeof hello);
+
+	*who = "alice";
+	if (rc == QKD_OK && (rc = qkd_write_all(bob, hello, sizeof hello)) != QKD_OK)
+		*who = "bob";
+	return rc;
+}
+
 /* Whatever Bob sends goes back to Alice unchanged. */
 static int relay_back(int bob, int alice)
 {
@@ -445,6 +458,7 @@ static void serve(const struct eve_args *a, int alice, struct qkd_fiber_eve *eve
 	}
 	track_fd(2, bob);
 	elog("info", "connected to bob at %s", addr_str(&a->forward_sa, where, sizeof where));
+	rc = relay_hello(alice, bob, &who);
 	while (rc == QKD_OK && !stop_flag)
 		rc = relay_step(alice, bob, eve, &f, &conn, &round, &who);
 	log_end(rc, who);

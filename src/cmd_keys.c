@@ -1,14 +1,19 @@
 /* cmd_keys.c - `qkd keys`: look into a link's key store (DESIGN.md section 6,
  * docs/keystore.md).
  *
- *   qkd keys --store PATH [--json]      the blocks: id, state, length, consumed
- *   qkd keys --store PATH export ID     one block's bits in hex
+ *   qkd keys --store PATH [--json]        the blocks: id, state, length, consumed
+ *   qkd keys --store PATH export ID       one block's bits in hex
+ *   qkd keys --store PATH check [--json]  every stored bit against its digest
  *
  * Exit codes (cli.h): 0 success; 2 the command line is wrong (unknown option
  * or action, missing --store, a bad ID, a stray argument); 1 the store
- * cannot be opened (a missing file is never created), the ID is unknown or
- * used, or output could not be written. Key bits are printed by export
- * only, straight to the file descriptor (no stdio copy), and wiped after.
+ * cannot be opened (a missing file is never created), the ID is unknown,
+ * used or quarantined, a check found bits failing their digests, or output
+ * could not be written. The store is opened read-only in spirit
+ * (qkd_store_open_existing): nothing here writes to it, not even check,
+ * which reports and leaves quarantine to the node. Key bits are printed by
+ * export only, straight to the file descriptor (no stdio copy), and wiped
+ * after.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,10 +47,12 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+enum keys_action { ACT_LIST, ACT_EXPORT, ACT_CHECK };
+
 struct keys_args {
 	const char *store;
 	bool json;
-	bool export;
+	enum keys_action act;
 	uint64_t id;
 };
 
@@ -54,19 +61,33 @@ static void usage(FILE *f)
 	fputs(
 "usage: qkd keys --store PATH [--json]\n"
 "       qkd keys --store PATH export ID\n"
+"       qkd keys --store PATH check [--json]\n"
 "\n"
 "Look into a link's key store (docs/keystore.md). A missing store is an\n"
-"error, never created.\n"
+"error, never created, and nothing here writes to the store.\n"
 "\n"
 "  --store PATH   the store's SQLite file (required)\n"
-"  --json         list as one JSON object instead of the table\n"
+"  --json         list or check as one JSON object instead of text\n"
 "  export ID      print block ID's bits as one line of lowercase hex: bit i\n"
 "                 is bit i%8 (LSB first) of byte i/8, the last byte padded\n"
 "                 with zero bits; bits already handed out print as 0\n"
+"  check          read every stored bit of every pending and final block and\n"
+"                 every ready key against its digest; one line per failure\n"
+"                 and a summary (failures are reported, not quarantined)\n"
 "\n"
-"Exit status: 0 ok, 1 store missing or unreadable, unknown or used block,\n"
-"2 usage error.\n",
+"Exit status: 0 ok, 1 store missing or unreadable, unknown, used or\n"
+"quarantined block, bits failing their digests, 2 usage error.\n",
 	      f);
+}
+
+static int parse_check(int argc, char **argv, int first, struct keys_args *a)
+{
+	if (first + 1 < argc) {
+		cli_errorf(CMD, "unexpected argument '%s'", argv[first + 1]);
+		return -1;
+	}
+	a->act = ACT_CHECK;
+	return 0;
 }
 
 static int parse_action(int argc, char **argv, int first, struct keys_args *a)
@@ -75,6 +96,8 @@ static int parse_action(int argc, char **argv, int first, struct keys_args *a)
 
 	if (first == argc)
 		return 0;
+	if (strcmp(argv[first], "check") == 0)
+		return parse_check(argc, argv, first, a);
 	if (strcmp(argv[first], "export") != 0) {
 		cli_errorf(CMD, "unknown action '%s' (see 'qkd keys --help')", argv[first]);
 		return -1;
@@ -97,7 +120,7 @@ static int parse_action(int argc, char **argv, int first, struct keys_args *a)
 		cli_error(CMD, "--json does not apply to export");
 		return -1;
 	}
-	a->export = true;
+	a->act = ACT_EXPORT;
 	return 0;
 }
 
@@ -141,6 +164,13 @@ static int parse_args(int argc, char **argv, struct keys_args *a)
 }
 
 /* ---- list ---- */
+
+static void format_uuid(const uint8_t id[16], char out[40])
+{
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10],
+		 id[11], id[12], id[13], id[14], id[15]);
+}
 
 struct block_list {
 	struct qkd_store_block *b;
@@ -186,17 +216,22 @@ static void print_human(const char *path, const struct qkd_store_stats *st,
 	       st->state_count[QKD_STORE_FINAL], st->state_bits[QKD_STORE_FINAL],
 	       st->state_count[QKD_STORE_USED], st->state_bits[QKD_STORE_USED],
 	       st->consumed_bits);
-	printf("  key manager: %" PRIu64 " keys issued here awaiting the peer, %" PRIu64
-	       " ready for their slave SAE, %" PRIu64 " delivered, %" PRIu64 " refused\n",
-	       kc->outbox, kc->ready, kc->delivered, kc->refused);
+	printf("  quarantined %" PRIu64 " (%" PRIu64 " bits), %" PRIu64
+	       " not yet reported to the peer\n", st->state_count[QKD_STORE_QUARANTINED],
+	       st->state_bits[QKD_STORE_QUARANTINED], st->quarantine_unreported);
+	printf("  key manager: %" PRIu64 " keys issued here awaiting the peer (%" PRIu64
+	       " abandoned), %" PRIu64 " ready for their slave SAE, %" PRIu64 " delivered, %"
+	       PRIu64 " refused, %" PRIu64 " withdrawn, %" PRIu64 " quarantined\n",
+	       kc->outbox, kc->abandoned, kc->ready, kc->delivered, kc->refused, kc->withdrawn,
+	       kc->quarantined);
 	if (l->n == 0)
 		return;
-	printf("%20s  %-8s %12s %12s  %s\n", "id", "state", "bits", "consumed", "created");
+	printf("%20s  %-11s %12s %12s  %s\n", "id", "state", "bits", "consumed", "created");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct qkd_store_block *b = &l->b[i];
 
 		format_time(b->created, when, sizeof(when));
-		printf("%20" PRIu64 "  %-8s %12" PRIu64 " %12" PRIu64 "  %s\n", b->id,
+		printf("%20" PRIu64 "  %-11s %12" PRIu64 " %12" PRIu64 "  %s\n", b->id,
 		       qkd_store_state_name(b->state), b->nbits, b->consumed, when);
 	}
 }
@@ -225,20 +260,25 @@ static json_t *to_json(const char *path, const struct qkd_store_stats *st,
 			return NULL;
 		}
 	}
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o}, s:{s:I, s:I, s:I, s:I},"
-			 " s:o}",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o},"
+			 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
 			 "store", path,
 			 "count", (json_int_t)st->count,
 			 "total_bits", (json_int_t)st->total_bits,
 			 "available_bits", (json_int_t)st->available_bits,
 			 "consumed_bits", (json_int_t)st->consumed_bits,
+			 "quarantine_unreported", (json_int_t)st->quarantine_unreported,
 			 "states",
 			 "pending", state_json(st, QKD_STORE_PENDING),
 			 "final", state_json(st, QKD_STORE_FINAL),
 			 "used", state_json(st, QKD_STORE_USED),
+			 "quarantined", state_json(st, QKD_STORE_QUARANTINED),
 			 "kme",
 			 "outbox", (json_int_t)kc->outbox, "ready", (json_int_t)kc->ready,
 			 "delivered", (json_int_t)kc->delivered, "refused", (json_int_t)kc->refused,
+			 "abandoned", (json_int_t)kc->abandoned,
+			 "withdrawn", (json_int_t)kc->withdrawn,
+			 "quarantined", (json_int_t)kc->quarantined,
 			 "blocks", blocks);
 }
 
@@ -332,9 +372,11 @@ static int do_export(struct qkd_store *s, const struct keys_args *a)
 		cli_error(a->store, why);
 		goto out;
 	}
-	if (!found || b.state == QKD_STORE_USED) {
-		cli_errorf(a->store, found ? "block %" PRIu64 " is used: its bits were handed "
-			   "out and deleted" : "no such block %" PRIu64, a->id);
+	if (!found || b.state == QKD_STORE_USED || b.state == QKD_STORE_QUARANTINED) {
+		cli_errorf(a->store, !found ? "no such block %" PRIu64
+			   : b.state == QKD_STORE_USED ? "block %" PRIu64 " is used: its bits were"
+			   " handed out and deleted" : "block %" PRIu64 " is quarantined: its bits"
+			   " failed their digest and were deleted", a->id);
 		goto out;
 	}
 	len = (size_t)((b.nbits + 7) / 8);
@@ -357,6 +399,109 @@ out:
 	return rc;
 }
 
+/* ---- check ---- */
+
+struct check_ctx {
+	bool json;
+	json_t *bad;		/* JSON: the failures */
+	int err;		/* the JSON array could not grow */
+};
+
+static json_t *fault_json(const struct qkd_store_fault *f)
+{
+	char u[40];
+
+	if (!f->is_key)
+		return json_pack("{s:s, s:I, s:I, s:I}", "kind", "block", "id", (json_int_t)f->id,
+				 "chunk", (json_int_t)f->chunk, "chunks", (json_int_t)f->nchunks);
+	format_uuid(f->key_id, u);
+	return json_pack("{s:s, s:s}", "kind", "key", "key_id", u);
+}
+
+static int on_fault(const struct qkd_store_fault *f, void *ctx)
+{
+	struct check_ctx *c = ctx;
+	char u[40];
+
+	if (c->json) {
+		c->err |= json_array_append_new(c->bad, fault_json(f));
+		return 0;
+	}
+	if (!f->is_key) {
+		printf("block %" PRIu64 ": bits fail their digest (chunk %" PRIu64 " of %" PRIu64
+		       ", bytes %" PRIu64 "..%" PRIu64 ")\n", f->id, f->chunk, f->nchunks,
+		       f->chunk * 512, f->chunk * 512 + 511);
+		return 0;
+	}
+	format_uuid(f->key_id, u);
+	printf("key %s: bits fail their digest\n", u);
+	return 0;
+}
+
+static void check_summary(const char *path, const struct qkd_store_verify_stats *vs,
+			  const char *invariants)
+{
+	printf("key store %s: %" PRIu64 " blocks (%" PRIu64 " chunks) and %" PRIu64
+	       " ready keys read: %" PRIu64 " blocks and %" PRIu64 " keys fail their digests"
+	       "; %" PRIu64 " blocks and %" PRIu64 " keys quarantined before\n", path,
+	       vs->blocks, vs->chunks, vs->keys, vs->bad_blocks, vs->bad_keys,
+	       vs->quarantined_blocks, vs->quarantined_keys);
+	printf("  invariants: %s\n", invariants != NULL ? invariants : "ok");
+}
+
+static json_t *check_json(const char *path, const struct qkd_store_verify_stats *vs,
+			  const char *invariants, bool ok, json_t *bad)
+{
+	return json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:O}",
+			 "store", path, "ok", ok, "blocks", (json_int_t)vs->blocks,
+			 "chunks", (json_int_t)vs->chunks, "keys", (json_int_t)vs->keys,
+			 "bad_blocks", (json_int_t)vs->bad_blocks,
+			 "bad_keys", (json_int_t)vs->bad_keys,
+			 "quarantined_blocks", (json_int_t)vs->quarantined_blocks,
+			 "quarantined_keys", (json_int_t)vs->quarantined_keys,
+			 "invariants", invariants != NULL ? invariants : "ok", "bad", bad);
+}
+
+/* Read-only: the failures are reported, and quarantined by the node. */
+static int do_check(struct qkd_store *s, const struct keys_args *a)
+{
+	struct check_ctx c = { .json = a->json, .bad = json_array() };
+	struct qkd_store_verify_stats vs;
+	const char *why = NULL, *inv = NULL;
+	json_t *obj = NULL;
+	bool ok;
+	int rc = CLI_EXIT_FAIL;
+
+	if (c.bad == NULL || qkd_store_verify(s, on_fault, &c, &vs, &why) != 0) {
+		cli_error(a->store, why != NULL ? why : "out of memory");
+		goto out;
+	}
+	if (qkd_store_check(s, &inv) == 0)
+		inv = NULL;
+	ok = vs.bad_blocks == 0 && vs.bad_keys == 0 && inv == NULL;
+	if (!a->json) {
+		check_summary(a->store, &vs, inv);
+	} else {
+		obj = check_json(a->store, &vs, inv, ok, c.bad);
+		if (obj == NULL || c.err != 0) {
+			cli_error(CMD, "cannot build the JSON output");
+			goto out;
+		}
+		if (json_dumpf(obj, stdout, JSON_COMPACT) == 0)
+			putchar('\n');
+	}
+	rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	if (!ok && inv != NULL)
+		cli_error(a->store, inv);
+	else if (!ok)
+		cli_errorf(a->store, "%" PRIu64 " blocks and %" PRIu64 " keys fail their digests",
+			   vs.bad_blocks, vs.bad_keys);
+out:
+	json_decref(obj);
+	json_decref(c.bad);
+	return rc;
+}
+
 int cmd_keys(int argc, char **argv)
 {
 	struct keys_args a;
@@ -370,7 +515,8 @@ int cmd_keys(int argc, char **argv)
 		cli_error(a.store, why);
 		return CLI_EXIT_FAIL;
 	}
-	rc = a.export ? do_export(s, &a) : do_list(s, &a);
+	rc = a.act == ACT_EXPORT ? do_export(s, &a) : a.act == ACT_CHECK ? do_check(s, &a)
+	     : do_list(s, &a);
 	qkd_store_close(s);
 	if (rc == CLI_EXIT_OK && (fflush(stdout) != 0 || ferror(stdout))) {
 		cli_errorf(CMD, "cannot write output: %s", strerror(errno));

@@ -3,7 +3,9 @@
  * Threads: one per link (lib/node/link.c), one for the status socket, and
  * the main thread, which waits for SIGTERM/SIGINT (blocked everywhere else)
  * and then stops everything: sets the stop flag, shuts the links' sockets
- * down, joins. Logs are lines "TIMESTAMP LEVEL message".
+ * down, joins. Everything a link needs is opened and checked before any
+ * thread starts, so a refusal is a startup error; after that the process
+ * ends only on a signal. Logs are lines "TIMESTAMP LEVEL message".
  */
 #include <errno.h>
 #include <pthread.h>
@@ -97,6 +99,13 @@ static int bind_all(struct node_daemon *d, const char *config)
 				a->host, a->port, why);
 			return -1;
 		}
+		if (qkd_link_open(&d->links[i], &why) != QKD_OK) {
+			const struct qkd_link_config *l = &d->cfg.links[i];
+
+			fprintf(stderr, "qkd: %s:%u: link %s: %s: %s\n", config, l->line, l->name,
+				l->store, why);
+			return -1;
+		}
 	}
 	return node_status_listen(d, config);
 }
@@ -129,6 +138,20 @@ static bool all_links_done(struct node_daemon *d)
 	return true;
 }
 
+/* Wait for SIGTERM/SIGINT: the links never end on their own. */
+static void wait_for_stop(struct node_daemon *d, sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			qkd_logf(&d->log, QKD_LOG_INFO, "node %s: signal %d: stopping",
+				 d->cfg.name, sig);
+			return;
+		}
+	}
+}
+
 static void *link_main(void *arg)
 {
 	struct node_link_slot *s = arg;
@@ -136,22 +159,6 @@ static void *link_main(void *arg)
 	(void)qkd_link_thread(s->ctx);
 	atomic_store(s->done, true);
 	return NULL;
-}
-
-/* Wait for SIGTERM/SIGINT, or for every link to have stopped on its own. */
-static void wait_for_stop(struct node_daemon *d, sigset_t *set)
-{
-	struct timespec tick = { .tv_nsec = 200000000L };
-
-	while (!all_links_done(d)) {
-		int sig = sigtimedwait(set, NULL, &tick);
-
-		if (sig == SIGTERM || sig == SIGINT) {
-			qkd_logf(&d->log, QKD_LOG_INFO, "node %s: signal %d: stopping",
-				 d->cfg.name, sig);
-			break;
-		}
-	}
 }
 
 /* A link sees the stop flag between rounds. Give the round in progress

@@ -90,10 +90,13 @@ static void print_human(json_t *j)
 		       json_integer_value(json_object_get(l, "stored_blocks")),
 		       json_integer_value(json_object_get(l, "stored_bits")),
 		       json_integer_value(json_object_get(l, "available_bits")));
-		printf("    authentication key: %lld bits left, %lld spent, %lld tags failed\n",
+		printf("    authentication key: %lld bits left, %lld spent, %lld tags failed; "
+		       "last round %lld bits of %lld\n",
 		       json_integer_value(json_object_get(l, "auth_bits_left")),
 		       json_integer_value(json_object_get(l, "auth_bits_spent")),
-		       json_integer_value(json_object_get(l, "tags_failed")));
+		       json_integer_value(json_object_get(l, "tags_failed")),
+		       json_integer_value(json_object_get(l, "last_round_auth_bits")),
+		       json_integer_value(json_object_get(l, "last_round_key_bits")));
 		printf("    rounds: %lld with key, %lld without, %lld failed, %lld over the QBER threshold\n",
 		       json_integer_value(json_object_get(l, "rounds_ok")),
 		       json_integer_value(json_object_get(l, "rounds_empty")),
@@ -111,7 +114,15 @@ static void print_human(json_t *j)
 		if (json_is_true(json_object_get(l, "eavesdropping_suspected")))
 			printf("    EAVESDROPPING SUSPECTED: the QBER stays above the abort threshold\n");
 		if (json_is_true(json_object_get(l, "auth_exhausted")))
-			printf("    AUTHENTICATION KEY EXHAUSTED: the link has stopped\n");
+			printf("    AUTHENTICATION KEY EXHAUSTED: the link is down\n");
+		if (json_is_true(json_object_get(l, "disk_fault")))
+			printf("    DISK FAULT: the link is paused until its store can be written\n");
+		if (json_integer_value(json_object_get(l, "blocks_quarantined")) > 0)
+			printf("    QUARANTINED: %lld stored block(s) failed their digests\n",
+			       json_integer_value(json_object_get(l, "blocks_quarantined")));
+		if (json_integer_value(json_object_get(l, "strangers_refused")) > 0)
+			printf("    %lld connection(s) refused at the handshake\n",
+			       json_integer_value(json_object_get(l, "strangers_refused")));
 		if (json_is_string(err))
 			printf("    last error: %s\n", json_string_value(err));
 	}

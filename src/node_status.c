@@ -1,12 +1,20 @@
 /* node_status.c - the status socket of `qkd node` (docs/node.md): a unix
  * stream socket; a client writes one line "status" and reads one JSON
- * object, then the daemon closes the connection. */
+ * object, then the daemon closes the connection.
+ *
+ * One thread serves every client with a poll() loop: reads and writes are
+ * non-blocking and each client has a deadline, so a client that sends
+ * nothing or reads nothing costs a slot for STATUS_CLIENT_SECONDS and
+ * delays nobody. Neighbours: cmd_node.c starts the thread and sets
+ * d->stop; cmd_status.c is the client. */
 #include "node_status.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,6 +24,15 @@
 #include "cli.h"
 #include "qkd/error.h"
 #include "qkd/sysutil.h"
+
+/* Clients served at once; a newcomer beyond that evicts the oldest. */
+#define STATUS_CLIENTS_MAX 32
+/* From accept to the last byte written: a local client needs milliseconds. */
+#define STATUS_CLIENT_SECONDS 2.0
+/* The longest poll() wait: how soon the thread sees d->stop. */
+#define STATUS_TICK_MS 200
+/* "status\n" and then some; a longer line is an unknown request. */
+#define STATUS_REQ_MAX 64
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)
 {
@@ -54,8 +71,9 @@ int node_status_listen(struct node_daemon *d, const char *config)
 		return -1;
 	}
 	(void)unlink(d->cfg.status);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0) {
+	/* Non-blocking: the status thread accepts until EAGAIN. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, STATUS_CLIENTS_MAX) != 0) {
 		cli_errorf(config, "status socket %s: %s", d->cfg.status, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -92,7 +110,17 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "auth_bits_spent", json_integer((json_int_t)s->auth_bits_spent));
 	json_object_set_new(j, "auth_bits_replenished",
 			    json_integer((json_int_t)s->auth_bits_replenished));
+	json_object_set_new(j, "auth_bits_poorer", json_integer((json_int_t)s->auth_bits_poorer));
+	json_object_set_new(j, "last_round_auth_bits",
+			    json_integer((json_int_t)s->last_round_auth_bits));
+	json_object_set_new(j, "last_round_key_bits",
+			    json_integer((json_int_t)s->last_round_key_bits));
+	json_object_set_new(j, "session_auth_bits", json_integer((json_int_t)s->session_auth_bits));
+	json_object_set_new(j, "session_key_bits", json_integer((json_int_t)s->session_key_bits));
 	json_object_set_new(j, "tags_failed", json_integer((json_int_t)s->tags_failed));
+	json_object_set_new(j, "strangers_refused", json_integer((json_int_t)s->strangers_refused));
+	json_object_set_new(j, "blocks_quarantined",
+			    json_integer((json_int_t)s->blocks_quarantined));
 	json_object_set_new(j, "rounds_ok", json_integer((json_int_t)s->rounds_ok));
 	json_object_set_new(j, "rounds_empty", json_integer((json_int_t)s->rounds_empty));
 	json_object_set_new(j, "rounds_failed", json_integer((json_int_t)s->rounds_failed));
@@ -100,12 +128,16 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "eavesdropping_suspected", json_boolean(s->eavesdropping_suspected));
 	json_object_set_new(j, "auth_exhausted", json_boolean(s->auth_exhausted));
 	json_object_set_new(j, "auth_low", json_boolean(s->auth_low));
+	json_object_set_new(j, "disk_fault", json_boolean(s->disk_fault));
 	json_object_set_new(j, "kme_available_bits",
 			    json_integer((json_int_t)s->kme_available_bits));
 	json_object_set_new(j, "kme_outbox", json_integer((json_int_t)s->kme_outbox));
 	json_object_set_new(j, "kme_ready", json_integer((json_int_t)s->kme_ready));
 	json_object_set_new(j, "kme_delivered", json_integer((json_int_t)s->kme_delivered));
 	json_object_set_new(j, "kme_refused", json_integer((json_int_t)s->kme_refused));
+	json_object_set_new(j, "kme_abandoned", json_integer((json_int_t)s->kme_abandoned));
+	json_object_set_new(j, "kme_withdrawn", json_integer((json_int_t)s->kme_withdrawn));
+	json_object_set_new(j, "kme_quarantined", json_integer((json_int_t)s->kme_quarantined));
 	json_object_set_new(j, "last_error", s->last_error[0] ? json_string(s->last_error)
 							      : json_null());
 	return j;
@@ -127,59 +159,210 @@ static json_t *node_status_json(struct node_daemon *d)
 	return j;
 }
 
-/* One client: read up to a newline (bounded, with a timeout), answer. */
-static void serve(struct node_daemon *d, int fd)
+/* One client: the request read so far, then the response being written. */
+struct status_client {
+	int fd;				/* -1: a free slot */
+	double deadline;		/* qkd_wall_seconds() by which it is dropped */
+	size_t nreq;
+	char req[STATUS_REQ_MAX];
+	char *out;			/* the response (malloc), NULL while reading */
+	size_t nout, off;
+};
+
+struct status_server {
+	struct node_daemon *d;
+	struct status_client c[STATUS_CLIENTS_MAX];
+};
+
+static void client_drop(struct status_client *c)
 {
-	char req[64];
-	size_t n = 0;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->out);
+	*c = (struct status_client){ .fd = -1 };
+}
+
+/* A copy of s followed by a newline, or NULL. */
+static char *line_dup(const char *s, size_t *n)
+{
+	size_t len = strlen(s);
+	char *p = malloc(len + 2);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\n';
+	p[len + 1] = '\0';
+	*n = len + 1;
+	return p;
+}
+
+/* The whole first line, without its "\r\n" or "\n", must be "status". */
+static bool request_is_status(const struct status_client *c)
+{
+	const char *nl = memchr(c->req, '\n', c->nreq);
+	size_t len = nl != NULL ? (size_t)(nl - c->req) : c->nreq;
+
+	if (len > 0 && c->req[len - 1] == '\r')
+		len--;
+	return len == 6 && memcmp(c->req, "status", 6) == 0;
+}
+
+/* Build the response once the request is complete: it is computed here,
+ * in full, so writing it later never touches the daemon's state. */
+static int client_answer(struct node_daemon *d, struct status_client *c)
+{
+	static const char bad[] = "{\"error\": \"unknown request\"}";
+	char *js;
 	json_t *j;
-	char *out;
 
-	while (n < sizeof req - 1) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (poll(&p, 1, 1000) <= 0)
-			return;
-		r = read(fd, req + n, sizeof req - 1 - n);
-		if (r <= 0)
-			return;
-		n += (size_t)r;
-		if (memchr(req, '\n', n) != NULL)
-			break;
-	}
-	req[n] = '\0';
-	if (strncmp(req, "status", 6) != 0) {
-		static const char bad[] = "{\"error\": \"unknown request\"}\n";
-
-		(void)qkd_write_all(fd, bad, sizeof bad - 1);
-		return;
+	if (!request_is_status(c)) {
+		c->out = line_dup(bad, &c->nout);
+		return c->out != NULL ? 0 : -1;
 	}
 	j = node_status_json(d);
-	out = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	js = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	json_decref(j);
-	if (out != NULL) {
-		(void)qkd_write_all(fd, out, strlen(out));
-		(void)qkd_write_all(fd, "\n", 1);
+	if (js != NULL)
+		c->out = line_dup(js, &c->nout);
+	free(js);
+	return c->out != NULL ? 0 : -1;
+}
+
+/* Write what the socket takes now. 1 when all is written, 0 to wait for
+ * POLLOUT, -1 on error. MSG_NOSIGNAL: a client gone is no SIGPIPE. */
+static int client_write(struct status_client *c)
+{
+	while (c->off < c->nout) {
+		ssize_t r = send(c->fd, c->out + c->off, c->nout - c->off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		c->off += (size_t)r;
 	}
-	free(out);
+	return 1;
+}
+
+/* Read what has arrived. The request ends at a newline, at EOF (a client
+ * that shuts down its side) or when the buffer is full. 0 to keep the
+ * client, -1 to drop it. */
+static int client_read(struct node_daemon *d, struct status_client *c)
+{
+	ssize_t r;
+
+	do
+		r = recv(c->fd, c->req + c->nreq, sizeof c->req - c->nreq, MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	if (r == 0 && c->nreq == 0)
+		return -1;
+	c->nreq += (size_t)r;
+	if (r > 0 && c->nreq < sizeof c->req && memchr(c->req, '\n', c->nreq) == NULL)
+		return 0;
+	if (client_answer(d, c) != 0)
+		return -1;
+	/* Most responses fit in the socket buffer: no extra poll round. */
+	return client_write(c) == 0 ? 0 : -1;
+}
+
+/* A free slot; when all are taken, the oldest client's, so that a crowd of
+ * idle connections cannot lock out a client that asks at once. */
+static struct status_client *slot_for_new(struct status_server *s)
+{
+	struct status_client *old = &s->c[0];
+
+	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++) {
+		if (s->c[i].fd < 0)
+			return &s->c[i];
+		if (s->c[i].deadline < old->deadline)
+			old = &s->c[i];
+	}
+	client_drop(old);
+	return old;
+}
+
+/* Accept what is pending, at most one table's worth per wake-up so that the
+ * clients already there are served too. */
+static void accept_clients(struct status_server *s, double now)
+{
+	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++) {
+		int fd = accept4(s->d->status_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct status_client *c;
+
+		if (fd < 0)
+			return;
+		c = slot_for_new(s);
+		c->fd = fd;
+		c->deadline = now + STATUS_CLIENT_SECONDS;
+	}
+}
+
+/* Fill p: the listening socket, then each client; map[k] is p[k + 1]'s
+ * slot. Returns the poll timeout: the nearest deadline, at most a tick so
+ * that d->stop is seen promptly. */
+static int fill_poll(struct status_server *s, struct pollfd *p, size_t *map, size_t *n,
+		     double now)
+{
+	double wait = STATUS_TICK_MS / 1000.0;
+
+	p[0] = (struct pollfd){ .fd = s->d->status_fd, .events = POLLIN };
+	*n = 1;
+	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++) {
+		struct status_client *c = &s->c[i];
+
+		if (c->fd < 0)
+			continue;
+		if (c->deadline - now < wait)
+			wait = c->deadline - now;
+		p[*n] = (struct pollfd){ .fd = c->fd, .events = c->out ? POLLOUT : POLLIN };
+		map[*n - 1] = i;
+		(*n)++;
+	}
+	return wait > 0 ? (int)(wait * 1000) + 1 : 0;
+}
+
+/* Serve the clients poll found ready; drop those done, failed or late. */
+static void serve_ready(struct status_server *s, const struct pollfd *p, const size_t *map,
+			size_t n, double now)
+{
+	for (size_t k = 1; k < n; k++) {
+		struct status_client *c = &s->c[map[k - 1]];
+		int rc = 0;
+
+		if (p[k].revents != 0)
+			rc = c->out != NULL ? (client_write(c) == 0 ? 0 : -1) : client_read(s->d, c);
+		if (rc != 0 || now >= c->deadline)
+			client_drop(c);
+	}
 }
 
 void *node_status_thread(void *arg)
 {
-	struct node_daemon *d = arg;
+	struct status_server s = { .d = arg };
+	struct pollfd p[1 + STATUS_CLIENTS_MAX];
+	size_t map[STATUS_CLIENTS_MAX], n;
 
-	while (!atomic_load(&d->stop)) {
-		struct pollfd p = { .fd = d->status_fd, .events = POLLIN };
-		int fd;
+	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++)
+		s.c[i].fd = -1;
+	while (!atomic_load(&s.d->stop)) {
+		int timeout = fill_poll(&s, p, map, &n, qkd_wall_seconds());
 
-		if (poll(&p, 1, 200) <= 0)
+		if (poll(p, n, timeout) < 0) {
+			/* revents are undefined; ENOMEM may pass: wait a tick, retry. */
+			if (errno != EINTR)
+				(void)poll(NULL, 0, STATUS_TICK_MS);
 			continue;
-		fd = accept4(d->status_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		serve(d, fd);
-		close(fd);
+		}
+		serve_ready(&s, p, map, n, qkd_wall_seconds());
+		/* After serving: a slot freed now can take a newcomer. */
+		if (p[0].revents & POLLIN)
+			accept_clients(&s, qkd_wall_seconds());
 	}
+	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++)
+		client_drop(&s.c[i]);
 	return NULL;
 }

@@ -30,9 +30,15 @@ struct node_link_slot {
 };
 
 /* Bind the status socket at cfg.status (a stale socket file nobody listens
- * on is replaced). 0, or -1 after printing "qkd: CONFIG: ...". */
+ * on is replaced), non-blocking, for node_status_thread. 0, or -1 after
+ * printing "qkd: CONFIG: ...". */
 int node_status_listen(struct node_daemon *d, const char *config);
-/* Serve `qkd status` requests until d->stop. */
+/* Serve `qkd status` requests on d->status_fd until d->stop (seen within
+ * 200 ms). One thread, a poll() loop over up to 32 clients at once, each
+ * dropped 2 s after it connected whether or not it has been answered; a
+ * 33rd client evicts the oldest. arg is the node_daemon, which must outlive
+ * the thread; the thread reads d->cfg and d->links and closes only the
+ * client sockets, never d->status_fd. Returns NULL. */
 void *node_status_thread(void *arg);
 /* Close and remove the socket. */
 void node_status_close(struct node_daemon *d);

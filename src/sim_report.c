@@ -204,6 +204,43 @@ static json_t *randomness_json(const struct qkd_simlink_result *res)
 	return j;
 }
 
+/* What the run's messages cost a Wegman-Carter authenticator with 64-bit
+ * tags (docs/authentication.md): the AUTH frames both parties sent (the
+ * channel's batches), beside what a tag on every frame would have cost. */
+struct auth_cost {
+	uint64_t tags, frames, round_trips;
+	uint64_t bits, per_frame_bits;
+	double share;		/* bits / (bits + secret bits) */
+};
+
+static void auth_cost(const struct qkd_simlink_result *res, struct auth_cost *c)
+{
+	const struct qkd_engine_stats *a = &res->alice.st, *b = &res->bob.st;
+
+	c->tags = a->auth_tags + b->auth_tags;
+	c->frames = a->messages_sent + b->messages_sent - c->tags;
+	c->round_trips = b->ec_round_trips;
+	c->bits = c->tags * 64;
+	c->per_frame_bits = c->frames * 64;
+	c->share = c->bits + b->secret_bits > 0
+		   ? (double)c->bits / (double)(c->bits + b->secret_bits) : 0;
+}
+
+static json_t *auth_json(const struct qkd_simlink_result *res)
+{
+	struct auth_cost c;
+	json_t *j = json_object();
+
+	auth_cost(res, &c);
+	json_object_set_new(j, "tags", json_integer((json_int_t)c.tags));
+	json_object_set_new(j, "bits", json_integer((json_int_t)c.bits));
+	json_object_set_new(j, "share_of_key", json_real(c.share));
+	json_object_set_new(j, "messages", json_integer((json_int_t)c.frames));
+	json_object_set_new(j, "per_message_tag_bits", json_integer((json_int_t)c.per_frame_bits));
+	json_object_set_new(j, "ec_round_trips", json_integer((json_int_t)c.round_trips));
+	return j;
+}
+
 /* NaN (a figure this run cannot know) as JSON null. */
 static json_t *real_or_null(double v)
 {
@@ -237,6 +274,7 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 			    json_integer((json_int_t)st->frames_failed_verification));
 	json_object_set_new(j, "verify_disclosed_bits",
 			    json_integer((json_int_t)st->verify_disclosed_bits));
+	json_object_set_new(j, "authentication", auth_json(res));
 	/* Alice applies the non-randomness term: her estimate is the full one. */
 	json_object_set_new(j, "entropy", entropy_json(o, &res->alice.st));
 	json_object_set_new(j, "randomness", randomness_json(res));
@@ -269,6 +307,16 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 
 static void report_bbn(const struct sim_options *o, const struct qkd_engine_stats *as);
 static void report_decoy(const struct sim_options *o, const struct qkd_engine_stats *as);
+
+static void report_auth(const struct qkd_simlink_result *res)
+{
+	struct auth_cost c;
+
+	auth_cost(res, &c);
+	printf("  authentication        %12llu   bits: %llu tags over %llu messages, "
+	       "%.2f %% of the key\n", (unsigned long long)c.bits, (unsigned long long)c.tags,
+	       (unsigned long long)c.frames, 100 * c.share);
+}
 
 static void report_human(const struct sim_options *o, const struct qkd_simlink_result *res,
 			 const struct derived *d)
@@ -304,6 +352,7 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 	printf("  frames                %12llu   (%llu failed verification, %llu tag bits)\n",
 	       (unsigned long long)st->frames, (unsigned long long)st->frames_failed_verification,
 	       (unsigned long long)st->verify_disclosed_bits);
+	report_auth(res);
 	if (as->decoy_used)
 		report_decoy(o, as);
 	else

@@ -28,11 +28,12 @@ struct qkd_ec_bob_driver {
 	int (*done)(void *ctx, uint64_t id, struct qkd_bits *bits, uint64_t disclosed,
 		    uint64_t corrected);
 	void *ctx;
+	uint64_t round_trips;		/* out: EC_REQ/EC_REPLY pairs so far */
 };
 
 /* Correct frames[0..n) (Bob's strings; ids are the indices) against Alice. */
 __attribute__((warn_unused_result))
-int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
+int qkd_ec_drive_bob(struct qkd_channel *ch, struct qkd_ec_bob_driver *d,
 		     const struct qkd_bits *frames, size_t n);
 
 #endif

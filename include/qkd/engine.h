@@ -46,6 +46,12 @@ struct qkd_engine_config {
 		double mu[3], p_mu[3], p_x;
 		double eps_sec, eps_cor;
 	} decoy;
+	/* The link's QBER in earlier rounds, as errors and bits corrected (0
+	 * and 0: none). Bob sizes the first error-correction blocks from it
+	 * together with the sample, which alone (1024 bits) often comes out
+	 * low and swings the round trips eightfold. It never decides an abort
+	 * and never enters the entropy estimate. */
+	uint64_t prior_errors, prior_bits;
 	/* Optional progress callback (stage name, fraction done in [0,1]). */
 	void (*progress)(void *ctx, const char *stage, double done);
 	void *progress_ctx;
@@ -100,7 +106,9 @@ struct qkd_engine_stats {
 	bool eve_truth;
 	uint64_t eve_known_bits;
 	double cpu_sift, cpu_sample, cpu_ec, cpu_verify, cpu_pa;	/* seconds, this party */
-	uint64_t bytes_sent, bytes_recv, messages_sent;
+	uint64_t bytes_sent, bytes_recv, messages_sent;	/* AUTH frames included */
+	uint64_t auth_tags;		/* AUTH frames this party sent (qkd/channel.h) */
+	uint64_t ec_round_trips;	/* EC_REQ/EC_REPLY pairs */
 };
 
 /* Run Alice's side until Bob ends the run. key is uninitialized on entry and

@@ -154,7 +154,11 @@ struct qkd_etsi014_arg {
 };
 
 /* A request as received. path is decoded and without the query. body need
- * not be NUL-terminated (body_len bytes; NULL when 0). All borrowed. */
+ * not be NUL-terminated (body_len bytes; NULL when 0). target is the
+ * request-target as it came on the wire, path and query before any
+ * percent-decoding (RFC 9112 section 3.2), checked with
+ * qkd_etsi014_target_check; NULL when the server has none (then only path
+ * and args are checked). All borrowed. */
 struct qkd_etsi014_http {
 	const char *method;
 	const char *path;
@@ -162,6 +166,7 @@ struct qkd_etsi014_http {
 	size_t nargs;
 	const char *body;
 	size_t body_len;
+	const char *target;
 };
 
 /* A request after parsing, defaults applied (clause 6.2: number 1, size
@@ -189,6 +194,17 @@ struct qkd_etsi014_error {
 
 /* Release err->detail and clear err. Accepts an err never filled. */
 void qkd_etsi014_error_cleanup(struct qkd_etsi014_error *err);
+
+/* Check a request-target before the HTTP server's percent-decoding hides
+ * what it was: origin-form only ('/' first; RFC 9112 section 3.2.1), only
+ * the characters of RFC 3986 section 3.3 and 3.4 (pchar, '/', '?'), every
+ * '%' followed by two hex digits (section 2.1), no %00 anywhere (a NUL would
+ * cut a decoded parameter short: "number=1%00x" must not read as 1), and no
+ * %2F or %5C in the path (an encoded '/' or '\' would become a separator
+ * once decoded). 0, or QKD_ERR_INVAL with err filled (400). err must start
+ * zeroed; the caller cleans it up. */
+QKD_ETSI014_WUR
+int qkd_etsi014_target_check(const char *target, struct qkd_etsi014_error *err);
 
 /* Parse and validate h (everything but who the caller is) into *r, which
  * the caller cleans up in every case. 0, or on failure QKD_ERR_INVAL with

@@ -25,6 +25,10 @@
 #include "qkd/wire.h"
 
 #define QKD_FIBER_VERSION 1
+/* A fiber connection opens with a hello of this many bytes that binds it
+ * to its classical session (lib/node/link_handshake.c: magic, session id,
+ * MAC). A tap on the fiber forwards it unchanged. */
+#define QKD_FIBER_HELLO_LEN 72
 #define QKD_FIBER_KEY_BYTES 32
 /* Bounds a receiver enforces on one frame (hostile-input limits). */
 #define QKD_FIBER_MAX_FRAME_SLOTS ((uint64_t)1 << 24)

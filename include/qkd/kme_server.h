@@ -2,10 +2,11 @@
  * mutually authenticated TLS (DESIGN.md section 6; docs/kme.md).
  *
  * libmicrohttpd with its GnuTLS backend, one thread per connection, a
- * bounded number of connections, HTTP/1.1 keep-alive. TLS 1.2 and 1.3 only.
- * Every client presents a certificate that chains to the configured CA and
- * carries the TLS client purpose (extendedKeyUsage clientAuth): a client
- * without one fails the TLS handshake. Each request then checks the
+ * bounded number of connections, HTTP/1.1 keep-alive. TLS 1.3, and TLS 1.2
+ * with AEAD suites only. Every client presents a certificate that chains to
+ * the configured CA and carries the TLS client purpose (an extendedKeyUsage
+ * extension naming clientAuth): a client without one fails the TLS
+ * handshake. Each request then checks the
  * certificate again and maps its subject CN to an SAE ID through the table
  * of the configuration: an unknown CN is answered 401. The SAE ID so found
  * is the caller of qkd_etsi014_handle, which serves only the caller's own
@@ -13,7 +14,16 @@
  *
  * Request bodies larger than QKD_ETSI014_BODY_MAX are refused with 413.
  * Threads: the provider of the configuration is called from the connection
- * threads, concurrently. Logging goes through cfg->log (never key bits).
+ * threads, concurrently. Logging goes through cfg->log (never key bits);
+ * libmicrohttpd's own messages at most a few lines a second, with a count
+ * of those suppressed.
+ *
+ * Against a stranger who holds connections open to lock the SAEs out
+ * (docs/kme.md, "Connections"): one address holds at most
+ * per_address_connections of the max_connections, and a connection whose
+ * client has not yet proved to be a known SAE is closed after
+ * handshake_timeout_s of silence (and a TLS handshake that takes longer in
+ * all); only then does idle_timeout_s apply.
  */
 #ifndef QKD_KME_SERVER_H
 #define QKD_KME_SERVER_H
@@ -27,7 +37,9 @@
 /* Longest certificate subject CN matched, in bytes. */
 #define QKD_KME_CN_MAX 64
 /* Defaults of the configuration's 0 values. */
-#define QKD_KME_DEFAULT_CONNECTIONS 64
+#define QKD_KME_DEFAULT_CONNECTIONS 256
+#define QKD_KME_DEFAULT_PER_ADDRESS 32
+#define QKD_KME_DEFAULT_HANDSHAKE_S 5
 #define QKD_KME_DEFAULT_IDLE_S 60
 
 /* One SAE this KME serves: the subject CN its client certificate carries. */
@@ -47,6 +59,13 @@ struct qkd_kme_server_config {
 	const struct qkd_kme_sae *saes;
 	size_t nsaes;
 	unsigned max_connections;	/* 0: QKD_KME_DEFAULT_CONNECTIONS */
+	/* Connections from one IP address; 0: QKD_KME_DEFAULT_PER_ADDRESS, or
+	 * max_connections when that is smaller. At most max_connections. */
+	unsigned per_address_connections;
+	/* Silence allowed before a client is a known SAE (TLS handshake and
+	 * first request), and the whole handshake's limit; 0:
+	 * QKD_KME_DEFAULT_HANDSHAKE_S. */
+	unsigned handshake_timeout_s;
 	unsigned idle_timeout_s;	/* keep-alive idle limit; 0: QKD_KME_DEFAULT_IDLE_S */
 	struct qkd_etsi014_kme kme;	/* kme_id, limits, provider */
 	const struct qkd_logger *log;	/* may be NULL */

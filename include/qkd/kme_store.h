@@ -18,12 +18,22 @@
  *                  and keeps a tombstone, so the key_ID is never served
  *                  again, across restarts.
  *
+ * A record the master gave up on (enc_keys answered 503 after its timeout)
+ * is ABANDONED: qkd_store_kme_abandon marks it, the outbox keeps it with
+ * its abandoned flag set, and the link sends a withdrawal instead of the
+ * record; the slave's qkd_store_kme_withdraw_batch retires its copy (or
+ * leaves a tombstone), and its verdict lets the master drop the record.
+ *
+ * A ready key's bits carry a digest (docs/keystore.md, "Digests"), checked
+ * by deliver; a key that fails it is QUARANTINED and never delivered.
+ *
  * Key ids are 16 bytes (a UUID's binary form). Keys are whole bytes: the
  * bits of the segments concatenated, LSB first as everywhere in the store.
- * Same threading, error and wiping rules as qkd/keystore.h. A version 1
- * store opened by a reader (qkd_store_open_existing never upgrades) has
- * no records: outbox and counts see none, and issue, accept and deliver
- * fail with QKD_ERR_INVAL (docs/keystore.md, "Schema versions").
+ * Same threading, error and wiping rules as qkd/keystore.h. A store of an
+ * older schema opened by a reader (qkd_store_open_existing never upgrades)
+ * refuses every call that writes with QKD_ERR_INVAL; a version 1 store has
+ * no records: outbox and counts see none (docs/keystore.md, "Schema
+ * versions").
  */
 #ifndef QKD_KME_STORE_H
 #define QKD_KME_STORE_H
@@ -54,6 +64,11 @@ struct qkd_kme_rec {
 	uint32_t nbits;				/* a multiple of 8, 8 .. QKD_KME_KEY_BITS_MAX */
 	size_t nsegs;				/* 1 .. QKD_KME_KEY_SEGS_MAX */
 	struct qkd_store_seg segs[QKD_KME_KEY_SEGS_MAX];	/* sum of nbits = nbits */
+	bool abandoned;		/* set by qkd_store_kme_outbox only: the master gave
+				 * up on the key; send a withdrawal, not the record.
+				 * An abandoned key_ID this end no longer had a
+				 * record of comes with nbits 0, nsegs 0 and empty
+				 * SAE IDs. Ignored by issue and accept. */
 };
 
 /* What the slave's end made of a record. */
@@ -73,19 +88,25 @@ enum qkd_kme_verdict {
  * bits (nothing consumed), when a key would span more than
  * QKD_KME_KEY_SEGS_MAX segments (the half fragmented by take_at), or when
  * bitslen is short; QKD_ERR_INVAL for a bad rec or a key_id already in the
- * outbox or inbox. On failure nothing changes in the store, bits[0 ..
- * bitslen) is wiped and every rec's nsegs is 0. */
+ * outbox or inbox; QKD_ERR_CORRUPT when a block's bits fail their digest
+ * (the block is quarantined; a retry cuts around it). On failure nothing
+ * changes in the store (but the quarantine), bits[0 .. bitslen) is wiped and
+ * every rec's nsegs is 0. Each rec's abandoned flag is cleared. */
 __attribute__((warn_unused_result))
 int qkd_store_kme_issue(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *recs,
 			size_t n, uint8_t *bits, size_t bitslen, const char **why);
 
-/* The oldest outbox records (at most max), in issue order. */
+/* The oldest outbox records (at most max), in issue order, abandoned ones
+ * among them with their abandoned flag set. */
 __attribute__((warn_unused_result))
 int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t max,
 			 size_t *n, const char **why);
 
-/* The peer settled key_id (accepted or refused): drop it from the outbox.
- * An id not in the outbox is not an error (an answer repeated). */
+/* The peer settled key_id's record (accepted or refused): drop it from the
+ * outbox. An abandoned record stays: the peer may have accepted it, and
+ * only the answer to its withdrawal lets it go
+ * (qkd_store_kme_withdrawals_done_batch). An id not in the outbox is not an
+ * error (an answer repeated). */
 __attribute__((warn_unused_result))
 int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why);
 /* The same for ids[0 .. n), in one transaction (one fsync for a whole
@@ -93,6 +114,12 @@ int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], con
 __attribute__((warn_unused_result))
 int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
 				    const char **why);
+/* The peer answered the withdrawals of ids[0 .. n) (withdrawn or
+ * delivered): drop those abandoned entries from the outbox, one
+ * transaction. Other ids are ignored. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_withdrawals_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+					 const char **why);
 
 /* Slave's end: take in a record from the peer, whose end cuts keys from
  * blocks of parity peer_parity. deliverable false (the pair is not one
@@ -100,12 +127,16 @@ int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16
  * tombstone. *v:
  *   ACCEPTED  the record is in the inbox (inserted now, or already there
  *             with the same key_id, pair, length and segments);
- *   REFUSED   the key_id is known with other contents, a segment is of
- *             the wrong parity, outside its block, or already consumed,
+ *   REFUSED   the key_id is known with other contents, was withdrawn or
+ *             quarantined, a segment is of the wrong parity, outside
+ *             its block, in a quarantined block, or already consumed,
  *             or deliverable was false; *why says which;
  *   LATER     a segment's block is unknown or still PENDING here.
  * Returns 0 with *v set in these cases; an error code only for bad
- * arguments or when the store itself fails (nothing changed, *v = LATER).
+ * arguments or when the store itself fails (nothing changed, *v = LATER),
+ * QKD_ERR_CORRUPT among them: a block's bits failed their digest while
+ * consuming (the block is then quarantined; the record sent again is
+ * REFUSED).
  * *why gives the reason for REFUSED and LATER, NULL for ACCEPTED. A
  * malformed record (length, SAE IDs, segments not summing to nbits) is
  * REFUSED and not recorded; every other refusal of a new key_id leaves a
@@ -131,9 +162,12 @@ int qkd_store_kme_accept_batch(struct qkd_store *s, unsigned peer_parity,
  *   QKD_ERR_INVAL   an id unknown, refused, or already delivered
  *                   (also an id given twice);
  *   QKD_ERR_VERIFY  an id issued for another (master, slave) pair;
- *   QKD_ERR_RANGE   a key longer than cap.
- * *bad = n on success and when no single id is at fault (bad arguments, the
- * store failed). */
+ *   QKD_ERR_RANGE   a key longer than cap;
+ *   QKD_ERR_CORRUPT a key quarantined before, or whose bits fail their
+ *                   digest now (then quarantined: its bits deleted, a
+ *                   tombstone kept; why names the key).
+ * A withdrawn key is QKD_ERR_INVAL. *bad = n on success and when no single
+ * id is at fault (bad arguments, the store failed). */
 __attribute__((warn_unused_result))
 int qkd_store_kme_deliver(struct qkd_store *s, const char *master, const char *slave,
 			  const uint8_t (*ids)[16], size_t n, uint8_t *const *out, size_t cap,
@@ -145,13 +179,55 @@ int qkd_store_kme_available(struct qkd_store *s, unsigned parity, uint64_t *bits
 			    const char **why);
 
 struct qkd_kme_counts {
-	uint64_t outbox;	/* issued here, the peer has not answered */
+	uint64_t outbox;	/* issued here, the peer has not answered (abandoned too) */
 	uint64_t ready;		/* in the inbox, not yet delivered */
 	uint64_t delivered;	/* inbox tombstones: delivered */
 	uint64_t refused;	/* inbox tombstones: refused */
+	uint64_t abandoned;	/* of the outbox: given up on, to be withdrawn */
+	uint64_t withdrawn;	/* inbox tombstones: withdrawn by their master */
+	uint64_t quarantined;	/* inbox tombstones: bits failed their digest */
 };
 
 __attribute__((warn_unused_result))
 int qkd_store_kme_counts(struct qkd_store *s, struct qkd_kme_counts *c, const char **why);
+
+/* Master's end: enc_keys gave up on ids[0 .. n) (it answered 503 after its
+ * timeout), but the peer may accept, or have accepted, their records. Each
+ * outbox record becomes ABANDONED, one transaction: it stays in the outbox,
+ * which returns it with its abandoned flag, so that the link sends a
+ * withdrawal instead of the record, until qkd_store_kme_withdrawals_done_batch drops it
+ * on the peer's verdict. A key_ID with no record here (the peer's answer
+ * came in and was settled just before) gets an abandoned outbox entry of
+ * its own without contents, so that it is withdrawn all the same. A key_ID
+ * of this end's inbox is left alone. Idempotent. Its bits stay consumed. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_abandon(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+			  const char **why);
+
+/* What the slave's end made of a withdrawal. Both let the master drop its
+ * outbox entry (qkd_store_kme_withdrawals_done_batch). */
+enum qkd_kme_withdraw_verdict {
+	QKD_KME_WD_WITHDRAWN = 0,	/* never delivered here, and now never will be:
+					 * withdrawn (now or before), refused or
+					 * quarantined, or unknown (a tombstone keeps
+					 * the key_ID refused for good) */
+	QKD_KME_WD_DELIVERED = 1,	/* delivered to its slave SAE before the
+					 * withdrawal came: it stays delivered */
+};
+
+/* Slave's end: the peer (whose end cuts keys from blocks of parity
+ * peer_parity, 0 or 1, as for accept) withdraws the keys ids[0 .. n), one
+ * transaction. A ready key becomes a WITHDRAWN tombstone, its bits deleted
+ * (and overwritten); an unknown key_ID gets a WITHDRAWN tombstone without
+ * contents, so that a record sent later with that key_ID is REFUSED; a
+ * delivered key stays delivered; refused, quarantined and withdrawn ones,
+ * and key_IDs this end issued itself, stay as they are. v[i] is the
+ * verdict for ids[i]. The bits of withdrawn keys stay consumed in their
+ * blocks, as at the master. A store failure rolls everything back and is
+ * returned (v[] undefined: send the withdrawals again). */
+__attribute__((warn_unused_result))
+int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
+				 const uint8_t (*ids)[16], size_t n,
+				 enum qkd_kme_withdraw_verdict *v, const char **why);
 
 #endif

@@ -1,8 +1,8 @@
 /* qkd/msg.h - message types of the link protocol (docs/protocol.md).
  *
  * Bob drives the exchange; Alice answers. Every message travels in a
- * qkd_channel frame, so it is sequenced and (once the authenticator exists)
- * authenticated.
+ * qkd_channel frame, so it is sequenced and covered by the next AUTH frame
+ * of its direction.
  */
 #ifndef QKD_MSG_H
 #define QKD_MSG_H
@@ -24,6 +24,8 @@ enum qkd_msg_type {
 	QKD_MSG_ABORT = 14,		/* either: stop, with a reason string */
 	QKD_MSG_TEST_REQ = 15,		/* B->A: decoy mode: Bob's Z-basis test bits */
 	QKD_MSG_TEST_REPLY = 16,	/* A->B: decoy mode: Alice's Z-basis test bits */
+	/* 31 is the channel's AUTH frame (QKD_MSG_AUTH, qkd/channel.h); the
+	 * node's own messages start at 32. */
 };
 
 #endif

@@ -77,6 +77,8 @@ struct qkd_node_kme {
 	uint32_t key_size, min_key_size, max_key_size;	/* bits, multiples of 8 */
 	uint32_t max_keys_per_request;
 	unsigned max_connections;		/* 0: server default */
+	unsigned per_address_connections;	/* of one IP address; 0: server default */
+	unsigned handshake_timeout_s;		/* until a known SAE asks; 0: server default */
 	unsigned idle_timeout_s;		/* 0: server default */
 	unsigned sync_timeout_s;		/* enc_keys waits this long for the peer */
 	size_t nsaes;

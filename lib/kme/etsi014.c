@@ -247,6 +247,56 @@ out:
 
 /* ---- path, method, query ---- */
 
+/* RFC 3986 section 3.3 and 3.4: outside of percent-encoding a path is made
+ * of pchar and '/', a query of pchar, '/' and '?'; pchar is unreserved,
+ * sub-delims, ':' and '@'. */
+static bool target_char(unsigned char c)
+{
+	static const char other[] = "-._~!$&'()*+,;=:@/?";
+
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && memchr(other, c, sizeof other - 1) != NULL);
+}
+
+/* The escape at t[0] == '%': its byte, or -1 when not "%" HEXDIG HEXDIG. */
+static int pct_byte(const char *t)
+{
+	int hi = hexval(t[1]), lo = hi >= 0 ? hexval(t[2]) : -1;
+
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
+int qkd_etsi014_target_check(const char *target, struct qkd_etsi014_error *err)
+{
+	bool query = false;
+	int b;
+
+	if (target == NULL || target[0] != '/')
+		return fail(err, 400, NULL, "the request-target must be a path (origin-form, "
+			    "RFC 9112 section 3.2.1)");
+	for (size_t i = 0; target[i] != '\0'; i++) {
+		if (target[i] == '?')
+			query = true;
+		if (target[i] != '%') {
+			if (!target_char((unsigned char)target[i]))
+				return fail(err, 400, json_pack("{s:I}", "position", (json_int_t)i),
+					    "character not allowed in the request-target (RFC 3986)");
+			continue;
+		}
+		if ((b = pct_byte(target + i)) < 0)
+			return fail(err, 400, json_pack("{s:I}", "position", (json_int_t)i),
+				    "malformed percent-encoding in the request-target");
+		if (b == 0)
+			return fail(err, 400, json_pack("{s:I}", "position", (json_int_t)i),
+				    "NUL byte (%%00) in the request-target");
+		if (!query && (b == '/' || b == '\\'))
+			return fail(err, 400, json_pack("{s:I}", "position", (json_int_t)i),
+				    "encoded '/' or '\\' (%%2F, %%5C) in the path");
+		i += 2;
+	}
+	return 0;
+}
+
 /* /api/v1/keys/{SAE_ID}/{status|enc_keys|dec_keys}, nothing more. */
 static int parse_path(const char *path, struct qkd_etsi014_request *r,
 		      struct qkd_etsi014_error *err)
@@ -613,6 +663,8 @@ int qkd_etsi014_parse(const struct qkd_etsi014_limits *lim, const struct qkd_ets
 	int rc;
 
 	memset(r, 0, sizeof *r);
+	if (h->target != NULL && (rc = qkd_etsi014_target_check(h->target, err)) != 0)
+		return rc;
 	if ((rc = parse_path(h->path, r, err)) != 0 ||
 	    (rc = check_method(h, r->op, &post, err)) != 0)
 		return rc;

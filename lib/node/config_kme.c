@@ -147,6 +147,9 @@ static const struct cfg_field kme_fields[] = {
 	{ "max_key_size", cfg_set_u32, NODE(kme.max_key_size), 0, 0, 0 },
 	{ "max_keys_per_request", cfg_set_u32, NODE(kme.max_keys_per_request), 0, 0, 0 },
 	{ "max_connections", cfg_set_uint, NODE(kme.max_connections), CFG_RANGE, 0, 65536 },
+	{ "per_address_connections", cfg_set_uint, NODE(kme.per_address_connections),
+	  CFG_RANGE, 0, 65536 },
+	{ "handshake_timeout", cfg_set_uint, NODE(kme.handshake_timeout_s), CFG_RANGE, 0, 3600 },
 	{ "idle_timeout", cfg_set_uint, NODE(kme.idle_timeout_s), CFG_RANGE, 0, 86400 },
 	{ "sync_timeout", cfg_set_uint, NODE(kme.sync_timeout_s), CFG_RANGE, 1, 300 },
 	{ "saes", set_saes, 0, CFG_REQUIRED, 0, 0 },
@@ -244,6 +247,19 @@ static int kme_read_saes(struct cfg_ctx *c, const config_setting_t *s, struct qk
 	return rc;
 }
 
+/* One address may not hold more connections than there are in all
+ * (qkd_kme_server_start refuses that too; here it has a line). */
+static int kme_check_connections(struct cfg_ctx *c, const config_setting_t *g,
+				 const struct qkd_node_kme *k)
+{
+	unsigned max = k->max_connections ? k->max_connections : QKD_KME_DEFAULT_CONNECTIONS;
+
+	if (k->per_address_connections > max)
+		return cfg_fail(c, g, "kme: per_address_connections (%u) exceeds max_connections "
+				"(%u)", k->per_address_connections, max);
+	return QKD_OK;
+}
+
 int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_config *n)
 {
 	struct qkd_node_kme *k = &n->kme;
@@ -270,6 +286,8 @@ int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_c
 		if (qkd_etsi014_limits_check(&lim, &why) != QKD_OK)
 			rc = cfg_fail(c, g, "kme: %s", why);
 	}
+	if (rc == QKD_OK)
+		rc = kme_check_connections(c, g, k);
 	if (rc == QKD_OK)
 		rc = kme_read_saes(c, config_setting_get_member(g, "saes"), n);
 	c->scope[0] = '\0';

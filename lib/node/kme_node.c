@@ -77,6 +77,9 @@ static bool link_up(struct qkd_link_kme *lk)
 	return up;
 }
 
+/* Blocks quarantined in a row before enc_keys gives up with 503. */
+#define ISSUE_TRIES 4
+
 /* Cut number keys (recs' ids, pair and length set) on the slave's link;
  * the records go to the peer with the link's next exchange. */
 static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave_sae,
@@ -88,10 +91,19 @@ static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave
 	const char *w = NULL;
 	int rc;
 
-	pthread_mutex_lock(&slot->lock);
-	rc = qkd_store_kme_issue(slot->st, node_kme_parity(l->cfg->role), recs, number, bits,
-				 len, &w);
-	pthread_mutex_unlock(&slot->lock);
+	/* A block that fails its digest is quarantined by the store (and
+	 * reported to the peer by the link); the keys are cut around it. */
+	for (int tries = 0; tries < ISSUE_TRIES; tries++) {
+		pthread_mutex_lock(&slot->lock);
+		rc = qkd_store_kme_issue(slot->st, node_kme_parity(l->cfg->role), recs, number,
+					 bits, len, &w);
+		pthread_mutex_unlock(&slot->lock);
+		if (rc != QKD_ERR_CORRUPT)
+			break;
+		qkd_logf(k->log, QKD_LOG_ERROR, "kme: link %s: %s: stored key failed its digest; "
+			 "the block is quarantined and never served", l->cfg->name,
+			 w != NULL ? w : "a block");
+	}
 	/* RANGE: fewer free bits in this end's half than asked, or a key that
 	 * would span too many segments; the store's reason says which. */
 	if (rc == QKD_ERR_RANGE)
@@ -99,6 +111,29 @@ static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave
 	else if (rc != QKD_OK)
 		*why = w != NULL ? w : "the key store failed";
 	return rc == QKD_OK || rc == QKD_ERR_RANGE ? rc : QKD_ERR_IO;
+}
+
+/* enc_keys gave up on these keys (503): withdraw them at the peer, so that
+ * the slave's end does not keep keys its master never handed out. */
+static void abandon(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave_sae,
+		    const struct qkd_kme_rec *recs, uint32_t number)
+{
+	struct store_slot *slot = &k->stores[slave_sae->link];
+	uint8_t (*ids)[16] = calloc(number, sizeof *ids);
+	const char *w = NULL;
+	int rc = QKD_ERR_NOMEM;
+
+	for (uint32_t i = 0; ids != NULL && i < number; i++)
+		memcpy(ids[i], recs[i].key_id, 16);
+	if (ids != NULL) {
+		pthread_mutex_lock(&slot->lock);
+		rc = qkd_store_kme_abandon(slot->st, (const uint8_t (*)[16])ids, number, &w);
+		pthread_mutex_unlock(&slot->lock);
+	}
+	if (rc != QKD_OK)
+		qkd_logf(k->log, QKD_LOG_ERROR, "kme: cannot mark %u key(s) abandoned: %s; the "
+			 "peer may keep them deliverable", number, w != NULL ? w : qkd_strerror(rc));
+	free(ids);
 }
 
 static int enc(void *ctx, const char *master, const char *slave, uint32_t number,
@@ -147,6 +182,8 @@ static int enc(void *ctx, const char *master, const char *slave, uint32_t number
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += (time_t)k->cfg->kme.sync_timeout_s;
 	rc = node_kme_wait(&k->links[s->link].kme, &w, &deadline);
+	if (rc == QKD_ERR_IO || rc == QKD_ERR_EOF)
+		abandon(k, s, recs, number);
 	if (rc == QKD_ERR_VERIFY) {
 		*why = "the slave SAE's KME refused the keys (see its log)";
 		rc = QKD_ERR_IO;
@@ -209,9 +246,14 @@ static int dec(void *ctx, const char *master, const char *slave, struct qkd_etsi
 		*why = "key_ID unknown or already delivered";
 	else if (rc == QKD_ERR_VERIFY)
 		*why = "key_ID was issued to another pair of SAEs";
+	else if (rc == QKD_ERR_CORRUPT)
+		*why = "the key's stored bits failed their digest: quarantined, never served";
 	else if (rc != QKD_OK)
 		*why = w != NULL ? w : "the key store failed";
-	if (rc == QKD_ERR_RANGE)
+	if (rc == QKD_ERR_CORRUPT)
+		qkd_logf(k->log, QKD_LOG_ERROR, "kme: a ready key for %s -> %s failed its digest "
+			 "(%s): quarantined, never served", master, slave, w != NULL ? w : "-");
+	if (rc == QKD_ERR_RANGE || rc == QKD_ERR_CORRUPT)
 		rc = QKD_ERR_IO;
 	for (size_t i = 0; rc == QKD_OK && i < n; i++)
 		keys[i].len = lens[i];
@@ -324,6 +366,8 @@ int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_c
 		sc.nsaes = k->nsaes;
 		sc.max_connections = c->max_connections;
 		sc.idle_timeout_s = c->idle_timeout_s;
+		sc.per_address_connections = c->per_address_connections;
+		sc.handshake_timeout_s = c->handshake_timeout_s;
 		sc.kme = (struct qkd_etsi014_kme){
 			.kme_id = c->id,
 			.lim = { .key_size = c->key_size, .min_key_size = c->min_key_size,

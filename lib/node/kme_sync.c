@@ -3,15 +3,23 @@
  *
  * Bob drives the classical channel, so the exchange is his, before every
  * round:
- *   KME_SYNC   B->A  Bob's outbox records
- *   KME_REPLY  A->B  Alice's verdicts on them; Alice's outbox records
- *   KME_ACK    B->A  Bob's verdicts on those
+ *   KME_SYNC   B->A  Bob's batch: outbox records, withdrawals, quarantines
+ *   KME_REPLY  A->B  Alice's answers to it; Alice's batch
+ *   KME_ACK    B->A  Bob's answers to that
  * A record is the key's coordinates (key_ID, SAE pair, length, segments),
- * never its bits. The receiving end consumes the same segments into its
+ * never its bits. A withdrawal names a key whose master gave up on it
+ * (enc_keys answered 503 after its timeout): the slave's end retires its
+ * copy, so no key stays deliverable that its master never handed out. A
+ * quarantine names a block whose bits failed their digest at the sender:
+ * the receiver retires it too, so both stores keep the same blocks. The receiving end consumes the same segments into its
  * inbox (qkd_store_kme_accept, idempotent) before it answers, and the
  * master's end drops a record from its outbox only on a verdict: a record
- * whose answer is lost is sent again and accepted once. Every message is
- * Wegman-Carter authenticated like all others on the channel.
+ * whose answer is lost is sent again and accepted once. A message that
+ * carries records or verdicts closes its sender's batch, and the receiver
+ * checks that tag before it acts on them (qkd/channel.h); an empty one
+ * costs no pad. Whether a message is empty is read from the message
+ * itself at both ends, so a forger who fills an empty one meets a missing
+ * AUTH frame, and one who empties a full one an AUTH frame that fails.
  * The records' wire format is in kme_wire.c.
  */
 #include <errno.h>
@@ -159,22 +167,38 @@ static int settle(struct qkd_link_ctx *ctx, struct qkd_store *st, const struct n
 	return rc;
 }
 
-/* Scratch of one exchange: records in and out, verdicts in and out. */
+/* What one end sends in an exchange: its outbox records, the key_IDs its
+ * master SAEs gave up on (withdrawals), and the blocks quarantined here
+ * that the peer has not acknowledged. */
+struct kme_batch {
+	struct qkd_kme_rec recs[NODE_KME_BATCH_MAX];
+	uint8_t wd[NODE_KME_BATCH_MAX][16];
+	uint64_t q[NODE_KME_BATCH_MAX];
+	size_t nrecs, nwd, nq;
+};
+
+/* The other end's answer: a verdict per record, one per withdrawal. The
+ * quarantine reports need none: any answer shows they were taken in. */
+struct kme_answer {
+	struct node_kme_verdict v[NODE_KME_BATCH_MAX];
+	struct node_kme_wd wd[NODE_KME_BATCH_MAX];
+	size_t nv, nwd;
+};
+
+/* Scratch of one exchange. */
 struct scratch {
-	struct qkd_kme_rec out[NODE_KME_BATCH_MAX], in[NODE_KME_BATCH_MAX];
-	struct node_kme_verdict vin[NODE_KME_BATCH_MAX], vout[NODE_KME_BATCH_MAX];
-	size_t nout, nin, nvin;
+	struct kme_batch out, in;
+	struct kme_answer aout, ain;
+	struct qkd_kme_rec box[NODE_KME_BATCH_MAX];	/* the outbox as read */
 	struct qkd_wbuf w;
 };
 
 static struct scratch *scratch_new(void)
 {
-	struct scratch *s = malloc(sizeof *s);
+	struct scratch *s = calloc(1, sizeof *s);
 
-	if (s != NULL) {
-		s->nout = s->nin = s->nvin = 0;
+	if (s != NULL)
 		qkd_wbuf_init(&s->w);
-	}
 	return s;
 }
 
@@ -185,9 +209,151 @@ static void scratch_free(struct scratch *s)
 	free(s);
 }
 
-static int send_w(struct qkd_channel *ch, uint8_t type, struct qkd_wbuf *w)
+static size_t batch_size(const struct kme_batch *b)
 {
-	return w->err != 0 ? w->err : qkd_channel_send(ch, type, w->p, w->len);
+	return b->nrecs + b->nwd + b->nq;
+}
+
+static size_t answer_size(const struct kme_answer *a)
+{
+	return a->nv + a->nwd;
+}
+
+/* This end's batch: the outbox split into records and withdrawals, and
+ * the unreported quarantines. */
+static int batch_collect(struct qkd_store *st, struct scratch *s, const char **why)
+{
+	struct kme_batch *b = &s->out;
+	struct qkd_kme_rec *box = s->box;
+	size_t n = 0;
+	int rc = qkd_store_kme_outbox(st, box, NODE_KME_BATCH_MAX, &n, why);
+
+	b->nrecs = b->nwd = b->nq = 0;
+	for (size_t i = 0; rc == QKD_OK && i < n; i++) {
+		if (box[i].abandoned)
+			memcpy(b->wd[b->nwd++], box[i].key_id, 16);
+		else
+			b->recs[b->nrecs++] = box[i];
+	}
+	if (rc == QKD_OK)
+		rc = qkd_store_quarantine_unreported(st, b->q, NODE_KME_BATCH_MAX, &b->nq, why);
+	return rc;
+}
+
+static void batch_put(struct qkd_wbuf *w, const struct kme_batch *b)
+{
+	node_kme_put_recs(w, b->recs, b->nrecs);
+	node_kme_put_ids(w, (const uint8_t (*)[16])b->wd, b->nwd);
+	node_kme_put_blocks(w, b->q, b->nq);
+}
+
+static void batch_get(struct qkd_rbuf *r, struct kme_batch *b)
+{
+	b->nrecs = node_kme_get_recs(r, b->recs);
+	b->nwd = node_kme_get_ids(r, b->wd);
+	b->nq = node_kme_get_blocks(r, b->q);
+}
+
+static void answer_put(struct qkd_wbuf *w, const struct kme_answer *a)
+{
+	node_kme_put_verdicts(w, a->v, a->nv);
+	node_kme_put_wds(w, a->wd, a->nwd);
+}
+
+static void answer_get(struct qkd_rbuf *r, struct kme_answer *a)
+{
+	a->nv = node_kme_get_verdicts(r, a->v);
+	a->nwd = node_kme_get_wds(r, a->wd);
+}
+
+/* The peer's withdrawals: each key retired here, and an answer for it. */
+static int take_withdrawals(struct qkd_link_ctx *ctx, struct qkd_store *st,
+			    const struct kme_batch *in, struct kme_answer *out, const char **why)
+{
+	enum qkd_kme_withdraw_verdict v[NODE_KME_BATCH_MAX];
+	unsigned peer = node_kme_parity(ctx->cfg->role) ^ 1u;
+	int rc = in->nwd > 0 ? qkd_store_kme_withdraw_batch(st, peer,
+							   (const uint8_t (*)[16])in->wd,
+							   in->nwd, v, why) : QKD_OK;
+
+	out->nwd = rc == QKD_OK ? in->nwd : 0;
+	for (size_t i = 0; i < out->nwd; i++) {
+		memcpy(out->wd[i].key_id, in->wd[i], 16);
+		out->wd[i].v = v[i];
+	}
+	return rc;
+}
+
+/* The peer's quarantined blocks: retired here too, so both ends hold the
+ * same blocks (docs/keystore.md, "Digests"). */
+static int take_quarantines(struct qkd_link_ctx *ctx, struct qkd_store *st,
+			    const struct kme_batch *in, const char **why)
+{
+	int rc = QKD_OK;
+
+	for (size_t i = 0; rc == QKD_OK && i < in->nq; i++) {
+		rc = qkd_store_quarantine(st, in->q[i], why);
+		if (rc == QKD_OK)
+			qkd_logf(ctx->log, QKD_LOG_WARN, "link %s: block %llu quarantined at "
+				 "the peer (its bits failed their digest there): retired here too",
+				 ctx->cfg->name, (unsigned long long)in->q[i]);
+	}
+	return rc;
+}
+
+/* Everything the peer's batch asks of this end, and the answer to it. */
+static int batch_take(struct qkd_link_ctx *ctx, struct qkd_store *st, const struct kme_batch *in,
+		      struct kme_answer *out, const char **why)
+{
+	int rc = accept_recs(ctx, st, in->recs, in->nrecs, out->v, why);
+
+	out->nv = rc == QKD_OK ? in->nrecs : 0;
+	if (rc == QKD_OK)
+		rc = take_withdrawals(ctx, st, in, out, why);
+	if (rc == QKD_OK)
+		rc = take_quarantines(ctx, st, in, why);
+	return rc;
+}
+
+/* The peer's answer to this end's batch: settled records and withdrawals
+ * leave the outbox, and the quarantines it took in are reported. */
+static int answer_take(struct qkd_link_ctx *ctx, struct qkd_store *st, const struct kme_answer *a,
+		       const struct kme_batch *sent, const char **why)
+{
+	uint8_t ids[NODE_KME_BATCH_MAX][16];
+	int rc = settle(ctx, st, a->v, a->nv, why);
+
+	for (size_t i = 0; i < a->nwd; i++)
+		memcpy(ids[i], a->wd[i].key_id, 16);
+	if (rc == QKD_OK && a->nwd > 0)
+		rc = qkd_store_kme_withdrawals_done_batch(st, (const uint8_t (*)[16])ids, a->nwd,
+							  why);
+	if (rc == QKD_OK && sent->nq > 0)
+		rc = qkd_store_quarantine_reported(st, sent->q, sent->nq, why);
+	return rc;
+}
+
+/* Send w; a message with content (n > 0 items) is sealed. */
+static int send_w(struct qkd_channel *ch, uint8_t type, struct qkd_wbuf *w, size_t n)
+{
+	if (w->err != 0)
+		return w->err;
+	return n > 0 ? qkd_channel_send_sealed(ch, type, w->p, w->len)
+		     : qkd_channel_send(ch, type, w->p, w->len);
+}
+
+/* A received message with content must be authenticated before use. */
+static int check_sealed(struct qkd_channel *ch, size_t n)
+{
+	return n > 0 ? qkd_channel_expect_seal(ch) : QKD_OK;
+}
+
+static int parsed(struct qkd_rbuf *r, const char *what, const char **why)
+{
+	if (qkd_rbuf_done(r))
+		return QKD_OK;
+	*why = what;
+	return QKD_ERR_PROTO;
 }
 
 int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
@@ -199,29 +365,28 @@ int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
 
 	if (s == NULL)
 		return QKD_ERR_NOMEM;
-	rc = qkd_store_kme_outbox(st, s->out, NODE_KME_BATCH_MAX, &s->nout, why);
+	rc = batch_collect(st, s, why);
 	if (rc == QKD_OK) {
-		node_kme_put_recs(&s->w, s->out, s->nout);
-		rc = send_w(ch, NODE_MSG_KME_SYNC, &s->w);
+		batch_put(&s->w, &s->out);
+		rc = send_w(ch, NODE_MSG_KME_SYNC, &s->w, batch_size(&s->out));
 	}
 	if (rc == QKD_OK)
 		rc = qkd_channel_expect(ch, NODE_MSG_KME_REPLY, &r);
 	if (rc == QKD_OK) {
-		s->nvin = node_kme_get_verdicts(&r, s->vin);
-		s->nin = node_kme_get_recs(&r, s->in);
-		if (!qkd_rbuf_done(&r)) {
-			*why = "malformed KME_REPLY";
-			rc = QKD_ERR_PROTO;
-		}
+		answer_get(&r, &s->ain);
+		batch_get(&r, &s->in);
+		rc = parsed(&r, "malformed KME_REPLY", why);
 	}
 	if (rc == QKD_OK)
-		rc = settle(ctx, st, s->vin, s->nvin, why);
+		rc = check_sealed(ch, answer_size(&s->ain) + batch_size(&s->in));
 	if (rc == QKD_OK)
-		rc = accept_recs(ctx, st, s->in, s->nin, s->vout, why);
+		rc = answer_take(ctx, st, &s->ain, &s->out, why);
+	if (rc == QKD_OK)
+		rc = batch_take(ctx, st, &s->in, &s->aout, why);
 	if (rc == QKD_OK) {
 		qkd_wbuf_reset(&s->w);
-		node_kme_put_verdicts(&s->w, s->vout, s->nin);
-		rc = send_w(ch, NODE_MSG_KME_ACK, &s->w);
+		answer_put(&s->w, &s->aout);
+		rc = send_w(ch, NODE_MSG_KME_ACK, &s->w, answer_size(&s->aout));
 	}
 	scratch_free(s);
 	return rc;
@@ -232,35 +397,34 @@ int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
 {
 	struct scratch *s = scratch_new();
 	struct qkd_rbuf r;
-	int rc = QKD_OK;
+	int rc;
 
 	if (s == NULL)
 		return QKD_ERR_NOMEM;
-	s->nin = node_kme_get_recs(msg, s->in);
-	if (!qkd_rbuf_done(msg)) {
-		*why = "malformed KME_SYNC";
-		rc = QKD_ERR_PROTO;
-	}
+	batch_get(msg, &s->in);
+	rc = parsed(msg, "malformed KME_SYNC", why);
 	if (rc == QKD_OK)
-		rc = accept_recs(ctx, st, s->in, s->nin, s->vout, why);
+		rc = check_sealed(ch, batch_size(&s->in));
 	if (rc == QKD_OK)
-		rc = qkd_store_kme_outbox(st, s->out, NODE_KME_BATCH_MAX, &s->nout, why);
+		rc = batch_take(ctx, st, &s->in, &s->aout, why);
+	if (rc == QKD_OK)
+		rc = batch_collect(st, s, why);
 	if (rc == QKD_OK) {
-		node_kme_put_verdicts(&s->w, s->vout, s->nin);
-		node_kme_put_recs(&s->w, s->out, s->nout);
-		rc = send_w(ch, NODE_MSG_KME_REPLY, &s->w);
+		answer_put(&s->w, &s->aout);
+		batch_put(&s->w, &s->out);
+		rc = send_w(ch, NODE_MSG_KME_REPLY, &s->w,
+			    answer_size(&s->aout) + batch_size(&s->out));
 	}
 	if (rc == QKD_OK)
 		rc = qkd_channel_expect(ch, NODE_MSG_KME_ACK, &r);
 	if (rc == QKD_OK) {
-		s->nvin = node_kme_get_verdicts(&r, s->vin);
-		if (!qkd_rbuf_done(&r)) {
-			*why = "malformed KME_ACK";
-			rc = QKD_ERR_PROTO;
-		}
+		answer_get(&r, &s->ain);
+		rc = parsed(&r, "malformed KME_ACK", why);
 	}
 	if (rc == QKD_OK)
-		rc = settle(ctx, st, s->vin, s->nvin, why);
+		rc = check_sealed(ch, answer_size(&s->ain));
+	if (rc == QKD_OK)
+		rc = answer_take(ctx, st, &s->ain, &s->out, why);
 	scratch_free(s);
 	return rc;
 }

@@ -9,6 +9,11 @@
  *             varint block id, varint offset, varint nbits
  *   verdicts  varint n (<= NODE_KME_BATCH_MAX), then n times:
  *             key_id[16], u8 verdict (enum qkd_kme_verdict)
+ *   ids       varint n (<= NODE_KME_BATCH_MAX), n key_id[16]: withdrawals
+ *   wds       varint n (<= NODE_KME_BATCH_MAX), then n times:
+ *             key_id[16], u8 (enum qkd_kme_withdraw_verdict)
+ *   blocks    varint n (<= NODE_KME_BATCH_MAX), n varint block ids:
+ *             blocks quarantined at the sender
  */
 #include <string.h>
 
@@ -109,3 +114,63 @@ size_t node_kme_get_verdicts(struct qkd_rbuf *r, struct node_kme_verdict *v)
 	return qkd_rbuf_ok(r) ? n : 0;
 }
 
+
+void node_kme_put_ids(struct qkd_wbuf *w, const uint8_t (*ids)[16], size_t n)
+{
+	qkd_put_varint(w, n);
+	for (size_t i = 0; i < n; i++)
+		qkd_put_bytes(w, ids[i], 16);
+}
+
+size_t node_kme_get_ids(struct qkd_rbuf *r, uint8_t (*out)[16])
+{
+	size_t n = (size_t)qkd_get_count(r, NODE_KME_BATCH_MAX);
+
+	for (size_t i = 0; i < n && qkd_rbuf_ok(r); i++)
+		qkd_get_copy(r, out[i], 16);
+	return qkd_rbuf_ok(r) ? n : 0;
+}
+
+void node_kme_put_wds(struct qkd_wbuf *w, const struct node_kme_wd *v, size_t n)
+{
+	qkd_put_varint(w, n);
+	for (size_t i = 0; i < n; i++) {
+		qkd_put_bytes(w, v[i].key_id, sizeof v[i].key_id);
+		qkd_put_u8(w, (uint8_t)v[i].v);
+	}
+}
+
+size_t node_kme_get_wds(struct qkd_rbuf *r, struct node_kme_wd *v)
+{
+	size_t n = (size_t)qkd_get_count(r, NODE_KME_BATCH_MAX);
+
+	for (size_t i = 0; i < n && qkd_rbuf_ok(r); i++) {
+		uint8_t x;
+
+		qkd_get_copy(r, v[i].key_id, sizeof v[i].key_id);
+		x = qkd_get_u8(r);
+		if (x > QKD_KME_WD_DELIVERED)
+			qkd_rbuf_fail(r, QKD_ERR_PROTO);
+		v[i].v = (enum qkd_kme_withdraw_verdict)x;
+	}
+	return qkd_rbuf_ok(r) ? n : 0;
+}
+
+void node_kme_put_blocks(struct qkd_wbuf *w, const uint64_t *ids, size_t n)
+{
+	qkd_put_varint(w, n);
+	for (size_t i = 0; i < n; i++)
+		qkd_put_varint(w, ids[i]);
+}
+
+size_t node_kme_get_blocks(struct qkd_rbuf *r, uint64_t *out)
+{
+	size_t n = (size_t)qkd_get_count(r, NODE_KME_BATCH_MAX);
+
+	for (size_t i = 0; i < n && qkd_rbuf_ok(r); i++) {
+		out[i] = qkd_get_varint(r);
+		if (out[i] > QKD_STORE_ID_MAX)
+			qkd_rbuf_fail(r, QKD_ERR_PROTO);
+	}
+	return qkd_rbuf_ok(r) ? n : 0;
+}

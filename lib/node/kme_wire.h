@@ -17,6 +17,12 @@ struct node_kme_verdict {
 	enum qkd_kme_verdict v;
 };
 
+/* The answer to a withdrawal (qkd_store_kme_withdraw_batch). */
+struct node_kme_wd {
+	uint8_t key_id[16];
+	enum qkd_kme_withdraw_verdict v;
+};
+
 /* n <= NODE_KME_BATCH_MAX records / verdicts onto w. */
 void node_kme_put_recs(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n);
 void node_kme_put_verdicts(struct qkd_wbuf *w, const struct node_kme_verdict *v, size_t n);
@@ -25,5 +31,14 @@ void node_kme_put_verdicts(struct qkd_wbuf *w, const struct node_kme_verdict *v,
  * format's bounds are checked here; the store checks what records say. */
 size_t node_kme_get_recs(struct qkd_rbuf *r, struct qkd_kme_rec *out);
 size_t node_kme_get_verdicts(struct qkd_rbuf *r, struct node_kme_verdict *out);
+/* Withdrawals (key_IDs the master gave up on), their answers, and block
+ * ids quarantined at the sender (docs/keystore.md, "Digests"); the same
+ * bound and conventions. */
+void node_kme_put_ids(struct qkd_wbuf *w, const uint8_t (*ids)[16], size_t n);
+size_t node_kme_get_ids(struct qkd_rbuf *r, uint8_t (*out)[16]);
+void node_kme_put_wds(struct qkd_wbuf *w, const struct node_kme_wd *v, size_t n);
+size_t node_kme_get_wds(struct qkd_rbuf *r, struct node_kme_wd *out);
+void node_kme_put_blocks(struct qkd_wbuf *w, const uint64_t *ids, size_t n);
+size_t node_kme_get_blocks(struct qkd_rbuf *r, uint64_t *out);
 
 #endif

@@ -8,6 +8,9 @@
  *   - Alice PENDING and Bob nothing cannot happen (Bob writes first), and
  *     Alice discards any pending block Bob does not name.
  * After RECOVER both stores hold the same FINAL blocks and no PENDING one.
+ * Both messages close their sender's batch, and each end checks the tag
+ * before it touches the store. They are the first AUTH frames of a
+ * connection, so they also authenticate the handshake (link_handshake.c).
  */
 #include "node_int.h"
 
@@ -72,9 +75,11 @@ int node_recover_bob(struct qkd_channel *ch, struct qkd_store *st, uint64_t *nex
 	qkd_put_varint(&w, l.n);
 	for (size_t i = 0; i < l.n; i++)
 		qkd_put_varint(&w, l.id[i]);
-	rc = w.err ? w.err : qkd_channel_send(ch, NODE_MSG_RECOVER, w.p, w.len);
+	rc = w.err ? w.err : qkd_channel_send_sealed(ch, NODE_MSG_RECOVER, w.p, w.len);
 	if (rc == QKD_OK)
 		rc = qkd_channel_expect(ch, NODE_MSG_RECOVER_REPLY, &r);
+	if (rc == QKD_OK)
+		rc = qkd_channel_expect_seal(ch);
 	if (rc != QKD_OK) {
 		*why = "recovery exchange failed";
 		goto out;
@@ -126,6 +131,8 @@ int node_recover_alice(struct qkd_channel *ch, struct qkd_store *st, const char 
 	qkd_wbuf_init(&w);
 	memset(&mine, 0, sizeof mine);
 	rc = qkd_channel_expect(ch, NODE_MSG_RECOVER, &r);
+	if (rc == QKD_OK)
+		rc = qkd_channel_expect_seal(ch);
 	if (rc != QKD_OK) {
 		*why = "recovery exchange failed";
 		goto out;
@@ -150,7 +157,7 @@ int node_recover_alice(struct qkd_channel *ch, struct qkd_store *st, const char 
 	if (rc == QKD_OK) {
 		qkd_put_varint(&w, mine.max_id);
 		qkd_put_bits(&w, &verdict);
-		rc = w.err ? w.err : qkd_channel_send(ch, NODE_MSG_RECOVER_REPLY, w.p, w.len);
+		rc = w.err ? w.err : qkd_channel_send_sealed(ch, NODE_MSG_RECOVER_REPLY, w.p, w.len);
 	}
 	if (rc == QKD_ERR_PROTO && *why == NULL)
 		*why = "malformed RECOVER";

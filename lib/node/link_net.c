@@ -24,13 +24,19 @@ static int addr_of(const struct qkd_node_addr *a, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-void node_set_timeouts(int fd)
+void node_set_timeouts_s(int fd, int seconds)
 {
-	struct timeval tv = { .tv_sec = NODE_IO_TIMEOUT_S };
-	int one = 1;
+	struct timeval tv = { .tv_sec = seconds };
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+static void set_options(int fd)
+{
+	int one = 1;
+
+	node_set_timeouts_s(fd, NODE_IO_TIMEOUT_S);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
@@ -49,7 +55,7 @@ int node_listen(const struct qkd_node_addr *a, const char **why)
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0) {
 		*why = strerror(errno);
 		close(fd);
 		return -1;
@@ -76,7 +82,7 @@ int node_accept(int lfd, atomic_bool *stop, int timeout_s, const char **why)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
-			node_set_timeouts(fd);
+			set_options(fd);
 			return fd;
 		}
 		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
@@ -96,7 +102,8 @@ static void nap_ms(long ms)
 		;
 }
 
-int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **why)
+int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, int timeout_s,
+		 const char **why)
 {
 	struct sockaddr_in sa;
 
@@ -104,7 +111,7 @@ int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **
 		*why = "not an IPv4 address";
 		return -1;
 	}
-	while (!atomic_load(stop)) {
+	for (long waited_ms = 0; !atomic_load(stop); waited_ms += 500) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 		if (fd < 0) {
@@ -112,10 +119,14 @@ int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **
 			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-			node_set_timeouts(fd);
+			set_options(fd);
 			return fd;
 		}
 		close(fd);
+		if (timeout_s > 0 && waited_ms >= (long)timeout_s * 1000) {
+			*why = "the peer did not take the connection in time";
+			return -1;
+		}
 		/* The peer is not up (yet): try again shortly, in small naps so
 		 * that a stop is seen quickly. */
 		for (int i = 0; i < 5 && !atomic_load(stop); i++)

@@ -2,11 +2,14 @@
  * fiber, the protocol engine, and the two-phase commit (docs/node.md).
  *
  * Bob drives: ROUND -> ROUND_ACK -> photon frames on the fiber -> the engine
- * (HELLO ... DONE) -> COMMIT -> COMMIT_ACK, or ROUND_END for a round without
- * key. The first R bits of a round's key refill the authentication pool
- * (R agreed from the ROUND message and the key length); the rest is the
- * block. Any error ends the connection: the caller reconnects, and RECOVER
- * settles a half-committed block.
+ * (HELLO ... DONE, whose end authenticates the whole round both ways) ->
+ * COMMIT -> COMMIT_ACK, or ROUND_END for a round without key. COMMIT and
+ * COMMIT_ACK each close their sender's batch, and each end checks that
+ * before it writes: nothing a message says reaches the store before its
+ * tag has verified. The first R bits of a round's key refill the
+ * authentication pool (R agreed from the ROUND message and the key
+ * length); the rest is the block. Any error ends the connection: the
+ * caller reconnects, and RECOVER settles a half-committed block.
  */
 #include "link_round.h"
 
@@ -93,7 +96,9 @@ static int commit_prepare(struct round_env *env, uint64_t id, const struct qkd_b
 	return rc;
 }
 
-static int send_varints(struct qkd_channel *ch, uint8_t type, const uint64_t *v, size_t n)
+/* Send varints v[0..n) as one message; sealed, the batch closes after it. */
+static int send_varints(struct qkd_channel *ch, uint8_t type, const uint64_t *v, size_t n,
+			bool sealed)
 {
 	struct qkd_wbuf w;
 	int rc;
@@ -101,7 +106,8 @@ static int send_varints(struct qkd_channel *ch, uint8_t type, const uint64_t *v,
 	qkd_wbuf_init(&w);
 	for (size_t i = 0; i < n; i++)
 		qkd_put_varint(&w, v[i]);
-	rc = w.err ? w.err : qkd_channel_send(ch, type, w.p, w.len);
+	rc = w.err ? w.err : sealed ? qkd_channel_send_sealed(ch, type, w.p, w.len)
+				    : qkd_channel_send(ch, type, w.p, w.len);
 	qkd_wbuf_cleanup(&w);
 	return rc;
 }
@@ -175,24 +181,28 @@ static int bob_commit(struct round_env *env, uint64_t id, const struct qkd_bits 
 
 	if (key->n - r == 0) {
 		v[0] = id;
-		return send_varints(env->ch, NODE_MSG_ROUND_END, v, 1);
+		return send_varints(env->ch, NODE_MSG_ROUND_END, v, 1, false);
 	}
 	rc = commit_prepare(env, id, key, r, &block_bits);
 	v[0] = id;
 	v[1] = block_bits;
 	v[2] = r;
 	if (rc == QKD_OK)
-		rc = send_varints(env->ch, NODE_MSG_COMMIT, v, 3);
+		rc = send_varints(env->ch, NODE_MSG_COMMIT, v, 3, true);
 	if (rc == QKD_OK)
 		rc = qkd_channel_expect(env->ch, NODE_MSG_COMMIT_ACK, &rb);
 	if (rc == QKD_OK && (qkd_get_varint(&rb) != id || !qkd_rbuf_done(&rb)))
 		rc = QKD_ERR_PROTO;
 	if (rc == QKD_OK)
+		rc = qkd_channel_expect_seal(env->ch);
+	if (rc == QKD_OK)
 		rc = qkd_store_finalize(env->store, id, &env->why);
 	if (rc == QKD_OK)
 		rc = node_auth_apply(env->auth, id);
-	if (rc == QKD_OK)
+	if (rc == QKD_OK) {
 		env->stored_bits = block_bits;
+		env->refill_bits = r;
+	}
 	return rc;
 }
 
@@ -208,13 +218,13 @@ int round_bob(struct round_env *env, uint64_t id)
 
 	env->stored_bits = 0;
 	ops.total_slots = env->cfg->round_pulses;
-	rc = send_varints(env->ch, NODE_MSG_ROUND, v, 3);
+	rc = send_varints(env->ch, NODE_MSG_ROUND, v, 3, false);
 	if (rc == QKD_OK)
 		rc = qkd_channel_expect(env->ch, NODE_MSG_ROUND_ACK, &rb);
 	if (rc == QKD_OK)
 		rc = bob_detect(env, id, &src.c);
 	if (rc == QKD_OK && (rc = qkd_rng_init_system(&rng)) == QKD_OK) {
-		rc = qkd_engine_bob(env->ch, &env->cfg->engine, &ops, &rng, &env->st, &key);
+		rc = qkd_engine_bob(env->ch, &env->engine, &ops, &rng, &env->st, &key);
 		qkd_rng_cleanup(&rng);
 		env->engine_ran = true;
 	}
@@ -288,15 +298,19 @@ static int alice_commit(struct round_env *env, uint64_t id, const struct qkd_bit
 		env->why = "COMMIT does not match this round's key";
 		return QKD_ERR_PROTO;
 	}
-	rc = commit_prepare(env, id, key, r, &block_bits);
+	rc = qkd_channel_expect_seal(env->ch);
+	if (rc == QKD_OK)
+		rc = commit_prepare(env, id, key, r, &block_bits);
 	if (rc == QKD_OK)
 		rc = qkd_store_finalize(env->store, id, &env->why);	/* the commit point */
 	if (rc == QKD_OK)
-		rc = send_varints(env->ch, NODE_MSG_COMMIT_ACK, v, 1);
+		rc = send_varints(env->ch, NODE_MSG_COMMIT_ACK, v, 1, true);
 	if (rc == QKD_OK)
 		rc = node_auth_apply(env->auth, id);
-	if (rc == QKD_OK)
+	if (rc == QKD_OK) {
 		env->stored_bits = block_bits;
+		env->refill_bits = r;
+	}
 	return rc;
 }
 
@@ -327,12 +341,12 @@ int round_alice(struct round_env *env, struct qkd_rbuf *msg)
 		rc = qkd_emitter_new(&em, &env->cfg->optical, key_em);
 	qkd_wipe(key_em, sizeof key_em);
 	if (rc == QKD_OK)
-		rc = send_varints(env->ch, NODE_MSG_ROUND_ACK, &id, 1);
+		rc = send_varints(env->ch, NODE_MSG_ROUND_ACK, &id, 1, false);
 	if (rc == QKD_OK)
 		rc = alice_emit(env, em, id);
 	if (rc == QKD_OK && (rc = qkd_rng_init_system(&rng)) == QKD_OK) {
 		qkd_emitter_alice_source(em, &ops);
-		rc = qkd_engine_alice(env->ch, &env->cfg->engine, &ops, &rng, &env->st, &key);
+		rc = qkd_engine_alice(env->ch, &env->engine, &ops, &rng, &env->st, &key);
 		qkd_rng_cleanup(&rng);
 		env->engine_ran = true;
 	}

@@ -9,6 +9,7 @@
 struct round_env {
 	struct qkd_link_ctx *ctx;		/* for the key manager's checkpoints */
 	const struct qkd_link_config *cfg;
+	struct qkd_engine_config engine;	/* cfg's, with the link's QBER so far */
 	struct qkd_channel *ch;
 	int fiber_fd;
 	struct qkd_store *store;
@@ -17,6 +18,8 @@ struct round_env {
 	struct qkd_engine_stats st;	/* this party's engine statistics */
 	bool engine_ran;
 	uint64_t stored_bits;		/* the block's bits, 0 for none */
+	uint64_t refill_bits;		/* the round's key that refilled the pads */
+	uint64_t auth_bits;		/* pads the round spent, both directions */
 	const char *why;		/* static reason of a failure, or NULL */
 };
 

@@ -12,14 +12,24 @@
 #include "qkd/keystore.h"
 #include "qkd/node.h"
 
-/* Frames of authentication key leased ahead: the state on disk always
- * claims every seq below the lease is used, so a restart never reuses a pad
- * (docs/node.md). A crash costs at most this many pads per direction. */
-#define NODE_AUTH_LEASE 512
-/* Largest forward jump of a sequence number a peer may ask for at SYNC. */
-#define NODE_MAX_SEQ_JUMP ((uint64_t)1 << 20)
+/* AUTH frames leased ahead: the state on disk always claims every index
+ * below the lease is used, so a restart never reuses a pad (docs/node.md).
+ * A crash costs at most this many pads of the sending direction. */
+#define NODE_AUTH_LEASE 16
+/* Largest forward jump of an AUTH index the handshake accepts: what a
+ * peer's crash can explain (its lease, and AUTH frames sent but never
+ * checked here), with room to spare. More is refused before any pad is
+ * touched. */
+#define NODE_MAX_AUTH_JUMP 128
+/* The handshake's MAC key (link_handshake.c): the first bytes of the
+ * bootstrap key file. */
+#define NODE_GATE_KEY_LEN 32
 /* Socket timeouts: a peer silent this long is gone. */
 #define NODE_IO_TIMEOUT_S 10
+/* A connection that has not finished its handshake within this is
+ * dropped, so a stranger sitting on a port delays the link this long at
+ * most. */
+#define NODE_HANDSHAKE_TIMEOUT_S 2
 
 /* Control messages of the node on the classical channel (after the
  * engine's types, qkd/msg.h). */
@@ -34,27 +44,43 @@ enum node_msg {
 	NODE_MSG_KME_SYNC = 39,		/* B->A: Bob's key records (kme_sync.c) */
 	NODE_MSG_KME_REPLY = 40,	/* A->B: verdicts on them; Alice's records */
 	NODE_MSG_KME_ACK = 41,		/* B->A: verdicts on Alice's records */
+	NODE_MSG_HELLO = 42,		/* both: the handshake's nonces (link_handshake.c) */
+	NODE_MSG_SYNC = 43,		/* both: settings and AUTH index, gate MAC */
 };
 
-/* The authentication state of a link, persisted next to its store. */
+/* The authentication state of a link, persisted next to its store
+ * (auth_file.c). */
 struct node_auth {
 	char path[QKD_NODE_PATH_MAX + 8];
 	struct qkd_wc *wc;
-	uint64_t lease_send, lease_recv;	/* seqs claimed used on disk */
-	uint64_t replenished_through;		/* last round whose key refilled the pool */
+	uint8_t gate[NODE_GATE_KEY_LEN];	/* secret: the handshake's MAC key */
+	uint64_t lease_send;			/* AUTH indexes below it claimed used on disk */
+	uint64_t replenished_through;		/* last block whose key refilled the pool */
 	uint64_t tentative_round;		/* 0: none */
 	uint8_t *tentative;			/* secret: that round's auth bits */
 	size_t tentative_len;
-	bool save_failed;
+	int save_err;				/* the last save's result */
 };
 
-/* Load PATH.auth, or create it from the bootstrap key file when it does not
- * exist and the store holds no block yet (a store with blocks but no auth
- * state would mean reusing the bootstrap key: refused). *why on failure. */
-int node_auth_open(struct node_auth *a, const struct qkd_link_config *cfg,
-		   struct qkd_store *store, const char **why);
+/* Load STORE.auth into a (zeroed first). *found false (and 0 returned)
+ * when there is none. A file of the older format 1 is refused with a why
+ * that says what to do. */
+int node_auth_load(struct node_auth *a, const struct qkd_link_config *cfg, bool *found,
+		   const char **why);
+/* Make STORE.auth from the bootstrap key file (gate key, then the
+ * Wegman-Carter bootstrap), for a store that holds no block yet: one with
+ * blocks would mean reusing the bootstrap key (refused). */
+int node_auth_create(struct node_auth *a, const struct qkd_link_config *cfg,
+		     struct qkd_store *store, const char **why);
+/* A store and its authentication state must share their past: refused when
+ * the store lacks the blocks the state shows committed (emptied, truncated,
+ * an older copy) or holds committed blocks the state does not know (the
+ * state restored from a backup would reuse pads). */
+int node_auth_check_store(const struct node_auth *a, struct qkd_store *store, const char **why);
 void node_auth_close(struct node_auth *a);
-/* Atomic save (temp file, fsync, rename, fsync of the directory). */
+/* Atomic save (temp file, fsync, rename, fsync of the directory). A full
+ * disk is QKD_ERR_NOSPACE, a read-only one QKD_ERR_READONLY; the file on
+ * disk is then the previous one, and so is what may be used. */
 int node_auth_save(struct node_auth *a);
 /* Record a round's authentication bits before its block may become final. */
 int node_auth_set_tentative(struct node_auth *a, uint64_t round, const uint8_t *bits, size_t len);
@@ -71,14 +97,37 @@ int node_listen(const struct qkd_node_addr *a, const char **why);
 /* Wait for a connection on lfd; -1 when stop is set (why "stopped") or
  * after timeout_s seconds (0: no limit). */
 int node_accept(int lfd, atomic_bool *stop, int timeout_s, const char **why);
-/* Connect, retrying every second until stop is set. */
-int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, const char **why);
-void node_set_timeouts(int fd);
+/* Connect, retrying every half second until stop is set or timeout_s
+ * seconds have passed (0: no limit). */
+int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, int timeout_s,
+		 const char **why);
+/* Receive and send timeouts of a connected socket. */
+void node_set_timeouts_s(int fd, int seconds);
 
-/* SYNC (link_sync.c): the unauthenticated opening of a connection that
- * aligns sequence numbers after a restart; then the channel is set up. */
-int node_sync(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
-	      struct qkd_channel *ch, const char **why);
+/* The store of a link (link_store.c): opened for the daemon, locked
+ * against a second node on the same file; must_exist when the link has a
+ * past (a missing or empty file is then refused, never made anew). */
+int node_store_open(struct qkd_store **out, const char *path, bool must_exist, const char **why);
+/* Whether the disk under the store takes writes again after a fault: the
+ * store file opens for writing and a scratch file beside it can be
+ * written and synced. QKD_ERR_NOSPACE / QKD_ERR_READONLY otherwise. */
+int node_disk_probe(const char *store_path);
+
+/* The opening of a classical connection (link_handshake.c): nonces, the
+ * gate (a MAC with the gate key, so a stranger learns nothing and moves no
+ * pad), then SYNC, which aligns the AUTH indexes. On success ch is set up
+ * on fd, bound to the session id, and session (QKD_CHANNEL_SESSION_LEN
+ * bytes) holds it, for the fiber. *stranger is set when the peer failed
+ * the gate or the handshake's form (not the link's peer). */
+int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
+		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why);
+/* The fiber's first bytes (link_handshake.c): Alice sends the session id
+ * and its MAC; Bob accepts fiber connections until one shows them, and
+ * drops the others. */
+int node_fiber_hello_send(int fd, const struct node_auth *a, const uint8_t *session);
+bool node_fiber_hello_ok(int fd, const struct node_auth *a, const uint8_t *session);
+/* The highest id of a committed block (FINAL or USED; 0 if none). */
+int node_store_last_final(struct qkd_store *st, struct qkd_store_block *out, const char **why);
 
 /* Recovery (link_commit.c): make both stores agree on every pending block. */
 int node_recover_bob(struct qkd_channel *ch, struct qkd_store *st, uint64_t *next_id,

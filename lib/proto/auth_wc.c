@@ -1,6 +1,7 @@
 /* Wegman-Carter authentication of the classical channel: a GF(2^64)
  * polynomial hash, almost-XOR-universal, XORed with a one-time pad per
- * frame. Construction, key layout and bounds: qkd/auth_wc.h and
+ * tag; the channel tags batches of frames through a running hash per
+ * direction. Construction, key layout and bounds: qkd/auth_wc.h and
  * docs/authentication.md. */
 #include "qkd/auth_wc.h"
 
@@ -14,18 +15,32 @@
 
 enum { DIR_AB = 0, DIR_BA = 1 };
 
-/* One direction: its hash key and its unused pads. The pad of seq s
+/* One direction: its hash key and its unused pads. The pad of index s
  * (s >= next) is pad[off + 8*(s - next)], held while that is < len. */
 struct wc_dir {
 	uint64_t key;
 	uint8_t *pad;		/* secret, cap bytes; bytes outside [off, len) are zero */
 	size_t off, len, cap;
-	uint64_t next;		/* lowest seq whose pad is unused */
+	uint64_t next;		/* lowest index whose pad is unused */
 	uint64_t spent_bits;	/* pads destroyed, used or skipped */
+	/* Indexes above next whose pad a failed check destroyed in place
+	 * (wiped, never handed out); forgotten once next passes them. */
+	uint64_t burnt[QKD_WC_BURNT_MAX];
+	size_t nburnt;
+};
+
+/* H_k over a byte stream, by Horner's rule as it arrives: h holds the
+ * words absorbed so far, part the bytes of an unfinished word. Secret (h
+ * depends on k). */
+struct wc_stream {
+	uint64_t h, nbytes;
+	uint8_t part[8];
+	size_t npart;
 };
 
 struct qkd_wc {
 	struct wc_dir dir[2];			/* DIR_AB, DIR_BA */
+	struct wc_stream batch[2];		/* running H of each direction's batch */
 	int send, recv;				/* which dir[] this party uses */
 	uint8_t carry[QKD_WC_PAD_LEN];		/* secret: partial pad of the stream */
 	size_t ncarry;
@@ -42,26 +57,81 @@ static uint64_t load_le64(const uint8_t *p)
 	return v;
 }
 
-/* H_k(m) of qkd/auth_wc.h by Horner's rule; the same value as
- * qkd_verify_tag() of m's bits, without copying m into a qkd_bits. */
+static void stream_absorb(struct wc_stream *s, uint64_t k, const uint8_t *m, size_t len)
+{
+	size_t i = 0;
+
+	s->nbytes += len;
+	if (s->npart > 0) {
+		size_t take = 8 - s->npart < len ? 8 - s->npart : len;
+
+		memcpy(s->part + s->npart, m, take);
+		s->npart += take;
+		i = take;
+		if (s->npart < 8)
+			return;
+		s->h = qkd_gf64_mul(s->h ^ load_le64(s->part), k);
+		s->npart = 0;
+	}
+	for (; len - i >= 8; i += 8)
+		s->h = qkd_gf64_mul(s->h ^ load_le64(m + i), k);
+	memcpy(s->part, m + i, len - i);
+	s->npart = len - i;
+}
+
+/* H_k of everything absorbed: the last word zero-padded, then the bit
+ * length. The stream starts over. */
+static uint64_t stream_final(struct wc_stream *s, uint64_t k)
+{
+	uint64_t h = s->h;
+
+	if (s->npart > 0) {
+		memset(s->part + s->npart, 0, 8 - s->npart);
+		h = qkd_gf64_mul(h ^ load_le64(s->part), k);
+	}
+	h = qkd_gf64_mul(h ^ s->nbytes * 8, k);
+	qkd_wipe(s, sizeof *s);
+	return h;
+}
+
+/* H_k(m) of qkd/auth_wc.h; the same value as qkd_verify_tag() of m's
+ * bits, without copying m into a qkd_bits. */
 static uint64_t wc_hash(uint64_t k, const uint8_t *m, size_t len)
 {
-	uint8_t last[8] = {0};
-	size_t full = len / 8, rest = len % 8;
-	uint64_t h = 0;
+	struct wc_stream s = {0};
 
-	for (size_t i = 0; i < full; i++)
-		h = qkd_gf64_mul(h ^ load_le64(m + 8 * i), k);
-	if (rest > 0) {
-		memcpy(last, m + 8 * full, rest);
-		h = qkd_gf64_mul(h ^ load_le64(last), k);
-	}
-	return qkd_gf64_mul(h ^ (uint64_t)len * 8, k);
+	stream_absorb(&s, k, m, len);
+	return stream_final(&s, k);
 }
 
 static size_t dir_pads(const struct wc_dir *d)
 {
 	return (d->len - d->off) / QKD_WC_PAD_LEN;
+}
+
+/* Pads that can still be used: those held but the burnt ones. */
+static size_t dir_usable(const struct wc_dir *d)
+{
+	return dir_pads(d) - d->nburnt;
+}
+
+static bool dir_is_burnt(const struct wc_dir *d, uint64_t index)
+{
+	for (size_t i = 0; i < d->nburnt; i++)
+		if (d->burnt[i] == index)
+			return true;
+	return false;
+}
+
+/* next moved: burnt indexes below it are gone with the pads. */
+static void dir_forget_burnt(struct wc_dir *d)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < d->nburnt; i++)
+		if (d->burnt[i] >= d->next)
+			d->burnt[k++] = d->burnt[i];
+	d->nburnt = k;
 }
 
 /* Make room for extra more bytes behind the live pads, moving them to the
@@ -105,25 +175,55 @@ static void dir_push(struct wc_dir *d, const uint8_t *pad)
 	d->len += QKD_WC_PAD_LEN;
 }
 
-/* Copy pad(seq) to out and destroy it with every unused pad below it. */
-static int dir_take(struct wc_dir *d, uint32_t seq, uint8_t *out)
+/* Burnt indexes below end: their pads were counted spent when burnt. */
+static size_t count_burnt_below(const struct wc_dir *d, uint64_t end)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nburnt; i++)
+		n += d->burnt[i] < end;
+	return n;
+}
+
+/* Copy pad(index) to out and destroy it with every unused pad below it. */
+static int dir_take(struct wc_dir *d, uint32_t index, uint8_t *out)
 {
 	size_t idx, n;
 
-	if (seq < d->next)
+	if (index < d->next || dir_is_burnt(d, index))
 		return QKD_ERR_VERIFY;
-	if (seq - d->next >= dir_pads(d))
+	if (index - d->next >= dir_pads(d))
 		return QKD_ERR_NOKEY;
-	idx = (size_t)(seq - d->next);
+	idx = (size_t)(index - d->next);
 	memcpy(out, d->pad + d->off + idx * QKD_WC_PAD_LEN, QKD_WC_PAD_LEN);
 	n = (idx + 1) * QKD_WC_PAD_LEN;
 	qkd_wipe(d->pad + d->off, n);
 	d->off += n;
 	if (d->off == d->len)
 		d->off = d->len = 0;
-	d->next = (uint64_t)seq + 1;
-	d->spent_bits += (uint64_t)n * 8;
+	d->spent_bits += (uint64_t)(n / QKD_WC_PAD_LEN - count_burnt_below(d, index + 1)) *
+			 QKD_WC_PAD_LEN * 8;
+	d->next = (uint64_t)index + 1;
+	dir_forget_burnt(d);
 	return QKD_OK;
+}
+
+/* A check of pad(index) failed: destroy that pad alone, in place, so that a
+ * forger who names an index ahead of the sender's makes the receiver skip
+ * nothing. With no room to remember it, the pads up to it go (the old
+ * rule: still one try per pad). */
+static void dir_burn(struct wc_dir *d, uint32_t index)
+{
+	uint8_t pad[QKD_WC_PAD_LEN];
+
+	if (d->nburnt == QKD_WC_BURNT_MAX) {
+		(void)dir_take(d, index, pad);
+		qkd_wipe(pad, sizeof pad);
+		return;
+	}
+	qkd_wipe(d->pad + d->off + (size_t)(index - d->next) * QKD_WC_PAD_LEN, QKD_WC_PAD_LEN);
+	d->burnt[d->nburnt++] = index;
+	d->spent_bits += QKD_WC_PAD_LEN * 8;
 }
 
 /* Reserve room in both directions for the whole pads that len more stream
@@ -223,60 +323,160 @@ void qkd_wc_free(struct qkd_wc *w)
 	qkd_free_secret(w, sizeof *w);
 }
 
-/* tag = LE64(H_k(msg)) XOR pad(seq), written to out. */
-static int wc_compute(struct wc_dir *d, uint32_t seq, const uint8_t *msg, size_t len,
-		      uint8_t *out)
+/* out = LE64(h) XOR pad(index) of d; the pad is then destroyed. */
+static int wc_mask(struct wc_dir *d, uint32_t index, uint64_t h, uint8_t *out)
 {
 	uint8_t pad[QKD_WC_PAD_LEN];
-	uint64_t h;
-	int rc;
+	int rc = dir_take(d, index, pad);
 
-	if ((uint64_t)len > UINT64_MAX / 8)
-		return QKD_ERR_RANGE;
-	if (msg == NULL && len > 0)
-		return QKD_ERR_INVAL;
-	rc = dir_take(d, seq, pad);
 	if (rc != QKD_OK)
 		return rc;
-	h = wc_hash(d->key, msg, len);
 	for (int i = 0; i < QKD_WC_PAD_LEN; i++)
 		out[i] = (uint8_t)(h >> (8 * i)) ^ pad[i];
 	qkd_wipe(pad, sizeof pad);
-	qkd_wipe(&h, sizeof h);
 	return QKD_OK;
 }
 
-int qkd_wc_tag(struct qkd_wc *w, uint32_t seq, const uint8_t *msg, size_t len,
-	       uint8_t *tag)
+/* Whether dir_take would hand out pad(index): nothing is consumed. */
+static int dir_holds(const struct wc_dir *d, uint32_t index)
 {
-	int rc;
+	if (index < d->next || dir_is_burnt(d, index))
+		return QKD_ERR_VERIFY;
+	return index - d->next < dir_pads(d) ? QKD_OK : QKD_ERR_NOKEY;
+}
 
-	if (w == NULL || tag == NULL)
-		return QKD_ERR_INVAL;
-	rc = wc_compute(&w->dir[w->send], seq, msg, len, tag);
+/* Check tag against h with pad(index) of the receiving direction d: on
+ * success the pad goes with every unused pad below it, on failure it alone
+ * is destroyed (dir_burn). Counts the outcome. */
+static int dir_check(struct qkd_wc *w, struct wc_dir *d, uint32_t index, uint64_t h,
+		     const uint8_t *tag)
+{
+	uint8_t want[QKD_WC_TAG_LEN];
+	const uint8_t *pad;
+	int rc = dir_holds(d, index);
+
+	if (rc == QKD_ERR_NOKEY)
+		return rc;
+	if (rc == QKD_OK) {
+		pad = d->pad + d->off + (size_t)(index - d->next) * QKD_WC_PAD_LEN;
+		for (int i = 0; i < QKD_WC_PAD_LEN; i++)
+			want[i] = (uint8_t)(h >> (8 * i)) ^ pad[i];
+		if (!qkd_ct_equal(want, tag, QKD_WC_TAG_LEN))
+			rc = QKD_ERR_VERIFY;
+		if (rc == QKD_OK)
+			(void)dir_take(d, index, want);
+		else
+			dir_burn(d, index);
+	}
+	/* The expected tag of a forgery gives H(m) + H(m'): key information. */
+	qkd_wipe(want, sizeof want);
+	if (rc == QKD_OK)
+		w->tags_verified++;
+	else
+		w->tags_failed++;
+	return rc;
+}
+
+/* The tag a party makes: count it. */
+static int made(struct qkd_wc *w, int rc)
+{
 	if (rc == QKD_OK)
 		w->tags_made++;
 	return rc;
 }
 
-int qkd_wc_verify(struct qkd_wc *w, uint32_t seq, const uint8_t *msg, size_t len,
-		  const uint8_t *tag)
+static int msg_ok(const uint8_t *msg, size_t len)
 {
-	uint8_t want[QKD_WC_TAG_LEN];
+	if ((uint64_t)len > UINT64_MAX / 8)
+		return QKD_ERR_RANGE;
+	return msg == NULL && len > 0 ? QKD_ERR_INVAL : QKD_OK;
+}
+
+int qkd_wc_tag(struct qkd_wc *w, uint32_t index, const uint8_t *msg, size_t len,
+	       uint8_t *tag)
+{
+	struct wc_dir *d;
+	uint64_t h;
 	int rc;
 
 	if (w == NULL || tag == NULL)
 		return QKD_ERR_INVAL;
-	rc = wc_compute(&w->dir[w->recv], seq, msg, len, want);
-	if (rc == QKD_OK && !qkd_ct_equal(want, tag, sizeof want))
-		rc = QKD_ERR_VERIFY;
-	/* The expected tag of a forgery gives H(m) + H(m'): key information. */
-	qkd_wipe(want, sizeof want);
+	d = &w->dir[w->send];
+	rc = msg_ok(msg, len);
 	if (rc == QKD_OK)
-		w->tags_verified++;
-	else if (rc == QKD_ERR_VERIFY)
-		w->tags_failed++;
+		rc = dir_holds(d, index);
+	if (rc != QKD_OK)
+		return rc;
+	h = wc_hash(d->key, msg, len);
+	rc = wc_mask(d, index, h, tag);
+	qkd_wipe(&h, sizeof h);
+	return made(w, rc);
+}
+
+int qkd_wc_verify(struct qkd_wc *w, uint32_t index, const uint8_t *msg, size_t len,
+		  const uint8_t *tag)
+{
+	uint64_t h;
+	int rc;
+
+	if (w == NULL || tag == NULL)
+		return QKD_ERR_INVAL;
+	rc = msg_ok(msg, len);
+	if (rc != QKD_OK)
+		return rc;
+	h = wc_hash(w->dir[w->recv].key, msg, len);
+	rc = dir_check(w, &w->dir[w->recv], index, h, tag);
+	qkd_wipe(&h, sizeof h);
 	return rc;
+}
+
+void qkd_wc_absorb(struct qkd_wc *w, bool sent, const uint8_t *p, size_t len)
+{
+	int d = sent ? w->send : w->recv;
+
+	if (len > 0)
+		stream_absorb(&w->batch[d], w->dir[d].key, p, len);
+}
+
+int qkd_wc_seal(struct qkd_wc *w, uint32_t index, uint8_t *tag)
+{
+	struct wc_dir *d;
+	uint64_t h;
+	int rc;
+
+	if (w == NULL || tag == NULL)
+		return QKD_ERR_INVAL;
+	d = &w->dir[w->send];
+	rc = dir_holds(d, index);
+	if (rc != QKD_OK)
+		return rc;
+	h = stream_final(&w->batch[w->send], d->key);
+	rc = wc_mask(d, index, h, tag);
+	qkd_wipe(&h, sizeof h);
+	return made(w, rc);
+}
+
+int qkd_wc_check(struct qkd_wc *w, uint32_t index, const uint8_t *tag)
+{
+	struct wc_dir *d;
+	uint64_t h;
+	int rc;
+
+	if (w == NULL || tag == NULL)
+		return QKD_ERR_INVAL;
+	d = &w->dir[w->recv];
+	if (dir_holds(d, index) == QKD_ERR_NOKEY)
+		return QKD_ERR_NOKEY;
+	/* A batch is checked once, whatever comes of it: the next starts over. */
+	h = stream_final(&w->batch[w->recv], d->key);
+	rc = dir_check(w, d, index, h, tag);
+	qkd_wipe(&h, sizeof h);
+	return rc;
+}
+
+void qkd_wc_reset_batches(struct qkd_wc *w)
+{
+	qkd_wipe(w->batch, sizeof w->batch);
 }
 
 uint64_t qkd_wc_send_pads_left(const struct qkd_wc *w)
@@ -286,15 +486,15 @@ uint64_t qkd_wc_send_pads_left(const struct qkd_wc *w)
 
 uint64_t qkd_wc_recv_pads_left(const struct qkd_wc *w)
 {
-	return dir_pads(&w->dir[w->recv]);
+	return dir_usable(&w->dir[w->recv]);
 }
 
-uint64_t qkd_wc_next_send_seq(const struct qkd_wc *w)
+uint64_t qkd_wc_next_send_index(const struct qkd_wc *w)
 {
 	return w->dir[w->send].next;
 }
 
-uint64_t qkd_wc_next_recv_seq(const struct qkd_wc *w)
+uint64_t qkd_wc_next_recv_index(const struct qkd_wc *w)
 {
 	return w->dir[w->recv].next;
 }
@@ -312,32 +512,36 @@ void qkd_wc_get_stats(const struct qkd_wc *w, struct qkd_wc_stats *st)
 	st->send_bits_spent = w->dir[w->send].spent_bits;
 	st->recv_bits_spent = w->dir[w->recv].spent_bits;
 	st->send_bits_left = (uint64_t)dir_pads(&w->dir[w->send]) * QKD_WC_PAD_LEN * 8;
-	st->recv_bits_left = (uint64_t)dir_pads(&w->dir[w->recv]) * QKD_WC_PAD_LEN * 8;
+	st->recv_bits_left = (uint64_t)dir_usable(&w->dir[w->recv]) * QKD_WC_PAD_LEN * 8;
 	st->pending_bits = (uint64_t)w->ncarry * 8;
 	st->tags_made = w->tags_made;
 	st->tags_verified = w->tags_verified;
 	st->tags_failed = w->tags_failed;
 }
 
-static int ops_tag(void *ctx, uint32_t seq, const uint8_t *msg, size_t len, uint8_t *tag)
+static void ops_absorb(void *ctx, bool sent, const uint8_t *p, size_t len)
 {
-	return qkd_wc_tag(ctx, seq, msg, len, tag);
+	qkd_wc_absorb(ctx, sent, p, len);
 }
 
-static int ops_verify(void *ctx, uint32_t seq, const uint8_t *msg, size_t len,
-		      const uint8_t *tag)
+static int ops_tag(void *ctx, uint32_t index, uint8_t *tag)
 {
-	return qkd_wc_verify(ctx, seq, msg, len, tag);
+	return qkd_wc_seal(ctx, index, tag);
+}
+
+static int ops_verify(void *ctx, uint32_t index, const uint8_t *tag)
+{
+	return qkd_wc_check(ctx, index, tag);
 }
 
 const struct qkd_auth_ops qkd_auth_wc = {
 	.name = "wegman-carter", .tag_len = QKD_WC_TAG_LEN,
-	.tag = ops_tag, .verify = ops_verify,
+	.absorb = ops_absorb, .tag = ops_tag, .verify = ops_verify,
 };
 
 /* --- Saving and restoring the state (crash safety, docs/node.md) -------- */
 
-#define WC_IMAGE_VERSION 1
+#define WC_IMAGE_VERSION 2
 
 /* One direction as it will be after the pads below `lease` are used. */
 static void dir_export(const struct wc_dir *d, uint64_t lease, struct qkd_wbuf *out)
@@ -347,11 +551,15 @@ static void dir_export(const struct wc_dir *d, uint64_t lease, struct qkd_wbuf *
 	if (skip > pads)
 		skip = pads;
 	qkd_put_u64(out, d->key);
-	qkd_put_u64(out, lease > d->next ? lease : d->next);
+	qkd_put_u64(out, d->next + skip);	/* never beyond the pads held */
 	qkd_put_u64(out, d->spent_bits + skip * QKD_WC_PAD_LEN * 8);
 	qkd_put_varint(out, (pads - skip) * QKD_WC_PAD_LEN);
 	qkd_put_bytes(out, d->pad + d->off + skip * QKD_WC_PAD_LEN,
 		      (size_t)(pads - skip) * QKD_WC_PAD_LEN);
+	qkd_put_varint(out, d->nburnt - count_burnt_below(d, d->next + skip));
+	for (size_t i = 0; i < d->nburnt; i++)
+		if (d->burnt[i] >= d->next + skip)
+			qkd_put_varint(out, d->burnt[i]);
 }
 
 int qkd_wc_export(const struct qkd_wc *w, uint64_t lease_send, uint64_t lease_recv,
@@ -395,7 +603,16 @@ static int dir_import(struct wc_dir *d, struct qkd_rbuf *in)
 	if (nbytes > 0)
 		memcpy(d->pad, p, (size_t)nbytes);
 	d->len = (size_t)nbytes;
-	return QKD_OK;
+	d->nburnt = (size_t)qkd_get_count(in, QKD_WC_BURNT_MAX);
+	for (size_t i = 0; i < d->nburnt && qkd_rbuf_ok(in); i++) {
+		d->burnt[i] = qkd_get_varint(in);
+		if (d->burnt[i] < d->next || d->burnt[i] - d->next >= dir_pads(d))
+			qkd_rbuf_fail(in, QKD_ERR_PROTO);
+		for (size_t j = 0; j < i; j++)
+			if (d->burnt[j] == d->burnt[i])
+				qkd_rbuf_fail(in, QKD_ERR_PROTO);
+	}
+	return qkd_rbuf_ok(in) ? QKD_OK : QKD_ERR_PROTO;
 }
 
 int qkd_wc_import(struct qkd_wc **out, struct qkd_rbuf *in)

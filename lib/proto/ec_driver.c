@@ -28,7 +28,7 @@ static int round_trip(struct qkd_channel *ch, struct qkd_ec_bob *ec, struct qkd_
 	return rc == QKD_OK ? 1 : rc;
 }
 
-int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
+int qkd_ec_drive_bob(struct qkd_channel *ch, struct qkd_ec_bob_driver *d,
 		     const struct qkd_bits *frames, size_t n)
 {
 	struct qkd_ec_bob *ec = NULL;
@@ -51,8 +51,10 @@ int qkd_ec_drive_bob(struct qkd_channel *ch, const struct qkd_ec_bob_driver *d,
 		if (rc == QKD_OK)
 			rc = round_trip(ch, ec, &msg);
 		progress = rc == 1;
-		if (rc == 1)
+		if (rc == 1) {
+			d->round_trips++;
 			rc = QKD_OK;
+		}
 		while (rc == QKD_OK &&
 		       (rc = qkd_ec_bob_take_done(ec, &id, &out, &disclosed, &corrected)) == 1) {
 			rc = d->done(d->ctx, id, &out, disclosed, corrected);

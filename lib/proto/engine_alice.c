@@ -330,6 +330,7 @@ static int on_ec(struct alice *a, struct qkd_rbuf *r)
 	rc = qkd_ec_alice_answer(a->ec, r, &a->msg);
 	if (rc == QKD_OK)
 		rc = reply(a, QKD_MSG_EC_REPLY);
+	a->st->ec_round_trips++;
 	while (rc == QKD_OK && (rc = qkd_ec_alice_take_done(a->ec, &id, &disclosed)) == 1) {
 		if (id >= a->fr.n || a->fr.f[id].corrected) {
 			rc = QKD_ERR_PROTO;
@@ -537,6 +538,8 @@ int qkd_engine_alice(struct qkd_channel *ch, const struct qkd_engine_config *cfg
 		if (rc == QKD_OK)
 			rc = alice_dispatch(&a, type, &r, key, &key_used, &done);
 	}
+	if (rc == QKD_OK)
+		rc = engine_confirm(ch, true);
 	if (rc != QKD_OK && rc != QKD_ERR_ABORT && rc != QKD_ERR_EOF && rc != QKD_ERR_IO)
 		engine_send_abort(ch, &a.msg, a.why ? a.why : qkd_strerror(rc));
 	rc = engine_finish(rc, ch, st, key, key_used);

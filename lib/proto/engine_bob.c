@@ -185,6 +185,15 @@ static int pick_positions(struct qkd_rng *rng, size_t n, size_t k, uint64_t **ou
 	return QKD_OK;
 }
 
+/* The estimate that sizes the first frames' blocks: the sample pooled
+ * with the link's earlier rounds (cfg->prior_*), by Laplace's rule, which
+ * keeps it positive when nothing was in error. */
+static double first_estimate(const struct bob *b, uint64_t errors, uint64_t bits)
+{
+	return ((double)errors + (double)b->cfg->prior_errors + 1) /
+	       ((double)bits + (double)b->cfg->prior_bits + 2);
+}
+
 static int bob_sample(struct bob *b)
 {
 	struct qkd_engine_stats *st = b->st;
@@ -224,8 +233,7 @@ static int bob_sample(struct bob *b)
 	engine_pool_remove(&b->pool, &b->used, pos, k);
 	if (b->truth)
 		engine_pool_remove(&b->eve_pool, &b->eve_used, pos, k);
-	/* Laplace's rule keeps the estimate positive when the sample has no error. */
-	b->qber_est = ((double)st->sample_errors + 1) / ((double)k + 2);
+	b->qber_est = first_estimate(b, st->sample_errors, k);
 out:
 	st->cpu_sample = qkd_cpu_seconds() - t0;
 	free(pos);
@@ -259,7 +267,7 @@ static int bob_test(struct bob *b)
 		engine_decoy_count_errors(&b->dec, &theirs);
 		st->sample_bits = mine.n;
 		st->sample_errors = engine_decoy_test_errors(&b->dec);
-		b->qber_est = ((double)st->sample_errors + 1) / ((double)mine.n + 2);
+		b->qber_est = first_estimate(b, st->sample_errors, mine.n);
 	}
 	qkd_bits_cleanup(&theirs);
 	st->cpu_sample = qkd_cpu_seconds() - t0;
@@ -316,6 +324,7 @@ static int bob_correct(struct bob *b)
 			frames[i] = b->fr.f[i].bits;
 		rc = qkd_ec_drive_bob(b->ch, &d, frames, b->fr.n);
 	}
+	b->st->ec_round_trips = d.round_trips;
 	free(frames);
 	b->st->cpu_ec = qkd_cpu_seconds() - t0;
 	return rc;
@@ -502,6 +511,8 @@ int qkd_engine_bob(struct qkd_channel *ch, const struct qkd_engine_config *cfg,
 	if (rc == QKD_OK) {
 		qkd_wbuf_reset(&b.msg);
 		rc = send_msg(&b, QKD_MSG_DONE);
+		if (rc == QKD_OK)
+			rc = engine_confirm(ch, false);
 	} else if (rc != QKD_ERR_EOF && rc != QKD_ERR_IO) {
 		/* Tell Alice why, so she stops too; her error is then ABORT. */
 		engine_send_abort(ch, &b.msg, qkd_strerror(rc));

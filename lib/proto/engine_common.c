@@ -95,7 +95,20 @@ int engine_finish(int rc, const struct qkd_channel *ch, struct qkd_engine_stats 
 	st->bytes_sent = ch->bytes_sent;
 	st->bytes_recv = ch->bytes_recv;
 	st->messages_sent = ch->frames_sent;
+	st->auth_tags = ch->auth_frames_sent;
 	return rc;
+}
+
+int engine_confirm(struct qkd_channel *ch, bool alice)
+{
+	int rc;
+
+	if (alice) {
+		rc = qkd_channel_expect_seal(ch);
+		return rc == QKD_OK ? qkd_channel_seal(ch) : rc;
+	}
+	rc = qkd_channel_seal(ch);
+	return rc == QKD_OK ? qkd_channel_expect_seal(ch) : rc;
 }
 
 void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why)

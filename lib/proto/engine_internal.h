@@ -98,6 +98,12 @@ int engine_finish(int rc, const struct qkd_channel *ch, struct qkd_engine_stats 
 
 /* Tell the peer why the run stops (an ABORT message; best effort). */
 void engine_send_abort(struct qkd_channel *ch, struct qkd_wbuf *msg, const char *why);
+/* The end of a run: Bob closes his batch, Alice checks it and closes hers,
+ * Bob checks that. So neither party returns a key before everything it
+ * received in the run is authenticated (docs/authentication.md, "Where the
+ * batches close"). */
+__attribute__((warn_unused_result))
+int engine_confirm(struct qkd_channel *ch, bool alice);
 
 void engine_progress(const struct qkd_engine_config *cfg, const char *stage, double done);
 

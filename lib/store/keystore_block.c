@@ -1,6 +1,8 @@
 /* keystore_block.c - the life of a Qblock up to FINAL (put_pending,
  * finalize, discard: the node daemon's two-phase commit) and the read-only
- * views (lookup, get, list, stats). docs/keystore.md, "States". */
+ * views (lookup, get, list, stats). docs/keystore.md, "States". A
+ * QUARANTINED block (keystore_quarantine.c) refuses them all with
+ * QKD_ERR_CORRUPT but lookup, list and stats. */
 #include <string.h>
 #include <time.h>
 
@@ -64,6 +66,30 @@ static int insert_block(struct qkd_store *s, uint64_t id, const uint8_t *bits,
 			    reserve, 2, why);
 	if (rc == 0)
 		rc = ks_blob_write(s, id, 0, bits, ks_nbytes(nbits), why);
+	if (rc == 0)	/* from the caller's bits: what was meant to be stored */
+		rc = ks_sum_put_block(s, id, bits, ks_nbytes(nbits), why);
+	return rc;
+}
+
+/* A retried put whose bits differ from the stored ones: a conflict, or the
+ * stored bits rotted (then QKD_ERR_CORRUPT, and the block is quarantined). */
+static int retry_differs(struct qkd_store *s, const struct qkd_store_block *b,
+			 const char **why)
+{
+	uint64_t chunk = 0;
+	bool ok = true;
+	int rc = 0;
+
+	if (b->state == QKD_STORE_PENDING)
+		rc = ks_check_block(s, b->id, ks_nbytes(b->nbits), &ok, &chunk, why);
+	if (rc == 0 && !ok)
+		return ks_fault_block(s, b->id, chunk, ks_nchunks(ks_nbytes(b->nbits)), why);
+	if (rc == 0) {
+		ks_why(why, b->state == QKD_STORE_PENDING
+		       ? "block id already pending with other bits"
+		       : "block id already taken by a final or used block");
+		rc = QKD_ERR_INVAL;
+	}
 	return rc;
 }
 
@@ -79,23 +105,25 @@ int qkd_store_put_pending(struct qkd_store *s, uint64_t id, const uint8_t *bits,
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_block_row(s, id, &b, &found, why);
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_block_row(s, id, &b, &found, why);
 	if (rc != 0)
 		goto out;
 	if (!found) {
 		rc = insert_block(s, id, bits, nbits, why);
 		goto out;
 	}
+	if (b.state == QKD_STORE_QUARANTINED) {
+		rc = ks_why_quarantined(s, id, why);
+		goto out;
+	}
 	if (b.state == QKD_STORE_PENDING && b.nbits == nbits)
 		rc = ks_blob_equal(s, id, bits, ks_nbytes(nbits), &same, why);
-	if (rc == 0 && !same) {
-		ks_why(why, b.state == QKD_STORE_PENDING
-		       ? "block id already pending with other bits"
-		       : "block id already taken by a final or used block");
-		rc = QKD_ERR_INVAL;
-	}
+	if (rc == 0 && !same)
+		rc = retry_differs(s, &b, why);
 out:
-	return ks_end(s, rc, why);
+	return ks_finish(s, rc, true, why);
 }
 
 int qkd_store_finalize(struct qkd_store *s, uint64_t id, const char **why)
@@ -110,11 +138,15 @@ int qkd_store_finalize(struct qkd_store *s, uint64_t id, const char **why)
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_block_row(s, id, &b, &found, why);
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_block_row(s, id, &b, &found, why);
 	if (rc == 0 && !found) {
 		ks_why(why, "no such block");
 		rc = QKD_ERR_INVAL;
 	}
+	if (rc == 0 && b.state == QKD_STORE_QUARANTINED)
+		rc = ks_why_quarantined(s, id, why);
 	if (rc == 0 && b.state == QKD_STORE_PENDING)
 		rc = ks_run(s, "UPDATE qblock SET state = 'final' WHERE id = ?1", arg, 1, why);
 	return ks_end(s, rc, why);
@@ -132,16 +164,24 @@ int qkd_store_discard(struct qkd_store *s, uint64_t id, const char **why)
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_block_row(s, id, &b, &found, why);
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_block_row(s, id, &b, &found, why);
 	if (rc != 0 || !found)
 		goto out;
+	if (b.state == QKD_STORE_QUARANTINED) {
+		rc = ks_why_quarantined(s, id, why);
+		goto out;
+	}
 	if (b.state != QKD_STORE_PENDING) {
 		ks_why(why, "refusing to discard a final block");
 		rc = QKD_ERR_INVAL;
 		goto out;
 	}
 	/* secure_delete overwrites the freed bits in the file. */
-	rc = ks_run(s, "DELETE FROM qbits WHERE id = ?1", arg, 1, why);
+	rc = ks_run(s, "DELETE FROM qsum WHERE id = ?1", arg, 1, why);
+	if (rc == 0)
+		rc = ks_run(s, "DELETE FROM qbits WHERE id = ?1", arg, 1, why);
 	if (rc == 0)
 		rc = ks_run(s, "DELETE FROM qblock WHERE id = ?1", arg, 1, why);
 out:
@@ -189,10 +229,22 @@ static int mask_consumed(struct qkd_store *s, const struct qkd_store_block *b,
 		ks_bits_clear(buf, off, off + n);
 	}
 	if (src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* The block's stored bytes: checked against their digests, but on a
+ * reader's handle of an older file, which has none. */
+static int read_stored(struct qkd_store *s, const struct qkd_store_block *b, uint8_t *buf,
+		       const char **why)
+{
+	if (b->state == QKD_STORE_QUARANTINED)
+		return ks_why_quarantined(s, b->id, why);
+	if (s->version >= KS_SUM_VERSION)
+		return ks_read_block(s, b->id, buf, ks_nbytes(b->nbits), why);
+	return ks_blob_read(s, b->id, 0, buf, ks_nbytes(b->nbits), why);
 }
 
 int qkd_store_get(struct qkd_store *s, uint64_t id, uint8_t *buf, size_t buflen,
@@ -211,7 +263,9 @@ int qkd_store_get(struct qkd_store *s, uint64_t id, uint8_t *buf, size_t buflen,
 	rc = ks_begin(s, false, why);	/* one snapshot: bits and ranges agree */
 	if (rc != 0)
 		return rc;
-	rc = ks_block_row(s, id, &b, &found, why);
+	rc = ks_version_refresh(s, why);
+	if (rc == 0)
+		rc = ks_block_row(s, id, &b, &found, why);
 	if (rc == 0 && !found) {
 		ks_why(why, "no such block");
 		rc = QKD_ERR_INVAL;
@@ -228,13 +282,14 @@ int qkd_store_get(struct qkd_store *s, uint64_t id, uint8_t *buf, size_t buflen,
 		memset(buf, 0, ks_nbytes(b.nbits));
 		goto out;
 	}
-	rc = ks_blob_read(s, id, 0, buf, ks_nbytes(b.nbits), why);
+	rc = read_stored(s, &b, buf, why);
 	if (rc == 0)
 		rc = mask_consumed(s, &b, buf, why);
 	if (rc != 0)
 		qkd_wipe(buf, ks_nbytes(b.nbits));
 out:
-	return ks_end(s, rc, why);
+	/* a reader's handle (`qkd keys export`) reports, never quarantines */
+	return ks_finish(s, rc, s->writer, why);
 }
 
 static void stats_add(struct qkd_store_stats *st, const struct qkd_store_block *b)
@@ -259,6 +314,19 @@ static int list_row(sqlite3_stmt *st, struct qkd_store_block *b, const char **wh
 		return QKD_ERR_IO;
 	}
 	return 0;
+}
+
+/* Quarantined blocks the peer has not acknowledged (schema version 3 on). */
+static int count_unreported(struct qkd_store *s, struct qkd_store_stats *st, const char **why)
+{
+	int64_t n = 0;
+	int rc = ks_version_refresh(s, why);
+
+	if (rc == 0 && s->version >= KS_SUM_VERSION)
+		rc = ks_query_int(s, "SELECT count(*) FROM qblock WHERE state = 'quarantined'"
+				  " AND reported = 0", &n, why);
+	st->quarantine_unreported = (uint64_t)n;
+	return rc;
 }
 
 int qkd_store_list(struct qkd_store *s, qkd_store_list_fn fn, void *ctx,
@@ -286,8 +354,10 @@ int qkd_store_list(struct qkd_store *s, qkd_store_list_fn fn, void *ctx,
 			rc = fn(&b, ctx);
 	}
 	if (rc == 0 && src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = count_unreported(s, &acc, why);
 	if (rc == 0 && stats != NULL)
 		*stats = acc;
 	return ks_end(s, rc, why);
@@ -305,6 +375,9 @@ int qkd_store_stats(struct qkd_store *s, struct qkd_store_stats *stats, const ch
 		return QKD_ERR_INVAL;
 	}
 	memset(stats, 0, sizeof(*stats));
+	rc = ks_begin(s, false, why);
+	if (rc != 0)
+		return rc;
 	rc = ks_prep(s, "SELECT state, count(*), sum(nbits), sum(consumed)"
 		     " FROM qblock GROUP BY state", &st, why);
 	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -327,8 +400,11 @@ int qkd_store_stats(struct qkd_store *s, struct qkd_store_stats *stats, const ch
 			stats->available_bits = bits - used;
 	}
 	if (rc == 0 && src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = count_unreported(s, stats, why);
+	rc = ks_end(s, rc, why);
 	if (rc != 0)
 		memset(stats, 0, sizeof(*stats));
 	return rc;

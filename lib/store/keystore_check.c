@@ -16,8 +16,9 @@ static const struct rule rules[] = {
 	{ "SELECT 1 FROM pragma_foreign_key_check LIMIT 1",
 	  "the key store is inconsistent: a range or bits without their block" },
 	{ "SELECT 1 FROM qblock q LEFT JOIN qbits b ON b.id = q.id"
-	  " WHERE (q.state = 'used') <> (b.id IS NULL) LIMIT 1",
-	  "the key store is inconsistent: bits missing for a block not used, or kept for a used one" },
+	  " WHERE (q.state IN ('used', 'quarantined')) <> (b.id IS NULL) LIMIT 1",
+	  "the key store is inconsistent: bits missing for a block pending or final,"
+	  " or kept for a used or quarantined one" },
 	{ "SELECT 1 FROM qblock q JOIN qbits b ON b.id = q.id"
 	  " WHERE length(b.bits) <> (q.nbits + 7) / 8 LIMIT 1",
 	  "the key store is inconsistent: bits of the wrong length" },
@@ -32,6 +33,21 @@ static const struct rule rules[] = {
 	  " (SELECT coalesce(sum(r.nbits), 0) FROM consumed_range r WHERE r.block = q.id)"
 	  " LIMIT 1",
 	  "the key store is inconsistent: consumed count differs from the consumed ranges" },
+};
+
+/* Schema version 3 on: the digests (docs/keystore.md, "Digests"). */
+static const struct rule sum_rules[] = {
+	{ "SELECT 1 FROM qbits b LEFT JOIN qsum d ON d.id = b.id WHERE d.id IS NULL"
+	  " UNION ALL SELECT 1 FROM qsum d LEFT JOIN qbits b ON b.id = d.id WHERE b.id IS NULL"
+	  " LIMIT 1",
+	  "the key store is inconsistent: digests missing for a block's bits, or kept without them" },
+	{ "SELECT 1 FROM qbits b JOIN qsum d ON d.id = b.id"
+	  " WHERE length(d.sums) <> 16 * ((length(b.bits) + 511) / 512) LIMIT 1",
+	  "the key store is inconsistent: a block's digests of the wrong length" },
+	{ "SELECT 1 FROM kme_bits b LEFT JOIN kme_sum d ON d.seq = b.seq WHERE d.seq IS NULL"
+	  " UNION ALL SELECT 1 FROM kme_sum d LEFT JOIN kme_bits b ON b.seq = d.seq"
+	  " WHERE b.seq IS NULL LIMIT 1",
+	  "the key store is inconsistent: a ready key's digest missing, or kept without its bits" },
 };
 
 /* Schema version 2 on: the key manager's records (docs/keystore.md, "Key
@@ -58,7 +74,7 @@ static int any_row(struct qkd_store *s, const char *sql, bool *bad, const char *
 	if (src == SQLITE_ROW)
 		*bad = true;
 	else if (src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -73,7 +89,7 @@ static int quick_check(struct qkd_store *s, const char **why)
 		goto out;
 	src = sqlite3_step(st);
 	if (src != SQLITE_ROW) {
-		rc = ks_err(src == SQLITE_DONE ? SQLITE_CORRUPT : src, why);
+		rc = ks_err(s->db, src == SQLITE_DONE ? SQLITE_CORRUPT : src, why);
 		goto out;
 	}
 	if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
@@ -100,8 +116,9 @@ static int run_rules(struct qkd_store *s, const struct rule *r, size_t n, const 
 	return rc;
 }
 
-/* Whether seg's bits are consumed in its block: the block is USED, or
- * FINAL with one merged consumed range holding all of the segment. */
+/* Whether seg's bits are consumed in its block: the block is USED (or
+ * QUARANTINED since), or FINAL with one merged consumed range holding all
+ * of the segment. */
 static int seg_consumed(struct qkd_store *s, const struct qkd_store_seg *g, bool *ok,
 			const char **why)
 {
@@ -111,7 +128,7 @@ static int seg_consumed(struct qkd_store *s, const struct qkd_store_seg *g, bool
 	*ok = false;
 	if (g->offset > QKD_STORE_BLOCK_MAX_BITS || g->nbits > QKD_STORE_BLOCK_MAX_BITS)
 		return 0;
-	rc = ks_prep(s, "SELECT ?2 + ?3 <= q.nbits AND (q.state = 'used' OR EXISTS"
+	rc = ks_prep(s, "SELECT ?2 + ?3 <= q.nbits AND (q.state IN ('used', 'quarantined') OR EXISTS"
 		     " (SELECT 1 FROM consumed_range r WHERE r.block = q.id AND r.off <= ?2"
 		     " AND r.off + r.nbits >= ?2 + ?3)) FROM qblock q WHERE q.id = ?1", &st, why);
 	if (rc != 0)
@@ -123,14 +140,15 @@ static int seg_consumed(struct qkd_store *s, const struct qkd_store_seg *g, bool
 	if (src == SQLITE_ROW)
 		*ok = sqlite3_column_int(st, 0) != 0;
 	else if (src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 out:
 	sqlite3_finalize(st);
 	return rc;
 }
 
 /* One record's segments: they sum to its length and, unless it was
- * refused (a refusal may have consumed nothing), are consumed here. */
+ * refused (a refusal may have consumed nothing), are consumed here. A
+ * tombstone without contents (withdrawn or abandoned) has none. */
 static int check_segs(struct qkd_store *s, sqlite3_stmt *st, const char **why)
 {
 	struct qkd_store_seg segs[QKD_KME_KEY_SEGS_MAX];
@@ -139,7 +157,11 @@ static int check_segs(struct qkd_store *s, sqlite3_stmt *st, const char **why)
 	bool refused = state != NULL && sqlite3_stricmp((const char *)state, "refused") == 0;
 	bool ok = true;
 	size_t n = 0;
-	int rc = ks_kme_segs_decode(blob, sqlite3_column_bytes(st, 0), segs, &n);
+	int rc;
+
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		return 0;
+	rc = ks_kme_segs_decode(blob, sqlite3_column_bytes(st, 0), segs, &n);
 
 	if (rc != 0 || ks_segs_total(segs, n) != (uint64_t)sqlite3_column_int64(st, 1)) {
 		ks_why(why, "the key store is inconsistent: a key's segments do not make its length");
@@ -168,7 +190,7 @@ static int check_kme(struct qkd_store *s, const char **why)
 	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
 		rc = check_segs(s, st, why);
 	if (rc == 0 && src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -188,6 +210,10 @@ int qkd_store_check(struct qkd_store *s, const char **why)
 	rc = quick_check(s, why);
 	if (rc == 0)
 		rc = run_rules(s, rules, sizeof(rules) / sizeof(rules[0]), why);
+	if (rc == 0)
+		rc = ks_version_refresh(s, why);
+	if (rc == 0 && s->version >= KS_SUM_VERSION)
+		rc = run_rules(s, sum_rules, sizeof(sum_rules) / sizeof(sum_rules[0]), why);
 	if (rc == 0)
 		rc = check_kme(s, why);
 	return ks_end(s, rc, why);

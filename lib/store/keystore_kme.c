@@ -3,15 +3,18 @@
  * records").
  *
  * One table, kme_key, holds both directions: the master's OUTBOX (dir
- * 'out', state 'pending' until the peer answers) and the slave's INBOX
- * (dir 'in': 'ready' then 'delivered', or 'refused'). A ready key's bits
- * live in kme_bits, apart from its row as qbits is apart from qblock: they
- * go in and out by blob I/O, and deleting them (secure_delete) on delivery
- * overwrites them in the file. Every call is one transaction; issue and
- * accept consume their segments with take's own code (keystore_take.c)
- * inside it, so the bits, the blocks' bookkeeping and the record change
- * together or not at all.
+ * 'out', state 'pending' until the peer answers, or 'abandoned') and the
+ * slave's INBOX (dir 'in': 'ready' then 'delivered', or 'refused',
+ * 'withdrawn', 'quarantined'). A ready key's bits live in kme_bits, apart
+ * from its row as qbits is apart from qblock, with their digest in kme_sum:
+ * they go in and out by blob I/O, and deleting them (secure_delete) on
+ * delivery overwrites them in the file. Every call is one transaction;
+ * issue and accept consume their segments with take's own code
+ * (keystore_take.c) inside it, so the bits, the blocks' bookkeeping and the
+ * record change together or not at all. Abandoned and withdrawn records
+ * are keystore_kme_wd.c's.
  */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,22 +29,9 @@
 /* Keys per issue call. */
 #define ISSUE_MAX 1024
 
-enum kme_state { KME_PENDING, KME_READY, KME_DELIVERED, KME_REFUSED };
-#define KME_NSTATES 4
-
-static const char *const state_names[KME_NSTATES] = {
-	"pending", "ready", "delivered", "refused",
+const char *const ks_kme_state_names[KME_NSTATES] = {
+	"pending", "ready", "delivered", "refused", "abandoned", "withdrawn", "quarantined",
 };
-
-/* One kme_key row. */
-struct kme_row {
-	int64_t seq;
-	bool out;		/* dir 'out': issued here */
-	enum kme_state state;
-	struct qkd_kme_rec rec;
-};
-
-#define ROW_COLS "seq, key_id, dir, state, master, slave, nbits, segs"
 
 static const char *const bad_row = "the key store is inconsistent (a bad key manager record)";
 
@@ -131,21 +121,6 @@ int ks_kme_present(struct qkd_store *s, bool *present, const char **why)
 	return rc;
 }
 
-/* The calls that write need the tables; a version 1 file opened by a
- * reader (qkd_store_open_existing) does not have them. */
-static int kme_require(struct qkd_store *s, const char **why)
-{
-	bool present = false;
-	int rc = ks_kme_present(s, &present, why);
-
-	if (rc == 0 && !present) {
-		ks_why(why, "the key store predates key manager records (schema version 1):"
-		       " open it for writing to upgrade it");
-		rc = QKD_ERR_INVAL;
-	}
-	return rc;
-}
-
 static int copy_sae(sqlite3_stmt *st, int col, char *dst)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
@@ -158,18 +133,19 @@ static int copy_sae(sqlite3_stmt *st, int col, char *dst)
 	return sae_ok(dst) ? 0 : QKD_ERR_IO;
 }
 
-static int parse_state(const unsigned char *t, enum kme_state *st)
+int ks_kme_parse_state(const unsigned char *t, enum ks_kme_state *st)
 {
 	for (int i = 0; t != NULL && i < KME_NSTATES; i++)
-		if (strcmp((const char *)t, state_names[i]) == 0) {
-			*st = (enum kme_state)i;
+		if (strcmp((const char *)t, ks_kme_state_names[i]) == 0) {
+			*st = (enum ks_kme_state)i;
 			return 0;
 		}
 	return QKD_ERR_IO;
 }
 
-/* The ROW_COLS of the current row of st into row. */
-static int read_row(sqlite3_stmt *st, struct kme_row *row, const char **why)
+/* The KS_KME_ROW_COLS of the current row of st into row. A tombstone without
+ * contents (withdrawn, abandoned) reads as a bare record. */
+int ks_kme_read_row(sqlite3_stmt *st, struct ks_kme_row *row, const char **why)
 {
 	const void *id = sqlite3_column_blob(st, 1);
 	int idlen = sqlite3_column_bytes(st, 1);
@@ -181,11 +157,15 @@ static int read_row(sqlite3_stmt *st, struct kme_row *row, const char **why)
 	row->seq = sqlite3_column_int64(st, 0);
 	row->out = dir != NULL && strcmp((const char *)dir, "out") == 0;
 	row->rec.nbits = (uint32_t)sqlite3_column_int64(st, 6);
+	row->bare = sqlite3_column_type(st, 4) == SQLITE_NULL;
 	rc = id != NULL && idlen == 16 ? 0 : QKD_ERR_IO;
 	if (rc == 0) {
 		memcpy(row->rec.key_id, id, 16);
-		rc = parse_state(sqlite3_column_text(st, 3), &row->state);
+		rc = ks_kme_parse_state(sqlite3_column_text(st, 3), &row->state);
 	}
+	row->rec.abandoned = row->state == KME_ABANDONED;
+	if (rc == 0 && row->bare)
+		goto out;
 	if (rc == 0)
 		rc = copy_sae(st, 4, row->rec.master);
 	if (rc == 0)
@@ -195,17 +175,18 @@ static int read_row(sqlite3_stmt *st, struct kme_row *row, const char **why)
 		rc = ks_kme_segs_decode(segs, sqlite3_column_bytes(st, 7), row->rec.segs,
 					&row->rec.nsegs);
 	}
+out:
 	if (rc != 0)
 		ks_why(why, bad_row);
 	return rc;
 }
 
 /* The row of key_id; *found false when there is none. */
-static int kme_find(struct qkd_store *s, const uint8_t key_id[16], struct kme_row *row,
+int ks_kme_find(struct qkd_store *s, const uint8_t key_id[16], struct ks_kme_row *row,
 		    bool *found, const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = ks_prep(s, "SELECT " ROW_COLS " FROM kme_key WHERE key_id = ?1", &st, why), src;
+	int rc = ks_prep(s, "SELECT " KS_KME_ROW_COLS " FROM kme_key WHERE key_id = ?1", &st, why), src;
 
 	*found = false;
 	if (rc != 0)
@@ -213,10 +194,10 @@ static int kme_find(struct qkd_store *s, const uint8_t key_id[16], struct kme_ro
 	sqlite3_bind_blob(st, 1, key_id, 16, SQLITE_STATIC);
 	src = sqlite3_step(st);
 	if (src == SQLITE_ROW) {
-		rc = read_row(st, row, why);
+		rc = ks_kme_read_row(st, row, why);
 		*found = rc == 0;
 	} else if (src != SQLITE_DONE) {
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	}
 out:
 	sqlite3_finalize(st);
@@ -224,7 +205,7 @@ out:
 }
 
 static int kme_insert(struct qkd_store *s, const struct qkd_kme_rec *r, bool out,
-		      enum kme_state state, int64_t *seq, const char **why)
+		      enum ks_kme_state state, int64_t *seq, const char **why)
 {
 	uint8_t segs[SEG_BYTES * QKD_KME_KEY_SEGS_MAX];
 	int len = segs_encode(r, segs);
@@ -235,7 +216,7 @@ static int kme_insert(struct qkd_store *s, const struct qkd_kme_rec *r, bool out
 	if (rc == 0) {
 		sqlite3_bind_blob(st, 1, r->key_id, 16, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, out ? "out" : "in", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, state_names[state], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, ks_kme_state_names[state], -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, r->master, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, r->slave, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)r->nbits);
@@ -250,15 +231,18 @@ static int kme_insert(struct qkd_store *s, const struct qkd_kme_rec *r, bool out
 }
 
 /* A ready key's bits: zeroblob reserves the space and the bits go straight
- * into the page cache, as put_pending writes a block. */
-static int kme_put_bits(struct qkd_store *s, int64_t seq, const uint8_t *bits, uint64_t n,
-			const char **why)
+ * into the page cache, as put_pending writes a block; their digest from the
+ * bits as consumed (checked chunk by chunk on their way out of the blocks). */
+static int kme_put_bits(struct qkd_store *s, int64_t seq, const uint8_t key_id[16],
+			const uint8_t *bits, uint64_t n, const char **why)
 {
 	int rc = ks_run(s, "INSERT INTO kme_bits (seq, bits) VALUES (?1, zeroblob(?2))",
 			(const int64_t[]){ seq, (int64_t)n }, 2, why);
 
 	if (rc == 0)
 		rc = ks_blob_write_in(s, "kme_bits", seq, 0, bits, n, why);
+	if (rc == 0)
+		rc = ks_sum_put_key(s, seq, key_id, bits, (size_t)n, why);
 	return rc;
 }
 
@@ -276,7 +260,7 @@ static int half_available(struct qkd_store *s, unsigned parity, uint64_t *bits,
 		if (src == SQLITE_ROW)
 			*bits = (uint64_t)sqlite3_column_int64(st, 0);
 		else
-			rc = ks_err(src == SQLITE_DONE ? SQLITE_CORRUPT : src, why);
+			rc = ks_err(s->db, src == SQLITE_DONE ? SQLITE_CORRUPT : src, why);
 	}
 	sqlite3_finalize(st);
 	return rc;
@@ -314,10 +298,10 @@ static int issue_args(const struct qkd_store *s, unsigned parity, const struct q
 static int issue_one(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *r,
 		     uint8_t *out, const char **why)
 {
-	struct kme_row old;
+	struct ks_kme_row old;
 	bool found = false;
 	int64_t seq = 0;
-	int rc = kme_find(s, r->key_id, &old, &found, why);
+	int rc = ks_kme_find(s, r->key_id, &old, &found, why);
 
 	if (rc == 0 && found) {
 		ks_why(why, "key_ID already in the outbox or inbox");
@@ -337,7 +321,7 @@ static int issue_all(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *r
 		     uint8_t *bits, const char **why)
 {
 	uint64_t avail = 0, nbytes = recs[0].nbits / 8;
-	int rc = kme_require(s, why);
+	int rc = ks_require_current(s, why);
 
 	/* Known short before any work: nothing is planned or consumed. */
 	if (rc == 0)
@@ -358,10 +342,12 @@ int qkd_store_kme_issue(struct qkd_store *s, unsigned parity, struct qkd_kme_rec
 
 	ks_why(why, NULL);
 	rc = issue_args(s, parity, recs, n, bits, bitslen, why);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		recs[i].abandoned = false;
 	if (rc == 0) {
 		rc = ks_begin(s, true, why);
 		if (rc == 0)
-			rc = ks_end(s, issue_all(s, parity, recs, n, bits, why), why);
+			rc = ks_finish(s, issue_all(s, parity, recs, n, bits, why), true, why);
 		for (size_t i = 0; rc != 0 && i < n; i++) {
 			recs[i].nsegs = 0;
 			memset(recs[i].segs, 0, sizeof(recs[i].segs));
@@ -376,7 +362,7 @@ int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t m
 			 size_t *n, const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	struct kme_row row;
+	struct ks_kme_row row;
 	bool present = false;
 	int rc, src = SQLITE_DONE;
 
@@ -393,18 +379,18 @@ int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t m
 		return rc;
 	rc = ks_kme_present(s, &present, why);	/* version 1: an empty outbox */
 	if (rc == 0 && present)
-		rc = ks_prep(s, "SELECT " ROW_COLS " FROM kme_key WHERE dir = 'out'"
+		rc = ks_prep(s, "SELECT " KS_KME_ROW_COLS " FROM kme_key WHERE dir = 'out'"
 			     " ORDER BY seq LIMIT ?1", &st, why);
 	if (rc == 0 && present) {
 		sqlite3_bind_int64(st, 1, (uint64_t)max > (uint64_t)INT64_MAX ? INT64_MAX
 				   : (sqlite3_int64)max);
 		while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-			rc = read_row(st, &row, why);
+			rc = ks_kme_read_row(st, &row, why);
 			if (rc == 0)
 				recs[(*n)++] = row.rec;
 		}
 		if (rc == 0 && src != SQLITE_DONE)
-			rc = ks_err(src, why);
+			rc = ks_err(s->db, src, why);
 	}
 	sqlite3_finalize(st);
 	rc = ks_end(s, rc, why);
@@ -413,11 +399,11 @@ int qkd_store_kme_outbox(struct qkd_store *s, struct qkd_kme_rec *recs, size_t m
 	return rc;
 }
 
-int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
-				    const char **why)
+/* Drop the outbox rows of ids[0 .. n) that are in state (one transaction). */
+static int outbox_drop(struct qkd_store *s, const uint8_t (*ids)[16], size_t n, const char *sql,
+		       const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	bool present = false;
 	int rc;
 
 	ks_why(why, NULL);
@@ -430,16 +416,30 @@ int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_kme_present(s, &present, why);	/* version 1: not in the outbox */
-	if (rc == 0 && present)
-		rc = ks_prep(s, "DELETE FROM kme_key WHERE key_id = ?1 AND dir = 'out'", &st, why);
-	for (size_t i = 0; rc == 0 && present && i < n; i++) {
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_prep(s, sql, &st, why);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_blob(st, 1, ids[i], 16, SQLITE_STATIC);
 		rc = ks_step_done(st, why);
 	}
 	sqlite3_finalize(st);
 	return ks_end(s, rc, why);
+}
+
+int qkd_store_kme_outbox_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+				    const char **why)
+{
+	return outbox_drop(s, ids, n, "DELETE FROM kme_key WHERE key_id = ?1 AND dir = 'out' "
+			   "AND state = 'pending'", why);
+}
+
+int qkd_store_kme_withdrawals_done_batch(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
+					 const char **why)
+{
+	return outbox_drop(s, ids, n, "DELETE FROM kme_key WHERE key_id = ?1 AND dir = 'out' "
+			   "AND state = 'abandoned'", why);
 }
 
 int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], const char **why)
@@ -455,11 +455,19 @@ int qkd_store_kme_outbox_done(struct qkd_store *s, const uint8_t key_id[16], con
 
 /* The answer to a record whose key_id is known: the same one as before
  * for the same contents, a refusal for anything else. */
-static enum qkd_kme_verdict known_verdict(const struct kme_row *old,
+static enum qkd_kme_verdict known_verdict(const struct ks_kme_row *old,
 					  const struct qkd_kme_rec *rec, const char **why)
 {
 	if (old->out) {
 		ks_why(why, "the key_ID is one this end issued");
+		return QKD_KME_REFUSED;
+	}
+	if (old->state == KME_WITHDRAWN) {
+		ks_why(why, "the key was withdrawn by its master");
+		return QKD_KME_REFUSED;
+	}
+	if (old->state == KME_QUARANTINED) {
+		ks_why(why, "the key's bits failed their digest here");
 		return QKD_KME_REFUSED;
 	}
 	if (!same_rec(&old->rec, rec)) {
@@ -495,6 +503,8 @@ static int probe_segs(struct qkd_store *s, unsigned peer_parity, const struct qk
 			break;
 		if (!found || b.state == QKD_STORE_PENDING)
 			*later = true;
+		else if (b.state == QKD_STORE_QUARANTINED)
+			*refuse = "a block of the key is quarantined here";
 		else if (b.state == QKD_STORE_USED)
 			*refuse = "bits of the key were already consumed here";
 		else if (g->offset > b.nbits || g->nbits > b.nbits - g->offset)
@@ -549,7 +559,7 @@ static int accept_new(struct qkd_store *s, unsigned peer_parity, const struct qk
 	if (rc == 0)
 		rc = kme_insert(s, rec, false, refuse == NULL ? KME_READY : KME_REFUSED, &seq, why);
 	if (rc == 0 && refuse == NULL)
-		rc = kme_put_bits(s, seq, buf, rec->nbits / 8, why);
+		rc = kme_put_bits(s, seq, rec->key_id, buf, rec->nbits / 8, why);
 	if (rc == 0) {
 		*v = refuse == NULL ? QKD_KME_ACCEPTED : QKD_KME_REFUSED;
 		ks_why(why, refuse);
@@ -564,7 +574,7 @@ out:
 static int accept_one(struct qkd_store *s, unsigned peer_parity, const struct qkd_kme_rec *rec,
 		      bool deliverable, enum qkd_kme_verdict *v, const char **why)
 {
-	struct kme_row old;
+	struct ks_kme_row old;
 	const char *bad;
 	bool found = false;
 	int rc;
@@ -577,7 +587,7 @@ static int accept_one(struct qkd_store *s, unsigned peer_parity, const struct qk
 		ks_why(why, bad);
 		return 0;
 	}
-	rc = kme_find(s, rec->key_id, &old, &found, why);
+	rc = ks_kme_find(s, rec->key_id, &old, &found, why);
 	if (rc == 0 && found)
 		*v = known_verdict(&old, rec, why);
 	else if (rc == 0)
@@ -606,13 +616,13 @@ int qkd_store_kme_accept_batch(struct qkd_store *s, unsigned peer_parity,
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = kme_require(s, why);
+	rc = ks_require_current(s, why);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = accept_one(s, peer_parity, &recs[i], deliverable[i], &v[i], &whys[i]);
 		if (rc != 0)
 			ks_why(why, whys[i]);	/* the store's reason went there */
 	}
-	rc = ks_end(s, rc, why);
+	rc = ks_finish(s, rc, true, why);
 	if (rc != 0)	/* nothing changed: every record is to be sent again */
 		for (size_t i = 0; i < n; i++) {
 			v[i] = QKD_KME_LATER;
@@ -640,36 +650,70 @@ int qkd_store_kme_accept(struct qkd_store *s, unsigned peer_parity, const struct
 	return rc;
 }
 
+static const char *state_refusal(enum ks_kme_state st)
+{
+	switch (st) {
+	case KME_DELIVERED: return "the key was already delivered";
+	case KME_WITHDRAWN: return "the key was withdrawn by its master";
+	default: return "the key was refused";
+	}
+}
+
+/* Whether row (of a key_ID *found or not) may go to (master, slave). */
+static int deliverable_row(struct qkd_store *s, const struct ks_kme_row *row, bool found,
+			   const char *master, const char *slave, const char **why)
+{
+	if (!found || row->out) {
+		ks_why(why, "no such key_ID");
+		return QKD_ERR_INVAL;
+	}
+	if (row->bare) {	/* a withdrawn key_ID this end never had */
+		ks_why(why, state_refusal(row->state));
+		return QKD_ERR_INVAL;
+	}
+	if (strcmp(row->rec.master, master) != 0 || strcmp(row->rec.slave, slave) != 0) {
+		ks_why(why, "the key_ID was issued for another pair of SAEs");
+		return QKD_ERR_VERIFY;
+	}
+	if (row->state == KME_QUARANTINED) {
+		snprintf(s->whybuf, sizeof(s->whybuf), "the key is quarantined: its bits failed"
+			 " their digest and were deleted");
+		ks_why(why, s->whybuf);
+		return QKD_ERR_CORRUPT;
+	}
+	if (row->state != KME_READY) {
+		ks_why(why, state_refusal(row->state));
+		return QKD_ERR_INVAL;
+	}
+	return 0;
+}
+
 /* Hand out key id to (master, slave) into out and make it a tombstone. */
 static int deliver_one(struct qkd_store *s, const char *master, const char *slave,
 		       const uint8_t id[16], uint8_t *out, size_t cap, size_t *len,
 		       const char **why)
 {
-	struct kme_row row;
-	bool found = false;
-	int rc = kme_find(s, id, &row, &found, why);
+	struct ks_kme_row row;
+	bool found = false, ok = false;
+	int rc = ks_kme_find(s, id, &row, &found, why);
 
 	if (rc != 0)
 		return rc;
-	if (!found || row.out) {
-		ks_why(why, "no such key_ID");
-		return QKD_ERR_INVAL;
-	}
-	if (strcmp(row.rec.master, master) != 0 || strcmp(row.rec.slave, slave) != 0) {
-		ks_why(why, "the key_ID was issued for another pair of SAEs");
-		return QKD_ERR_VERIFY;
-	}
-	if (row.state != KME_READY) {
-		ks_why(why, row.state == KME_DELIVERED ? "the key was already delivered"
-		       : "the key was refused");
-		return QKD_ERR_INVAL;
-	}
+	rc = deliverable_row(s, &row, found, master, slave, why);
+	if (rc != 0)
+		return rc;
 	if (out == NULL || row.rec.nbits / 8 > cap) {
 		ks_why(why, "output buffer missing or too small for the key");
 		return out == NULL ? QKD_ERR_INVAL : QKD_ERR_RANGE;
 	}
 	rc = ks_blob_read_in(s, "kme_bits", row.seq, 0, out, row.rec.nbits / 8, why);
+	if (rc == 0)
+		rc = ks_check_key(s, row.seq, id, out, row.rec.nbits / 8, &ok, why);
+	if (rc == 0 && !ok)
+		rc = ks_fault_key(s, id, why);
 	if (rc == 0)	/* secure_delete overwrites them in the file */
+		rc = ks_run(s, "DELETE FROM kme_sum WHERE seq = ?1", &row.seq, 1, why);
+	if (rc == 0)
 		rc = ks_run(s, "DELETE FROM kme_bits WHERE seq = ?1", &row.seq, 1, why);
 	if (rc == 0)
 		rc = ks_run(s, "UPDATE kme_key SET state = 'delivered' WHERE seq = ?1",
@@ -705,13 +749,13 @@ int qkd_store_kme_deliver(struct qkd_store *s, const char *master, const char *s
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		goto out;
-	rc = kme_require(s, why);
+	rc = ks_require_current(s, why);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = deliver_one(s, master, slave, ids[i], out[i], cap, &lens[i], why);
 		if (rc != 0)
 			at = i;
 	}
-	rc = ks_end(s, rc, why);
+	rc = ks_finish(s, rc, true, why);
 out:
 	if (bad != NULL)
 		*bad = rc != 0 ? at : n;
@@ -736,18 +780,19 @@ int qkd_store_kme_available(struct qkd_store *s, unsigned parity, uint64_t *bits
 static void counts_add(struct qkd_kme_counts *c, const unsigned char *dir,
 		       const unsigned char *state, uint64_t n)
 {
-	enum kme_state st = KME_PENDING;
+	enum ks_kme_state st = KME_PENDING;
 
-	if (dir != NULL && strcmp((const char *)dir, "out") == 0) {
-		c->outbox += n;
-		return;
-	}
-	if (parse_state(state, &st) != 0)
+	if (ks_kme_parse_state(state, &st) != 0)
 		return;		/* the CHECK constraints keep this from happening */
+	if (dir != NULL && strcmp((const char *)dir, "out") == 0)
+		c->outbox += n;
 	switch (st) {
 	case KME_READY: c->ready += n; break;
 	case KME_DELIVERED: c->delivered += n; break;
 	case KME_REFUSED: c->refused += n; break;
+	case KME_ABANDONED: c->abandoned += n; break;
+	case KME_WITHDRAWN: c->withdrawn += n; break;
+	case KME_QUARANTINED: c->quarantined += n; break;
 	case KME_PENDING: break;
 	}
 }
@@ -775,7 +820,7 @@ int qkd_store_kme_counts(struct qkd_store *s, struct qkd_kme_counts *c, const ch
 		counts_add(c, sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
 			   (uint64_t)sqlite3_column_int64(st, 2));
 	if (rc == 0 && present && src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	sqlite3_finalize(st);
 	rc = ks_end(s, rc, why);
 	if (rc != 0)

@@ -9,7 +9,7 @@
  *
  * sqlite3_config() is process-wide and only allowed before SQLite is
  * initialized; when someone else initialized SQLite first the call fails
- * and SQLite keeps its own allocator (docs/keystore.md, "Copies").
+ * and SQLite keeps its own allocator (docs/keystore.md, "Secrets").
  */
 #include <stdlib.h>
 #include <string.h>

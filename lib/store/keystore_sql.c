@@ -1,19 +1,53 @@
 /* keystore_sql.c - SQLite plumbing of the key store: error mapping,
  * statements, transactions, blob I/O, and bit copying between LSB-first
  * byte strings at arbitrary bit offsets. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keystore_int.h"
 #include "qkd/error.h"
 #include "qkd/secret.h"
 
-int ks_err(int sqlite_rc, const char **why)
+static const char nospace[] = "no space left on device";
+static const char readonly[] =
+	"the key store is read-only (its file or file system refuses writes)";
+
+/* An I/O error or a refused open, told apart by the system call's errno. */
+static int err_sys(sqlite3 *db, int sqlite_rc, const char **why)
+{
+	int e = db != NULL ? sqlite3_system_errno(db) : 0;
+
+	if (e == ENOSPC || e == EDQUOT) {
+		ks_why(why, nospace);
+		return QKD_ERR_NOSPACE;
+	}
+	if (e == EROFS || e == EPERM || e == EACCES) {
+		ks_why(why, readonly);
+		return QKD_ERR_READONLY;
+	}
+	ks_why(why, (sqlite_rc & 0xff) == SQLITE_CANTOPEN ? "cannot open the key store file"
+		    : "disk I/O error on the key store");
+	return QKD_ERR_IO;
+}
+
+int ks_err(sqlite3 *db, int sqlite_rc, const char **why)
 {
 	switch (sqlite_rc & 0xff) {
 	case SQLITE_NOMEM:
 		ks_why(why, "out of memory");
 		return QKD_ERR_NOMEM;
+	case SQLITE_FULL:
+		ks_why(why, nospace);
+		return QKD_ERR_NOSPACE;
+	case SQLITE_READONLY:
+		ks_why(why, readonly);
+		return QKD_ERR_READONLY;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		return err_sys(db, sqlite_rc, why);
 	case SQLITE_NOTADB:
 		ks_why(why, "not a key store: the file is not an SQLite database");
 		break;
@@ -23,15 +57,6 @@ int ks_err(int sqlite_rc, const char **why)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		ks_why(why, "the key store is locked by another process");
-		break;
-	case SQLITE_FULL:
-		ks_why(why, "disk full");
-		break;
-	case SQLITE_READONLY:
-		ks_why(why, "the key store is read-only");
-		break;
-	case SQLITE_CANTOPEN:
-		ks_why(why, "cannot open the key store file");
 		break;
 	case SQLITE_PERM:
 	case SQLITE_AUTH:
@@ -51,14 +76,14 @@ int ks_prep(struct qkd_store *s, const char *sql, sqlite3_stmt **st, const char 
 {
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 
-	return rc == SQLITE_OK ? 0 : ks_err(rc, why);
+	return rc == SQLITE_OK ? 0 : ks_err(s->db, rc, why);
 }
 
 int ks_exec(struct qkd_store *s, const char *sql, const char **why)
 {
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : ks_err(rc, why);
+	return rc == SQLITE_OK ? 0 : ks_err(s->db, rc, why);
 }
 
 int ks_step_done(sqlite3_stmt *st, const char **why)
@@ -71,7 +96,7 @@ int ks_step_done(sqlite3_stmt *st, const char **why)
 		ks_why(why, "internal error: statement returned a row");
 		return QKD_ERR_IO;
 	}
-	return ks_err(rc, why);
+	return ks_err(sqlite3_db_handle(st), rc, why);
 }
 
 int ks_run(struct qkd_store *s, const char *sql, const int64_t *args, int nargs,
@@ -88,11 +113,31 @@ int ks_run(struct qkd_store *s, const char *sql, const int64_t *args, int nargs,
 	return rc;
 }
 
+/* Whether the file takes writes, asked of the file system before SQLite
+ * writes anything: a journal written and then not played back (the
+ * database file turned immutable) would leave every later read failing
+ * until the file is writable again. */
+static int writable(struct qkd_store *s, const char **why)
+{
+	const char *path = sqlite3_db_filename(s->db, "main");
+
+	if (path == NULL || path[0] == '\0' || faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
+		return 0;
+	if (errno == EROFS || errno == EPERM || errno == EACCES) {
+		ks_why(why, readonly);
+		return QKD_ERR_READONLY;
+	}
+	return 0;	/* anything else shows when SQLite writes */
+}
+
 /* IMMEDIATE takes the write lock at BEGIN, so a writer never fails half-way
  * through with SQLITE_BUSY when another process wrote first. */
 int ks_begin(struct qkd_store *s, bool write, const char **why)
 {
-	return ks_exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", why);
+	int rc = write ? writable(s, why) : 0;
+
+	s->bad.kind = KS_BAD_NONE;
+	return rc != 0 ? rc : ks_exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", why);
 }
 
 int ks_commit(struct qkd_store *s, const char **why)
@@ -112,6 +157,28 @@ int ks_end(struct qkd_store *s, int rc, const char **why)
 		rc = ks_commit(s, why);
 	if (rc != 0)
 		ks_rollback(s);
+	return rc;
+}
+
+static const char *const old_schema[] = {
+	[1] = "the key store predates key manager records and digests (schema version 1):"
+	      " open it for writing to upgrade it",
+	[2] = "the key store predates the digests of its bits (schema version 2):"
+	      " open it for writing to upgrade it",
+};
+
+_Static_assert(sizeof(old_schema) / sizeof(old_schema[0]) == QKD_STORE_SCHEMA_VERSION,
+	       "a reason for every older schema version");
+
+int ks_require_current(struct qkd_store *s, const char **why)
+{
+	int rc = s->version >= QKD_STORE_SCHEMA_VERSION ? 0 : ks_version_refresh(s, why);
+
+	if (rc == 0 && s->version < QKD_STORE_SCHEMA_VERSION) {
+		ks_why(why, s->version >= 1 ? old_schema[s->version]
+		       : "the key store file is corrupt (bad schema version)");
+		rc = QKD_ERR_INVAL;
+	}
 	return rc;
 }
 
@@ -144,7 +211,7 @@ int ks_block_row(struct qkd_store *s, uint64_t id, struct qkd_store_block *b,
 	if (src == SQLITE_DONE)
 		goto out;
 	if (src != SQLITE_ROW) {
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 		goto out;
 	}
 	b->id = id;
@@ -162,32 +229,32 @@ out:
 	return rc;
 }
 
-static int blob_open_in(struct qkd_store *s, const char *table, int64_t row, int rw,
-			sqlite3_blob **b, const char **why)
+int ks_blob_open(struct qkd_store *s, const char *table, const char *col, int64_t row,
+		 bool rw, sqlite3_blob **b, const char **why)
 {
-	int rc = sqlite3_blob_open(s->db, "main", table, "bits", (sqlite3_int64)row, rw, b);
+	int rc = sqlite3_blob_open(s->db, "main", table, col, (sqlite3_int64)row, rw, b);
 
 	if (rc == SQLITE_OK)
 		return 0;
 	sqlite3_blob_close(*b);
 	*b = NULL;
 	if ((rc & 0xff) == SQLITE_ERROR) {
-		ks_why(why, "the key store is inconsistent (bits missing)");
+		ks_why(why, "the key store is inconsistent (bits or digests missing)");
 		return QKD_ERR_IO;
 	}
-	return ks_err(rc, why);
+	return ks_err(s->db, rc, why);
 }
 
-static int blob_open(struct qkd_store *s, uint64_t id, int rw, sqlite3_blob **b,
-		     const char **why)
+int ks_blob_close(struct qkd_store *s, sqlite3_blob *b, int rc, const char **why)
 {
-	return blob_open_in(s, "qbits", (int64_t)id, rw, b, why);
+	if (b != NULL && sqlite3_blob_close(b) != SQLITE_OK && rc == 0)
+		rc = ks_err(s->db, sqlite3_errcode(s->db), why);
+	return rc;
 }
 
-/* One blob transfer: write wbuf when it is not NULL, else read into rbuf.
- * Blocks are at most 2^28 bytes, so int offsets hold. */
-static int blob_xfer(sqlite3_blob *b, const void *wbuf, void *rbuf, uint64_t off,
-		     uint64_t n, const char **why)
+/* Blocks are at most 2^28 bytes, so int offsets hold. */
+int ks_blob_xfer(struct qkd_store *s, sqlite3_blob *b, const void *wbuf, void *rbuf,
+		 uint64_t off, uint64_t n, const char **why)
 {
 	int rc;
 
@@ -200,17 +267,17 @@ static int blob_xfer(sqlite3_blob *b, const void *wbuf, void *rbuf, uint64_t off
 		rc = sqlite3_blob_write(b, wbuf, (int)n, (int)off);
 	else
 		rc = sqlite3_blob_read(b, rbuf, (int)n, (int)off);
-	return rc == SQLITE_OK ? 0 : ks_err(rc, why);
+	return rc == SQLITE_OK ? 0 : ks_err(s->db, rc, why);
 }
 
 int ks_blob_read_in(struct qkd_store *s, const char *table, int64_t row, uint64_t off,
 		    void *buf, uint64_t n, const char **why)
 {
 	sqlite3_blob *b = NULL;
-	int rc = blob_open_in(s, table, row, 0, &b, why);
+	int rc = ks_blob_open(s, table, "bits", row, false, &b, why);
 
 	if (rc == 0)
-		rc = blob_xfer(b, NULL, buf, off, n, why);
+		rc = ks_blob_xfer(s, b, NULL, buf, off, n, why);
 	sqlite3_blob_close(b);
 	return rc;
 }
@@ -219,13 +286,11 @@ int ks_blob_write_in(struct qkd_store *s, const char *table, int64_t row, uint64
 		     const void *buf, uint64_t n, const char **why)
 {
 	sqlite3_blob *b = NULL;
-	int rc = blob_open_in(s, table, row, 1, &b, why);
+	int rc = ks_blob_open(s, table, "bits", row, true, &b, why);
 
 	if (rc == 0)
-		rc = blob_xfer(b, buf, NULL, off, n, why);
-	if (b != NULL && sqlite3_blob_close(b) != SQLITE_OK && rc == 0)
-		rc = ks_err(sqlite3_errcode(s->db), why);
-	return rc;
+		rc = ks_blob_xfer(s, b, buf, NULL, off, n, why);
+	return ks_blob_close(s, b, rc, why);
 }
 
 int ks_blob_read(struct qkd_store *s, uint64_t id, uint64_t off, void *buf, uint64_t n,
@@ -246,7 +311,7 @@ int ks_blob_equal(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_
 	uint8_t buf[KS_CHUNK];
 	sqlite3_blob *b = NULL;
 	bool diff = false, size_ok;
-	int rc = blob_open(s, id, 0, &b, why);
+	int rc = ks_blob_open(s, "qbits", "bits", (int64_t)id, false, &b, why);
 
 	/* No early exit on a differing chunk: the time depends on n only. */
 	size_ok = rc == 0 && (uint64_t)sqlite3_blob_bytes(b) == n;
@@ -254,7 +319,7 @@ int ks_blob_equal(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_
 	for (uint64_t off = 0; size_ok && rc == 0 && off < n; off += KS_CHUNK) {
 		uint64_t step = n - off < KS_CHUNK ? n - off : KS_CHUNK;
 
-		rc = blob_xfer(b, NULL, buf, off, step, why);
+		rc = ks_blob_xfer(s, b, NULL, buf, off, step, why);
 		diff |= rc == 0 && !qkd_ct_equal(buf, bits + off, step);
 	}
 	*equal = rc == 0 && !diff;
@@ -268,41 +333,16 @@ int ks_blob_zero(struct qkd_store *s, uint64_t id, uint64_t off, uint64_t n,
 {
 	static const uint8_t zeros[KS_CHUNK];
 	sqlite3_blob *b = NULL;
-	int rc = blob_open(s, id, 1, &b, why);
+	int rc = ks_blob_open(s, "qbits", "bits", (int64_t)id, true, &b, why);
 
 	while (rc == 0 && n > 0) {
 		uint64_t step = n < KS_CHUNK ? n : KS_CHUNK;
 
-		rc = blob_xfer(b, zeros, NULL, off, step, why);
+		rc = ks_blob_xfer(s, b, zeros, NULL, off, step, why);
 		off += step;
 		n -= step;
 	}
-	if (b != NULL && sqlite3_blob_close(b) != SQLITE_OK && rc == 0)
-		rc = ks_err(sqlite3_errcode(s->db), why);
-	return rc;
-}
-
-int ks_read_bits(struct qkd_store *s, uint64_t id, uint64_t off, uint64_t n,
-		 uint8_t *out, uint64_t dpos, const char **why)
-{
-	uint8_t buf[KS_CHUNK];
-	sqlite3_blob *b = NULL;
-	uint64_t x = off, end = off + n, end_byte = ks_nbytes(off + n);
-	int rc = blob_open(s, id, 0, &b, why);
-
-	while (rc == 0 && x < end) {
-		uint64_t k0 = x / 8;
-		uint64_t k1 = end_byte - k0 > KS_CHUNK ? k0 + KS_CHUNK : end_byte;
-		uint64_t lim = end < 8 * k1 ? end : 8 * k1;
-
-		rc = blob_xfer(b, NULL, buf, k0, k1 - k0, why);
-		if (rc == 0)
-			ks_bits_copy(out, dpos + (x - off), buf, x - 8 * k0, lim - x);
-		x = lim;
-	}
-	qkd_wipe(buf, sizeof(buf));
-	sqlite3_blob_close(b);
-	return rc;
+	return ks_blob_close(s, b, rc, why);
 }
 
 /* Up to 8 bits of src from bit pos; avail (1..8) bits are wanted, so byte

@@ -7,8 +7,13 @@
  * exactly as take_at does, all inside one write transaction: the bits, the
  * ranges and the counters change together or not at all. Bytes whose every
  * bit is consumed are overwritten with zeros in the same transaction, and a
- * block's bits are deleted when its last bit goes. The key manager's issue
- * and accept (keystore_kme.c) plan and consume through the same functions.
+ * block's bits are deleted when its last bit goes. Every chunk a segment
+ * reads is checked against its digest before a bit is cut, and the digests
+ * of the chunks the step zeroes are recomputed in the same transaction
+ * (keystore_sum.c); a failing chunk fails the whole call with
+ * QKD_ERR_CORRUPT, rolled back, and the block is then quarantined. The key
+ * manager's issue and accept (keystore_kme.c) plan and consume through the
+ * same functions.
  */
 #include <string.h>
 
@@ -34,7 +39,7 @@ static int range_at(struct qkd_store *s, const char *sql, uint64_t id, uint64_t 
 		*off = (uint64_t)sqlite3_column_int64(st, 0);
 		*n = (uint64_t)sqlite3_column_int64(st, 1);
 	} else if (src != SQLITE_DONE) {
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	}
 out:
 	sqlite3_finalize(st);
@@ -42,7 +47,9 @@ out:
 }
 
 /* Zero the bytes of [off, off + n) whose bits all lie in the merged
- * consumed range [a, b) (the block's padding bits count as consumed). */
+ * consumed range [a, b) (the block's padding bits count as consumed), and
+ * refresh the digests of their chunks: consume_seg checked those chunks
+ * when it read the segment, so the new digests bless no corruption. */
 static int wipe_consumed(struct qkd_store *s, const struct qkd_store_block *blk,
 			 uint64_t off, uint64_t n, uint64_t a, uint64_t b, const char **why)
 {
@@ -51,7 +58,11 @@ static int wipe_consumed(struct qkd_store *s, const struct qkd_store_block *blk,
 	uint64_t lo = first > off / 8 ? first : off / 8;
 	uint64_t hi = last < ks_nbytes(off + n) ? last : ks_nbytes(off + n);
 
-	return hi > lo ? ks_blob_zero(s, blk->id, lo, hi - lo, why) : 0;
+	int rc = hi > lo ? ks_blob_zero(s, blk->id, lo, hi - lo, why) : 0;
+
+	if (rc == 0 && hi > lo)
+		rc = ks_sum_refresh(s, blk->id, lo, hi, why);
+	return rc;
 }
 
 /* The last bits of a block: it becomes USED and its bits go (secure_delete
@@ -62,6 +73,8 @@ static int mark_used(struct qkd_store *s, uint64_t id, const char **why)
 	int rc;
 
 	rc = ks_run(s, "DELETE FROM consumed_range WHERE block = ?1", arg, 1, why);
+	if (rc == 0)
+		rc = ks_run(s, "DELETE FROM qsum WHERE id = ?1", arg, 1, why);
 	if (rc == 0)
 		rc = ks_run(s, "DELETE FROM qbits WHERE id = ?1", arg, 1, why);
 	if (rc == 0)
@@ -127,6 +140,8 @@ static int consume_seg(struct qkd_store *s, const struct qkd_store_seg *seg,
 		ks_why(why, "no such block");
 		return QKD_ERR_INVAL;
 	}
+	if (blk.state == QKD_STORE_QUARANTINED)
+		return ks_why_quarantined(s, seg->id, why);
 	if (blk.state != QKD_STORE_FINAL) {
 		ks_why(why, blk.state == QKD_STORE_PENDING ? "block is not final yet"
 			    : "bits of this range were already handed out");
@@ -136,7 +151,8 @@ static int consume_seg(struct qkd_store *s, const struct qkd_store_seg *seg,
 		ks_why(why, "range lies outside its block");
 		return QKD_ERR_INVAL;
 	}
-	/* Read before marking: marking may zero these bytes or delete the bits. */
+	/* Read (and check) before marking: marking may zero these bytes or
+	 * delete the bits. */
 	rc = ks_read_bits(s, seg->id, seg->offset, seg->nbits, out, dpos, why);
 	if (rc == 0)
 		rc = mark_consumed(s, &blk, seg->offset, seg->nbits, why);
@@ -189,7 +205,7 @@ static int plan_block(struct qkd_store *s, struct plan *p, uint64_t id, uint64_t
 	if (rc == 0 && src == SQLITE_DONE)
 		rc = plan_gap(p, id, pos, nbits, why);
 	else if (rc == 0 && src != SQLITE_ROW)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -214,7 +230,7 @@ int ks_plan_take(struct qkd_store *s, int parity, uint64_t nbits, struct qkd_sto
 		rc = plan_block(s, p, (uint64_t)sqlite3_column_int64(st, 0),
 				(uint64_t)sqlite3_column_int64(st, 1), why);
 	if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
-		rc = ks_err(src, why);
+		rc = ks_err(s->db, src, why);
 	if (rc == 0 && p->need > 0) {
 		ks_why(why, "not enough key available");
 		rc = QKD_ERR_RANGE;
@@ -260,10 +276,12 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_plan_take(s, KS_PARITY_ANY, nbits, segs, max_segs, &n, why);
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_plan_take(s, KS_PARITY_ANY, nbits, segs, max_segs, &n, why);
 	if (rc == 0)
 		rc = ks_consume_all(s, segs, n, out, ks_nbytes(nbits), why);
-	rc = ks_end(s, rc, why);
+	rc = ks_finish(s, rc, true, why);
 	if (rc != 0)
 		qkd_wipe(out, ks_nbytes(nbits));
 	else
@@ -307,8 +325,10 @@ int qkd_store_take_at(struct qkd_store *s, const struct qkd_store_seg *segs, siz
 	rc = ks_begin(s, true, why);
 	if (rc != 0)
 		return rc;
-	rc = ks_consume_all(s, segs, nsegs, out, ks_nbytes(total), why);
-	rc = ks_end(s, rc, why);
+	rc = ks_require_current(s, why);
+	if (rc == 0)
+		rc = ks_consume_all(s, segs, nsegs, out, ks_nbytes(total), why);
+	rc = ks_finish(s, rc, true, why);
 	if (rc != 0)
 		qkd_wipe(out, ks_nbytes(total));
 	return rc;

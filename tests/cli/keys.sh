@@ -2,7 +2,9 @@
 # tests/cli/keys.sh - `qkd keys` (DESIGN.md section 6, docs/keystore.md).
 # The stores are written by tests/tools/mkstore (the CLI cannot write
 # blocks); mkstore prints, per block, "ID WRITTEN EXPORT": the bits it wrote
-# and what `qkd keys export ID` must print.
+# and what `qkd keys export ID` must print. `hostile rot` flips a stored
+# bit behind the store's back (for `check`), `--quarantine` quarantines a
+# block as the peer's report would.
 # Usage (from the top of the tree): QKD=build/qkd tests/cli/keys.sh
 set -u
 # shellcheck source=tests/cli/lib.sh
@@ -10,6 +12,7 @@ set -u
 
 QKD=${QKD:-build/qkd}
 MKSTORE=${MKSTORE:-$(dirname "$QKD")/tests/tools/mkstore}
+HOSTILE=${HOSTILE:-$(dirname "$QKD")/tests/tools/hostile}
 
 if ! command -v jq >/dev/null; then
 	echo "not ok - jq is installed"
@@ -37,14 +40,17 @@ check_match "list: header" "$OUT" \
 	"^key store .*link\.db: 5 blocks, 1845 bits, 1481 available$"
 check_match "list: per state" "$OUT" \
 	'^  pending 1 \(64 bits\), final 3 \(1525 bits\), used 1 \(256 bits\); 300 bits handed out$'
+check_match "list: quarantine line" "$OUT" \
+	'^  quarantined 0 \(0 bits\), 0 not yet reported to the peer$'
 check_match "list: column titles" "$OUT" '^ +id +state +bits +consumed +created$'
 check_match "list: used block 1" "$OUT" '^ +1 +used +256 +256 +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} UTC$'
 check_match "list: block 2 partly consumed" "$OUT" '^ +2 +final +1001 +44 '
 check_match "list: pending block 5" "$OUT" '^ +5 +pending +64 +0 '
 check_match "list: block 9" "$OUT" '^ +9 +final +512 +0 '
-check_match "list: key manager line" "$OUT" 'key manager: 0 keys issued here awaiting the peer, 0 ready'
+check_match "list: key manager line" "$OUT" \
+	'key manager: 0 keys issued here awaiting the peer \(0 abandoned\), 0 ready for their slave SAE, 0 delivered, 0 refused, 0 withdrawn, 0 quarantined$'
 check_match "list: large id" "$OUT" '^ +1000000000000 +final +12 +0 '
-check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 4 { print $1 }' | tr '\n' ' ')" \
+check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 5 { print $1 }' | tr '\n' ' ')" \
 	"1 2 5 9 1000000000000 "
 check_eq "list: nothing on stderr" "$ERR" ""
 for id in 1 2 5 9 1000000000000; do
@@ -59,15 +65,18 @@ done
 check "json runs" "$QKD" keys --store "$S" --json
 check_eq "json: exactly one object" "$(printf '%s' "$OUT" | jq -s 'length')" 1
 check_eq "json: top-level fields" \
-	"$(j '[has("store","count","total_bits","available_bits","consumed_bits","states","blocks")] | all')" true
+	"$(j '[has("store","count","total_bits","available_bits","consumed_bits","quarantine_unreported","states","kme","blocks")] | all')" true
 check_eq "json: count" "$(j .count)" 5
 check_eq "json: total_bits" "$(j .total_bits)" 1845
 check_eq "json: available_bits" "$(j .available_bits)" 1481
 check_eq "json: consumed_bits" "$(j .consumed_bits)" 300
 check_eq "json: store path" "$(j .store)" "$S"
 check_eq "json: states" "$(j '[.states.pending.count, .states.pending.bits, .states.final.count,
-	.states.final.bits, .states.used.count, .states.used.bits] | map(tostring) | join(" ")')" \
-	"1 64 3 1525 1 256"
+	.states.final.bits, .states.used.count, .states.used.bits, .states.quarantined.count,
+	.states.quarantined.bits] | map(tostring) | join(" ")')" \
+	"1 64 3 1525 1 256 0 0"
+check_eq "json: kme fields" "$(j '.kme | keys | join(" ")')" \
+	"abandoned delivered outbox quarantined ready refused withdrawn"
 check_eq "json: block ids" "$(j '[.blocks[].id] | map(tostring) | join(" ")')" "1 2 5 9 1000000000000"
 check_eq "json: block states" "$(j '[.blocks[].state] | join(" ")')" "used final pending final final"
 check_eq "json: block lengths" "$(j '[.blocks[].bits] | map(tostring) | join(" ")')" "256 1001 64 512 12"
@@ -108,9 +117,58 @@ check "empty: json runs" "$QKD" keys --store "$E" --json
 check_eq "empty: json blocks" "$(j '.blocks | length')" 0
 check_eq "empty: json count" "$(j .count)" 0
 
+# --- check ----------------------------------------------------------------
+check "check runs" "$QKD" keys --store "$S" check
+check_match "check: summary" "$OUT" \
+	"^key store .*link\.db: 4 blocks \(4 chunks\) and 0 ready keys read: 0 blocks and 0 keys fail their digests; 0 blocks and 0 keys quarantined before$"
+check_match "check: invariants" "$OUT" '^  invariants: ok$'
+check_eq "check: two lines" "$(printf '%s\n' "$OUT" | wc -l | tr -d ' ')" 2
+check_eq "check: nothing on stderr" "$ERR" ""
+check "check --json runs" "$QKD" keys --store "$S" check --json
+check_eq "check json: ok" "$(j '[.ok, .blocks, .chunks, .keys, .bad_blocks, .bad_keys, .invariants,
+	(.bad | length)] | map(tostring) | join(" ")')" "true 4 4 0 0 0 ok 0"
+
+R=$CLI_TMP/rot.db
+"$MKSTORE" "$R" >/dev/null
+check "hostile rot flips a bit of block 9" "$HOSTILE" rot --store "$R" --block 9
+check_exit "check: bit rot found" 1 "$QKD" keys --store "$R" check
+check_match "check: one line for block 9" "$OUT" \
+	'^block 9: bits fail their digest \(chunk 0 of 1, bytes 0\.\.511\)$'
+check_match "check: summary counts it" "$OUT" ': 1 blocks and 0 keys fail their digests;'
+check_eq "check: the error on stderr" "$ERR" "qkd: $R: 1 blocks and 0 keys fail their digests"
+check_exit "check --json: bit rot found" 1 "$QKD" keys --store "$R" check --json
+check_eq "check json: the bad block" "$(j '[.ok, .bad_blocks, .bad[0].kind, .bad[0].id, .bad[0].chunk,
+	.bad[0].chunks] | map(tostring) | join(" ")')" "false 1 block 9 0 1"
+check_exit "export of a rotten block" 1 "$QKD" keys --store "$R" export 9
+check_match "export of a rotten block: the reason" "$ERR" \
+	"^qkd: $R: block 9: stored bits failed their digest \(chunk 0 of 1, bytes 0\.\.511\)$"
+check_eq "export of a rotten block: no bits out" "$OUT" ""
+check "list after check and export" "$QKD" keys --store "$R" --json
+check_eq "check and export changed nothing (read-only)" \
+	"$(j '[.blocks[] | select(.id == 9) | .state] | join(" ")')" "final"
+check "export of a sound block beside it" "$QKD" keys --store "$R" export 2
+check_eq "export of a sound block beside it: the bits" "$OUT" "$(blk 2 3)"
+
+check "mkstore --quarantine 9" "$MKSTORE" --quarantine "$R" 9
+check "list shows the quarantine" "$QKD" keys --store "$R"
+check_match "list: block 9 quarantined" "$OUT" '^ +9 +quarantined +512 +0 '
+check_match "list: quarantine counts" "$OUT" '^  quarantined 1 \(512 bits\), 0 not yet reported to the peer$'
+check "json shows the quarantine" "$QKD" keys --store "$R" --json
+check_eq "json: quarantined state" "$(j '[.states.quarantined.count, .states.quarantined.bits,
+	.available_bits] | map(tostring) | join(" ")')" "1 512 969"
+check_exit "export of a quarantined block" 1 "$QKD" keys --store "$R" export 9
+check_eq "export of a quarantined block: message" "$ERR" \
+	"qkd: $R: block 9 is quarantined: its bits failed their digest and were deleted"
+check "check after the quarantine" "$QKD" keys --store "$R" check
+check_match "check: the quarantined block counted, not read" "$OUT" \
+	': 3 blocks \(3 chunks\) and 0 ready keys read: 0 blocks and 0 keys fail their digests; 1 blocks and 0 keys quarantined before$'
+check_exit "check: a stray argument" 2 "$QKD" keys --store "$S" check 9
+check_eq "check: a stray argument: message" "$ERR" "qkd: keys: unexpected argument '9'"
+
 # --- help -----------------------------------------------------------------
 check "--help exits 0" "$QKD" keys --help
 check_match "--help prints usage on stdout" "$OUT" '^usage: qkd keys --store PATH'
+check_match "--help names check" "$OUT" 'qkd keys --store PATH check \[--json\]'
 check_eq "--help: nothing on stderr" "$ERR" ""
 
 # --- usage errors: exit 2 -------------------------------------------------

@@ -2,17 +2,20 @@
  * builders (lib/kme/etsi014.c), path + query + body, behind a deterministic
  * in-file provider. The input, read with the bounded reader:
  *
- *   u8 method (mod 4: GET, POST, PUT, HEAD), u8 caller (mod 3: none,
- *   SAE_A, SAE_B), then the rest split at the first two '\n': the path,
- *   the query ("a=b&c" with no percent-decoding: the HTTP server decodes),
- *   and the body (raw bytes, any length).
+ *   u8 method (mod 4: GET, POST, PUT, HEAD; bit 2: also hand the layer
+ *   the request-target, path + '?' + query, as it was before decoding),
+ *   u8 caller (mod 3: none, SAE_A, SAE_B), then the rest split at the first
+ *   two '\n': the path, the query ("a=b&c" with no percent-decoding: the
+ *   HTTP server decodes), and the body (raw bytes, any length).
  *
  * Besides not crashing, leaking or reading out of bounds, it checks the
  * layer's promises: every response is one JSON object; a 200 is a Status
  * with its 11 fields or a Key container whose keys are UUIDs with base64 of
  * whole bytes; anything else is an Error object with a message and one of
  * the statuses the layer documents. The body, alone, also goes through the
- * UUID parser, which must round-trip through the formatter. */
+ * UUID parser, which must round-trip through the formatter. The
+ * request-target goes through qkd_etsi014_target_check, whose every
+ * acceptance must pass an independent reading of its rules. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,6 +174,52 @@ static void check_response(const struct qkd_etsi014_response *resp)
 	json_decref(root);
 }
 
+/* path + '?' + query (just path when the query is empty). */
+static char *join_target(const char *path, const char *query)
+{
+	size_t lp = strlen(path), lq = strlen(query);
+	char *t = malloc(lp + lq + 2);
+
+	if (t != NULL)
+		snprintf(t, lp + lq + 2, "%s%s%s", path, lq > 0 ? "?" : "", query);
+	return t;
+}
+
+/* A target the checker accepts starts with '/', has only printable ASCII
+ * but space, a valid escape at every '%', no %00 anywhere and no %2F or %5C
+ * before the first '?'. */
+static void check_target(const char *t)
+{
+	struct qkd_etsi014_error err;
+	const char *q = strchr(t, '?');
+	size_t plen = q != NULL ? (size_t)(q - t) : strlen(t);
+
+	memset(&err, 0, sizeof err);
+	if (qkd_etsi014_target_check(t, &err) != 0) {
+		if (err.status != 400)
+			abort();
+		qkd_etsi014_error_cleanup(&err);
+		return;
+	}
+	if (t[0] != '/' || err.status != 0)
+		abort();
+	for (size_t i = 0; t[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)t[i];
+
+		if (ch <= 0x20 || ch >= 0x7f)
+			abort();
+		if (ch != '%')
+			continue;
+		if (!isxdigit((unsigned char)t[i + 1]) || !isxdigit((unsigned char)t[i + 2]))
+			abort();
+		if (t[i + 1] == '0' && t[i + 2] == '0')
+			abort();
+		if (i < plen && ((t[i + 1] == '2' && tolower((unsigned char)t[i + 2]) == 'f') ||
+				 (t[i + 1] == '5' && tolower((unsigned char)t[i + 2]) == 'c')))
+			abort();
+	}
+}
+
 /* The body as a UUID: when it parses, the lowercase print of it must equal
  * the input lowercased, and parse back to the same bytes. */
 static void check_uuid(const uint8_t *p, size_t n)
@@ -201,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct qkd_etsi014_arg args[MAX_ARGS];
 	struct qkd_etsi014_http h = {0};
 	struct qkd_rbuf in;
-	char *path = NULL, *query = NULL;
+	char *path = NULL, *query = NULL, *target = NULL;
 	uint8_t m, c;
 
 	if (size > FZ_MAX_INPUT || qkd_etsi014_init() != 0)
@@ -209,9 +258,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	qkd_rbuf_init(&in, data, size);
 	m = qkd_get_u8(&in);
 	c = qkd_get_u8(&in);
-	if (!qkd_rbuf_ok(&in) || (path = next_line(&in)) == NULL || (query = next_line(&in)) == NULL)
+	if (!qkd_rbuf_ok(&in) || (path = next_line(&in)) == NULL ||
+	    (query = next_line(&in)) == NULL || (target = join_target(path, query)) == NULL)
 		goto out;
+	check_target(target);
 	h.method = methods[m % 4];
+	h.target = (m & 4) != 0 ? target : NULL;
 	h.path = path;
 	h.args = args;
 	h.nargs = split_query(query, args);
@@ -224,5 +276,6 @@ out:
 	qkd_etsi014_response_cleanup(&resp);
 	free(path);
 	free(query);
+	free(target);
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* libFuzzer target: the key manager's records and verdicts as they cross
- * the link (lib/node/kme_wire.c). Each input is read as a records message
- * and as a verdicts message. What parses must be within the format's
+ * the link (lib/node/kme_wire.c). Each input is read as each part of a
+ * message: records, verdicts, withdrawals, their answers, quarantined
+ * blocks. What parses must be within the format's
  * bounds (counts, name lengths, segments) and must encode back to exactly
  * the bytes it was read from (the encoding is canonical but for varint
  * padding, which the writer never produces: compare by re-reading). */
@@ -74,9 +75,61 @@ static void check_verdicts(const uint8_t *data, size_t size)
 	qkd_wbuf_cleanup(&w);
 }
 
+static uint8_t ids[NODE_KME_BATCH_MAX][16], ids2[NODE_KME_BATCH_MAX][16];
+static struct node_kme_wd wd[NODE_KME_BATCH_MAX], wd2[NODE_KME_BATCH_MAX];
+static uint64_t blk[NODE_KME_BATCH_MAX], blk2[NODE_KME_BATCH_MAX];
+
+/* Withdrawals, their answers and quarantined blocks: in bounds, and they
+ * read back the same after a write. */
+static void check_lists(const uint8_t *data, size_t size)
+{
+	struct qkd_rbuf r, r2;
+	struct qkd_wbuf w;
+	size_t n;
+
+	qkd_rbuf_init(&r, data, size);
+	n = node_kme_get_ids(&r, ids);
+	qkd_wbuf_init(&w);
+	if (qkd_rbuf_ok(&r)) {
+		node_kme_put_ids(&w, (const uint8_t (*)[16])ids, n);
+		qkd_rbuf_init(&r2, w.p, w.len);
+		if (node_kme_get_ids(&r2, ids2) != n || !qkd_rbuf_done(&r2) ||
+		    memcmp(ids, ids2, n * 16) != 0)
+			abort();
+	}
+	qkd_rbuf_init(&r, data, size);
+	n = node_kme_get_wds(&r, wd);
+	qkd_wbuf_reset(&w);
+	if (qkd_rbuf_ok(&r)) {
+		for (size_t i = 0; i < n; i++)
+			if (wd[i].v > QKD_KME_WD_DELIVERED)
+				abort();
+		node_kme_put_wds(&w, wd, n);
+		qkd_rbuf_init(&r2, w.p, w.len);
+		if (node_kme_get_wds(&r2, wd2) != n || !qkd_rbuf_done(&r2) ||
+		    memcmp(wd, wd2, n * sizeof wd[0]) != 0)
+			abort();
+	}
+	qkd_rbuf_init(&r, data, size);
+	n = node_kme_get_blocks(&r, blk);
+	qkd_wbuf_reset(&w);
+	if (qkd_rbuf_ok(&r)) {
+		for (size_t i = 0; i < n; i++)
+			if (blk[i] > QKD_STORE_ID_MAX)
+				abort();
+		node_kme_put_blocks(&w, blk, n);
+		qkd_rbuf_init(&r2, w.p, w.len);
+		if (node_kme_get_blocks(&r2, blk2) != n || !qkd_rbuf_done(&r2) ||
+		    memcmp(blk, blk2, n * sizeof blk[0]) != 0)
+			abort();
+	}
+	qkd_wbuf_cleanup(&w);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_recs(data, size);
 	check_verdicts(data, size);
+	check_lists(data, size);
 	return 0;
 }

@@ -3,10 +3,13 @@
 # over real HTTPS: tests/tools/kme_fake (lib/kme with an in-memory key pool)
 # on a loopback port, curl as the SAEs, a test PKI from
 # examples/make-test-pki.sh. Status, enc_keys and dec_keys by GET and POST,
-# every error case, TLS settings and client certificates, keep-alive, many
+# every error case, HTTP framing and request-targets that must be refused
+# (raw requests over openssl s_client, one response each), TLS settings and
+# client certificates, keep-alive, connection limits and timeouts, a
+# stranger holding connections from 127.0.0.2 (tests/tools/hostile), many
 # concurrent clients that never see a key twice, SIGTERM.
 # Usage (from the top of the tree): QKD=build/qkd tests/integration/kme_http.sh
-#   (KME_FAKE=..., KME_BENCH=... override the helpers' paths)
+#   (KME_FAKE=..., KME_BENCH=..., KME_HOSTILE=... override the helpers' paths)
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
@@ -18,6 +21,7 @@ QKD=${QKD:-build/qkd}
 BDIR=$(cd "$(dirname "$QKD")" && pwd)
 FAKE=${KME_FAKE:-$BDIR/tests/tools/kme_fake}
 BENCH=${KME_BENCH:-$BDIR/bench/kme_bench}
+HOSTILE=${KME_HOSTILE:-$BDIR/tests/tools/hostile}
 D=$CLI_TMP
 P=$D/pki
 PIDS=()
@@ -32,6 +36,25 @@ check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B SAE_C
 check_eq "test PKI: private keys are mode 0600" \
 	"$(stat -c %a "$P/ca.key" "$P/server.key" "$P/SAE_A.key" | sort -u)" 600
 check "second, unrelated PKI written" "$TOP/examples/make-test-pki.sh" "$D/other" SAE_A
+
+# leaf NAME CN EXTENSIONS: one more client certificate of the test CA, with
+# exactly these extensions (openssl x509 -extfile syntax).
+leaf() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$P/$1.key" 2>/dev/null &&
+	openssl req -new -key "$P/$1.key" -subj "/O=qkdnet test/CN=$2" -out "$P/$1.csr" 2>/dev/null &&
+	printf '%s\n' "$3" >"$P/$1.ext" &&
+	openssl x509 -req -in "$P/$1.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -days 30 -sha256 \
+		-set_serial "0x$(openssl rand -hex 16)" -extfile "$P/$1.ext" -out "$P/$1.pem" 2>/dev/null
+}
+# SAE_A's CN, but no extendedKeyUsage at all (RFC 5280 would read "any
+# purpose"), or only anyExtendedKeyUsage: neither names clientAuth.
+check "client certificate without extendedKeyUsage written" \
+	leaf noeku SAE_A "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature"
+check "client certificate with only anyExtendedKeyUsage written" \
+	leaf anyeku SAE_A "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=anyExtendedKeyUsage"
 
 # start NAME ARGS...: kme_fake in the background; waits (at most 10 s) for
 # its "listening ADDR PORT" line, sets PORT_<NAME> and PID_<NAME>.
@@ -213,6 +236,75 @@ head -c 70000 /dev/zero | tr '\0' ' ' >"$D/big.json"
 req SAE_A POST /SAE_B/enc_keys "@$D/big.json"
 error_is "body above 64 KiB" 413 'too large'
 
+# --- the request-target as sent, before the server decodes it
+req SAE_A GET "/SAE_B/enc_keys?number=1%00"
+error_is "a NUL byte (%00) in a query value" 400 'NUL byte'
+req SAE_A GET "/SAE_B/enc_keys?num%00ber=1"
+error_is "a NUL byte (%00) in a query name" 400 'NUL byte'
+req SAE_A GET "/SAE_B%2Fstatus"
+error_is "an encoded slash (%2F) in the path" 400 "encoded '/'"
+req SAE_A GET "/SAE_B%5cstatus"
+error_is "an encoded backslash (%5C) in the path" 400 "encoded '/'"
+req SAE_A GET "/SAE_B/status%zz"
+error_is "a malformed percent-escape" 400 'malformed percent-encoding'
+req SAE_A GET "/SAE%5FB/status"
+check_eq "an escaped unreserved character is still fine" "$CODE" 200
+req SAE_A POST /SAE_B/enc_keys '{"number": 1, "n\u0000": 1}'
+error_is "a NUL (\\u0000) in a body member's name" 400 'not valid JSON'
+req SAE_B POST /SAE_A/dec_keys '{"key_IDs": [{"key_ID": "550e8400-e29b-41d4-a716-44665544000\u0000"}]}'
+error_is "a NUL (\\u0000) in a body value" 400 'not valid JSON'
+
+# --- HTTP framing, as raw requests: one response each, as an Error object.
+# raw WHO REQUEST: send REQUEST (a printf format) byte for byte over TLS as
+# SAE WHO to kme_fake main, read until the server closes. Sets NSTATUS (the
+# status lines that came), CODE (the first one's status) and RESP (the first
+# response's body, as long as its Content-Length says).
+raw() {
+	# shellcheck disable=SC2059  # the request is the format
+	printf "$2" | timeout 10 openssl s_client -quiet -ign_eof -connect "127.0.0.1:$PORT_main" \
+		-CAfile "$P/ca.pem" -cert "$P/$1.pem" -key "$P/$1.key" >"$D/raw" 2>/dev/null
+	NSTATUS=$(grep -a -o 'HTTP/1\.[01] [0-9][0-9][0-9]' "$D/raw" | wc -l)
+	CODE=$(grep -a -o -m1 'HTTP/1\.[01] [0-9][0-9][0-9]' "$D/raw" | head -n1 | cut -d' ' -f2)
+	RESP=$(awk 'BEGIN { RS = "\r\n\r\n" }
+		NR == 1 && match($0, /[Cc]ontent-[Ll]ength: [0-9]+/) { n = substr($0, RSTART + 16) + 0 }
+		NR == 2 { printf "%s", substr($0, 1, n); exit }' "$D/raw")
+}
+E='POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: kme\r\nConnection: close\r\n'
+raw SAE_A "${E}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+check_eq "raw request: served" "$CODE $NSTATUS" "200 1"
+raw SAE_A "${E}Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"
+error_is "two different Content-Length headers" 400 'Content-Length given more than once'
+check_eq "two different Content-Length headers: one response" "$NSTATUS" 1
+raw SAE_A "${E}Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"
+error_is "Content-Length twice with the same value" 400 'Content-Length given more than once'
+raw SAE_A "${E}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+error_is "Content-Length with Transfer-Encoding" 400 'Transfer-Encoding together with Content-Length'
+check_eq "Content-Length with Transfer-Encoding: one response" "$NSTATUS" 1
+raw SAE_A "${E}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+error_is "Transfer-Encoding twice" 400 'or twice'
+raw SAE_A "${E}Transfer-Encoding: gzip\r\n\r\n{}"
+error_is "a transfer coding other than chunked" 501 'no transfer coding but chunked'
+raw SAE_A "${E}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+check_eq "a chunked body alone: served" "$CODE $NSTATUS" "200 1"
+raw SAE_A 'GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nConnection: close\r\n\r\n'
+error_is "HTTP/1.1 without Host" 400 'exactly one Host'
+check_eq "HTTP/1.1 without Host: one response (libmicrohttpd's own refusal came twice)" "$NSTATUS" 1
+raw SAE_A 'GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n'
+error_is "two Host headers" 400 'exactly one Host'
+raw SAE_A 'GET /api/v1/keys/SAE_B/ status HTTP/1.1\r\nHost: kme\r\nConnection: close\r\n\r\n'
+error_is "a space in the request-target" 400 'not allowed in the request-target'
+raw SAE_A 'GET /api/v1/keys/SAE_B/enc_keys?number=1%%00 HTTP/1.1\r\nHost: kme\r\nConnection: close\r\n\r\n'
+error_is "raw: number=1%00" 400 'NUL byte'
+check_eq "raw: number=1%00: one response" "$NSTATUS" 1
+raw SAE_A "${E}Content-Length: 70000\r\n\r\n{}"
+error_is "raw: Content-Length above 64 KiB" 413 'too large'
+check_eq "raw: Content-Length above 64 KiB: one response" "$NSTATUS" 1
+raw SAE_Z "${E}Content-Length: 2\r\n\r\n{}"
+error_is "raw: a body from an unknown SAE" 401 'not a known SAE'
+check_eq "raw: a body from an unknown SAE: one response" "$NSTATUS" 1
+raw SAE_A 'GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme\r\n\r\nGET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme\r\nConnection: close\r\n\r\n'
+check_eq "two pipelined requests: two responses" "$CODE $NSTATUS" "200 2"
+
 # --- 503: more keys than the pool holds; nothing is consumed
 start small --pool-bytes 1024 --sae SAE_A --sae SAE_B
 URL_MAIN=$URL
@@ -242,8 +334,34 @@ rm -f "$D/resp"
 CODE=$(curl -sS --max-time 10 --cacert "$P/ca.pem" --cert "$P/server.pem" --key "$P/server.key" \
 	-o "$D/resp" -w '%{http_code}' "$URL/SAE_B/status" 2>/dev/null)
 check_eq "the server's own certificate (no clientAuth purpose) gets no HTTP response" "$CODE" 000
+req noeku GET /SAE_B/status
+check "no extendedKeyUsage (SAE_A's CN): refused (curl fails)" test "$CURL_RC" -ne 0
+check_eq "no extendedKeyUsage: no HTTP response" "$CODE" 000
+req noeku GET /SAE_B/status "" --tlsv1.2 --tls-max 1.2
+check_eq "no extendedKeyUsage, TLS 1.2: no HTTP response" "$CODE" 000
+req anyeku GET /SAE_B/status
+check_eq "only anyExtendedKeyUsage: no HTTP response" "$CODE" 000
 req SAE_A GET /SAE_B/status "" --tlsv1.2 --tls-max 1.2
 check_eq "TLS 1.2 accepted" "$CODE" 200
+# tls_status S_CLIENT_ARGS...: the status line of GET status as SAE_A, or
+# nothing when the handshake fails (the server's certificate is ECDSA).
+tls_status() {
+	printf 'GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme\r\nConnection: close\r\n\r\n' |
+		timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT_main" -CAfile "$P/ca.pem" \
+			-cert "$P/SAE_A.pem" -key "$P/SAE_A.key" "$@" 2>/dev/null | head -n1 | tr -d '\r'
+}
+check_eq "TLS 1.2 ECDHE-ECDSA-AES128-SHA (CBC, SHA-1 MAC) refused" \
+	"$(tls_status -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)" ""
+check_eq "TLS 1.2 ECDHE-ECDSA-AES256-SHA384 (CBC, SHA-384 MAC) refused" \
+	"$(tls_status -tls1_2 -cipher ECDHE-ECDSA-AES256-SHA384)" ""
+check_eq "TLS 1.2 ECDHE-ECDSA-AES128-CCM refused (GCM and ChaCha20 only)" \
+	"$(tls_status -tls1_2 -cipher ECDHE-ECDSA-AES128-CCM)" ""
+check_eq "TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256 served" \
+	"$(tls_status -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256)" "HTTP/1.1 200 OK"
+check_eq "TLS 1.2 ECDHE-ECDSA-CHACHA20-POLY1305 served" \
+	"$(tls_status -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305)" "HTTP/1.1 200 OK"
+check_eq "TLS 1.3 TLS_AES_256_GCM_SHA384 served" \
+	"$(tls_status -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384)" "HTTP/1.1 200 OK"
 req SAE_A GET /SAE_B/status "" --tlsv1.3
 check_eq "TLS 1.3 accepted" "$CODE" 200
 S11=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT_main" -tls1_1 \
@@ -290,11 +408,13 @@ if [ -x "$BENCH" ]; then
 fi
 
 # --- a bounded number of connections
-# hold PORT: an idle TLS connection as SAE_A, for at most 20 s.
+# hold PORT: an idle TLS connection as SAE_A, for at most 20 s (the server
+# closes it after its handshake timeout, 5 s by default: it asks nothing).
+# -ign_eof: no input, and no close for it either.
 HOLDS=()
 hold() {
-	sleep 20 2>/dev/null | timeout 25 openssl s_client -quiet -connect "127.0.0.1:$1" \
-		-CAfile "$P/ca.pem" -cert "$P/SAE_A.pem" -key "$P/SAE_A.key" >/dev/null 2>&1 &
+	timeout 20 openssl s_client -quiet -ign_eof -connect "127.0.0.1:$1" \
+		-CAfile "$P/ca.pem" -cert "$P/SAE_A.pem" -key "$P/SAE_A.key" </dev/null >/dev/null 2>&1 &
 	HOLDS+=("$!")
 	PIDS+=("$!")
 }
@@ -310,6 +430,100 @@ for i in $(seq 1 25); do req SAE_A GET /SAE_B/status; [ "$CODE" = 200 ] && break
 check_eq "once they close, connections are served again" "$CODE" 200
 stop tiny
 check_eq "SIGTERM: exits 0" "$STOP_RC" 0
+
+# One address holds at most --per-address-connections; another is served.
+start peraddr --per-address-connections 2
+HOLDS=()
+hold "$PORT_peraddr"
+hold "$PORT_peraddr"
+sleep 1
+URL=https://127.0.0.1:$PORT_peraddr/api/v1/keys
+req SAE_A GET /SAE_B/status
+check_eq "--per-address-connections 2: a third from 127.0.0.1 gets no answer" "$CODE" 000
+req SAE_A GET /SAE_B/status "" --interface 127.0.0.2
+check_eq "--per-address-connections 2: one from 127.0.0.2 is served" "$CODE" 200
+for p in "${HOLDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+stop peraddr
+
+# --- timeouts: silence is allowed --handshake-timeout until a known SAE has
+# asked something on the connection, --idle-timeout after that.
+start slow --handshake-timeout 2 --idle-timeout 30
+STATUS_REQ='GET /api/v1/keys/SAE_B/status HTTP/1.1\r\nHost: kme\r\n'
+# slow_get DELAY1 DELAY2: a TLS connection as SAE_A that waits DELAY1 s,
+# asks status (keep-alive), waits DELAY2 s and asks again (close); prints
+# how many 200 came back.
+slow_get() {
+	# shellcheck disable=SC2059
+	{ sleep "$1"; printf "$STATUS_REQ\r\n"; sleep "$2"; printf "${STATUS_REQ}Connection: close\r\n\r\n"; } |
+		timeout 20 openssl s_client -quiet -ign_eof -connect "127.0.0.1:$PORT_slow" \
+			-CAfile "$P/ca.pem" -cert "$P/SAE_A.pem" -key "$P/SAE_A.key" 2>/dev/null |
+		grep -a -o 'HTTP/1\.1 200' | wc -l
+}
+check_eq "a known SAE's connection idles 4 s between requests (--handshake-timeout 2)" \
+	"$(slow_get 0 4)" 2
+check_eq "a TLS connection silent for 4 s before its first request is closed" \
+	"$(slow_get 4 0)" 0
+# trickle PORT: the start of a TLS ClientHello, a byte a second for 8 s
+# (bash's /dev/tcp); prints the seconds until the server closed, or 8.
+trickle() {
+	local t0=$SECONDS b rc
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	for b in 16 03 01 02 00 01 00 01; do
+		printf "\\x$b" >&3 2>/dev/null || break
+		read -r -t 1 -N 64 -u 3 _
+		rc=$?
+		[ "$rc" -gt 128 ] || break	# not a time-out: EOF, after an alert or not
+	done
+	exec 3>&-
+	echo $((SECONDS - t0))
+}
+check "a TLS handshake trickled a byte a second is cut after --handshake-timeout" \
+	test "$(trickle "$PORT_slow")" -le 4
+check_match "idle TCP connections are closed after --handshake-timeout and reopened" \
+	"$("$HOSTILE" kme-idle --connect "127.0.0.1:$PORT_slow" --source 127.0.0.2 --conns 4 \
+		--seconds 5 2>&1)" '^kme-idle: conns 4 seconds 5 opened (8|9|1[0-9]) closed_by_peer ([4-9]|1[0-9]) '
+stop slow
+
+# --- a stranger who holds connections and reopens each one as soon as it
+# is closed, from 127.0.0.2 (tests/tools/hostile.c), with the server's
+# default limits: an SAE at 127.0.0.1 keeps being served, and the log (at
+# debug level: a line per request) stays small.
+HERR=$("$HOSTILE" kme-idle --connect 192.0.2.1:443 --source 127.0.0.2 --conns 1 --seconds 1 2>&1)
+check_eq "hostile: a target off loopback is refused (exit 2)" "$?" 2
+check_match "hostile: ... and says so" "$HERR" '^hostile: --connect: '
+start flood --verbose
+"$HOSTILE" kme-idle --connect "127.0.0.1:$PORT_flood" --source 127.0.0.2 --conns 64 \
+	--seconds 15 >"$D/hostile.out" 2>"$D/hostile.err" &
+HPID=$!
+PIDS+=("$HPID")
+sleep 1
+SERVED=0
+ASKED=0
+END=$((SECONDS + 12))
+while [ "$SECONDS" -lt "$END" ]; do
+	C=$(curl -sS --max-time 5 --cacert "$P/ca.pem" --cert "$P/SAE_A.pem" --key "$P/SAE_A.key" \
+		-o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT_flood/api/v1/keys/SAE_B/status" \
+		2>/dev/null)
+	ASKED=$((ASKED + 1))
+	[ "$C" = 200 ] && SERVED=$((SERVED + 1))
+	sleep 0.2
+done
+wait "$HPID"
+check_eq "hostile kme-idle: exits 0" "$?" 0
+HOUT=$(cat "$D/hostile.out")
+check_match "hostile kme-idle: one line of counts" "$HOUT" \
+	'^kme-idle: conns 64 seconds 15 opened [0-9]+ closed_by_peer [0-9]+ failed [0-9]+ open_at_end [0-9]+ open_max [0-9]+$'
+check "hostile kme-idle: the server closed its connections, it reopened them" \
+	test "$(echo "$HOUT" | awk '{ print $7 }')" -gt 1000
+check "flood: at least 10 requests of the SAE ran" test "$ASKED" -ge 10
+check "flood: at least 90 % of the SAE's requests were served" test $((SERVED * 10)) -ge $((ASKED * 9))
+stop flood
+check_eq "flood: kme_fake exits 0 after it" "$STOP_RC" 0
+LOGLINES=$(wc -l <"$D/flood.log")
+check "flood: the log stays small (under 300 lines)" test "$LOGLINES" -lt 300
+check_match "flood: the log counts what it suppressed" "$(cat "$D/flood.log")" \
+	'kme: httpd: [0-9]+ more messages suppressed'
+echo "# flood: $SERVED of $ASKED requests served, $LOGLINES log lines ($HOUT)" >&2
 URL=$URL_MAIN
 
 # --- SIGTERM: clean stop, even with a client idling on a keep-alive connection

@@ -9,11 +9,13 @@
  *   kme_fake --pki DIR [--addr A] [--port P] [--sae ID[=CN]]...
  *            [--pool-bytes N] [--key-size B] [--min-key-size B]
  *            [--max-key-size B] [--max-keys N] [--max-connections N]
- *            [--kme-id ID] [--peer-kme-id ID] [--verbose]
+ *            [--per-address-connections N] [--handshake-timeout S]
+ *            [--idle-timeout S] [--kme-id ID] [--peer-kme-id ID] [--verbose]
  *
  * DIR holds ca.pem, server.pem and server.key (examples/make-test-pki.sh).
  * SAEs default to SAE_A and SAE_B, each with CN = its ID; any two distinct
- * SAEs of the list form a pair. Port 0 (the default) picks a free port. Once
+ * SAEs of the list form a pair. Port 0 (the default) picks a free port; the
+ * connection limits and timeouts default to the server's (0). Once
  * serving it prints "listening ADDR PORT" on stdout; SIGTERM or SIGINT stops
  * it cleanly with exit status 0.
  */
@@ -195,7 +197,7 @@ static const struct qkd_etsi014_provider fake_ops = {
 
 struct opts {
 	const char *pki, *addr, *kme_id, *peer_kme_id;
-	unsigned long port, pool_bytes, max_conn;
+	unsigned long port, pool_bytes, max_conn, per_address, handshake_s, idle_s;
 	struct qkd_etsi014_limits lim;
 	struct qkd_kme_sae saes[SAES_MAX];
 	char *sae_args[SAES_MAX];
@@ -214,7 +216,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: kme_fake --pki DIR [--addr A] [--port P] [--sae ID[=CN]]...\n"
 			"  [--pool-bytes N] [--key-size B] [--min-key-size B] [--max-key-size B]\n"
-			"  [--max-keys N] [--max-connections N] [--kme-id ID] [--peer-kme-id ID]"
+			"  [--max-keys N] [--max-connections N] [--per-address-connections N]\n"
+			"  [--handshake-timeout S] [--idle-timeout S] [--kme-id ID] [--peer-kme-id ID]"
 			" [--verbose]\n");
 	return 2;
 }
@@ -262,7 +265,10 @@ static int one_opt(struct opts *o, int c, const char *a)
 	case 'v': o->verbose = 1; return 0;
 	case 'p': return num(a, 65535, &o->port);
 	case 'b': return num(a, 1ul << 30, &o->pool_bytes);
-	case 'c': return num(a, 4096, &o->max_conn);
+	case 'c': return num(a, 65536, &o->max_conn);
+	case 'P': return num(a, 65536, &o->per_address);
+	case 'H': return num(a, 3600, &o->handshake_s);
+	case 'I': return num(a, 86400, &o->idle_s);
 	}
 	if (num(a, UINT32_MAX, &v) != 0)
 		return -1;
@@ -286,6 +292,9 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "max-key-size", required_argument, NULL, 'M' },
 		{ "max-keys", required_argument, NULL, 'n' },
 		{ "max-connections", required_argument, NULL, 'c' },
+		{ "per-address-connections", required_argument, NULL, 'P' },
+		{ "handshake-timeout", required_argument, NULL, 'H' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "kme-id", required_argument, NULL, 'k' },
 		{ "peer-kme-id", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' }, { NULL, 0, NULL, 0 },
@@ -293,7 +302,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	int c;
 
 	*o = (struct opts){ .addr = "127.0.0.1", .kme_id = "KME_A", .peer_kme_id = "KME_B",
-			    .pool_bytes = 4ul << 20, .max_conn = 64,
+			    .pool_bytes = 4ul << 20,
 			    .lim = { .key_size = 256, .min_key_size = 64, .max_key_size = 8192,
 				     .max_key_per_request = 128 } };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1)
@@ -315,6 +324,8 @@ static int serve(struct opts *o, struct fake *f, const struct qkd_logger *lg)
 		.addr = o->addr, .port = (uint16_t)o->port,
 		.cert_file = o->cert, .key_file = o->key, .ca_file = o->ca,
 		.saes = o->saes, .nsaes = o->nsaes, .max_connections = (unsigned)o->max_conn,
+		.per_address_connections = (unsigned)o->per_address,
+		.handshake_timeout_s = (unsigned)o->handshake_s, .idle_timeout_s = (unsigned)o->idle_s,
 		.kme = { .kme_id = o->kme_id, .lim = o->lim, .ops = &fake_ops, .ctx = f },
 		.log = lg,
 	};

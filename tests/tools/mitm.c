@@ -4,11 +4,11 @@
  *   mitm LISTEN_PORT FORWARD_PORT MODE N
  *
  * Listens on 127.0.0.1:LISTEN_PORT, connects each client to
- * 127.0.0.1:FORWARD_PORT and relays both directions. After the SYNC
- * opening (passed as it is), it parses the channel's frames (u32 big-endian
- * length + body) and, to every Nth frame of either direction: flip (one bit
- * of the body), drop, replay (send it twice) or reorder (hold it and send it
- * after the next one); "pass" changes nothing. Stops on SIGTERM, printing
+ * 127.0.0.1:FORWARD_PORT and relays both directions. It parses the
+ * channel's frames (u32 big-endian length + body), the handshake's first,
+ * and, to every Nth frame of either direction: flip (one bit of the body),
+ * drop, replay (send it twice) or reorder (hold it and send it after the
+ * next one); "pass" changes nothing. Stops on SIGTERM, printing
  * how many frames it touched. Loopback only.
  */
 #include <arpa/inet.h>
@@ -23,14 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SYNC_LEN 105		/* lib/node/link_sync.c */
 #define FRAME_MAX (256u << 20)
 
 enum mode { M_PASS, M_FLIP, M_DROP, M_REPLAY, M_REORDER };
 
 struct dir {
 	int in, out;
-	size_t raw_left;	/* SYNC bytes still to pass */
 	unsigned char *buf;	/* frame being assembled */
 	size_t have, need;
 	unsigned char *held;	/* reorder: a frame waiting */
@@ -105,14 +103,6 @@ static int pump(struct dir *d)
 	while (i < (size_t)n) {
 		size_t take;
 
-		if (d->raw_left > 0) {
-			take = d->raw_left < (size_t)n - i ? d->raw_left : (size_t)n - i;
-			if (write_all(d->out, tmp + i, take) != 0)
-				return -1;
-			d->raw_left -= take;
-			i += take;
-			continue;
-		}
 		take = d->need - d->have < (size_t)n - i ? d->need - d->have : (size_t)n - i;
 		memcpy(d->buf + d->have, tmp + i, take);
 		d->have += take;
@@ -140,8 +130,8 @@ static int pump(struct dir *d)
 static void relay(int a, int b)
 {
 	struct dir d[2] = {
-		{ .in = a, .out = b, .raw_left = SYNC_LEN, .need = 4 },
-		{ .in = b, .out = a, .raw_left = SYNC_LEN, .need = 4 },
+		{ .in = a, .out = b, .need = 4 },
+		{ .in = b, .out = a, .need = 4 },
 	};
 
 	d[0].buf = malloc(4);

@@ -1,8 +1,9 @@
 /* mkstore.c - write a key store with known blocks for tests/cli/keys.sh
  * (the `qkd` CLI has no way to write blocks; the node daemon will).
  *
- *   mkstore PATH          create PATH with the blocks below and describe them
- *   mkstore --empty PATH  create PATH with no block
+ *   mkstore PATH                  create PATH with the blocks below and describe them
+ *   mkstore --empty PATH          create PATH with no block
+ *   mkstore --quarantine PATH ID  quarantine block ID as if the peer reported it
  *
  * The blocks (bits from a fixed generator seeded by the id, so every run
  * writes the same store):
@@ -18,6 +19,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qkd/error.h"
@@ -105,6 +107,28 @@ static void describe(void)
 	}
 }
 
+static int quarantine(const char *path, uint64_t id)
+{
+	struct qkd_store *s = NULL;
+	const char *why = NULL;
+	int rc = qkd_store_open(&s, path, &why);
+
+	if (rc == 0)
+		rc = qkd_store_quarantine(s, id, &why);
+	qkd_store_close(s);
+	return rc == 0 ? 0 : fail(path, rc, why);
+}
+
+/* mkstore --quarantine PATH ID */
+static int damage(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: mkstore %s PATH ID\n", argv[1]);
+		return 2;
+	}
+	return quarantine(argv[2], strtoull(argv[3], NULL, 10));
+}
+
 int main(int argc, char **argv)
 {
 	struct qkd_store *s = NULL;
@@ -112,8 +136,10 @@ int main(int argc, char **argv)
 	int empty = argc == 3 && strcmp(argv[1], "--empty") == 0;
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "--quarantine") == 0)
+		return damage(argc, argv);
 	if (argc != 2 && !empty) {
-		fprintf(stderr, "usage: mkstore [--empty] PATH\n");
+		fprintf(stderr, "usage: mkstore [--empty] PATH | --quarantine PATH ID\n");
 		return 2;
 	}
 	rc = qkd_store_open(&s, argv[argc - 1], &why);

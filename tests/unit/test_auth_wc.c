@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,8 +177,9 @@ static void test_roundtrip(void **state)
 }
 
 /* A flipped bit anywhere in message or tag, a tag presented under another
- * seq, a tag of one direction used in the other: all rejected. Each failure
- * burns the pad, so the honest tag for that seq is refused afterwards. */
+ * index, a tag of one direction used in the other: all rejected. Each
+ * failure burns the pad, so the honest tag for that index is refused
+ * afterwards. */
 static void test_tamper(void **state)
 {
 	enum { LEN = 24, N = LEN * 8 + 64 + 2 };
@@ -203,7 +205,7 @@ static void test_tamper(void **state)
 		/* The pad is burned: the genuine tag gets no second chance. */
 		assert_int_equal(qkd_wc_verify(b, s, msg, LEN, tag), QKD_ERR_VERIFY);
 	}
-	/* Alice's tag for seq s offered as seq s+1 (Bob skips s, uses pad s+1). */
+	/* Alice's tag for index s offered as index s+1 (Bob tries pad s+1). */
 	assert_int_equal(qkd_wc_tag(a, s, msg, LEN, tag), QKD_OK);
 	assert_int_equal(qkd_wc_verify(b, s + 1, msg, LEN, tag), QKD_ERR_VERIFY);
 	qkd_wc_free(a);
@@ -237,7 +239,7 @@ static void test_replay_and_drop(void **state)
 	assert_int_equal(qkd_wc_verify(b, 0, m, 5, tag[0]), QKD_ERR_VERIFY);
 	/* Frames 1 and 2 are lost: 3 still verifies, with pad 3. */
 	assert_int_equal(qkd_wc_verify(b, 3, m, 5, tag[3]), QKD_OK);
-	assert_true(qkd_wc_next_recv_seq(b) == 4);
+	assert_true(qkd_wc_next_recv_index(b) == 4);
 	/* The late frames are now replays: their pads were destroyed. */
 	assert_int_equal(qkd_wc_verify(b, 1, m, 5, tag[1]), QKD_ERR_VERIFY);
 	assert_int_equal(qkd_wc_verify(b, 2, m, 5, tag[2]), QKD_ERR_VERIFY);
@@ -269,7 +271,7 @@ static void test_export_import(void **state)
 	assert_int_equal(qkd_wc_export(a, 8, 0, &img), QKD_OK);
 	qkd_rbuf_init(&r, img.p, img.len);
 	assert_int_equal(qkd_wc_import(&a2, &r), QKD_OK);
-	assert_true(qkd_wc_next_send_seq(a2) == 8);
+	assert_true(qkd_wc_next_send_index(a2) == 8);
 	assert_true(qkd_wc_send_pads_left(a2) == 12);
 	/* Seqs below the lease are gone, as after a crash. */
 	assert_int_equal(qkd_wc_tag(a2, 5, m, 5, tag), QKD_ERR_VERIFY);
@@ -308,8 +310,8 @@ static void test_exhaustion(void **state)
 	assert_int_equal(qkd_wc_tag(a, 1, m, 3, tag), QKD_ERR_NOKEY);
 	assert_int_equal(qkd_wc_verify(b, 1, m, 3, tag), QKD_ERR_NOKEY);
 	assert_int_equal(qkd_wc_verify(b, 7, m, 3, tag), QKD_ERR_NOKEY);
-	assert_true(qkd_wc_next_send_seq(a) == 1);
-	assert_true(qkd_wc_next_recv_seq(b) == 1);
+	assert_true(qkd_wc_next_send_index(a) == 1);
+	assert_true(qkd_wc_next_recv_index(b) == 1);
 	assert_string_equal(qkd_strerror(QKD_ERR_NOKEY), "authentication key exhausted");
 	/* 45 bytes = 5 pads + 5 bytes: AB gets 3, BA 2, BA next. Pieces of 1,
 	 * 6, 13 and 25 bytes on Alice, 45 at once on Bob: same pads. */
@@ -366,10 +368,10 @@ static void test_counters(void **state)
 	}
 	assert_int_equal(qkd_wc_tag(a, 3, m, 5, tag), QKD_OK);
 	tag[0] ^= 1;
-	assert_int_equal(qkd_wc_verify(b, 3, m, 5, tag), QKD_ERR_VERIFY);
+	assert_int_equal(qkd_wc_verify(b, 3, m, 5, tag), QKD_ERR_VERIFY);	/* burns pad 3 */
 	assert_int_equal(qkd_wc_verify(b, 2, m, 5, tag), QKD_ERR_VERIFY);	/* replay */
 	assert_int_equal(qkd_wc_verify(b, 8, m, 5, tag), QKD_ERR_NOKEY);	/* not a failure */
-	assert_int_equal(qkd_wc_verify(b, 6, m, 5, tag), QKD_ERR_VERIFY);	/* skips 4, 5 */
+	assert_int_equal(qkd_wc_verify(b, 6, m, 5, tag), QKD_ERR_VERIFY);	/* pad 6 alone */
 	assert_int_equal(qkd_wc_tag(b, 1, m, 5, tag), QKD_OK);			/* skips 0 */
 	assert_int_equal(qkd_wc_replenish(b, boot, 3), QKD_OK);
 	qkd_wc_get_stats(b, &st);
@@ -377,15 +379,23 @@ static void test_counters(void **state)
 	assert_true(st.tags_made == 1);
 	assert_true(st.tags_verified == 3);
 	assert_true(st.tags_failed == 3);
-	assert_true(st.recv_bits_spent == 7 * 64);
-	assert_true(st.recv_bits_left == 1 * 64);
+	assert_true(st.recv_bits_spent == 5 * 64);
+	assert_true(st.recv_bits_left == 3 * 64);
 	assert_true(st.send_bits_spent == 2 * 64);
 	assert_true(st.send_bits_left == 6 * 64);
 	assert_true(st.pending_bits == 24);
-	assert_true(qkd_wc_bits_spent(b) == 128 + 9 * 64);
+	assert_true(qkd_wc_bits_spent(b) == 128 + 7 * 64);
+	/* The pads a forged index 6 went past are still there for Alice. */
+	assert_int_equal(qkd_wc_tag(a, 4, m, 5, tag), QKD_OK);
+	assert_int_equal(qkd_wc_verify(b, 4, m, 5, tag), QKD_OK);
+	assert_int_equal(qkd_wc_tag(a, 6, m, 5, tag), QKD_OK);
+	assert_int_equal(qkd_wc_verify(b, 6, m, 5, tag), QKD_ERR_VERIFY);	/* burnt */
+	assert_int_equal(qkd_wc_tag(a, 7, m, 5, tag), QKD_OK);
+	assert_int_equal(qkd_wc_verify(b, 7, m, 5, tag), QKD_OK);
+	assert_int_equal(qkd_wc_recv_pads_left(b), 0);
 	qkd_wc_get_stats(a, &st);
-	assert_true(st.tags_made == 4 && st.tags_verified == 0 && st.tags_failed == 0);
-	assert_true(st.send_bits_spent == 4 * 64 && st.recv_bits_spent == 0);
+	assert_true(st.tags_made == 7 && st.tags_verified == 0 && st.tags_failed == 0);
+	assert_true(st.send_bits_spent == 8 * 64 && st.recv_bits_spent == 0);
 	qkd_wc_free(a);
 	qkd_wc_free(b);
 }
@@ -417,91 +427,283 @@ static void test_bad_bootstrap(void **state)
 	qkd_wc_free(NULL);
 }
 
-/* Frames authenticated end to end between two channels on a socketpair. */
-static void test_channel_roundtrip(void **state)
+/* ---- batches ------------------------------------------------------------ */
+
+/* A batch absorbed in pieces of any size tags exactly as the one-shot tag
+ * of its concatenation, which the reference checks above. */
+static void test_batch_kat(void **state)
 {
-	uint8_t boot[16 + 16 * 20];
-	struct qkd_wc *wa, *wb;
-	struct qkd_channel ca, cb;
-	struct qkd_rbuf r;
-	uint8_t type;
-	int sv[2];
+	static const size_t cuts[] = {0, 1, 3, 8, 13, 0, 64, 5, 2, 100, 7};
+	uint8_t boot[16 + 16 * 8], msg[256], want[8], got[8];
+	struct qkd_wc *a, *b;
+	size_t off = 0;
 
 	(void)state;
-	make_pair(&wa, &wb, boot, 20);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	qkd_channel_init(&ca, sv[0], &qkd_auth_wc, wa);
-	qkd_channel_init(&cb, sv[1], &qkd_auth_wc, wb);
-	for (int i = 0; i < 20; i++) {
-		assert_int_equal(qkd_channel_send(&cb, QKD_MSG_EC_REQ, (const uint8_t *)"query", 5), QKD_OK);
-		assert_int_equal(qkd_channel_expect(&ca, QKD_MSG_EC_REQ, &r), QKD_OK);
-		assert_int_equal(qkd_rbuf_left(&r), 5);
-		assert_memory_equal(r.p + r.off, "query", 5);
-		assert_int_equal(qkd_channel_send(&ca, QKD_MSG_EC_REPLY, NULL, 0), QKD_OK);
-		assert_int_equal(qkd_channel_recv(&cb, &type, &r), QKD_OK);
-		assert_int_equal(type, QKD_MSG_EC_REPLY);
-		assert_int_equal(qkd_rbuf_left(&r), 0);
+	fill_pattern(msg, sizeof msg, 29, 3);
+	make_pair(&a, &b, boot, 8);
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		qkd_wc_absorb(a, true, msg + off, cuts[i]);
+		qkd_wc_absorb(b, false, msg + off, cuts[i]);
+		off += cuts[i];
 	}
-	/* Out of pads: the sender says so and sends nothing. */
-	assert_int_equal(qkd_channel_send(&ca, QKD_MSG_DONE, NULL, 0), QKD_ERR_NOKEY);
-	assert_true(ca.frames_sent == 20);
-	/* Alice replenishes, Bob (out of step) does not: Bob reports NOKEY for
-	 * the frame he expected. */
-	assert_int_equal(qkd_wc_replenish(wa, boot, 16), QKD_OK);
-	assert_int_equal(qkd_channel_send(&ca, QKD_MSG_DONE, NULL, 0), QKD_OK);
-	assert_int_equal(qkd_channel_recv(&cb, &type, &r), QKD_ERR_NOKEY);
-	qkd_channel_cleanup(&ca);
-	qkd_channel_cleanup(&cb);
-	close(sv[0]);
-	close(sv[1]);
-	qkd_wc_free(wa);
-	qkd_wc_free(wb);
+	ref_tag(boot, 0, 2, msg, off, want);
+	assert_int_equal(qkd_wc_seal(a, 2, got), QKD_OK);
+	assert_memory_equal(got, want, 8);
+	assert_int_equal(qkd_wc_check(b, 2, got), QKD_OK);
+	/* Both batches start over: an empty batch is H of nothing. */
+	ref_tag(boot, 0, 3, msg, 0, want);
+	assert_int_equal(qkd_wc_seal(a, 3, got), QKD_OK);
+	assert_memory_equal(got, want, 8);
+	assert_int_equal(qkd_wc_check(b, 3, got), QKD_OK);
+	/* Bob's sending batch is his own. */
+	qkd_wc_absorb(b, true, msg, 40);
+	qkd_wc_absorb(a, false, msg, 40);
+	ref_tag(boot, 1, 0, msg, 40, want);
+	assert_int_equal(qkd_wc_seal(b, 0, got), QKD_OK);
+	assert_memory_equal(got, want, 8);
+	assert_int_equal(qkd_wc_check(a, 0, got), QKD_OK);
+	qkd_wc_free(a);
+	qkd_wc_free(b);
 }
 
-/* Alice's channel writes into one socketpair; the frame is copied to a
- * second with byte off flipped; Bob's channel reads that. Returns Bob's
- * result. Frame: 4 length, 6 header, 7 payload, 8 tag bytes. */
-static int relay_flipped(size_t off, uint8_t mask)
+/* A batch that differs by one byte, or is checked with another pad, fails,
+ * burns the pad, and the next batch starts clean; reset empties batches;
+ * running out of pads consumes nothing. */
+static void test_batch_failures(void **state)
 {
-	uint8_t boot[16 + 16 * 2], frame[4 + 6 + 7 + 8], type;
+	uint8_t boot[16 + 16 * 4], msg[64], tag[8];
+	struct qkd_wc *a, *b;
+	struct qkd_wc_stats st;
+
+	(void)state;
+	fill_pattern(msg, sizeof msg, 7, 1);
+	make_pair(&a, &b, boot, 4);
+	qkd_wc_absorb(a, true, msg, sizeof msg);
+	msg[10] ^= 4;
+	qkd_wc_absorb(b, false, msg, sizeof msg);
+	assert_int_equal(qkd_wc_seal(a, 0, tag), QKD_OK);
+	assert_int_equal(qkd_wc_check(b, 0, tag), QKD_ERR_VERIFY);
+	/* The next batch is clean again, but index 0 is gone. */
+	qkd_wc_absorb(a, true, msg, 9);
+	qkd_wc_absorb(b, false, msg, 9);
+	assert_int_equal(qkd_wc_seal(a, 1, tag), QKD_OK);
+	assert_int_equal(qkd_wc_check(b, 0, tag), QKD_ERR_VERIFY);	/* replay of an index */
+	qkd_wc_absorb(a, true, msg, 9);
+	qkd_wc_absorb(b, false, msg, 9);
+	assert_int_equal(qkd_wc_seal(a, 2, tag), QKD_OK);
+	assert_int_equal(qkd_wc_check(b, 2, tag), QKD_OK);
+	/* A half-absorbed batch left by a dropped connection is reset. */
+	qkd_wc_absorb(b, false, msg, 3);
+	qkd_wc_reset_batches(b);
+	assert_int_equal(qkd_wc_seal(a, 3, tag), QKD_OK);
+	assert_int_equal(qkd_wc_check(b, 3, tag), QKD_OK);
+	/* No pad left: refused, nothing spent, the batch kept. */
+	qkd_wc_absorb(a, true, msg, 5);
+	assert_int_equal(qkd_wc_seal(a, 4, tag), QKD_ERR_NOKEY);
+	assert_int_equal(qkd_wc_check(b, 4, tag), QKD_ERR_NOKEY);
+	qkd_wc_get_stats(b, &st);
+	assert_true(st.tags_failed == 2 && st.tags_verified == 2);
+	assert_int_equal(qkd_wc_replenish(a, boot, 16), QKD_OK);
+	assert_int_equal(qkd_wc_replenish(b, boot, 16), QKD_OK);
+	qkd_wc_absorb(b, false, msg, 5);
+	assert_int_equal(qkd_wc_seal(a, 4, tag), QKD_OK);
+	assert_int_equal(qkd_wc_check(b, 4, tag), QKD_OK);
+	qkd_wc_free(a);
+	qkd_wc_free(b);
+}
+
+/* ---- the channel ----------------------------------------------------------- */
+
+struct pair {
 	struct qkd_wc *wa, *wb;
 	struct qkd_channel ca, cb;
-	struct qkd_rbuf r;
-	int p[2], q[2], rc;
+	int sv[2];
+};
 
-	make_pair(&wa, &wb, boot, 2);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, q), 0);
-	qkd_channel_init(&ca, p[0], &qkd_auth_wc, wa);
-	qkd_channel_init(&cb, q[1], &qkd_auth_wc, wb);
-	assert_int_equal(qkd_channel_send(&ca, QKD_MSG_HELLO, (const uint8_t *)"payload", 7), QKD_OK);
-	assert_int_equal(qkd_read_all(p[1], frame, sizeof frame), QKD_OK);
-	if (off < sizeof frame)
-		frame[off] ^= mask;
-	assert_int_equal(qkd_write_all(q[0], frame, sizeof frame), QKD_OK);
-	rc = qkd_channel_recv(&cb, &type, &r);
-	if (rc == QKD_OK) {
-		assert_int_equal(type, QKD_MSG_HELLO);
-		assert_memory_equal(r.p + r.off, "payload", 7);
+static void pair_open(struct pair *p, uint8_t *boot, size_t npads)
+{
+	static const uint8_t session[QKD_CHANNEL_SESSION_LEN] = { 1, 2, 3 };
+
+	make_pair(&p->wa, &p->wb, boot, npads);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p->sv), 0);
+	qkd_channel_init(&p->ca, p->sv[0], &qkd_auth_wc, p->wa);
+	qkd_channel_init(&p->cb, p->sv[1], &qkd_auth_wc, p->wb);
+	qkd_channel_bind(&p->ca, session);
+	qkd_channel_bind(&p->cb, session);
+}
+
+static void pair_close(struct pair *p)
+{
+	qkd_channel_cleanup(&p->ca);
+	qkd_channel_cleanup(&p->cb);
+	close(p->sv[0]);
+	close(p->sv[1]);
+	qkd_wc_free(p->wa);
+	qkd_wc_free(p->wb);
+}
+
+/* Request/reply rounds cost no pad; a seal per direction authenticates all
+ * of them; expect_seal with nothing unauthenticated returns at once. */
+static void test_channel_roundtrip(void **state)
+{
+	uint8_t boot[16 + 16 * 3], type;
+	struct qkd_rbuf r;
+	struct pair p;
+
+	(void)state;
+	pair_open(&p, boot, 3);
+	assert_int_equal(qkd_channel_expect_seal(&p.ca), QKD_OK);
+	assert_int_equal(qkd_channel_seal(&p.cb), QKD_OK);	/* empty: nothing sent */
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(qkd_channel_send(&p.cb, QKD_MSG_EC_REQ, (const uint8_t *)"query", 5), QKD_OK);
+		assert_int_equal(qkd_channel_expect(&p.ca, QKD_MSG_EC_REQ, &r), QKD_OK);
+		assert_int_equal(qkd_rbuf_left(&r), 5);
+		assert_memory_equal(r.p + r.off, "query", 5);
+		assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_EC_REPLY, NULL, 0), QKD_OK);
+		assert_int_equal(qkd_channel_recv(&p.cb, &type, &r), QKD_OK);
+		assert_int_equal(type, QKD_MSG_EC_REPLY);
 	}
-	qkd_channel_cleanup(&ca);
-	qkd_channel_cleanup(&cb);
-	close(p[0]); close(p[1]); close(q[0]); close(q[1]);
-	qkd_wc_free(wa);
-	qkd_wc_free(wb);
+	assert_int_equal(qkd_wc_send_pads_left(p.wb), 3);
+	assert_int_equal(qkd_channel_send_sealed(&p.cb, QKD_MSG_DONE, NULL, 0), QKD_OK);
+	assert_int_equal(qkd_channel_expect(&p.ca, QKD_MSG_DONE, &r), QKD_OK);
+	assert_int_equal(qkd_channel_expect_seal(&p.ca), QKD_OK);
+	assert_int_equal(qkd_channel_seal(&p.ca), QKD_OK);
+	assert_int_equal(qkd_channel_expect_seal(&p.cb), QKD_OK);
+	assert_true(p.ca.auth_frames_sent == 1 && p.cb.auth_frames_sent == 1);
+	assert_int_equal(qkd_wc_send_pads_left(p.wb), 2);
+	/* An AUTH frame met by recv is checked on the way. */
+	assert_int_equal(qkd_channel_send_sealed(&p.ca, QKD_MSG_EC_REPLY, NULL, 0), QKD_OK);
+	assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_DONE, NULL, 0), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&p.cb, &type, &r), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&p.cb, &type, &r), QKD_OK);
+	assert_int_equal(type, QKD_MSG_DONE);
+	assert_true(p.cb.auth_frames_recv == 2 && p.cb.unauth_recv > 0);
+	/* AUTH is the channel's own type. */
+	assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_AUTH, NULL, 0), QKD_ERR_INVAL);
+	/* Out of pads: the seal says so and sends nothing. */
+	assert_int_equal(qkd_channel_seal(&p.ca), QKD_OK);
+	assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_DONE, NULL, 0), QKD_OK);
+	assert_int_equal(qkd_channel_seal(&p.ca), QKD_ERR_NOKEY);
+	pair_close(&p);
+}
+
+/* A sender closes a batch once it holds QKD_CHANNEL_SEAL_BYTES; the
+ * receiver (a thread here, so the socket never fills) checks it on the way. */
+static void *recv_five(void *arg)
+{
+	struct qkd_channel *c = arg;
+	struct qkd_rbuf r;
+
+	for (int i = 0; i < 5; i++)
+		if (qkd_channel_expect(c, QKD_MSG_PA_SEED, &r) != QKD_OK)
+			return arg;
+	return NULL;
+}
+
+static void test_channel_auto_seal(void **state)
+{
+	uint8_t boot[16 + 16 * 4], *big = calloc(1, (size_t)1 << 20);
+	struct qkd_rbuf r;
+	struct pair p;
+	pthread_t th;
+	void *res;
+
+	(void)state;
+	assert_non_null(big);
+	pair_open(&p, boot, 4);
+	assert_int_equal(pthread_create(&th, NULL, recv_five, &p.cb), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_PA_SEED, big, (size_t)1 << 20), QKD_OK);
+	assert_int_equal(pthread_join(th, &res), 0);
+	assert_null(res);
+	assert_true(p.ca.auth_frames_sent == 1);
+	assert_true(p.cb.auth_frames_recv == 1);
+	assert_true(p.cb.unauth_recv > ((size_t)1 << 20) && p.cb.unauth_recv < ((size_t)2 << 20));
+	assert_int_equal(qkd_channel_send(&p.ca, QKD_MSG_DONE, NULL, 0), QKD_OK);
+	assert_int_equal(qkd_channel_expect(&p.cb, QKD_MSG_DONE, &r), QKD_OK);
+	pair_close(&p);
+	free(big);
+}
+
+/* Alice's channel writes a sealed frame into one socketpair; the bytes are
+ * copied to a second with byte off flipped; Bob's channel reads that and
+ * checks the seal. Returns Bob's result. The frame is 4 length + 6
+ * header + 7 payload; the AUTH frame 4 + 6 + 4 index + 8 tag. */
+enum { DATA_LEN = 4 + 6 + 7, AUTH_LEN = 4 + 6 + 4 + 8 };
+
+static int relay_flipped(size_t off, uint8_t mask, const uint8_t *bob_session)
+{
+	uint8_t boot[16 + 16 * 2], bytes[DATA_LEN + AUTH_LEN], type;
+	struct qkd_rbuf r;
+	struct pair p;
+	int q[2], rc;
+
+	pair_open(&p, boot, 2);
+	if (bob_session != NULL)
+		qkd_channel_bind(&p.cb, bob_session);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, q), 0);
+	p.cb.fd = q[1];
+	assert_int_equal(qkd_channel_send_sealed(&p.ca, QKD_MSG_HELLO, (const uint8_t *)"payload", 7),
+			 QKD_OK);
+	assert_int_equal(qkd_read_all(p.sv[1], bytes, sizeof bytes), QKD_OK);
+	if (off < sizeof bytes)
+		bytes[off] ^= mask;
+	assert_int_equal(qkd_write_all(q[0], bytes, sizeof bytes), QKD_OK);
+	close(q[0]);
+	rc = qkd_channel_recv(&p.cb, &type, &r);
+	if (rc == QKD_OK)
+		rc = qkd_channel_expect_seal(&p.cb);
+	close(q[1]);
+	pair_close(&p);
 	return rc;
 }
 
 static void test_channel_wire_flip(void **state)
 {
+	static const uint8_t other[QKD_CHANNEL_SESSION_LEN] = { 1, 2, 4 };
+
 	(void)state;
-	assert_int_equal(relay_flipped(SIZE_MAX, 0), QKD_OK);
-	/* Every byte after the length prefix, low and high bit: version, type,
-	 * seq (which also moves to an unheld pad or a replay), payload, tag. */
-	for (size_t off = 4; off < 4 + 6 + 7 + 8; off++) {
-		assert_int_equal(relay_flipped(off, 0x01), QKD_ERR_VERIFY);
-		assert_int_equal(relay_flipped(off, 0x80), QKD_ERR_VERIFY);
+	assert_int_equal(relay_flipped(SIZE_MAX, 0, NULL), QKD_OK);
+	/* The same bytes under another session id fail. */
+	assert_int_equal(relay_flipped(SIZE_MAX, 0, other), QKD_ERR_VERIFY);
+	/* Every byte of both frames, low and high bit: a length, version, seq
+	 * or index that no longer fits is a protocol error before any pad is
+	 * touched; everything else fails the tag. Nothing is ever accepted. */
+	for (size_t off = 0; off < DATA_LEN + AUTH_LEN; off++) {
+		int lo = relay_flipped(off, 0x01, NULL), hi = relay_flipped(off, 0x80, NULL);
+
+		assert_true(lo == QKD_ERR_VERIFY || lo == QKD_ERR_PROTO || lo == QKD_ERR_EOF);
+		assert_true(hi == QKD_ERR_VERIFY || hi == QKD_ERR_PROTO || hi == QKD_ERR_EOF);
+		/* Payload and tag bytes can only fail the tag. */
+		if ((off >= 10 && off < DATA_LEN) || off >= DATA_LEN + 14) {
+			assert_int_equal(lo, QKD_ERR_VERIFY);
+			assert_int_equal(hi, QKD_ERR_VERIFY);
+		}
 	}
+}
+
+/* A receiver takes at most QKD_CHANNEL_UNAUTH_MAX bytes without an AUTH
+ * frame, so a forger cannot make a batch as long as he likes. */
+static void test_channel_unauth_bound(void **state)
+{
+	uint8_t hdr[10] = { 0, 0, 0, 6, QKD_CHANNEL_VERSION, QKD_MSG_DONE, 0, 0, 0, 0 };
+	struct qkd_channel c;
+	struct qkd_rbuf r;
+	uint8_t type;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	qkd_channel_init(&c, sv[1], &qkd_auth_none, NULL);
+	assert_int_equal(qkd_write_all(sv[0], hdr, sizeof hdr), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&c, &type, &r), QKD_OK);
+	c.unauth_recv = QKD_CHANNEL_UNAUTH_MAX - 9;	/* as if after many frames */
+	hdr[9] = 1;
+	assert_int_equal(qkd_write_all(sv[0], hdr, sizeof hdr), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&c, &type, &r), QKD_ERR_PROTO);
+	qkd_channel_cleanup(&c);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 int main(void)
@@ -516,8 +718,12 @@ int main(void)
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_bad_bootstrap),
+		cmocka_unit_test(test_batch_kat),
+		cmocka_unit_test(test_batch_failures),
 		cmocka_unit_test(test_channel_roundtrip),
+		cmocka_unit_test(test_channel_auto_seal),
 		cmocka_unit_test(test_channel_wire_flip),
+		cmocka_unit_test(test_channel_unauth_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -294,8 +294,8 @@ static void test_channel(void **state)
 	struct qkd_channel a, b;
 	struct qkd_rbuf r;
 	uint8_t type;
-	static const uint8_t bad_version[] = {0, 0, 0, 6, 9, QKD_MSG_DONE, 0, 0, 0, 1};
-	static const uint8_t bad_seq[] = {0, 0, 0, 6, 1, QKD_MSG_DONE, 0, 0, 0, 7};
+	static const uint8_t bad_version[] = {0, 0, 0, 6, 9, QKD_MSG_DONE, 0, 0, 0, 2};
+	static const uint8_t bad_seq[] = {0, 0, 0, 6, QKD_CHANNEL_VERSION, QKD_MSG_DONE, 0, 0, 0, 7};
 	static const uint8_t too_long[] = {0x7f, 0xff, 0xff, 0xff};
 
 	(void)state;

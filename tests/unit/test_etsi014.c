@@ -7,7 +7,9 @@
  * and POST) with the defaults of clause 6.2; every refusal, with its HTTP
  * status and an Error object (clause 6.5) saying what was wrong; the exact
  * field names and JSON types of Status (6.1) and Key container (6.3); key
- * bytes through base64 and back; provider failures mapped to 400/401/503.
+ * bytes through base64 and back; provider failures mapped to 400/401/503;
+ * the request-target checked before decoding (NUL, encoded '/' and '\\',
+ * malformed escapes, characters outside RFC 3986) and NULs in bodies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -768,6 +770,139 @@ static void test_parse_api(void **state)
 	qkd_etsi014_error_cleanup(&err);
 }
 
+/* ---- the request-target before decoding ---- */
+
+/* qkd_etsi014_target_check(t): want_rc, and for a refusal a 400 whose
+ * message has want and whose details give pos (-1: no details). */
+static void expect_target(const char *t, const char *want, json_int_t pos)
+{
+	struct qkd_etsi014_error err;
+	int rc;
+
+	memset(&err, 0, sizeof err);
+	rc = qkd_etsi014_target_check(t, &err);
+	if (want == NULL) {
+		if (rc != 0)
+			fail_msg("'%s' refused: %s", t, err.message);
+		assert_int_equal(err.status, 0);
+		assert_null(err.detail);
+		return;
+	}
+	if (rc != QKD_ERR_INVAL)
+		fail_msg("'%s' accepted", t);
+	assert_int_equal(err.status, 400);
+	if (strstr(err.message, want) == NULL)
+		fail_msg("'%s': message '%s' lacks '%s'", t, err.message, want);
+	if (pos < 0)
+		assert_null(err.detail);
+	else
+		assert_int_equal(detail_int(err.detail, "position"), pos);
+	qkd_etsi014_error_cleanup(&err);
+}
+
+static void test_target(void **state)
+{
+	static const char *const good[] = {
+		"/api/v1/keys/SAE_B/status",
+		"/api/v1/keys/SAE_B/enc_keys?number=2&size=256",
+		"/api/v1/keys/SAE%5FB/status",			/* an unreserved '_', escaped */
+		"/api/v1/keys/SAE_A/dec_keys?key_ID=%7Babc%7D",
+		"/api/v1/keys/SAE_A/dec_keys?key_ID=a%2Fb%5Cc",	/* in a query: only data */
+		"/x?a=b?c=d/e",				/* RFC 3986 section 3.4 */
+		"/!$&'()*+,;=:@-._~AZaz09",
+		"/",
+	};
+	static const struct { const char *t, *msg; json_int_t pos; } bad[] = {
+		{ "/api/v1/keys/SAE_B/enc_keys?number=1%00", "NUL byte (%00)", 36 },
+		{ "/api/v1/keys/SAE_B%00/status", "NUL byte", 18 },
+		{ "/api/v1/keys/SAE_B%2Fstatus", "encoded '/'", 18 },
+		{ "/api/v1/keys/SAE_B%2fstatus", "encoded '/'", 18 },
+		{ "/api/v1/keys/SAE_B%5Cstatus", "(%2F, %5C) in the path", 18 },
+		{ "/api/v1/keys/SAE_B%5cstatus", "(%2F, %5C) in the path", 18 },
+		{ "/api/v1/keys/SAE_B/status%", "malformed percent-encoding", 25 },
+		{ "/api/v1/keys/SAE_B/status%4", "malformed percent-encoding", 25 },
+		{ "/api/v1/keys/SAE_B/status%zz", "malformed percent-encoding", 25 },
+		{ "/api/v1/keys/SAE_B/status%%41", "malformed percent-encoding", 25 },
+		{ "/api/v1/keys/SAE B/status", "not allowed", 16 },
+		{ "/api/v1/keys/SAE_A/dec_keys?key_ID=%7B%7D#x", "not allowed", 41 },
+		{ "/api/v1/keys/SAE\\B/status", "not allowed", 16 },
+		{ "/x?key_ID={abc}", "not allowed", 10 },
+		{ "/x\t", "not allowed", 2 },
+		{ "/x\x7f", "not allowed", 2 },
+		{ "/\xc3\xa4", "not allowed", 1 },
+		{ "", "origin-form", -1 },
+		{ "*", "origin-form", -1 },
+		{ "https://kme/api/v1/keys/SAE_B/status", "origin-form", -1 },
+		{ "api/v1/keys/SAE_B/status", "origin-form", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		expect_target(good[i], NULL, -1);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		expect_target(bad[i].t, bad[i].msg, bad[i].pos);
+	expect_target(NULL, "origin-form", -1);
+}
+
+/* Serve GET path?arg whose request-target was target. */
+static unsigned get_target(struct call *c, const char *target, const char *path,
+			   const char *name, const char *value)
+{
+	struct qkd_etsi014_arg a[1] = { { name, value } };
+	struct qkd_etsi014_http h = { .method = "GET", .path = path, .args = a,
+				      .nargs = name != NULL, .target = target };
+
+	reset(c);
+	assert_int_equal(qkd_etsi014_handle(&c->kme, "SAE_A", &h, &c->resp), 0);
+	c->json = json_loads(c->resp.body, 0, NULL);
+	assert_non_null(c->json);
+	return c->resp.status;
+}
+
+/* What the HTTP server decoded looks fine; only the target shows it was not
+ * sent that way. Refused before the provider is asked. */
+static void test_target_handle(void **state)
+{
+	struct call *c = *state;
+	const char *e = "/api/v1/keys/SAE_B/enc_keys", *st = "/api/v1/keys/SAE_B/status";
+
+	/* "number=1%00" decodes to "1\0": a C string reads 1. */
+	expect_error(c, get_target(c, "/api/v1/keys/SAE_B/enc_keys?number=1%00", e, "number", "1"),
+		     400, "NUL byte");
+	/* "SAE_B%2Fstatus" decodes to a path of one more segment. */
+	expect_error(c, get_target(c, "/api/v1/keys/SAE_B%2Fstatus", st, NULL, NULL), 400,
+		     "encoded '/'");
+	assert_int_equal(c->f.calls, 0);
+	assert_int_equal(get_target(c, "/api/v1/keys/SAE_B/enc_keys?number=1", e, "number", "1"),
+			 200);
+	expect_keys(c, 1, 44);
+	assert_int_equal(get_target(c, "/api/v1/keys/SAE%5FB/status", st, NULL, NULL), 200);
+	assert_int_equal(c->f.calls, 2);
+}
+
+/* A NUL in a body parameter: jansson refuses \u0000 in strings and names
+ * (no JSON_ALLOW_NUL), and a raw NUL byte is no JSON at all. */
+static void test_body_nul(void **state)
+{
+	static const char raw[] = "{\"number\": 1}\0";
+	struct call *c = *state;
+	const char *e = "/api/v1/keys/SAE_B/enc_keys", *dk = "/api/v1/keys/SAE_A/dec_keys";
+	struct qkd_etsi014_http h = { .method = "POST", .path = e, .body = raw,
+				      .body_len = sizeof raw - 1 };
+
+	expect_error(c, POST(c, "SAE_A", e, "{\"number\": 1, \"n\\u0000\": 1}"), 400,
+		     "not valid JSON");
+	expect_error(c, POST(c, "SAE_A", e, "{\"number\\u0000\": 1}"), 400, "not valid JSON");
+	expect_error(c, POST(c, "SAE_B", dk, "{\"key_IDs\": [{\"key_ID\": "
+			     "\"550e8400-e29b-41d4-a716-44665544000\\u0000\"}]}"), 400,
+		     "not valid JSON");
+	reset(c);
+	assert_int_equal(qkd_etsi014_handle(&c->kme, "SAE_A", &h, &c->resp), 0);
+	c->json = json_loads(c->resp.body, 0, NULL);
+	expect_error(c, c->resp.status, 400, "not valid JSON");
+	assert_int_equal(c->f.calls, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -777,7 +912,7 @@ int main(void)
 		T(test_enc_get_errors), T(test_enc_post), T(test_enc_post_errors), T(test_dec),
 		T(test_dec_errors), T(test_routing), T(test_body_limit), T(test_callers),
 		T(test_provider_errors), T(test_error_object), T(test_base64_sizes),
-		T(test_parse_api),
+		T(test_parse_api), T(test_target), T(test_target_handle), T(test_body_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

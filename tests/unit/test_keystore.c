@@ -7,8 +7,10 @@
  * take_at conflicts and atomicity; a randomized "never twice" run checked
  * against an independent model (segments predicted exactly, bits compared
  * with what was stored, the peer's store consumed in step); key bits gone
- * from the file once consumed; files that are not key stores or are newer
- * or corrupt; and a child SIGKILLed in the middle of its transactions.
+ * from the file (and its journal) once consumed; a rollback journal, no
+ * WAL; files that are not key stores or are newer or corrupt; and a child
+ * SIGKILLed in the middle of its transactions. Digests, quarantine, disk
+ * faults and the node's handle have test_keystore_*.c of their own.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -200,7 +202,9 @@ static void test_create_reopen(void **state)
 	struct qkd_store *s = open_ok(f->path);
 	struct qkd_store_block blk;
 	struct stat sb;
-	char wal[400], mode[32];
+	char side[400];
+	uint8_t hdr[20];
+	int fd;
 
 	assert_int_equal(stat(f->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
@@ -208,14 +212,26 @@ static void test_create_reopen(void **state)
 	fill_bits(b, 64, 2);
 	put_final(s, 7, a, 1001);
 	assert_int_equal(qkd_store_put_pending(s, 3, b, 64, NULL), QKD_OK);
-	snprintf(wal, sizeof(wal), "%s-wal", f->path);
-	assert_int_equal(stat(wal, &sb), 0);	/* WAL mode, and the WAL is 0600 too */
+	/* a rollback journal, truncated at commit (0600 as the file): no WAL,
+	 * no -shm index to map */
+	snprintf(side, sizeof(side), "%s-journal", f->path);
+	assert_int_equal(stat(side, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(sb.st_size, 0);
+	snprintf(side, sizeof(side), "%s-wal", f->path);
+	assert_int_equal(access(side, F_OK), -1);
+	snprintf(side, sizeof(side), "%s-shm", f->path);
+	assert_int_equal(access(side, F_OK), -1);
 	qkd_store_close(s);
 	qkd_store_close(NULL);
 
-	raw_text(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
-	assert_string_equal(mode, "wal");
+	/* the header's file format bytes: 1, 1 (rollback journal; WAL is 2, 2) */
+	fd = open(f->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	close(fd);
+	assert_int_equal(hdr[18], 1);
+	assert_int_equal(hdr[19], 1);
 	assert_int_equal(qkd_store_open_existing(&s, f->path, NULL), QKD_OK);
 	blk = lookup_ok(s, 7);
 	assert_int_equal(blk.state, QKD_STORE_FINAL);
@@ -373,7 +389,8 @@ static void test_bad_arguments(void **state)
 	assert_string_equal(qkd_store_state_name(QKD_STORE_PENDING), "pending");
 	assert_string_equal(qkd_store_state_name(QKD_STORE_FINAL), "final");
 	assert_string_equal(qkd_store_state_name(QKD_STORE_USED), "used");
-	assert_null(qkd_store_state_name((enum qkd_store_state)3));
+	assert_string_equal(qkd_store_state_name(QKD_STORE_QUARANTINED), "quarantined");
+	assert_null(qkd_store_state_name((enum qkd_store_state)QKD_STORE_NSTATES));
 	qkd_store_close(s);
 }
 
@@ -715,6 +732,7 @@ static void model_verify(const struct model *m, struct qkd_store *s)
 {
 	uint8_t got[400];
 	struct qkd_store_stats st;
+	struct qkd_store_verify_stats vs;
 	uint64_t n = 0, avail = 0;
 
 	for (int i = 0; i < NT_BLOCKS; i++) {
@@ -727,6 +745,10 @@ static void model_verify(const struct model *m, struct qkd_store *s)
 	assert_int_equal(qkd_store_stats(s, &st, NULL), QKD_OK);
 	assert_int_equal(st.available_bits, avail);
 	check_ok(s);
+	/* the consume steps kept every digest right */
+	assert_int_equal(qkd_store_verify(s, NULL, NULL, &vs, NULL), QKD_OK);
+	assert_int_equal(vs.bad_blocks, 0);
+	assert_int_equal(st.state_count[QKD_STORE_QUARANTINED], 0);
 	qkd_wipe(got, sizeof(got));
 }
 
@@ -851,17 +873,18 @@ static size_t read_all(const char *path, uint8_t **data)
 }
 
 /* How many 16-byte windows of key[from, to) (step 16) occur in the database
- * file and its WAL. */
+ * file and its journal (or a WAL an older program left). */
 static int windows_on_disk(const char *path, const uint8_t *key, size_t from, size_t to)
 {
+	static const char *const side[] = { "", "-journal", "-wal" };
 	char p[400];
 	int hits = 0;
 
-	for (int w = 0; w < 2; w++) {
+	for (int w = 0; w < 3; w++) {
 		uint8_t *data;
 		size_t n;
 
-		snprintf(p, sizeof(p), "%s%s", path, w ? "-wal" : "");
+		snprintf(p, sizeof(p), "%s%s", path, side[w]);
 		n = read_all(p, &data);
 		for (size_t k = from; data != NULL && k + 16 <= to; k += 16)
 			hits += memmem(data, n, key + k, 16) != NULL;
@@ -1056,6 +1079,7 @@ static uint64_t crash_verify(const char *path, uint64_t committed)
 	struct qkd_store *s = open_ok(path);
 	struct crash_ctx c = { .max_id = 0 };
 	struct qkd_store_stats st;
+	struct qkd_store_verify_stats vs;
 	struct qkd_store_seg *seg = calloc(4096, sizeof(*seg));
 	uint8_t *out, want[300], got[300];
 	uint64_t pos = 0, n = 0;
@@ -1063,6 +1087,8 @@ static uint64_t crash_verify(const char *path, uint64_t committed)
 
 	assert_non_null(seg);
 	check_ok(s);
+	assert_int_equal(qkd_store_verify(s, NULL, NULL, &vs, NULL), QKD_OK);
+	assert_int_equal(vs.bad_blocks, 0);	/* bits and digests committed together */
 	assert_int_equal(qkd_store_list(s, crash_list, &c, &st, NULL), QKD_OK);
 	if (committed % 7 != 3)
 		assert_true(c.max_id >= committed);

@@ -10,7 +10,11 @@
  * bits, and waits (LATER) for blocks not final; RANGE leaves everything
  * as it was; the outbox in issue order; records survive reopening; a
  * version 1 store is upgraded by a writer and left alone by a reader;
- * qkd_store_check passes throughout and catches broken records.
+ * qkd_store_check passes throughout and catches broken records; a ready
+ * key or a block whose bits rot is quarantined by deliver, issue and
+ * accept (QKD_ERR_CORRUPT, nothing handed out or consumed); abandoned
+ * records stay in the outbox, flagged, and the peer's withdrawal retires
+ * a ready key, leaves a delivered one, and tombstones an unknown key_ID.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -1021,6 +1025,51 @@ static void test_persistence(void **state)
 	qkd_wipe(out, sizeof(out));
 }
 
+/* A version 1 store as the first program wrote it (docs/keystore.md,
+ * "Schema versions"), with blocks 0 and 1 final, 1024 bits each. */
+static void make_v1(const char *path)
+{
+	char sql[1200];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	unlink(path);
+	raw_sql(path, "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;"
+		"INSERT INTO schema_version VALUES (1);"
+		"CREATE TABLE qblock (id INTEGER PRIMARY KEY CHECK (id >= 0),"
+		" nbits INTEGER NOT NULL CHECK (nbits > 0 AND nbits <= 2147483648),"
+		" state TEXT NOT NULL CHECK (state IN ('pending', 'final', 'used')),"
+		" created INTEGER NOT NULL,"
+		" consumed INTEGER NOT NULL DEFAULT 0 CHECK (consumed >= 0 AND consumed <= nbits),"
+		" CHECK (state <> 'pending' OR consumed = 0),"
+		" CHECK (state <> 'final' OR consumed < nbits),"
+		" CHECK (state <> 'used' OR consumed = nbits)) STRICT;"
+		"CREATE INDEX qblock_final ON qblock (id) WHERE state = 'final';"
+		"CREATE TABLE qbits (id INTEGER PRIMARY KEY REFERENCES qblock (id) ON DELETE CASCADE,"
+		" bits BLOB NOT NULL) STRICT;"
+		"CREATE TABLE consumed_range (block INTEGER NOT NULL REFERENCES qblock (id)"
+		" ON DELETE CASCADE, off INTEGER NOT NULL CHECK (off >= 0),"
+		" nbits INTEGER NOT NULL CHECK (nbits > 0), PRIMARY KEY (block, off))"
+		" STRICT, WITHOUT ROWID;"
+		"PRAGMA application_id = 1363887187;");
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (uint64_t id = 0; id < 2; id++) {
+		uint8_t *b = block_bits(id, 1024);
+
+		snprintf(sql, sizeof(sql), "INSERT INTO qblock VALUES (%llu, 1024, 'final', 0, 0)",
+			 (unsigned long long)id);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+		snprintf(sql, sizeof(sql), "INSERT INTO qbits VALUES (%llu, ?1)",
+			 (unsigned long long)id);
+		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+		sqlite3_bind_blob(st, 1, b, 128, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+		free(b);
+	}
+	sqlite3_close(db);
+}
+
 /* A version 1 store: left alone by a reader, upgraded by a writer. */
 static void test_migrate_v1(void **state)
 {
@@ -1034,12 +1083,9 @@ static void test_migrate_v1(void **state)
 	size_t n = 9;
 	const char *why = NULL;
 
-	put_final(f->b, 0, 1024);
-	put_final(f->b, 1, 1024);
 	qkd_store_close(f->b);
 	f->b = NULL;
-	raw_sql(f->pb, "DROP TABLE kme_bits; DROP TABLE kme_key;"
-		" UPDATE schema_version SET version = 1");
+	make_v1(f->pb);
 	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM sqlite_schema"
 				 " WHERE name LIKE 'kme%'"), 0);
 
@@ -1165,6 +1211,223 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(available(f->a, ALICE), 0);
 }
 
+/* ---- digests, quarantine ---- */
+
+/* Flip one bit of row `row` of table's bits behind the store's back. */
+static void raw_flip(const char *path, const char *table, int64_t row, int byte, int bit)
+{
+	sqlite3 *db = NULL;
+	sqlite3_blob *b = NULL;
+	uint8_t c;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_blob_open(db, "main", table, "bits", row, 1, &b), SQLITE_OK);
+	assert_int_equal(sqlite3_blob_read(b, &c, 1, byte), SQLITE_OK);
+	c ^= (uint8_t)(1u << bit);
+	assert_int_equal(sqlite3_blob_write(b, &c, 1, byte), SQLITE_OK);
+	sqlite3_blob_close(b);
+	sqlite3_close(db);
+}
+
+/* A ready key whose bits rot: deliver fails with QKD_ERR_CORRUPT, hands
+ * out nothing (not even the good key before it), and quarantines it. */
+static void test_deliver_corrupt(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[2];
+	const struct qkd_kme_rec *pr[2] = { &r[0], &r[1] };
+	uint8_t bits[64], out[2][1024];
+	size_t lens[2], bad = 9, len = 0;
+	struct qkd_kme_counts c;
+	const char *why = NULL;
+
+	put_both(f, 0, 2048);
+	issue_ok(f->a, ALICE, r, 2, 1, 256, bits);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	qkd_store_close(f->b);
+	raw_flip(f->pb, "kme_bits", raw_int(f->pb, "SELECT max(seq) FROM kme_bits"), 5, 2);
+	f->b = open_ok(f->pb);
+	check_ok(f->b);		/* the invariants hold: only the digest tells */
+	memset(out, 0x77, sizeof(out));
+	assert_int_equal(deliver(f->b, MASTER, SLAVE, pr, 2, out, sizeof(out[0]), lens, &bad, &why),
+			 QKD_ERR_CORRUPT);
+	assert_int_equal(bad, 1);
+	assert_true(has_text(why, "key 00a5a5a5-a5a5-a5a5-a5a5-a5a5a5a5a502:"));
+	assert_true(has_text(why, "quarantined"));
+	assert_true(all_zero(out[0], sizeof(out[0])));
+	assert_true(all_zero(out[1], sizeof(out[1])));
+	c = counts(f->b);
+	assert_int_equal(c.ready, 1);
+	assert_int_equal(c.quarantined, 1);
+	assert_int_equal(c.delivered, 0);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out[1], 1024, &len), QKD_ERR_CORRUPT);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out[0], 1024, &len), QKD_OK);
+	assert_memory_equal(out[0], bits, 32);
+	/* the record sent again is refused now */
+	assert_int_equal(accept_v(f->b, ALICE, &r[1], true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "digest"));
+	check_ok(f->b);
+	qkd_store_close(f->b);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_bits"), 0);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_sum"), 0);
+	f->b = open_ok(f->pb);
+	qkd_wipe(out, sizeof(out));
+}
+
+/* A block that rots under issue or accept: the call fails, nothing is
+ * consumed or recorded, the block is quarantined; a retry goes around it
+ * (issue) or is refused (accept). */
+static void test_issue_accept_corrupt(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[1], again[1];
+	enum qkd_kme_verdict v = QKD_KME_ACCEPTED;
+	uint8_t bits[32];
+	size_t n = 9;
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);
+	put_both(f, 2, 1024);
+	qkd_store_close(f->a);
+	raw_flip(f->pa, "qbits", 0, 3, 0);
+	f->a = open_ok(f->pa);
+	r[0] = mkrec(1, MASTER, SLAVE, 256);
+	assert_int_equal(qkd_store_kme_issue(f->a, ALICE, r, 1, bits, sizeof(bits), &why),
+			 QKD_ERR_CORRUPT);
+	assert_true(has_text(why, "block 0:"));
+	assert_int_equal(r[0].nsegs, 0);
+	assert_int_equal(state_of(f->a, 0), QKD_STORE_QUARANTINED);
+	assert_int_equal(consumed(f->a, 2), 0);
+	assert_int_equal(qkd_store_kme_outbox(f->a, again, 1, &n, NULL), QKD_OK);
+	assert_int_equal(n, 0);
+	issue_ok(f->a, ALICE, r, 1, 1, 256, bits);
+	assert_int_equal(r[0].segs[0].id, 2);
+
+	/* Bob's copy of block 2 rots: his accept fails, then refuses */
+	qkd_store_close(f->b);
+	raw_flip(f->pb, "qbits", 2, 0, 7);
+	f->b = open_ok(f->pb);
+	assert_int_equal(qkd_store_kme_accept(f->b, ALICE, &r[0], true, &v, &why), QKD_ERR_CORRUPT);
+	assert_int_equal(v, QKD_KME_LATER);
+	assert_true(has_text(why, "block 2:"));
+	assert_int_equal(state_of(f->b, 2), QKD_STORE_QUARANTINED);
+	assert_counts(f->b, 0, 0, 0, 0);
+	assert_int_equal(accept_v(f->b, ALICE, &r[0], true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "quarantined"));
+	assert_counts(f->b, 0, 0, 0, 1);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(bits, sizeof(bits));
+}
+
+/* ---- abandoned and withdrawn ---- */
+
+static struct qkd_kme_counts counts_of(struct qkd_store *s)
+{
+	return counts(s);
+}
+
+static void test_abandon_withdraw(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3], got[8];
+	uint8_t bits[3 * 32], out[64], ids[5][16], settled[16];
+	enum qkd_kme_withdraw_verdict v[5];
+	struct qkd_kme_counts c;
+	size_t n = 0, len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 4096);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	assert_int_equal(accept_v(f->b, ALICE, &r[0], true, NULL), QKD_KME_ACCEPTED);	/* ready */
+	assert_int_equal(accept_v(f->b, ALICE, &r[1], true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out, sizeof(out), &len), QKD_OK);
+	/* r[2] never reached Bob; key 40 was settled at Alice just before */
+	memcpy(settled, mkrec(40, MASTER, SLAVE, 256).key_id, 16);
+	for (size_t i = 0; i < 3; i++)
+		memcpy(ids[i], r[i].key_id, 16);
+	memcpy(ids[3], settled, 16);
+	memcpy(ids[4], ids[0], 16);	/* twice */
+
+	assert_int_equal(qkd_store_kme_abandon(f->a, (const uint8_t (*)[16])ids, 5, &why), QKD_OK);
+	assert_null(why);
+	assert_int_equal(qkd_store_kme_abandon(f->a, (const uint8_t (*)[16])ids, 4, NULL), QKD_OK);
+	c = counts_of(f->a);
+	assert_int_equal(c.outbox, 4);
+	assert_int_equal(c.abandoned, 4);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < 3; i++) {
+		assert_true(got[i].abandoned);
+		assert_memory_equal(got[i].key_id, r[i].key_id, 16);
+		assert_int_equal(got[i].nsegs, r[i].nsegs);	/* the record is kept */
+	}
+	assert_true(got[3].abandoned);
+	assert_memory_equal(got[3].key_id, settled, 16);
+	assert_int_equal(got[3].nsegs, 0);
+	assert_int_equal(got[3].nbits, 0);
+	assert_string_equal(got[3].master, "");
+	check_ok(f->a);
+
+	/* Bob: ready -> withdrawn, delivered stays, unknown -> tombstone */
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->b, ALICE, (const uint8_t (*)[16])ids, 5,
+						      v, &why), QKD_OK);
+	assert_int_equal(v[0], QKD_KME_WD_WITHDRAWN);
+	assert_int_equal(v[1], QKD_KME_WD_DELIVERED);
+	assert_int_equal(v[2], QKD_KME_WD_WITHDRAWN);
+	assert_int_equal(v[3], QKD_KME_WD_WITHDRAWN);
+	assert_int_equal(v[4], QKD_KME_WD_WITHDRAWN);
+	c = counts_of(f->b);
+	assert_int_equal(c.ready, 0);
+	assert_int_equal(c.delivered, 1);
+	assert_int_equal(c.withdrawn, 3);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_ERR_INVAL);
+	/* the record arriving late is refused for good; its bits stay free */
+	assert_int_equal(accept_v(f->b, ALICE, &r[2], true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "withdrawn"));
+	assert_int_equal(consumed(f->b, 0), 2 * 256);
+	/* again: the same answers, nothing changes */
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->b, ALICE, (const uint8_t (*)[16])ids, 4,
+						      v, NULL), QKD_OK);
+	assert_int_equal(v[0], QKD_KME_WD_WITHDRAWN);
+	assert_int_equal(v[1], QKD_KME_WD_DELIVERED);
+	assert_int_equal(counts_of(f->b).withdrawn, 3);
+	check_ok(f->b);
+	qkd_store_close(f->b);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_bits"), 0);
+	f->b = open_ok(f->pb);
+
+	/* A verdict on an abandoned record keeps it (the peer may have
+	 * accepted it: it must be withdrawn); the answers to the withdrawals
+	 * drop them. */
+	assert_int_equal(qkd_store_kme_outbox_done_batch(f->a, (const uint8_t (*)[16])ids, 4, NULL),
+			 QKD_OK);
+	assert_int_equal(counts_of(f->a).abandoned, 4);
+	assert_int_equal(qkd_store_kme_withdrawals_done_batch(f->a, (const uint8_t (*)[16])ids, 4,
+							      NULL), QKD_OK);
+	assert_counts(f->a, 0, 0, 0, 0);
+	assert_int_equal(consumed(f->a, 0), 3 * 256);	/* bits stay consumed */
+	/* an inbox key is not abandoned; Alice's own ids are not withdrawn at her end */
+	assert_int_equal(qkd_store_kme_abandon(f->b, (const uint8_t (*)[16])ids, 1, NULL), QKD_OK);
+	assert_int_equal(counts_of(f->b).abandoned, 0);
+	issue_ok(f->a, ALICE, r, 1, 60, 256, bits);
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->a, BOB, (const uint8_t (*)[16])r[0].key_id,
+						      1, v, NULL), QKD_OK);
+	assert_int_equal(v[0], QKD_KME_WD_WITHDRAWN);
+	assert_counts(f->a, 1, 0, 0, 0);
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->a, 2, (const uint8_t (*)[16])ids, 1, v,
+						      NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->a, BOB, NULL, 1, v, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_abandon(NULL, (const uint8_t (*)[16])ids, 1, NULL),
+			 QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_abandon(f->a, NULL, 0, NULL), QKD_OK);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1187,6 +1450,9 @@ int main(void)
 		T(test_migrate_v1),
 		T(test_check_catches),
 		T(test_bad_arguments),
+		T(test_deliver_corrupt),
+		T(test_issue_accept_corrupt),
+		T(test_abandon_withdraw),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

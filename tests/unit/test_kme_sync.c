@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -478,8 +479,13 @@ static void *alice_fake(void *arg)
 	struct qkd_rbuf msg;
 
 	f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_SYNC, &msg);
+	/* A KME_SYNC with records closes Bob's batch (more than the one byte
+	 * of an empty list); every reply of this fake has content. */
+	if (f->arc == QKD_OK && qkd_rbuf_left(&msg) > 1)
+		f->arc = qkd_channel_expect_seal(&f->cha);
 	if (f->arc == QKD_OK)
-		f->arc = qkd_channel_send(&f->cha, NODE_MSG_KME_REPLY, f->reply.p, f->reply.len);
+		f->arc = qkd_channel_send_sealed(&f->cha, NODE_MSG_KME_REPLY, f->reply.p,
+						 f->reply.len);
 	if (f->arc == QKD_OK && f->fake_wait_ack)
 		f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_ACK, &msg);
 	return NULL;
@@ -942,6 +948,42 @@ static void test_resend_after_lost_verdict(void **state)
 	qkd_wipe(kb, sizeof kb);
 }
 
+/* The messages of the exchange as kme_sync.c writes them (no withdrawals,
+ * no quarantines): KME_SYNC = a batch; KME_REPLY = answers, then a batch;
+ * KME_ACK = answers. */
+static void put_sync(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
+{
+	node_kme_put_recs(w, recs, n);
+	node_kme_put_ids(w, NULL, 0);
+	node_kme_put_blocks(w, NULL, 0);
+}
+
+static void put_answers(struct qkd_wbuf *w, const struct node_kme_verdict *v, size_t n)
+{
+	node_kme_put_verdicts(w, v, n);
+	node_kme_put_wds(w, NULL, 0);
+}
+
+/* Read a KME_REPLY by hand: its verdicts into v and records into in; the
+ * counts of both, with no withdrawal, answer to one, or quarantine. */
+static void get_reply(struct qkd_rbuf *r, struct node_kme_verdict *v, size_t *nv,
+		      struct qkd_kme_rec *in, size_t *nin)
+{
+	struct node_kme_wd wd[4];
+	uint8_t ids[4][16];
+	uint64_t q[4];
+
+	*nv = node_kme_get_verdicts(r, v);
+	assert_int_equal(node_kme_get_wds(r, wd), 0);
+	*nin = node_kme_get_recs(r, in);
+	assert_int_equal(node_kme_get_ids(r, ids), 0);
+	assert_int_equal(node_kme_get_blocks(r, q), 0);
+	assert_true(qkd_rbuf_done(r));
+}
+
+/* An empty KME_ACK: no verdict, no answer to a withdrawal. */
+static const uint8_t empty_ack[2] = { 0, 0 };
+
 /* The same over the channel: Alice's KME_REPLY reaches Bob but he drops
  * the connection before his KME_ACK (Bob's records); Bob's KME_ACK is
  * lost on Alice's side (Alice's records). A new connection, a new
@@ -965,9 +1007,9 @@ static void test_resend_over_channel(void **state)
 	qkd_wbuf_init(&w);
 	assert_int_equal(qkd_store_kme_outbox(f->b, out, 4, &n, NULL), QKD_OK);
 	assert_int_equal(n, 1);
-	node_kme_put_recs(&w, out, n);
+	put_sync(&w, out, n);
 	alice_start(f, alice_real);
-	assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, w.p, w.len), QKD_OK);
+	assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, w.p, w.len), QKD_OK);
 	assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
 	assert_int_equal(shutdown(f->sv[1], SHUT_RDWR), 0);
 	assert_int_not_equal(alice_join(f), QKD_OK);
@@ -977,8 +1019,8 @@ static void test_resend_over_channel(void **state)
 
 	/* Alice by hand: her record goes, Bob's KME_ACK is read and lost */
 	qkd_wbuf_reset(&f->reply);
-	node_kme_put_verdicts(&f->reply, NULL, 0);
-	node_kme_put_recs(&f->reply, ra, 1);
+	put_answers(&f->reply, NULL, 0);
+	put_sync(&f->reply, ra, 1);
 	f->fake_wait_ack = true;
 	assert_int_equal(exchange(f, alice_fake, &arc), QKD_OK);
 	assert_int_equal(arc, QKD_OK);
@@ -1064,7 +1106,7 @@ static void test_malformed_sync(void **state)
 		qkd_put_bytes(&w[1], t.p + 1, t.len - 1);	/* the record after n = 1 */
 		qkd_wbuf_cleanup(&t);
 	}
-	node_kme_put_recs(&w[2], rb, 1);		/* a byte after the records */
+	put_sync(&w[2], rb, 1);				/* a byte after the batch */
 	qkd_put_u8(&w[2], 0);
 	qkd_put_varint(&w[3], 1);			/* no segment */
 	put_raw_rec(&w[3], 0x77, 5, 5, KEY_BITS, 0);
@@ -1102,24 +1144,25 @@ static void test_malformed_sync(void **state)
 		const char *why = NULL;
 
 		qkd_wbuf_reset(&w[0]);
-		node_kme_put_recs(&w[0], rb, 1);
+		put_sync(&w[0], rb, 1);
 		qkd_rbuf_init(&r, w[0].p, w[0].len);
 		/* Alice answers, and waits for a KME_ACK: given by hand */
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, (const uint8_t *)"\0",
-						  1), QKD_OK);
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, empty_ack,
+						  sizeof empty_ack), QKD_OK);
 		assert_int_equal(node_kme_serve_alice(&f->xa, &f->cha, f->a, &r, &why), QKD_OK);
 		assert_counts(f->a, 0, 1, 0, 0);
 		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
 		{
 			struct node_kme_verdict v[NODE_KME_BATCH_MAX];
 			struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+			size_t nv, nin;
 
 			assert_non_null(in);
-			assert_int_equal(node_kme_get_verdicts(&r, v), 1);
+			get_reply(&r, v, &nv, in, &nin);
+			assert_int_equal(nv, 1);
 			assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
 			assert_memory_equal(v[0].key_id, rb[0].key_id, 16);
-			assert_int_equal(node_kme_get_recs(&r, in), 0);
-			assert_true(qkd_rbuf_done(&r));
+			assert_int_equal(nin, 0);
 			free(in);
 		}
 	}
@@ -1168,20 +1211,23 @@ static void test_malformed_reply(void **state)
 			qkd_put_varint(p, 1);
 			qkd_put_bytes(p, rb[0].key_id, 16);
 			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			node_kme_put_wds(p, NULL, 0);
 			node_kme_put_recs(p, ra, 1);
 			p->len -= 5;
 			break;
-		case 3:	/* a byte after the records */
+		case 3:	/* a byte after the batch */
 			qkd_put_varint(p, 1);
 			qkd_put_bytes(p, rb[0].key_id, 16);
 			qkd_put_u8(p, QKD_KME_ACCEPTED);
-			node_kme_put_recs(p, ra, 1);
+			node_kme_put_wds(p, NULL, 0);
+			put_sync(p, ra, 1);
 			qkd_put_u8(p, 0);
 			break;
-		default: /* records missing altogether */
+		default: /* the batch missing altogether */
 			qkd_put_varint(p, 1);
 			qkd_put_bytes(p, rb[0].key_id, 16);
 			qkd_put_u8(p, QKD_KME_ACCEPTED);
+			node_kme_put_wds(p, NULL, 0);
 			break;
 		}
 		assert_int_equal(p->err, 0);
@@ -1224,12 +1270,13 @@ static void test_malformed_ack(void **state)
 	w = waiter_start(f, &f->xa.kme, ra, 1, 8000);
 	qkd_wbuf_init(&sync);
 	qkd_wbuf_init(&ack);
-	node_kme_put_recs(&sync, NULL, 0);
+	put_sync(&sync, NULL, 0);
 	snap_take(f->a, &sa);
 	snap_take(f->b, &sb);
 	for (int c = 0; c < NCASES; c++) {
 		struct node_kme_verdict v[NODE_KME_BATCH_MAX];
 		struct qkd_rbuf r;
+		size_t nv, nin;
 
 		qkd_wbuf_reset(&ack);
 		switch (c) {
@@ -1247,21 +1294,22 @@ static void test_malformed_ack(void **state)
 			qkd_put_varint(&ack, 1);
 			qkd_put_bytes(&ack, ra[0].key_id, 10);
 			break;
-		default: /* a byte after the verdicts */
+		default: /* a byte after the answers */
 			qkd_put_varint(&ack, 1);
 			qkd_put_bytes(&ack, ra[0].key_id, 16);
 			qkd_put_u8(&ack, QKD_KME_ACCEPTED);
+			node_kme_put_wds(&ack, NULL, 0);
 			qkd_put_u8(&ack, 0);
 			break;
 		}
 		/* Bob by hand */
 		alice_start(f, alice_real);
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, sync.p, sync.len),
-				 QKD_OK);
+		assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, sync.p,
+							 sync.len), QKD_OK);
 		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
-		assert_int_equal(node_kme_get_verdicts(&r, v), 0);
-		assert_int_equal(node_kme_get_recs(&r, in), 1);
-		assert_true(qkd_rbuf_done(&r));
+		get_reply(&r, v, &nv, in, &nin);
+		assert_int_equal(nv, 0);
+		assert_int_equal(nin, 1);
 		assert_memory_equal(in[0].key_id, ra[0].key_id, 16);
 		assert_int_equal(in[0].nsegs, ra[0].nsegs);
 		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, ack.p, ack.len),
@@ -1282,6 +1330,79 @@ static void test_malformed_ack(void **state)
 	qkd_wbuf_cleanup(&ack);
 	free(in);
 	qkd_wipe(ka, sizeof ka);
+}
+
+/* ---- withdrawals and quarantines ---- */
+
+/* enc_keys gave up on Bob's keys (abandoned): Alice retires her copy,
+ * whether it was ready already or never arrived, and the outbox empties. */
+static void test_withdrawals(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r1[1], r2[1];
+	uint8_t k1[KEY_BYTES], k2[KEY_BYTES], id1[1][16], id2[1][16];
+	struct qkd_kme_counts c;
+	const char *why = NULL;
+
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, r1, 1, k1);
+	exchange_ok(f);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_counts(f->b, 0, 0, 0, 0);
+	/* settled, then abandoned: withdrawn all the same */
+	memcpy(id1[0], r1[0].key_id, 16);
+	assert_int_equal(qkd_store_kme_abandon(f->b, (const uint8_t (*)[16])id1, 1, &why), QKD_OK);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, r2, 1, k2);
+	memcpy(id2[0], r2[0].key_id, 16);
+	assert_int_equal(qkd_store_kme_abandon(f->b, (const uint8_t (*)[16])id2, 1, &why), QKD_OK);
+	exchange_ok(f);
+	c = counts(f->a);
+	assert_int_equal(c.ready, 0);
+	assert_int_equal(c.withdrawn, 2);
+	assert_counts(f->b, 0, 0, 0, 0);
+	/* The slave SAE cannot fetch either. */
+	{
+		uint8_t out[KEY_BYTES], *outs[1] = { out };
+		size_t lens[1], bad = 0;
+
+		assert_int_not_equal(qkd_store_kme_deliver(f->a, SAE_B, SAE_A,
+							   (const uint8_t (*)[16])id1, 1, outs,
+							   sizeof out, lens, &bad, &why), QKD_OK);
+	}
+	exchange_ok(f);
+	assert_int_equal(counts(f->a).withdrawn, 2);
+	check_both(f);
+	qkd_wipe(k1, sizeof k1);
+	qkd_wipe(k2, sizeof k2);
+}
+
+/* A block whose bits rot at Bob's end is quarantined there at start-up,
+ * reported at the next exchange, retired at Alice's end, and reported once. */
+static void test_quarantine_report(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_store_block b;
+	uint64_t bad = 0, ids[4];
+	size_t n = 9;
+	bool found = false;
+	const char *why = NULL;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->pb, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE qbits SET bits = CAST(x'01' || substr(bits, 2) "
+				      "AS BLOB) WHERE id = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(qkd_store_verify_all(f->b, &bad, &why), QKD_OK);
+	assert_true(bad == 1);
+	assert_int_equal(qkd_store_quarantine_unreported(f->b, ids, 4, &n, &why), QKD_OK);
+	assert_true(n == 1 && ids[0] == 2);
+	exchange_ok(f);
+	assert_int_equal(qkd_store_lookup(f->a, 2, &b, &found, &why), QKD_OK);
+	assert_true(found && b.state == QKD_STORE_QUARANTINED);
+	assert_int_equal(qkd_store_quarantine_unreported(f->b, ids, 4, &n, &why), QKD_OK);
+	assert_true(n == 0);
+	assert_int_equal(qkd_store_quarantine_unreported(f->a, ids, 4, &n, &why), QKD_OK);
+	assert_true(n == 0);
+	assert_true(logged(f, "block 2 quarantined at the peer"));
 }
 
 /* ---- records no honest peer sends ---- */
@@ -1327,6 +1448,7 @@ static void test_hostile_records(void **state)
 	struct node_kme_verdict v[NODE_KME_BATCH_MAX];
 	struct qkd_wbuf sync;
 	struct qkd_rbuf rd;
+	size_t nv, nin;
 
 	assert_non_null(in);
 	r[0] = seg_rec(0x10, SAE_A, KEY_BITS, 1, 0, KEY_BITS);
@@ -1342,17 +1464,17 @@ static void test_hostile_records(void **state)
 	r[10] = seg_rec(0x1a, SAE_Z, KEY_BITS, 3, 0, KEY_BITS);
 	r[11] = seg_rec(0x1b, SAE_A, KEY_BITS, 1001, 0, KEY_BITS);
 	qkd_wbuf_init(&sync);
-	node_kme_put_recs(&sync, r, 12);
+	put_sync(&sync, r, 12);
 	for (int round = 0; round < 2; round++) {
 		alice_start(f, alice_real);
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_SYNC, sync.p, sync.len),
-				 QKD_OK);
+		assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, sync.p,
+							 sync.len), QKD_OK);
 		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &rd), QKD_OK);
-		assert_int_equal(node_kme_get_verdicts(&rd, v), 12);
-		assert_int_equal(node_kme_get_recs(&rd, in), 0);
-		assert_true(qkd_rbuf_done(&rd));
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, (const uint8_t *)"\0", 1),
-				 QKD_OK);
+		get_reply(&rd, v, &nv, in, &nin);
+		assert_int_equal(nv, 12);
+		assert_int_equal(nin, 0);
+		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, empty_ack,
+						  sizeof empty_ack), QKD_OK);
 		if (alice_join(f) != QKD_OK)
 			fail_msg("round %d: Alice %d (%s)", round, f->arc, f->awhy ? f->awhy : "-");
 		for (size_t i = 0; i < 12; i++) {
@@ -1670,6 +1792,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_withdrawals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quarantine_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiter_after_verdict, setup, teardown),
 		cmocka_unit_test(test_wire_records),
 		cmocka_unit_test(test_wire_id_nul),

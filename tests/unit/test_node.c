@@ -1,6 +1,7 @@
 /* Unit tests of lib/node: the authentication state file (leases, tentative
- * refills, refusal to reuse the bootstrap key) and the recovery of pending
- * blocks between two stores over a real socketpair. The daemon as a whole is
+ * refills, refusal to reuse the bootstrap key, a store and its state that
+ * lost their common past), the handshake (gate, jumps) and the recovery of
+ * pending blocks between two stores over a real socketpair. The daemon as a whole is
  * tested by tests/integration/node.sh. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,28 +64,52 @@ static void put_final(struct qkd_store *st, uint64_t id, bool final)
 		assert_int_equal(qkd_store_finalize(st, id, NULL), QKD_OK);
 }
 
-/* The lease: what is on disk always claims more seqs used than were. */
+/* STORE.auth loaded, or made from the bootstrap key (as qkd_link_open). */
+static int auth_open(struct node_auth *a, const struct qkd_link_config *cfg,
+		     struct qkd_store *st, const char **why)
+{
+	bool found = false;
+	int rc = node_auth_load(a, cfg, &found, why);
+
+	if (rc == QKD_OK && !found)
+		rc = node_auth_create(a, cfg, st, why);
+	return rc;
+}
+
+/* The lease: what is on disk always claims more indexes used than were,
+ * but never more than the pads held. */
 static void test_auth_lease(void **state)
 {
 	struct fixture f;
 	struct qkd_store *st;
 	struct node_auth a;
 	const char *why = NULL;
-	const uint8_t m[4] = "msg";
 	uint8_t tag[QKD_WC_TAG_LEN];
+	uint64_t pads;
 
 	(void)state;
 	fixture_init(&f, "s.db");
 	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
-	assert_int_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
-	assert_int_equal(node_auth_ops.tag(&a, 0, m, 3, tag), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	pads = qkd_wc_send_pads_left(a.wc);
+	node_auth_ops.absorb(&a, true, (const uint8_t *)"msg", 3);
+	assert_int_equal(node_auth_ops.tag(&a, 0, tag), QKD_OK);
 	assert_true(a.lease_send == NODE_AUTH_LEASE);
-	assert_int_equal(node_auth_ops.tag(&a, 1, m, 3, tag), QKD_OK);
+	assert_int_equal(node_auth_ops.tag(&a, 1, tag), QKD_OK);
 	node_auth_close(&a);
 	/* A restart resumes at the lease, never below it. */
-	assert_int_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
-	assert_true(qkd_wc_next_send_seq(a.wc) == NODE_AUTH_LEASE);
-	assert_int_equal(node_auth_ops.tag(&a, 2, m, 3, tag), QKD_ERR_VERIFY);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_true(qkd_wc_next_send_index(a.wc) == NODE_AUTH_LEASE);
+	assert_true(qkd_wc_send_pads_left(a.wc) == pads - NODE_AUTH_LEASE);
+	assert_int_equal(node_auth_ops.tag(&a, 2, tag), QKD_ERR_VERIFY);
+	/* Near the end of the pool the lease stops at the last pad held. */
+	assert_int_equal(node_auth_ops.tag(&a, (uint32_t)(NODE_AUTH_LEASE + pads - 1 -
+					      NODE_AUTH_LEASE - 2), tag), QKD_OK);
+	assert_true(a.lease_send == pads);
+	node_auth_close(&a);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_true(qkd_wc_next_send_index(a.wc) == pads);
+	assert_int_equal(node_auth_ops.tag(&a, (uint32_t)pads, tag), QKD_ERR_NOKEY);
 	node_auth_close(&a);
 	qkd_store_close(st);
 	fixture_cleanup(&f);
@@ -103,7 +129,7 @@ static void test_auth_tentative(void **state)
 	fixture_init(&f, "s.db");
 	memset(bits, 0xa5, sizeof bits);
 	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
-	assert_int_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
 	qkd_wc_get_stats(a.wc, &w0);
 	assert_int_equal(node_auth_set_tentative(&a, 5, bits, sizeof bits), QKD_OK);
 	assert_int_equal(node_auth_resolve(&a, st), QKD_OK);	/* no block 5: dropped */
@@ -112,8 +138,9 @@ static void test_auth_tentative(void **state)
 	assert_int_equal(node_auth_set_tentative(&a, 6, bits, sizeof bits), QKD_OK);
 	node_auth_close(&a);
 	/* Crash after the commit, before the refill: the restart applies it. */
-	assert_int_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
 	assert_true(a.tentative_round == 6);
+	assert_int_equal(node_auth_check_store(&a, st, &why), QKD_OK);
 	assert_int_equal(node_auth_resolve(&a, st), QKD_OK);
 	assert_true(a.replenished_through == 6 && a.tentative_round == 0);
 	qkd_wc_get_stats(a.wc, &w1);
@@ -126,7 +153,8 @@ static void test_auth_tentative(void **state)
 	fixture_cleanup(&f);
 }
 
-/* Blocks but no state file: the bootstrap key must not be used again. */
+/* Blocks but no state file: the bootstrap key must not be used again. A
+ * corrupt file, or one of format 1, is refused with a reason. */
 static void test_auth_refuses_reuse(void **state)
 {
 	struct fixture f;
@@ -134,30 +162,216 @@ static void test_auth_refuses_reuse(void **state)
 	struct node_auth a;
 	const char *why = NULL;
 	char path[sizeof a.path];
+	FILE *c;
 
 	(void)state;
 	fixture_init(&f, "s.db");
 	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
-	assert_int_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
 	node_auth_close(&a);
 	put_final(st, 1, true);
 	snprintf(path, sizeof path, "%s.auth", f.cfg.store);
 	assert_int_equal(unlink(path), 0);
 	why = NULL;
-	assert_int_not_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_not_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
 	assert_non_null(strstr(why, "bootstrap"));
-	/* A corrupted state file is refused too. */
-	put_final(st, 2, false);
-	{
-		FILE *c = fopen(path, "wb");
-
-		assert_non_null(c);
-		fputs("QKDAUTH1 garbage", c);
-		fclose(c);
-	}
-	assert_int_not_equal(node_auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	node_auth_close(&a);
+	c = fopen(path, "wb");
+	assert_non_null(c);
+	fputs("QKDAUTH2 garbage, garbage, garbage, garbage, garbage", c);
+	fclose(c);
+	assert_int_not_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_non_null(strstr(why, "corrupt"));
+	node_auth_close(&a);
+	c = fopen(path, "wb");
+	assert_non_null(c);
+	fputs("QKDAUTH1 an older format, an older format, an older format", c);
+	fclose(c);
+	assert_int_not_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_non_null(strstr(why, "Start the link over"));
+	node_auth_close(&a);
 	qkd_store_close(st);
 	fixture_cleanup(&f);
+}
+
+/* A store and its authentication state share their past. */
+static void test_auth_store_past(void **state)
+{
+	struct fixture f;
+	struct qkd_store *st;
+	struct node_auth a;
+	const char *why = NULL;
+	uint8_t bits[8] = { 1 };
+
+	(void)state;
+	fixture_init(&f, "s.db");
+	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_equal(node_auth_check_store(&a, st, &why), QKD_OK);
+	put_final(st, 1, true);
+	put_final(st, 2, true);
+	assert_int_equal(node_auth_set_tentative(&a, 2, bits, sizeof bits), QKD_OK);
+	assert_int_equal(node_auth_apply(&a, 2), QKD_OK);
+	assert_int_equal(node_auth_check_store(&a, st, &why), QKD_OK);
+	/* A committed block the state does not know: the state is older. */
+	put_final(st, 3, true);
+	assert_int_not_equal(node_auth_check_store(&a, st, &why), QKD_OK);
+	assert_non_null(strstr(why, "older than the key store"));
+	/* A pending one is not committed: fine. */
+	assert_int_equal(node_auth_set_tentative(&a, 3, bits, sizeof bits), QKD_OK);
+	assert_int_equal(node_auth_apply(&a, 3), QKD_OK);
+	put_final(st, 4, false);
+	assert_int_equal(node_auth_check_store(&a, st, &why), QKD_OK);
+	qkd_store_close(st);
+	/* The store replaced by an empty one: its past is gone. */
+	assert_int_equal(unlink(f.cfg.store), 0);
+	assert_int_not_equal(node_store_open(&st, f.cfg.store, true, &why), QKD_OK);
+	assert_non_null(strstr(why, "missing or empty"));
+	assert_int_equal(close(open(f.cfg.store, O_WRONLY | O_CREAT, 0600)), 0);
+	assert_int_not_equal(node_store_open(&st, f.cfg.store, true, &why), QKD_OK);
+	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
+	put_final(st, 1, true);
+	assert_int_not_equal(node_auth_check_store(&a, st, &why), QKD_OK);
+	assert_non_null(strstr(why, "lacks blocks"));
+	node_auth_close(&a);
+	qkd_store_close(st);
+	fixture_cleanup(&f);
+}
+
+/* ---- the handshake over a socketpair ---- */
+
+struct hs_side {
+	int fd;
+	struct node_auth *a;
+	struct qkd_link_config cfg;
+	struct qkd_channel ch;
+	uint8_t session[QKD_CHANNEL_SESSION_LEN];
+	bool stranger;
+	const char *why;
+	int rc;
+};
+
+static void *hs_run(void *arg)
+{
+	struct hs_side *s = arg;
+
+	s->why = NULL;
+	s->rc = node_handshake(s->fd, s->a, &s->cfg, &s->ch, s->session, &s->stranger, &s->why);
+	if (s->rc != QKD_OK)
+		shutdown(s->fd, SHUT_RDWR);	/* as the daemon hangs up */
+	return NULL;
+}
+
+/* Both sides at once; Alice in a thread. */
+static void handshake(struct hs_side *al, struct hs_side *bo)
+{
+	int sv[2];
+	pthread_t th;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	al->fd = sv[0];
+	bo->fd = sv[1];
+	assert_int_equal(pthread_create(&th, NULL, hs_run, al), 0);
+	hs_run(bo);
+	pthread_join(th, NULL);
+	if (al->rc == QKD_OK)
+		qkd_channel_cleanup(&al->ch);
+	if (bo->rc == QKD_OK)
+		qkd_channel_cleanup(&bo->ch);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_handshake(void **state)
+{
+	struct fixture fa, fb;
+	struct node_auth aa, ab;
+	struct qkd_store *sa, *sb;
+	struct hs_side al, bo;
+	const char *why = NULL;
+	uint8_t tag[QKD_WC_TAG_LEN];
+	uint64_t held;
+
+	(void)state;
+	fixture_init(&fa, "a.db");
+	fixture_init(&fb, "b.db");
+	fb.cfg.role = QKD_ROLE_BOB;
+	assert_int_equal(qkd_store_open(&sa, fa.cfg.store, &why), QKD_OK);
+	assert_int_equal(qkd_store_open(&sb, fb.cfg.store, &why), QKD_OK);
+	assert_int_equal(auth_open(&aa, &fa.cfg, sa, &why), QKD_OK);
+	assert_int_equal(auth_open(&ab, &fb.cfg, sb, &why), QKD_OK);
+	memset(&al, 0, sizeof al);
+	memset(&bo, 0, sizeof bo);
+	al.a = &aa;
+	al.cfg = fa.cfg;
+	bo.a = &ab;
+	bo.cfg = fb.cfg;
+	/* Same key: both agree on the session and where the AUTH frames start. */
+	handshake(&al, &bo);
+	assert_int_equal(al.rc, QKD_OK);
+	assert_int_equal(bo.rc, QKD_OK);
+	assert_memory_equal(al.session, bo.session, sizeof al.session);
+	/* Bob's lease moved his index past what Alice expects: she follows. */
+	bo.a->lease_send = 0;
+	assert_int_equal(node_auth_ops.tag(bo.a, 5, tag), QKD_OK);
+	handshake(&al, &bo);
+	assert_int_equal(al.rc, QKD_OK);
+	assert_true(al.ch.auth_recv == 6 && bo.ch.auth_send == 6);
+	/* A jump beyond what a crash explains: refused before any pad moves. */
+	held = qkd_wc_recv_pads_left(aa.wc);
+	assert_int_equal(node_auth_ops.tag(bo.a, 6 + NODE_MAX_AUTH_JUMP + 1, tag), QKD_OK);
+	handshake(&al, &bo);
+	assert_int_not_equal(al.rc, QKD_OK);
+	assert_non_null(strstr(al.why, "skip more"));
+	assert_false(al.stranger);
+	assert_true(qkd_wc_recv_pads_left(aa.wc) == held);
+	/* A forged tag at an index ahead makes Alice skip nothing. */
+	{
+		uint64_t next = qkd_wc_next_recv_index(aa.wc);
+
+		held = qkd_wc_recv_pads_left(aa.wc);
+		assert_int_equal(qkd_wc_check(aa.wc, (uint32_t)next + 40, tag), QKD_ERR_VERIFY);
+		assert_true(qkd_wc_next_recv_index(aa.wc) == next);
+		assert_true(qkd_wc_recv_pads_left(aa.wc) == held - 1);
+	}
+	/* Alice ahead of Bob (his state restored from an older copy): refused. */
+	{
+		struct node_auth old;
+		bool found = false;
+		uint32_t ahead;
+
+		assert_int_equal(node_auth_load(&old, &fb.cfg, &found, &why), QKD_OK);
+		ahead = (uint32_t)qkd_wc_next_send_index(old.wc) + 2;
+		qkd_wc_reset_batches(ab.wc);
+		qkd_wc_reset_batches(aa.wc);
+		assert_int_equal(node_auth_ops.tag(&ab, ahead, tag), QKD_OK);
+		assert_int_equal(qkd_wc_check(aa.wc, ahead, tag), QKD_OK);
+		bo.a = &old;
+		handshake(&al, &bo);
+		assert_int_not_equal(al.rc, QKD_OK);
+		assert_non_null(strstr(al.why, "behind"));
+		bo.a = &ab;
+		node_auth_close(&old);
+	}
+	/* Another gate key: Bob sees a stranger, Alice learns nothing of him. */
+	ab.gate[0] ^= 1;
+	held = qkd_wc_recv_pads_left(aa.wc);
+	handshake(&al, &bo);
+	assert_true(bo.rc == QKD_ERR_PROTO && bo.stranger);
+	assert_non_null(strstr(bo.why, "gate"));
+	assert_int_not_equal(al.rc, QKD_OK);
+	assert_true(qkd_wc_recv_pads_left(aa.wc) == held);
+	/* Another link name: the gate passes, the settings do not. */
+	ab.gate[0] ^= 1;
+	snprintf(bo.cfg.name, sizeof bo.cfg.name, "ac");
+	handshake(&al, &bo);
+	assert_int_not_equal(bo.rc, QKD_OK);
+	node_auth_close(&aa);
+	node_auth_close(&ab);
+	qkd_store_close(sa);
+	qkd_store_close(sb);
+	fixture_cleanup(&fa);
+	fixture_cleanup(&fb);
 }
 
 struct alice_side {
@@ -245,6 +459,8 @@ int main(void)
 		cmocka_unit_test(test_auth_lease),
 		cmocka_unit_test(test_auth_tentative),
 		cmocka_unit_test(test_auth_refuses_reuse),
+		cmocka_unit_test(test_auth_store_past),
+		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_recover),
 	};
 

@@ -164,7 +164,8 @@ static const char *const kme_base[] = {
 	"  ca = \"pki/ca.pem\";",			/* 35 */
 	"  key_size = 512; min_key_size = 128;",	/* 36 */
 	"  max_key_size = 4096; max_keys_per_request = 64;",	/* 37 */
-	"  max_connections = 32; idle_timeout = 30;",	/* 38 */
+	"  max_connections = 32; idle_timeout = 30; per_address_connections = 8;"
+	"  handshake_timeout = 3;",			/* 38 */
 	"  sync_timeout = 20;",				/* 39 */
 	"  saes = (",					/* 40 */
 	"    { id = \"SAE_A\"; cn = \"sae-a.example\"; },",	/* 41 */
@@ -709,6 +710,8 @@ static void test_kme_full(void **state)
 	assert_int_equal(k->max_keys_per_request, 64);
 	assert_int_equal(k->max_connections, 32);
 	assert_int_equal(k->idle_timeout_s, 30);
+	assert_int_equal(k->per_address_connections, 8);
+	assert_int_equal(k->handshake_timeout_s, 3);
 	assert_int_equal(k->sync_timeout_s, 20);
 	assert_int_equal(k->nsaes, 4);
 	check_sae(&k->saes[0], "SAE_A", "sae-a.example", -1, "", L_SAE0);
@@ -732,6 +735,8 @@ static void test_kme_defaults(void **state)
 	assert_int_equal(k->max_keys_per_request, 128);
 	assert_int_equal(k->max_connections, 0);	/* the server's default */
 	assert_int_equal(k->idle_timeout_s, 0);
+	assert_int_equal(k->per_address_connections, 0);
+	assert_int_equal(k->handshake_timeout_s, 0);
 	assert_int_equal(k->sync_timeout_s, 10);
 	assert_int_equal(k->nsaes, 2);
 	check_sae(&k->saes[0], "SAE_A", "SAE_A", -1, "", L_SAE0);	/* cn = id */
@@ -934,6 +939,19 @@ static void test_kme_sizes(void **state)
 	expect_err(f, 38, "kme.max_connections: must be between 0 and 65536");
 	kme_with(f, 38, "  max_connections = 0; idle_timeout = 86401;", 0);
 	expect_err(f, 38, "kme.idle_timeout: must be between 0 and 86400");
+	kme_with(f, 38, "  per_address_connections = 65537;", 0);
+	expect_err(f, 38, "kme.per_address_connections: must be between 0 and 65536");
+	kme_with(f, 38, "  handshake_timeout = 3601;", 0);
+	expect_err(f, 38, "kme.handshake_timeout: must be between 0 and 3600");
+	kme_with(f, 38, "  handshake_timeout = 3600;", 0);
+	assert_int_equal(load(f), QKD_OK);
+	/* One address cannot have more than all: the group's line. */
+	kme_with(f, 38, "  max_connections = 4; per_address_connections = 5;", 0);
+	expect_err(f, L_KME, "kme: per_address_connections (5) exceeds max_connections (4)");
+	kme_with(f, 38, "  per_address_connections = 257;", 0);	/* the default: 256 */
+	expect_err(f, L_KME, "exceeds max_connections (256)");
+	kme_with(f, 38, "  max_connections = 4; per_address_connections = 4;", 0);
+	assert_int_equal(load(f), QKD_OK);
 }
 
 static void test_kme_files(void **state)
