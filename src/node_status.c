@@ -115,6 +115,7 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 			    json_integer((json_int_t)s->last_round_auth_bits));
 	json_object_set_new(j, "last_round_key_bits",
 			    json_integer((json_int_t)s->last_round_key_bits));
+	json_object_set_new(j, "last_round_trips", json_integer((json_int_t)s->last_round_trips));
 	json_object_set_new(j, "session_auth_bits", json_integer((json_int_t)s->session_auth_bits));
 	json_object_set_new(j, "session_key_bits", json_integer((json_int_t)s->session_key_bits));
 	json_object_set_new(j, "tags_failed", json_integer((json_int_t)s->tags_failed));

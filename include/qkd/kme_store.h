@@ -216,18 +216,21 @@ enum qkd_kme_withdraw_verdict {
 };
 
 /* Slave's end: the peer (whose end cuts keys from blocks of parity
- * peer_parity, 0 or 1, as for accept) withdraws the keys ids[0 .. n), one
+ * peer_parity, 0 or 1, as for accept) withdraws the keys of recs[0 .. n)
+ * (each its key_id, and the segments it had: nsegs may be 0), one
  * transaction. A ready key becomes a WITHDRAWN tombstone, its bits deleted
  * (and overwritten); an unknown key_ID gets a WITHDRAWN tombstone without
- * contents, so that a record sent later with that key_ID is REFUSED; a
+ * contents, so that a record sent later with that key_ID is REFUSED, and
+ * its segments are consumed here too when they can all be (final blocks of
+ * the peer's half, bits free), so both stores consume the same bits; a
  * delivered key stays delivered; refused, quarantined and withdrawn ones,
  * and key_IDs this end issued itself, stay as they are. v[i] is the
- * verdict for ids[i]. The bits of withdrawn keys stay consumed in their
+ * verdict for recs[i]. The bits of withdrawn keys stay consumed in their
  * blocks, as at the master. A store failure rolls everything back and is
  * returned (v[] undefined: send the withdrawals again). */
 __attribute__((warn_unused_result))
 int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
-				 const uint8_t (*ids)[16], size_t n,
+				 const struct qkd_kme_rec *recs, size_t n,
 				 enum qkd_kme_withdraw_verdict *v, const char **why);
 
 #endif

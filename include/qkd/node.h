@@ -45,6 +45,7 @@ struct qkd_link_status {
 	bool disk_fault;		/* paused: the store or its state cannot be written */
 	uint64_t last_round_auth_bits;	/* pads the last round spent (both directions) */
 	uint64_t last_round_key_bits;	/* key it distilled: block plus refill */
+	uint64_t last_round_trips;	/* its error-correction round trips */
 	uint64_t session_auth_bits;	/* pads spent since this daemon started */
 	uint64_t session_key_bits;	/* key distilled since this daemon started */
 	uint64_t strangers_refused;	/* connections that failed the handshake's gate */
@@ -87,6 +88,10 @@ struct qkd_link_ctx {
 	struct qkd_store *store;	/* the link thread's handle, from qkd_link_open */
 	struct node_auth *auth;		/* its authentication state, from qkd_link_open */
 	uint64_t prior_errors, prior_bits;	/* QBER of the rounds so far (engine.h) */
+	/* Alice: connections accepted that have not spoken yet (link.c). */
+	int waiting[16];
+	double waiting_since[16];
+	size_t nwaiting;
 	double stranger_logged;		/* when a refused connection was last logged */
 	uint64_t strangers_unlogged;	/* refused since then, not logged */
 };

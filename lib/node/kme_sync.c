@@ -172,7 +172,7 @@ static int settle(struct qkd_link_ctx *ctx, struct qkd_store *st, const struct n
  * that the peer has not acknowledged. */
 struct kme_batch {
 	struct qkd_kme_rec recs[NODE_KME_BATCH_MAX];
-	uint8_t wd[NODE_KME_BATCH_MAX][16];
+	struct qkd_kme_rec wd[NODE_KME_BATCH_MAX];	/* key_id and segments */
 	uint64_t q[NODE_KME_BATCH_MAX];
 	size_t nrecs, nwd, nq;
 };
@@ -231,7 +231,7 @@ static int batch_collect(struct qkd_store *st, struct scratch *s, const char **w
 	b->nrecs = b->nwd = b->nq = 0;
 	for (size_t i = 0; rc == QKD_OK && i < n; i++) {
 		if (box[i].abandoned)
-			memcpy(b->wd[b->nwd++], box[i].key_id, 16);
+			b->wd[b->nwd++] = box[i];
 		else
 			b->recs[b->nrecs++] = box[i];
 	}
@@ -243,14 +243,14 @@ static int batch_collect(struct qkd_store *st, struct scratch *s, const char **w
 static void batch_put(struct qkd_wbuf *w, const struct kme_batch *b)
 {
 	node_kme_put_recs(w, b->recs, b->nrecs);
-	node_kme_put_ids(w, (const uint8_t (*)[16])b->wd, b->nwd);
+	node_kme_put_withdrawals(w, b->wd, b->nwd);
 	node_kme_put_blocks(w, b->q, b->nq);
 }
 
 static void batch_get(struct qkd_rbuf *r, struct kme_batch *b)
 {
 	b->nrecs = node_kme_get_recs(r, b->recs);
-	b->nwd = node_kme_get_ids(r, b->wd);
+	b->nwd = node_kme_get_withdrawals(r, b->wd);
 	b->nq = node_kme_get_blocks(r, b->q);
 }
 
@@ -272,13 +272,12 @@ static int take_withdrawals(struct qkd_link_ctx *ctx, struct qkd_store *st,
 {
 	enum qkd_kme_withdraw_verdict v[NODE_KME_BATCH_MAX];
 	unsigned peer = node_kme_parity(ctx->cfg->role) ^ 1u;
-	int rc = in->nwd > 0 ? qkd_store_kme_withdraw_batch(st, peer,
-							   (const uint8_t (*)[16])in->wd,
-							   in->nwd, v, why) : QKD_OK;
+	int rc = in->nwd > 0 ? qkd_store_kme_withdraw_batch(st, peer, in->wd, in->nwd, v, why)
+			     : QKD_OK;
 
 	out->nwd = rc == QKD_OK ? in->nwd : 0;
 	for (size_t i = 0; i < out->nwd; i++) {
-		memcpy(out->wd[i].key_id, in->wd[i], 16);
+		memcpy(out->wd[i].key_id, in->wd[i].key_id, 16);
 		out->wd[i].v = v[i];
 	}
 	return rc;

@@ -9,7 +9,8 @@
  *             varint block id, varint offset, varint nbits
  *   verdicts  varint n (<= NODE_KME_BATCH_MAX), then n times:
  *             key_id[16], u8 verdict (enum qkd_kme_verdict)
- *   ids       varint n (<= NODE_KME_BATCH_MAX), n key_id[16]: withdrawals
+ *   withdrawals varint n (<= NODE_KME_BATCH_MAX), then n times: key_id[16],
+ *             varint nsegs (0 .. QKD_KME_KEY_SEGS_MAX), nsegs segments
  *   wds       varint n (<= NODE_KME_BATCH_MAX), then n times:
  *             key_id[16], u8 (enum qkd_kme_withdraw_verdict)
  *   blocks    varint n (<= NODE_KME_BATCH_MAX), n varint block ids:
@@ -115,19 +116,36 @@ size_t node_kme_get_verdicts(struct qkd_rbuf *r, struct node_kme_verdict *v)
 }
 
 
-void node_kme_put_ids(struct qkd_wbuf *w, const uint8_t (*ids)[16], size_t n)
+void node_kme_put_withdrawals(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
 {
 	qkd_put_varint(w, n);
-	for (size_t i = 0; i < n; i++)
-		qkd_put_bytes(w, ids[i], 16);
+	for (size_t i = 0; i < n; i++) {
+		qkd_put_bytes(w, recs[i].key_id, 16);
+		qkd_put_varint(w, recs[i].nsegs);
+		for (size_t j = 0; j < recs[i].nsegs; j++) {
+			qkd_put_varint(w, recs[i].segs[j].id);
+			qkd_put_varint(w, recs[i].segs[j].offset);
+			qkd_put_varint(w, recs[i].segs[j].nbits);
+		}
+	}
 }
 
-size_t node_kme_get_ids(struct qkd_rbuf *r, uint8_t (*out)[16])
+size_t node_kme_get_withdrawals(struct qkd_rbuf *r, struct qkd_kme_rec *out)
 {
 	size_t n = (size_t)qkd_get_count(r, NODE_KME_BATCH_MAX);
 
-	for (size_t i = 0; i < n && qkd_rbuf_ok(r); i++)
-		qkd_get_copy(r, out[i], 16);
+	for (size_t i = 0; i < n && qkd_rbuf_ok(r); i++) {
+		struct qkd_kme_rec *k = &out[i];
+
+		memset(k, 0, sizeof *k);
+		qkd_get_copy(r, k->key_id, sizeof k->key_id);
+		k->nsegs = (size_t)qkd_get_count(r, QKD_KME_KEY_SEGS_MAX);
+		for (size_t j = 0; j < k->nsegs && qkd_rbuf_ok(r); j++) {
+			k->segs[j].id = qkd_get_varint(r);
+			k->segs[j].offset = qkd_get_varint(r);
+			k->segs[j].nbits = qkd_get_varint(r);
+		}
+	}
 	return qkd_rbuf_ok(r) ? n : 0;
 }
 

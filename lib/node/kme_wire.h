@@ -31,11 +31,12 @@ void node_kme_put_verdicts(struct qkd_wbuf *w, const struct node_kme_verdict *v,
  * format's bounds are checked here; the store checks what records say. */
 size_t node_kme_get_recs(struct qkd_rbuf *r, struct qkd_kme_rec *out);
 size_t node_kme_get_verdicts(struct qkd_rbuf *r, struct node_kme_verdict *out);
-/* Withdrawals (key_IDs the master gave up on), their answers, and block
- * ids quarantined at the sender (docs/keystore.md, "Digests"); the same
- * bound and conventions. */
-void node_kme_put_ids(struct qkd_wbuf *w, const uint8_t (*ids)[16], size_t n);
-size_t node_kme_get_ids(struct qkd_rbuf *r, uint8_t (*out)[16]);
+/* Withdrawals (keys the master gave up on: key_id and the segments it had,
+ * nsegs 0 for a key already settled; the other fields are not sent), their
+ * answers, and block ids quarantined at the sender (docs/keystore.md,
+ * "Digests"); the same bound and conventions. */
+void node_kme_put_withdrawals(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n);
+size_t node_kme_get_withdrawals(struct qkd_rbuf *r, struct qkd_kme_rec *out);
 void node_kme_put_wds(struct qkd_wbuf *w, const struct node_kme_wd *v, size_t n);
 size_t node_kme_get_wds(struct qkd_rbuf *r, struct node_kme_wd *out);
 void node_kme_put_blocks(struct qkd_wbuf *w, const uint64_t *ids, size_t n);

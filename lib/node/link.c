@@ -9,6 +9,8 @@
 #include "link_round.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +275,7 @@ static void note_round(struct qkd_link_ctx *ctx, const struct round_env *env, ui
 	s->last_block_bits = env->stored_bits;
 	s->session_bits += env->stored_bits;
 	s->last_round_auth_bits = env->auth_bits;
+	s->last_round_trips = env->engine_ran ? st->ec_round_trips : 0;
 	s->last_round_key_bits = env->stored_bits + env->refill_bits;
 	s->session_auth_bits += env->auth_bits;
 	s->session_key_bits += env->stored_bits + env->refill_bits;
@@ -281,9 +284,10 @@ static void note_round(struct qkd_link_ctx *ctx, const struct round_env *env, ui
 	pthread_mutex_unlock(&ctx->lock);
 	if (rc == QKD_OK && env->stored_bits > 0)
 		qkd_logf(ctx->log, QKD_LOG_INFO, "link %s: block %llu stored: %llu bits, QBER %.2f %%, "
-			 "authentication %llu bits", ctx->cfg->name, (unsigned long long)id,
-			 (unsigned long long)env->stored_bits, 100 * s->last_qber,
-			 (unsigned long long)env->auth_bits);
+			 "authentication %llu bits, %llu EC round trips", ctx->cfg->name,
+			 (unsigned long long)id, (unsigned long long)env->stored_bits,
+			 100 * s->last_qber, (unsigned long long)env->auth_bits,
+			 (unsigned long long)st->ec_round_trips);
 	else if (rc == QKD_OK)
 		qkd_logf(ctx->log, QKD_LOG_INFO, "link %s: round %llu ended without key (%s)",
 			 ctx->cfg->name, (unsigned long long)id,
@@ -430,6 +434,78 @@ static int alice_fiber(struct qkd_link_ctx *ctx, const uint8_t *session, int *ff
 	return QKD_OK;
 }
 
+static void drop_waiting(struct qkd_link_ctx *ctx, size_t i)
+{
+	close(ctx->waiting[i]);
+	ctx->nwaiting--;
+	ctx->waiting[i] = ctx->waiting[ctx->nwaiting];
+	ctx->waiting_since[i] = ctx->waiting_since[ctx->nwaiting];
+}
+
+/* Take in the connections queued on Alice's port (the oldest goes when the
+ * set is full), and drop those silent for NODE_HANDSHAKE_TIMEOUT_S. */
+static void accept_waiting(struct qkd_link_ctx *ctx, bool readable, double now)
+{
+	size_t max = sizeof ctx->waiting / sizeof ctx->waiting[0];
+
+	for (size_t i = 0; i < ctx->nwaiting; i++)
+		if (now - ctx->waiting_since[i] > NODE_HANDSHAKE_TIMEOUT_S) {
+			note_stranger(ctx, "a connection that said nothing");
+			drop_waiting(ctx, i--);
+		}
+	while (readable) {
+		int fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0)
+			break;
+		if (ctx->nwaiting == max) {
+			size_t old = 0;
+
+			for (size_t i = 1; i < max; i++)
+				if (ctx->waiting_since[i] < ctx->waiting_since[old])
+					old = i;
+			note_stranger(ctx, "a connection pushed out by newer ones");
+			drop_waiting(ctx, old);
+		}
+		ctx->waiting[ctx->nwaiting] = fd;
+		ctx->waiting_since[ctx->nwaiting++] = now;
+	}
+}
+
+/* Alice: the next connection that speaks (its first bytes arrived). The
+ * silent ones wait beside it, each for NODE_HANDSHAKE_TIMEOUT_S at most,
+ * so strangers sitting in the accept queue never hold Bob up. -1 on stop. */
+static int alice_next_speaker(struct qkd_link_ctx *ctx, const char **why)
+{
+	while (!atomic_load(ctx->stop)) {
+		struct pollfd p[1 + sizeof ctx->waiting / sizeof ctx->waiting[0]];
+		size_t n = ctx->nwaiting;
+
+		p[0] = (struct pollfd){ .fd = ctx->listen_fd, .events = POLLIN };
+		for (size_t i = 0; i < n; i++)
+			p[1 + i] = (struct pollfd){ .fd = ctx->waiting[i], .events = POLLIN };
+		if (poll(p, 1 + n, 200) < 0 && errno != EINTR) {
+			*why = strerror(errno);
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (p[1 + i].revents != 0) {
+				int fd = ctx->waiting[i];
+				int fl = fcntl(fd, F_GETFL);
+
+				ctx->nwaiting--;
+				ctx->waiting[i] = ctx->waiting[ctx->nwaiting];
+				ctx->waiting_since[i] = ctx->waiting_since[ctx->nwaiting];
+				(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+				node_tune_socket(fd);
+				return fd;
+			}
+		accept_waiting(ctx, p[0].revents != 0, qkd_wall_seconds());
+	}
+	*why = "stopped";
+	return -1;
+}
+
 /* The classical connection, its handshake, then the fiber bound to it.
  * Alice drops a connection that fails the handshake and waits for the
  * next one at once: a stranger never makes her back off. */
@@ -443,23 +519,21 @@ static int connect_pair(struct qkd_link_ctx *ctx, struct qkd_channel *ch, int *c
 
 	do {
 		hang_up(ctx, cfd, ffd);
-		*cfd = alice ? node_accept(ctx->listen_fd, ctx->stop, 0, why)
+		*cfd = alice ? alice_next_speaker(ctx, why)
 			     : node_connect(&c->classical, ctx->stop, 0, why);
 		if (*cfd < 0)
 			return QKD_ERR_IO;
 		set_fd(ctx, 0, *cfd);
 		set_state(ctx, "syncing");
 		rc = node_handshake(*cfd, ctx->auth, c, ch, session, &stranger, why);
-		if (rc != QKD_OK) {
-			qkd_channel_cleanup(ch);
-			if (stranger)
-				note_stranger(ctx, *why);
-		}
+		if (rc != QKD_OK && stranger)
+			note_stranger(ctx, *why);
 	} while (rc != QKD_OK && stranger && alice && !atomic_load(ctx->stop));
-	if (rc == QKD_OK)
+	if (rc == QKD_OK) {
 		rc = alice ? alice_fiber(ctx, session, ffd, why) : bob_fiber(ctx, session, ffd, why);
-	if (rc != QKD_OK && *cfd >= 0 && ch->fd == *cfd)
-		qkd_channel_cleanup(ch);
+		if (rc != QKD_OK)
+			qkd_channel_cleanup(ch);
+	}
 	qkd_wipe(session, sizeof session);
 	return rc;
 }
@@ -621,6 +695,8 @@ int qkd_link_run(struct qkd_link_ctx *ctx)
 		else
 			nap(ctx, 1);
 	}
+	while (ctx->nwaiting > 0)
+		drop_waiting(ctx, 0);
 	set_state(ctx, "stopped");
 	return QKD_OK;
 }

@@ -297,12 +297,17 @@ int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cf
 	randombytes_buf(cfg->role == QKD_ROLE_ALICE ? h.nonce_a : h.nonce_b, NONCE_LEN);
 	fill_mine(&h);
 	rc = pads_check(&h);
-	node_set_timeouts_s(fd, NODE_HANDSHAKE_TIMEOUT_S);
+	/* Alice gives a stranger little time; Bob waits longer for Alice,
+	 * who may be busy turning strangers away. */
+	node_set_timeouts_s(fd, cfg->role == QKD_ROLE_ALICE ? NODE_HANDSHAKE_TIMEOUT_S
+							   : NODE_IO_TIMEOUT_S);
 	if (rc == QKD_OK)
 		rc = exchange(&h);
 	node_set_timeouts_s(fd, NODE_IO_TIMEOUT_S);
-	if (rc != QKD_OK)
+	if (rc != QKD_OK) {
+		qkd_channel_cleanup(ch);
 		return rc;
+	}
 	memcpy(session, h.nonce_a, NONCE_LEN);
 	memcpy(session + NONCE_LEN, h.nonce_b, NONCE_LEN);
 	qkd_channel_bind(ch, session);

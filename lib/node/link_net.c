@@ -32,7 +32,7 @@ void node_set_timeouts_s(int fd, int seconds)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-static void set_options(int fd)
+void node_tune_socket(int fd)
 {
 	int one = 1;
 
@@ -49,7 +49,9 @@ int node_listen(const struct qkd_node_addr *a, const char **why)
 		*why = "not an IPv4 address";
 		return -1;
 	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: the accept loops poll first and take what is queued
+	 * until EAGAIN, never blocking on an empty queue. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		*why = strerror(errno);
 		return -1;
@@ -82,7 +84,7 @@ int node_accept(int lfd, atomic_bool *stop, int timeout_s, const char **why)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0) {
-			set_options(fd);
+			node_tune_socket(fd);
 			return fd;
 		}
 		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
@@ -119,7 +121,7 @@ int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, int timeout_s
 			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-			set_options(fd);
+			node_tune_socket(fd);
 			return fd;
 		}
 		close(fd);

@@ -103,6 +103,9 @@ int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, int timeout_s
 		 const char **why);
 /* Receive and send timeouts of a connected socket. */
 void node_set_timeouts_s(int fd, int seconds);
+/* A connection's options: the I/O timeouts, and TCP_NODELAY (Cascade's
+ * round trips must not wait for Nagle). */
+void node_tune_socket(int fd);
 
 /* The store of a link (link_store.c): opened for the daemon, locked
  * against a second node on the same file; must_exist when the link has a
@@ -117,8 +120,9 @@ int node_disk_probe(const char *store_path);
  * gate (a MAC with the gate key, so a stranger learns nothing and moves no
  * pad), then SYNC, which aligns the AUTH indexes. On success ch is set up
  * on fd, bound to the session id, and session (QKD_CHANNEL_SESSION_LEN
- * bytes) holds it, for the fiber. *stranger is set when the peer failed
- * the gate or the handshake's form (not the link's peer). */
+ * bytes) holds it, for the fiber; on failure ch is already cleaned up.
+ * *stranger is set when the peer failed the gate or the handshake's form
+ * (not the link's peer). */
 int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
 		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why);
 /* The fiber's first bytes (link_handshake.c): Alice sends the session id

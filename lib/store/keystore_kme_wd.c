@@ -9,10 +9,14 @@
  * withdrawal in place of the record; the slave retires its copy, or leaves
  * a WITHDRAWN tombstone for a key_ID it never saw, so that the record can
  * never be accepted later; its verdict lets the master drop the outbox
- * record. Bits stay consumed at both ends, so the stores stay in step.
+ * record. A withdrawal carries the record's segments: a slave that never
+ * saw the record consumes them too (when it can: blocks final here, in
+ * the peer's half, bits free), so the two stores stay in step.
  */
 #include "keystore_int.h"
 #include "qkd/error.h"
+#include "qkd/kme_store.h"
+#include "qkd/secret.h"
 
 /* A row with only a key_id: an abandoned outbox entry or a withdrawn
  * inbox tombstone. */
@@ -84,18 +88,52 @@ static int retire_ready(struct qkd_store *s, int64_t seq, const char **why)
 	return rc;
 }
 
-static int withdraw_one(struct qkd_store *s, const uint8_t key_id[16],
-			enum qkd_kme_withdraw_verdict *v, const char **why)
+/* The segments of a withdrawn record this end never saw, consumed as the
+ * master consumed them: all of them in the peer's half, or none (a block
+ * not final here, or bits already gone, leaves everything as it was). */
+static int consume_withdrawn(struct qkd_store *s, unsigned peer_parity,
+			     const struct qkd_kme_rec *rec, const char **why)
+{
+	uint8_t buf[QKD_KME_KEY_BITS_MAX / 8];
+	uint64_t total = ks_segs_total(rec->segs, rec->nsegs);
+	const char *w = NULL;
+	int rc;
+
+	if (rec->nsegs == 0 || rec->nsegs > QKD_KME_KEY_SEGS_MAX || total == 0 ||
+	    total > QKD_KME_KEY_BITS_MAX)
+		return 0;
+	for (size_t i = 0; i < rec->nsegs; i++)
+		if (rec->segs[i].id % 2 != peer_parity)
+			return 0;
+	rc = ks_exec(s, "SAVEPOINT kme_withdraw", why);
+	if (rc == 0) {
+		rc = ks_consume_all(s, rec->segs, rec->nsegs, buf, ks_nbytes(total), &w);
+		if (rc == QKD_ERR_INVAL || rc == QKD_ERR_CORRUPT)
+			rc = ks_exec(s, "ROLLBACK TO kme_withdraw", why);
+		else if (rc != 0)
+			ks_why(why, w);
+	}
+	if (rc == 0)
+		rc = ks_exec(s, "RELEASE kme_withdraw", why);
+	qkd_wipe(buf, sizeof buf);
+	return rc;
+}
+
+static int withdraw_one(struct qkd_store *s, unsigned peer_parity,
+			const struct qkd_kme_rec *rec, enum qkd_kme_withdraw_verdict *v,
+			const char **why)
 {
 	struct ks_kme_row row;
 	bool found = false;
-	int rc = ks_kme_find(s, key_id, &row, &found, why);
+	int rc = ks_kme_find(s, rec->key_id, &row, &found, why);
 
 	*v = QKD_KME_WD_WITHDRAWN;
 	if (rc != 0)
 		return rc;
-	if (!found)	/* a record sent later with this key_ID is refused */
-		return insert_bare(s, key_id, false, KME_WITHDRAWN, why);
+	if (!found) {	/* a record sent later with this key_ID is refused */
+		rc = consume_withdrawn(s, peer_parity, rec, why);
+		return rc == 0 ? insert_bare(s, rec->key_id, false, KME_WITHDRAWN, why) : rc;
+	}
 	if (row.out)	/* not a key of the peer's: nothing of it here */
 		return 0;
 	if (row.state == KME_DELIVERED)
@@ -104,13 +142,13 @@ static int withdraw_one(struct qkd_store *s, const uint8_t key_id[16],
 }
 
 int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
-				 const uint8_t (*ids)[16], size_t n,
+				 const struct qkd_kme_rec *recs, size_t n,
 				 enum qkd_kme_withdraw_verdict *v, const char **why)
 {
 	int rc;
 
 	ks_why(why, NULL);
-	if (s == NULL || peer_parity > 1 || (n > 0 && (ids == NULL || v == NULL))) {
+	if (s == NULL || peer_parity > 1 || (n > 0 && (recs == NULL || v == NULL))) {
 		ks_why(why, "no store, key_ID or verdict given, or a parity not 0 or 1");
 		return QKD_ERR_INVAL;
 	}
@@ -121,6 +159,6 @@ int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
 		return rc;
 	rc = ks_require_current(s, why);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = withdraw_one(s, ids[i], &v[i], why);
+		rc = withdraw_one(s, peer_parity, &recs[i], &v[i], why);
 	return ks_end(s, rc, why);
 }

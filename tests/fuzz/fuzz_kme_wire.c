@@ -75,7 +75,7 @@ static void check_verdicts(const uint8_t *data, size_t size)
 	qkd_wbuf_cleanup(&w);
 }
 
-static uint8_t ids[NODE_KME_BATCH_MAX][16], ids2[NODE_KME_BATCH_MAX][16];
+static struct qkd_kme_rec wr[NODE_KME_BATCH_MAX], wr2[NODE_KME_BATCH_MAX];
 static struct node_kme_wd wd[NODE_KME_BATCH_MAX], wd2[NODE_KME_BATCH_MAX];
 static uint64_t blk[NODE_KME_BATCH_MAX], blk2[NODE_KME_BATCH_MAX];
 
@@ -88,14 +88,20 @@ static void check_lists(const uint8_t *data, size_t size)
 	size_t n;
 
 	qkd_rbuf_init(&r, data, size);
-	n = node_kme_get_ids(&r, ids);
+	n = node_kme_get_withdrawals(&r, wr);
 	qkd_wbuf_init(&w);
 	if (qkd_rbuf_ok(&r)) {
-		node_kme_put_ids(&w, (const uint8_t (*)[16])ids, n);
+		for (size_t i = 0; i < n; i++)
+			if (wr[i].nsegs > QKD_KME_KEY_SEGS_MAX)
+				abort();
+		node_kme_put_withdrawals(&w, wr, n);
 		qkd_rbuf_init(&r2, w.p, w.len);
-		if (node_kme_get_ids(&r2, ids2) != n || !qkd_rbuf_done(&r2) ||
-		    memcmp(ids, ids2, n * 16) != 0)
+		if (node_kme_get_withdrawals(&r2, wr2) != n || !qkd_rbuf_done(&r2))
 			abort();
+		for (size_t i = 0; i < n; i++)
+			if (memcmp(wr[i].key_id, wr2[i].key_id, 16) != 0 || wr[i].nsegs != wr2[i].nsegs ||
+			    memcmp(wr[i].segs, wr2[i].segs, wr[i].nsegs * sizeof wr[i].segs[0]) != 0)
+				abort();
 	}
 	qkd_rbuf_init(&r, data, size);
 	n = node_kme_get_wds(&r, wd);

@@ -56,6 +56,7 @@
 
 #include "../../lib/node/node_int.h"
 #include "qkd/error.h"
+#include "qkd/fiber.h"
 #include "qkd/msg.h"
 #include "qkd/sysutil.h"
 
@@ -523,8 +524,25 @@ static int load_bob(const char *conf, struct qkd_node_config *cfg, struct node_a
 	return 0;
 }
 
+/* Bob's side of the fiber for this session: Alice connects it after the
+ * handshake and before she reads RECOVER. */
+static int take_fiber(int lfd)
+{
+	atomic_bool stop = false;
+	const char *why = NULL;
+	int fd = node_accept(lfd, &stop, 5, &why);
+
+	if (fd >= 0) {
+		uint8_t hello[QKD_FIBER_HELLO_LEN];
+
+		(void)qkd_read_all(fd, hello, sizeof hello);
+	}
+	return fd;
+}
+
 /* With Bob's key: his next index moved up by jump (in the copy only, as a
- * crash's lease would), the handshake, then RECOVER. */
+ * crash's lease would), the handshake, then RECOVER. Bob is stopped: the
+ * tool stands in for him on his fiber port too. */
 static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 {
 	static struct qkd_node_config cfg;
@@ -535,7 +553,7 @@ static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 	const char *why = "-", *got;
 	bool stranger = false;
 	atomic_bool stop = false;
-	int fd, sfd = mkstemp(scratch), rc;
+	int fd, lfd = -1, ffd = -1, sfd = mkstemp(scratch), rc;
 
 	if (sfd < 0)
 		return fail("mkstemp", strerror(errno));
@@ -547,12 +565,16 @@ static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 		if (at > UINT32_MAX || qkd_wc_seal(a.wc, (uint32_t)at, tag) != QKD_OK)
 			rc = fail("--jump", "more than the pads Bob holds");
 	}
+	lfd = rc == 0 ? node_listen(&cfg.links[0].fiber, &why) : -1;
+	if (rc == 0 && lfd < 0)
+		rc = fail("Bob's fiber port (is Bob stopped?)", why);
 	fd = rc == 0 ? node_connect(&cfg.links[0].classical, &stop, 5, &why) : -1;
 	if (rc == 0 && fd < 0)
 		rc = fail("sync", why);
 	if (rc == 0) {
 		got = "handshake refused";
 		if (node_handshake(fd, &a, &cfg.links[0], &ch, session, &stranger, &why) == QKD_OK) {
+			ffd = take_fiber(lfd);
 			if (bad)
 				qkd_wc_absorb(a.wc, true, (const uint8_t *)"x", 1);
 			got = recover_and_wait(&ch);
@@ -562,6 +584,10 @@ static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 		       why != NULL ? why : "-");
 		close(fd);
 	}
+	if (ffd >= 0)
+		close(ffd);
+	if (lfd >= 0)
+		close(lfd);
 	if (a.wc != NULL)
 		node_auth_close(&a);
 	(void)unlink(scratch);

@@ -954,7 +954,7 @@ static void test_resend_after_lost_verdict(void **state)
 static void put_sync(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
 {
 	node_kme_put_recs(w, recs, n);
-	node_kme_put_ids(w, NULL, 0);
+	node_kme_put_withdrawals(w, NULL, 0);
 	node_kme_put_blocks(w, NULL, 0);
 }
 
@@ -970,13 +970,13 @@ static void get_reply(struct qkd_rbuf *r, struct node_kme_verdict *v, size_t *nv
 		      struct qkd_kme_rec *in, size_t *nin)
 {
 	struct node_kme_wd wd[4];
-	uint8_t ids[4][16];
+	struct qkd_kme_rec wr[4];
 	uint64_t q[4];
 
 	*nv = node_kme_get_verdicts(r, v);
 	assert_int_equal(node_kme_get_wds(r, wd), 0);
 	*nin = node_kme_get_recs(r, in);
-	assert_int_equal(node_kme_get_ids(r, ids), 0);
+	assert_int_equal(node_kme_get_withdrawals(r, wr), 0);
 	assert_int_equal(node_kme_get_blocks(r, q), 0);
 	assert_true(qkd_rbuf_done(r));
 }
