@@ -687,6 +687,11 @@ int qkd_link_run(struct qkd_link_ctx *ctx)
 		hang_up(ctx, &cfd, &ffd);
 		if (atomic_load(ctx->stop))
 			break;
+		/* The peer may have found the pool empty first: no pad left in a
+		 * direction means no connection can ever be authenticated again. */
+		if (qkd_wc_send_pads_left(ctx->auth->wc) == 0 ||
+		    qkd_wc_recv_pads_left(ctx->auth->wc) == 0)
+			rc = QKD_ERR_NOKEY;
 		log_failure(ctx, rc, base.why);
 		if (rc == QKD_ERR_NOKEY)
 			stay_down(ctx);

@@ -17,6 +17,8 @@
 #   6 a full disk, a read-only disk, an immutable store (root only: a tmpfs
 #     in a mount namespace of the test's own)
 #   7 keys whose enc_keys gave up are withdrawn at the peer
+#   8 a link that runs out of authentication key stays down, with its
+#     alarm; the nodes and their key managers go on
 #
 # Usage (from the top of the tree): QKD=build/qkd tests/integration/hostile.sh
 set -u
@@ -47,15 +49,16 @@ KB=$(free_port "$CP" "$FP" "$KA")
 check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B
 
 # mkconf NAME ROLE STORE STATUS KME_PORT KME_ID LOCAL REMOTE PEER_KME: one
-# node on the fast test link of node.sh, with its key manager.
+# node on the fast test link of node.sh, with its key manager. LINK (env)
+# replaces the link's sizing and protocol settings.
 mkconf() {
 	cat >"$D/$1.conf" <<EOF
 node = { name = "$1"; status = "$4"; log_level = "info"; };
 links = ( {
   name = "ab"; role = "$2";
   classical = "127.0.0.1:$CP"; fiber = "127.0.0.1:$FP";
-  store = "$3"; auth_key = "ab.key";
-  auth_reserve_bits = 1048576; round_pulses = 20000000;
+  store = "$3"; auth_key = "${KEY:-ab.key}";
+  ${LINK:-auth_reserve_bits = 1048576; round_pulses = 20000000;}
   optical = { distance_km = 1.0; detector_efficiency = 0.5; };
 } );
 kme = {
@@ -310,6 +313,43 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 else
 	cli_ok "disk faults: skipped (needs root and mount namespaces)"
 fi
+
+# --- 8. out of authentication key -----------------------------------------------
+# A link of its own with a 4096-byte bootstrap key and a tiny reserve: a few
+# rounds with key, an enc_keys, then rounds that all stop at the QBER
+# sample (abort_qber 0.001), so nothing refills the pads they spend.
+head -c 4096 /dev/urandom >"$D/x.key"
+KEY=x.key LINK='auth_reserve_bits = 1024; round_pulses = 1000000;'
+mkconf xa alice xa.db xa.sock "$KA" KME_A SAE_A SAE_B KME_B
+mkconf xb bob xb.db xb.sock "$KB" KME_B SAE_B SAE_A KME_A
+start xb; start xa
+check "exhaust: the small link distils" wait_for xb stored_blocks 3 60
+check "exhaust: key manager up" wait_listen "$KA"
+req a SAE_A GET "/SAE_B/enc_keys?number=2"
+check_eq "exhaust: keys for the SAEs" "$CODE" 200
+XIDS=$(printf '%s' "$RESP" | jq -c '[.keys[] | {key_ID}]'); XKEYS=$(printf '%s' "$RESP" | jq -c '[.keys[].key]')
+stop xa; stop xb
+KEY=x.key LINK='auth_reserve_bits = 1024; round_pulses = 1000000; protocol = { abort_qber = 0.001; };'
+mkconf xa alice xa.db xa.sock "$KA" KME_A SAE_A SAE_B KME_B
+mkconf xb bob xb.db xb.sock "$KB" KME_B SAE_B SAE_A KME_A
+start xb; start xa
+check "exhaust: the alarm at Bob" wait_json xb '.auth_exhausted == true and .state == "down"' 120
+check "exhaust: the alarm at Alice" wait_json xa '.auth_exhausted == true' 30
+check "exhaust: Alice alive" alive xa
+check "exhaust: Bob alive" alive xb
+check_match "exhaust: qkd status says so" "$("$QKD" status --node "$D/xb.sock")" "EXHAUSTED"
+check_match "exhaust: logged" "$(cat "$D/xb.log")" "authentication key exhausted: the link stays down"
+rm -f "$D/resp"
+CODE=$(curl -sS --max-time 10 --cacert "$P/ca.pem" --cert "$P/SAE_B.pem" --key "$P/SAE_B.key" \
+	-X POST -H 'Content-Type: application/json' -d "{\"key_IDs\": $XIDS}" -o "$D/resp" \
+	-w '%{http_code}' "https://127.0.0.1:$KB/api/v1/keys/SAE_A/dec_keys" 2>"$D/curl.err")
+check_eq "exhaust: the key manager still serves stored keys" "$CODE" 200
+check_eq "exhaust: the very same keys" "$(jq -c '[.keys[].key]' "$D/resp" 2>/dev/null)" "$XKEYS"
+sleep 3
+check "exhaust: still alive a while later" alive xb
+stop xa; check_eq "exhaust: alice stops cleanly" "$STOP_RC" 0
+stop xb; check_eq "exhaust: bob stops cleanly" "$STOP_RC" 0
+unset KEY LINK
 
 # --- the nodes never stopped on their own, and the link goes on ---------------
 start bob; start alice

@@ -3,12 +3,15 @@
  * `qkd eve` can be tested without nodes.
  *
  *   fiber_pipe send HOST PORT FRAMES SLOTS SEED [--linger]
- *       connect, send FRAMES emitter frames of SLOTS slots (two rounds: the
- *       first half is round 1, the rest round 2, each ending with `last`),
- *       then close; with --linger, wait (30 s at most) for the peer to close.
+ *       connect, send the connection's hello (QKD_FIBER_HELLO_LEN bytes, a
+ *       pattern: a tap passes it on unread) and FRAMES emitter frames of
+ *       SLOTS slots (two rounds: the first half is round 1, the rest round 2,
+ *       each ending with `last`), then close; with --linger, wait (30 s at
+ *       most) for the peer to close.
  *   fiber_pipe recv HOST PORT FRAMES SLOTS SEED
  *       listen (PORT 0: any free port), print "port N", accept one
- *       connection, read frames until EOF and compare them with the frames
+ *       connection, check its hello arrived unchanged, read frames until EOF
+ *       and compare them with the frames
  *       the same SEED's emitter sends. Prints one line:
  *       "frames F pulses P sent S changed C photons_lost L" (pulses received,
  *       pulses the emitter sent, states that differ among the pulses that
@@ -33,6 +36,7 @@
 
 #include "qkd/error.h"
 #include "qkd/fiber.h"
+#include "qkd/sysutil.h"
 
 #define WAIT_S 30
 
@@ -94,8 +98,17 @@ static int make_frame(const struct pipe_args *a, uint64_t i, struct qkd_fiber_fr
 	return rc;
 }
 
+/* The hello a sender sends: any 72 bytes do for a tap, which never reads
+ * them (qkd/fiber.h); a pattern lets the receiver see they arrived intact. */
+static void hello_pattern(uint8_t *hello)
+{
+	for (size_t i = 0; i < QKD_FIBER_HELLO_LEN; i++)
+		hello[i] = (uint8_t)(i * 7 + 1);
+}
+
 static int do_send(const struct pipe_args *a)
 {
+	uint8_t hello[QKD_FIBER_HELLO_LEN];
 	struct qkd_fiber_frame f;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rc = QKD_ERR_IO;
 	char c;
@@ -106,7 +119,8 @@ static int do_send(const struct pipe_args *a)
 		goto out;
 	}
 	set_timeouts(fd);
-	rc = QKD_OK;
+	hello_pattern(hello);
+	rc = qkd_write_all(fd, hello, sizeof hello);
 	for (uint64_t i = 0; rc == QKD_OK && i < a->frames; i++) {
 		rc = make_frame(a, i, &f);
 		if (rc == QKD_OK)
@@ -187,6 +201,7 @@ static void compare(const struct qkd_fiber_frame *f, const struct qkd_fiber_fram
 
 static int do_recv(const struct pipe_args *a)
 {
+	uint8_t hello[QKD_FIBER_HELLO_LEN], want[QKD_FIBER_HELLO_LEN];
 	struct qkd_fiber_frame f, g;
 	struct recv_counts c = { 0 };
 	int fd = accept_one(a), rc = QKD_OK;
@@ -197,6 +212,9 @@ static int do_recv(const struct pipe_args *a)
 		fprintf(stderr, "fiber_pipe: no connection\n");
 		return 1;
 	}
+	hello_pattern(want);
+	if (qkd_read_all(fd, hello, sizeof hello) != QKD_OK || memcmp(hello, want, sizeof hello) != 0)
+		c.bad = 1;
 	while (rc == QKD_OK) {
 		rc = qkd_fiber_recv(fd, &g);
 		if (rc == QKD_OK && c.frames >= a->frames)

@@ -12,7 +12,6 @@
  * SIGKILLed in the middle of its transactions. Digests, quarantine, disk
  * faults and the node's handle have test_keystore_*.c of their own.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -35,76 +34,14 @@
 #include "qkd/keystore.h"
 #include "qkd/secret.h"
 
-struct fix {
-	char dir[256];
-	char path[320];
-};
-
-static int setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/qkd-keystore.XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/link.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char p[600];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define STORE_FIXTURE_NAME "qkd-keystore"
+#include "store_fixture.h"
 
 /* ---- helpers ---- */
-
-static uint64_t mix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 static uint64_t nbytes(uint64_t nbits)
 {
 	return (nbits + 7) / 8;
-}
-
-/* nbits pseudo-random bits from seed, padding bits zero. */
-static void fill_bits(uint8_t *buf, uint64_t nbits, uint64_t seed)
-{
-	for (uint64_t i = 0; i < nbytes(nbits); i++)
-		buf[i] = (uint8_t)mix(&seed);
-	if (nbits % 8)
-		buf[nbits / 8] &= (uint8_t)((1u << (nbits % 8)) - 1);
-}
-
-static unsigned bit_at(const uint8_t *b, uint64_t i)
-{
-	return (b[i / 8] >> (i % 8)) & 1u;
 }
 
 /* Bits [apos, apos + n) of a equal bits [bpos, bpos + n) of b. */
@@ -117,48 +54,6 @@ static void assert_bits_at(const uint8_t *a, uint64_t apos, const uint8_t *b, ui
 				 (unsigned long long)(apos + i), (unsigned long long)(bpos + i));
 }
 
-static struct qkd_store *open_ok(const char *path)
-{
-	struct qkd_store *s = NULL;
-	const char *why = "unset";
-
-	assert_int_equal(qkd_store_open(&s, path, &why), QKD_OK);
-	assert_non_null(s);
-	assert_null(why);
-	return s;
-}
-
-static void put_final(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_t nbits)
-{
-	assert_int_equal(qkd_store_put_pending(s, id, bits, nbits, NULL), QKD_OK);
-	assert_int_equal(qkd_store_finalize(s, id, NULL), QKD_OK);
-}
-
-static struct qkd_store_block lookup_ok(struct qkd_store *s, uint64_t id)
-{
-	struct qkd_store_block b;
-	bool found = false;
-
-	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
-	assert_true(found);
-	assert_int_equal(b.id, id);
-	return b;
-}
-
-static void check_ok(struct qkd_store *s)
-{
-	const char *why = NULL;
-	int rc = qkd_store_check(s, &why);
-
-	if (rc != QKD_OK)
-		fail_msg("qkd_store_check: %s", why ? why : "?");
-}
-
-static bool has_text(const char *why, const char *part)
-{
-	return why != NULL && strstr(why, part) != NULL;
-}
-
 static void write_file(const char *path, const void *data, size_t n)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -166,29 +61,6 @@ static void write_file(const char *path, const void *data, size_t n)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, n), (ssize_t)n);
 	close(fd);
-}
-
-/* Run one SQL statement on path with plain SQLite (outside the store API). */
-static void raw_sql(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
-static void raw_text(const char *path, const char *sql, char *out, size_t n)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 }
 
 /* ---- open, reopen, file ---- */
@@ -849,28 +721,6 @@ static void test_never_twice(void **state)
 }
 
 /* ---- the file itself ---- */
-
-static size_t read_all(const char *path, uint8_t **data)
-{
-	struct stat sb;
-	int fd = open(path, O_RDONLY);
-	size_t n = 0;
-
-	*data = NULL;
-	if (fd < 0)
-		return 0;
-	assert_int_equal(fstat(fd, &sb), 0);
-	*data = malloc((size_t)sb.st_size + 1);
-	assert_non_null(*data);
-	while (n < (size_t)sb.st_size) {
-		ssize_t r = read(fd, *data + n, (size_t)sb.st_size - n);
-
-		assert_true(r > 0);
-		n += (size_t)r;
-	}
-	close(fd);
-	return n;
-}
 
 /* How many 16-byte windows of key[from, to) (step 16) occur in the database
  * file and its journal (or a WAL an older program left). */

@@ -11,7 +11,6 @@
  * BLAKE2b), digests kept right by consume steps that zero bytes, swapped
  * chunks caught, the peer's quarantine API, and the start-up walk.
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,133 +30,10 @@
 #include "qkd/keystore.h"
 #include "qkd/secret.h"
 
-struct fix {
-	char dir[256];
-	char path[320];
-};
-
-static int setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/qkd-ks-digest.XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/link.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char p[600];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define STORE_FIXTURE_NAME "qkd-ks-digest"
+#include "store_fixture.h"
 
 /* ---- helpers ---- */
-
-static uint64_t mix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void fill_bytes(uint8_t *buf, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (uint8_t)mix(&seed);
-}
-
-static struct qkd_store *open_ok(const char *path)
-{
-	struct qkd_store *s = NULL;
-	const char *why = "unset";
-
-	if (qkd_store_open(&s, path, &why) != QKD_OK)
-		fail_msg("open: %s", why ? why : "?");
-	return s;
-}
-
-static void put_final(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_t nbytes)
-{
-	assert_int_equal(qkd_store_put_pending(s, id, bits, 8 * nbytes, NULL), QKD_OK);
-	assert_int_equal(qkd_store_finalize(s, id, NULL), QKD_OK);
-}
-
-static struct qkd_store_block lookup_ok(struct qkd_store *s, uint64_t id)
-{
-	struct qkd_store_block b;
-	bool found = false;
-
-	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
-	assert_true(found);
-	return b;
-}
-
-static void check_ok(struct qkd_store *s)
-{
-	const char *why = NULL;
-
-	if (qkd_store_check(s, &why) != QKD_OK)
-		fail_msg("qkd_store_check: %s", why ? why : "?");
-}
-
-static bool has_text(const char *why, const char *part)
-{
-	return why != NULL && strstr(why, part) != NULL;
-}
-
-static bool all_zero(const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return false;
-	return true;
-}
-
-static size_t read_all(const char *path, uint8_t **data)
-{
-	struct stat sb;
-	int fd = open(path, O_RDONLY);
-	size_t n = 0;
-
-	*data = NULL;
-	if (fd < 0)
-		return 0;
-	assert_int_equal(fstat(fd, &sb), 0);
-	*data = malloc((size_t)sb.st_size + 1);
-	assert_non_null(*data);
-	while (n < (size_t)sb.st_size) {
-		ssize_t r = read(fd, *data + n, (size_t)sb.st_size - n);
-
-		assert_true(r > 0);
-		n += (size_t)r;
-	}
-	close(fd);
-	return n;
-}
 
 /* Flip bit `bit` of byte at (0 .. 15) of the 16-byte window bits[at ..]
  * where it lies in the file: bit rot on disk, behind SQLite's back. */
@@ -186,30 +62,6 @@ static bool on_disk(const char *path, const uint8_t *bits, size_t at)
 
 	free(data);
 	return hit;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *err = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : "?");
-	sqlite3_close(db);
-}
-
-static void raw_text(const char *path, const char *sql, char *out, size_t n)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 }
 
 /* What SQLite itself makes of the file: "ok" despite the bit rot. */
@@ -249,7 +101,7 @@ static void test_digest_kat(void **state)
 
 	for (size_t i = 0; i < sizeof(bits); i++)
 		bits[i] = (uint8_t)((i * 7 + 3) & 0xff);
-	put_final(s, 7, bits, sizeof(bits));
+	put_final(s, 7, bits, 8 * sizeof(bits));
 	qkd_store_close(s);
 	raw_text(f->path, "SELECT lower(hex(sums)) FROM qsum WHERE id = 7", sums, sizeof(sums));
 	snprintf(want, sizeof(want), "%s%s%s", kat_chunk[0], kat_chunk[1], kat_chunk[2]);
@@ -265,7 +117,7 @@ static void test_digest_kat_key(void **state)
 	char sum[64];
 
 	qkd_store_close(s);
-	raw_exec(f->path, "INSERT INTO kme_key (seq, key_id, dir, state, master, slave, nbits,"
+	raw_sql(f->path, "INSERT INTO kme_key (seq, key_id, dir, state, master, slave, nbits,"
 		 " segs, created) VALUES (1, x'000102030405060708090a0b0c0d0e0f', 'in', 'ready',"
 		 " 'm', 's', 256, zeroblob(24), 0);"
 		 "INSERT INTO kme_bits VALUES (1, x'000102030405060708090a0b0c0d0e0f"
@@ -280,7 +132,7 @@ static void test_digest_kat_key(void **state)
 		assert_int_equal(vs.bad_keys, 0);
 	}
 	qkd_store_close(s);
-	raw_exec(f->path, "UPDATE kme_sum SET sum = x'cadb6a09e907528b8740f5f282013230'");
+	raw_sql(f->path, "UPDATE kme_sum SET sum = x'cadb6a09e907528b8740f5f282013230'");
 	s = open_ok(f->path);
 	{
 		struct qkd_store_verify_stats vs;
@@ -308,8 +160,8 @@ static void test_bitrot_take(void **state)
 
 	fill_bytes(b1, sizeof(b1), 1);
 	fill_bytes(b2, sizeof(b2), 2);
-	put_final(s, 1, b1, sizeof(b1));
-	put_final(s, 2, b2, sizeof(b2));
+	put_final(s, 1, b1, 8 * sizeof(b1));
+	put_final(s, 2, b2, 8 * sizeof(b2));
 	qkd_store_close(s);
 	flip_on_disk(f->path, b1, 100, 3);	/* chunk 0 of block 1 */
 
@@ -370,8 +222,8 @@ static void test_bitrot_take_at(void **state)
 
 	fill_bytes(b1, sizeof(b1), 11);
 	fill_bytes(b3, sizeof(b3), 13);
-	put_final(s, 1, b1, sizeof(b1));
-	put_final(s, 3, b3, sizeof(b3));
+	put_final(s, 1, b1, 8 * sizeof(b1));
+	put_final(s, 3, b3, 8 * sizeof(b3));
 	qkd_store_close(s);
 	flip_on_disk(f->path, b1, 1100, 0);	/* byte 1108: chunk 2 */
 	s = open_ok(f->path);
@@ -409,7 +261,7 @@ static void test_bitrot_get(void **state)
 	const char *why = NULL;
 
 	fill_bytes(b, sizeof(b), 21);
-	put_final(s, 4, b, sizeof(b));
+	put_final(s, 4, b, 8 * sizeof(b));
 	assert_int_equal(qkd_store_put_pending(s, 5, b, 8 * 1000, NULL), QKD_OK);
 	qkd_store_close(s);
 	flip_on_disk(f->path, b, 2900, 7);
@@ -454,11 +306,11 @@ static void test_swapped_chunks(void **state)
 
 	fill_bytes(b, sizeof(b), 31);
 	fill_bytes(c, sizeof(c), 32);
-	put_final(s, 1, b, sizeof(b));
-	put_final(s, 2, c, sizeof(c));
-	put_final(s, 3, c, sizeof(c));
+	put_final(s, 1, b, 8 * sizeof(b));
+	put_final(s, 2, c, 8 * sizeof(c));
+	put_final(s, 3, c, 8 * sizeof(c));
 	qkd_store_close(s);
-	raw_exec(f->path, "UPDATE qbits SET bits = CAST(substr(bits, 513, 512) || substr(bits, 1, 512)"
+	raw_sql(f->path, "UPDATE qbits SET bits = CAST(substr(bits, 513, 512) || substr(bits, 1, 512)"
 		 " || substr(bits, 1025) AS BLOB) WHERE id = 1;"
 		 "UPDATE qsum SET sums = (SELECT sums FROM qsum WHERE id = 2) WHERE id = 3;");
 	s = open_ok(f->path);
@@ -485,8 +337,8 @@ static void test_digests_follow_consumption(void **state)
 	char sums[64], hex[40];
 
 	fill_bytes(b, sizeof(b), 41);
-	put_final(s, 9, b, sizeof(b));
-	put_final(s, 10, b, 700);
+	put_final(s, 9, b, 8 * sizeof(b));
+	put_final(s, 10, b, 5600);
 	seg[0] = (struct qkd_store_seg){ 9, 0, 4096 };	/* chunk 0, all of it */
 	assert_int_equal(qkd_store_take_at(s, seg, 1, out, sizeof(out), NULL), QKD_OK);
 	for (int i = 0; i < 40; i++) {
@@ -534,8 +386,8 @@ static void test_quarantine_api(void **state)
 
 	fill_bytes(b, sizeof(b), 51);
 	assert_int_equal(qkd_store_put_pending(s, 1, b, 4096, NULL), QKD_OK);	/* pending */
-	put_final(s, 2, b, sizeof(b));						/* final */
-	put_final(s, 3, b, 8);
+	put_final(s, 2, b, 8 * sizeof(b));						/* final */
+	put_final(s, 3, b, 64);
 	assert_int_equal(qkd_store_take_at(s, &(struct qkd_store_seg){ 3, 0, 64 }, 1, out,
 					   sizeof(out), NULL), QKD_OK);		/* used */
 	assert_int_equal(qkd_store_take_at(s, &(struct qkd_store_seg){ 2, 0, 100 }, 1, out,
@@ -582,10 +434,10 @@ static void test_unreported(void **state)
 	fill_bytes(b, sizeof(b), 61);
 	for (uint64_t id = 10; id < 15; id++) {
 		b[0] = (uint8_t)id;	/* a distinct window per block */
-		put_final(s, id, b, sizeof(b));
+		put_final(s, id, b, 8 * sizeof(b));
 	}
 	qkd_store_close(s);
-	raw_exec(f->path, "UPDATE qbits SET bits = zeroblob(600) WHERE id IN (14, 11, 12)");
+	raw_sql(f->path, "UPDATE qbits SET bits = zeroblob(600) WHERE id IN (14, 11, 12)");
 	s = open_ok(f->path);
 	assert_int_equal(qkd_store_verify_all(s, &n, &why), QKD_OK);
 	assert_null(why);
@@ -656,12 +508,12 @@ static void test_verify_walks(void **state)
 	fill_bytes(b, sizeof(b), 71);
 	for (uint64_t id = 1; id <= 4; id++) {
 		b[0] = (uint8_t)id;
-		put_final(s, id, b, sizeof(b));
+		put_final(s, id, b, 8 * sizeof(b));
 	}
 	assert_int_equal(qkd_store_put_pending(s, 6, b, 8 * sizeof(b), NULL), QKD_OK);
 	assert_int_equal(qkd_store_quarantine(s, 5, NULL), QKD_OK);
 	qkd_store_close(s);
-	raw_exec(f->path, "UPDATE qbits SET bits = CAST(substr(bits, 1, 1024) || x'00' ||"
+	raw_sql(f->path, "UPDATE qbits SET bits = CAST(substr(bits, 1, 1024) || x'00' ||"
 		 " substr(bits, 1026) AS BLOB) WHERE id IN (2, 6)");
 	s = open_ok(f->path);
 	assert_int_equal(qkd_store_verify(s, on_fault, &c, &vs, &why), QKD_OK);

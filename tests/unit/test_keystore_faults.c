@@ -13,7 +13,6 @@
  * tmpfs in a private mount namespace filled up, and a file made immutable
  * (chattr +i) under an open store, which used to end in SIGBUS with WAL.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -37,47 +36,8 @@
 #include "qkd/kme_store.h"
 #include "qkd/secret.h"
 
-struct fix {
-	char dir[256];
-	char path[320];
-};
-
-static int setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/qkd-ks-faults.XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/link.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char p[600];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define STORE_FIXTURE_NAME "qkd-ks-faults"
+#include "store_fixture.h"
 
 /* ---- the VFS shim ---- */
 
@@ -301,44 +261,9 @@ static void disarm(void)
 
 /* ---- helpers ---- */
 
-static uint64_t mix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static void block_bits(uint64_t id, uint8_t *buf, size_t n)
 {
-	uint64_t x = id * 7919 + 1;
-
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (uint8_t)mix(&x);
-}
-
-static struct qkd_store *open_ok(const char *path)
-{
-	struct qkd_store *s = NULL;
-	const char *why = "unset";
-
-	if (qkd_store_open(&s, path, &why) != QKD_OK)
-		fail_msg("open: %s", why ? why : "?");
-	return s;
-}
-
-static void check_ok(struct qkd_store *s)
-{
-	const char *why = NULL;
-
-	if (qkd_store_check(s, &why) != QKD_OK)
-		fail_msg("qkd_store_check: %s", why ? why : "?");
-}
-
-static bool has_text(const char *why, const char *part)
-{
-	return why != NULL && strstr(why, part) != NULL;
+	fill_bytes(buf, n, id * 7919 + 1);
 }
 
 /* What a fault of this kind must be called. */
@@ -524,30 +449,6 @@ static int full_tmpfs(const char *dir)
 	qkd_store_close(s);
 	umount(dir);
 	return 0;
-}
-
-/* Run fn in a child process and return its result, passed through a pipe:
- * the exit status would be valgrind's when it reports the parent's handles,
- * inherited and never closed in the child, as leaks. */
-static int in_child(int (*fn)(const char *), const char *arg)
-{
-	int fds[2], status = 0;
-	unsigned char r = 255;
-	pid_t pid;
-
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		r = (unsigned char)fn(arg);
-		_exit(write(fds[1], &r, 1) == 1 ? 0 : 1);
-	}
-	close(fds[1]);
-	assert_int_equal(read(fds[0], &r, 1), 1);
-	close(fds[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return r;
 }
 
 static void test_full_tmpfs(void **state)

@@ -35,129 +35,10 @@
 #include "qkd/kme_store.h"
 #include "qkd/secret.h"
 
-struct fix {
-	char dir[256];
-	char path[320];
-};
-
-static int setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/qkd-ks-open.XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof(f->path), "%s/link.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char p[600];
-
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define STORE_FIXTURE_NAME "qkd-ks-open"
+#include "store_fixture.h"
 
 /* ---- helpers ---- */
-
-static uint64_t mix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void fill_bytes(uint8_t *buf, size_t n, uint64_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (uint8_t)mix(&seed);
-}
-
-static struct qkd_store *open_ok(const char *path)
-{
-	struct qkd_store *s = NULL;
-	const char *why = "unset";
-
-	if (qkd_store_open(&s, path, &why) != QKD_OK)
-		fail_msg("open: %s", why ? why : "?");
-	return s;
-}
-
-static void put_final(struct qkd_store *s, uint64_t id, const uint8_t *bits, uint64_t nbytes)
-{
-	assert_int_equal(qkd_store_put_pending(s, id, bits, 8 * nbytes, NULL), QKD_OK);
-	assert_int_equal(qkd_store_finalize(s, id, NULL), QKD_OK);
-}
-
-static struct qkd_store_block lookup_ok(struct qkd_store *s, uint64_t id)
-{
-	struct qkd_store_block b;
-	bool found = false;
-
-	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
-	assert_true(found);
-	return b;
-}
-
-static void check_ok(struct qkd_store *s)
-{
-	const char *why = NULL;
-
-	if (qkd_store_check(s, &why) != QKD_OK)
-		fail_msg("qkd_store_check: %s", why ? why : "?");
-}
-
-static bool has_text(const char *why, const char *part)
-{
-	return why != NULL && strstr(why, part) != NULL;
-}
-
-static void raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *err = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : "?");
-	sqlite3_close(db);
-}
-
-static int64_t raw_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
 
 /* The file format bytes of the header: 1 rollback journal, 2 WAL. */
 static int header_mode(const char *path)
@@ -211,7 +92,7 @@ static void test_nothing_mapped(void **state)
 	char p[400];
 
 	fill_bytes(bits, sizeof(bits), 1);
-	put_final(a, 1, bits, sizeof(bits));
+	put_final(a, 1, bits, 8 * sizeof(bits));
 	assert_int_equal(qkd_store_open_existing(&ro, f->path, NULL), QKD_OK);
 	assert_int_equal(qkd_store_take(b, 1000, out, sizeof(out), seg, 4, &ns, NULL), QKD_OK);
 	assert_int_equal(qkd_store_get(ro, 1, bits, sizeof(bits), &n, NULL), QKD_OK);
@@ -242,7 +123,7 @@ static void test_wal_converted(void **state)
 	char p[400];
 
 	fill_bytes(bits, sizeof(bits), 2);
-	put_final(s, 1, bits, 512);
+	put_final(s, 1, bits, 4096);
 	qkd_store_close(s);
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
@@ -273,7 +154,7 @@ static void test_wal_converted(void **state)
 	assert_int_equal(lookup_ok(s, 1).created, 7);
 	assert_int_equal(qkd_store_get(s, 1, got, sizeof(got), &n, NULL), QKD_OK);
 	assert_memory_equal(got, bits, 512);
-	put_final(s, 2, bits, sizeof(bits));
+	put_final(s, 2, bits, 8 * sizeof(bits));
 	check_ok(s);
 	assert_false(mapped(f->dir));
 	qkd_store_close(s);
@@ -307,30 +188,6 @@ static int other_process(const char *path)
 	return 0;
 }
 
-/* Run fn in a child process and return its result, passed through a pipe:
- * the exit status would be valgrind's when it reports the parent's handles,
- * inherited and never closed in the child, as leaks. */
-static int in_child(int (*fn)(const char *), const char *path)
-{
-	int fds[2], status = 0;
-	unsigned char r = 255;
-	pid_t pid;
-
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		r = (unsigned char)fn(path);
-		_exit(write(fds[1], &r, 1) == 1 ? 0 : 1);
-	}
-	close(fds[1]);
-	assert_int_equal(read(fds[0], &r, 1), 1);
-	close(fds[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return r;
-}
-
 static void test_node_lock(void **state)
 {
 	struct fix *f = *state;
@@ -343,7 +200,7 @@ static void test_node_lock(void **state)
 
 	fill_bytes(bits, sizeof(bits), 3);
 	assert_int_equal(qkd_store_open_node(&node, f->path, 0, &why), QKD_OK);
-	put_final(node, 1, bits, sizeof(bits));
+	put_final(node, 1, bits, 8 * sizeof(bits));
 	/* the same process: its key manager's handle works alongside */
 	kme = open_ok(f->path);
 	assert_int_equal(qkd_store_take(kme, 8, out, sizeof(out), seg, 1, &ns, NULL), QKD_OK);
@@ -448,8 +305,8 @@ static void test_processes_at_once(void **state)
 	uint64_t total = 0, done = 0;
 
 	fill_bytes(bits, sizeof(bits), 4);
-	put_final(s, 1, bits, sizeof(bits));
-	put_final(s, 2, bits, sizeof(bits));
+	put_final(s, 1, bits, 8 * sizeof(bits));
+	put_final(s, 2, bits, 8 * sizeof(bits));
 	qkd_store_close(s);	/* nothing open across fork */
 	assert_int_equal(pipe(fds), 0);
 	for (int i = 0; i < RACERS; i++) {
@@ -544,9 +401,9 @@ static void make_old(const char *path, int version, const uint8_t *bits)
 
 	memcpy(b0, bits, sizeof(b0));
 	memset(b0, 0, 125);
-	raw_exec(path, v1_sql);
+	raw_sql(path, v1_sql);
 	if (version >= 2)
-		raw_exec(path, v2_sql);
+		raw_sql(path, v2_sql);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO qblock VALUES (0, 4096, 'final', 0, 1000),"
 				      " (1, 4096, 'pending', 0, 0), (2, 64, 'used', 0, 64),"

@@ -16,7 +16,6 @@
  * records stay in the outbox, flagged, and the peer's withdrawal retires
  * a ready key, leaves a delivered one, and tombstones an unknown key_ID.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +33,8 @@
 #include "qkd/kme_store.h"
 #include "qkd/secret.h"
 
+#include "store_fixture.h"
+
 #define MASTER "sae-master-1"
 #define SLAVE "sae-slave-2"
 #define ALICE QKD_KME_PARITY_ALICE
@@ -45,26 +46,13 @@ struct fix {
 	struct qkd_store *a, *b;
 };
 
-static struct qkd_store *open_ok(const char *path)
-{
-	struct qkd_store *s = NULL;
-	const char *why = "unset";
-
-	assert_int_equal(qkd_store_open(&s, path, &why), QKD_OK);
-	assert_non_null(s);
-	assert_null(why);
-	return s;
-}
-
 static int setup(void **state)
 {
 	struct fix *f = calloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "%s/qkd-kme-store.XXXXXX", tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
+	if (tmpdir_make(f->dir, sizeof(f->dir), "qkd-kme-store") != 0) {
 		free(f);
 		return -1;
 	}
@@ -79,55 +67,25 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fix *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char p[600];
 
 	qkd_store_close(f->a);
 	qkd_store_close(f->b);
-	d = opendir(f->dir);
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-		unlink(p);
-	}
-	if (d != NULL)
-		closedir(d);
-	rmdir(f->dir);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
 
 /* ---- helpers ---- */
 
-static uint64_t mix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* Block id's bits: a pseudo-random stream of its id, so a prefix of any
  * length is the same stream (padding bits of the last byte zero). */
 static uint8_t *block_bits(uint64_t id, uint64_t nbits)
 {
-	uint64_t seed = id * 1000003u + 17, n = (nbits + 7) / 8;
-	uint8_t *b = malloc(n + 1);
+	uint8_t *b = malloc((nbits + 7) / 8 + 1);
 
 	assert_non_null(b);
-	for (uint64_t i = 0; i < n; i++)
-		b[i] = (uint8_t)mix(&seed);
-	if (nbits % 8)
-		b[nbits / 8] &= (uint8_t)((1u << (nbits % 8)) - 1);
+	fill_bits(b, nbits, id * 1000003u + 17);
 	return b;
-}
-
-static unsigned bit_at(const uint8_t *b, uint64_t i)
-{
-	return (b[i / 8] >> (i % 8)) & 1u;
 }
 
 /* The key the segments name: their bits concatenated, LSB first. */
@@ -147,54 +105,30 @@ static void expect_key(const struct qkd_kme_rec *r, uint8_t *out)
 	assert_int_equal(pos, r->nbits);
 }
 
-static void put_final(struct qkd_store *s, uint64_t id, uint64_t nbits)
+/* Block id of nbits, final, its bits block_bits(id, nbits). */
+static void put_block(struct qkd_store *s, uint64_t id, uint64_t nbits)
 {
 	uint8_t *b = block_bits(id, nbits);
 
-	assert_int_equal(qkd_store_put_pending(s, id, b, nbits, NULL), QKD_OK);
-	assert_int_equal(qkd_store_finalize(s, id, NULL), QKD_OK);
+	put_final(s, id, b, nbits);
 	free(b);
 }
 
 /* The same final block at both ends. */
 static void put_both(struct fix *f, uint64_t id, uint64_t nbits)
 {
-	put_final(f->a, id, nbits);
-	put_final(f->b, id, nbits);
+	put_block(f->a, id, nbits);
+	put_block(f->b, id, nbits);
 }
 
 static uint64_t consumed(struct qkd_store *s, uint64_t id)
 {
-	struct qkd_store_block b;
-	bool found = false;
-
-	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
-	assert_true(found);
-	return b.consumed;
+	return lookup_ok(s, id).consumed;
 }
 
 static enum qkd_store_state state_of(struct qkd_store *s, uint64_t id)
 {
-	struct qkd_store_block b;
-	bool found = false;
-
-	assert_int_equal(qkd_store_lookup(s, id, &b, &found, NULL), QKD_OK);
-	assert_true(found);
-	return b.state;
-}
-
-static void check_ok(struct qkd_store *s)
-{
-	const char *why = NULL;
-	int rc = qkd_store_check(s, &why);
-
-	if (rc != QKD_OK)
-		fail_msg("qkd_store_check: %s", why ? why : "?");
-}
-
-static bool has_text(const char *why, const char *part)
-{
-	return why != NULL && strstr(why, part) != NULL;
+	return lookup_ok(s, id).state;
 }
 
 static struct qkd_kme_rec mkrec(unsigned n, const char *master, const char *slave,
@@ -266,14 +200,6 @@ static int deliver1(struct qkd_store *s, const char *master, const char *slave,
 	return rc;
 }
 
-static bool all_zero(const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return false;
-	return true;
-}
-
 static struct qkd_kme_counts counts(struct qkd_store *s)
 {
 	struct qkd_kme_counts c;
@@ -299,32 +225,6 @@ static uint64_t available(struct qkd_store *s, unsigned parity)
 
 	assert_int_equal(qkd_store_kme_available(s, parity, &bits, NULL), QKD_OK);
 	return bits;
-}
-
-static void raw_sql(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	char *err = NULL;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err ? err : "?");
-	sqlite3_close(db);
-}
-
-static int64_t raw_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
 }
 
 /* ---- master's end ---- */
@@ -388,7 +288,7 @@ static void test_issue_fills_gaps(void **state)
 	struct qkd_kme_rec r;
 	uint8_t tmp[8], bits[16], want[16];
 
-	put_final(f->a, 0, 1024);
+	put_block(f->a, 0, 1024);
 	assert_int_equal(qkd_store_take_at(f->a, &seg, 1, tmp, sizeof(tmp), NULL), QKD_OK);
 	issue_ok(f->a, ALICE, &r, 1, 1, 128, bits);
 	assert_int_equal(r.nsegs, 2);
@@ -476,7 +376,7 @@ static void test_issue_too_many_segs(void **state)
 	uint8_t tmp[8], bits[32];
 	const char *why = NULL;
 
-	put_final(f->a, 0, 4096);
+	put_block(f->a, 0, 4096);
 	/* consumed every other 16 bits: the free gaps are 16 bits long */
 	for (uint64_t off = 16; off < 16 * 40; off += 32) {
 		struct qkd_store_seg seg = { .id = 0, .offset = off, .nbits = 16 };
@@ -501,7 +401,7 @@ static void test_issue_invalid(void **state)
 	char longid[80];
 	const char *why = NULL;
 
-	put_final(f->a, 0, 8192);
+	put_block(f->a, 0, 8192);
 	for (size_t i = 0; i < 3; i++)
 		r[i] = mkrec(1 + (unsigned)i, MASTER, SLAVE, 256);
 #define ISSUE_FAILS(rc_, n_, len_)                                                     \
@@ -564,7 +464,7 @@ static void test_outbox(void **state)
 	size_t n = 99;
 	const char *why = "unset";
 
-	put_final(f->a, 0, 4096);
+	put_block(f->a, 0, 4096);
 	issue_ok(f->a, ALICE, r, 2, 1, 128, bits);
 	issue_ok(f->a, ALICE, &r[2], 1, 7, 128, bits);
 	issue_ok(f->a, ALICE, &r[3], 1, 3, 128, bits);	/* ids not in issue order */
@@ -836,9 +736,9 @@ static void test_accept_refused(void **state)
 	size_t len = 0;
 	const char *why = NULL;
 
-	put_final(f->b, 0, 1024);
-	put_final(f->b, 1, 1024);
-	put_final(f->b, 2, 1024);
+	put_block(f->b, 0, 1024);
+	put_block(f->b, 1, 1024);
+	put_block(f->b, 2, 1024);
 
 	/* a block of Bob's own half */
 	r.nsegs = 1;
@@ -902,7 +802,7 @@ static void test_accept_malformed(void **state)
 	enum qkd_kme_verdict v;
 	const char *why = NULL;
 
-	put_final(f->b, 0, 1024);
+	put_block(f->b, 0, 1024);
 	good.nsegs = 1;
 	good.segs[0] = (struct qkd_store_seg){ .id = 0, .offset = 0, .nbits = 256 };
 #define REFUSED_MALFORMED(edit)                                                        \
@@ -943,7 +843,7 @@ static void test_accept_later(void **state)
 	const char *why = NULL;
 
 	put_both(f, 0, 512);
-	put_final(f->a, 2, 1024);
+	put_block(f->a, 2, 1024);
 	assert_int_equal(qkd_store_put_pending(f->b, 2, blk, 1024, NULL), QKD_OK);
 	free(blk);
 	issue_ok(f->a, ALICE, &r, 1, 1, 1024, bits);

@@ -59,7 +59,7 @@
 #define BLOCK_BITS 4096
 #define KEY_BITS 256
 #define KEY_BYTES (KEY_BITS / 8)
-#define IO_TIMEOUT_S 5		/* bounds every blocking channel call */
+#define IO_TIMEOUT_S 30		/* bounds every blocking channel call (valgrind is slow) */
 
 struct logcap {
 	pthread_mutex_t lock;
