@@ -2,6 +2,7 @@
 #   make run    install what is missing, build, run `qkd sim` on the default link
 #   make test   install, build, run every test (unit, sanitizer, CLI), print a summary
 #   make bench  build and run the benchmarks
+#   make soak   three node links at once for SOAK_MINUTES (default 30); not in `make test`
 #   make deps   apt-get install the Debian packages the build needs
 
 BUILD   ?= build
@@ -36,7 +37,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 10
 FUZZ_LONG_SECONDS ?= 300
 
-.PHONY: all build deps run test unit asan fuzz-build fuzz cli bench valgrind clean
+.PHONY: all build deps run test unit asan fuzz-build fuzz cli bench soak valgrind clean
 
 all: build
 build: $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS) $(TEST_TOOL_BINS)
@@ -110,11 +111,20 @@ valgrind: deps
 	@QKD_VALGRIND=1 tests/run.sh unit
 
 # bench/kme.sh: the key manager's figures (kme_fake, then two `qkd node`s).
-# Only bench/*.c are built as tools (TOOL_SRCS); the script is run as is.
+# bench/auth.sh: authentication key per round, batches against a tag per message.
+# Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
 	$(BUILD)/qkd bench
 	bench/kme.sh $(BUILD)
+	bench/auth.sh $(BUILD)
+
+# tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
+# SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1
+# keeps the CSVs and logs (docs/performance.md, "Soak").
+soak: deps
+	@$(MAKE) --no-print-directory build
+	QKD=$(BUILD)/qkd tests/soak/soak.sh
 
 clean:
 	rm -rf build

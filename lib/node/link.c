@@ -190,8 +190,9 @@ static void refresh_figures(struct qkd_link_ctx *ctx)
 	poor = auth_poorer(ctx->auth);
 	pthread_mutex_lock(&ctx->lock);
 	/* Hysteresis: warn when the poorer direction falls below a quarter of
-	 * the reserve, again only after it was back above half of it. */
-	low = poor < quarter || (ctx->status.auth_low && poor < 2 * quarter);
+	 * the reserve, again only after it was back above three eighths. (A
+	 * refill stops at half, and the round's own tags take a little off.) */
+	low = poor < quarter || (ctx->status.auth_low && poor < quarter * 3 / 2);
 	warn = low && !ctx->status.auth_low;
 	ctx->status.auth_low = low;
 	ctx->status.kme_available_bits = half;
@@ -396,7 +397,7 @@ static void note_stranger(struct qkd_link_ctx *ctx, const char *why)
 static int bob_fiber(struct qkd_link_ctx *ctx, const uint8_t *session, int *ffd,
 		     const char **why)
 {
-	double deadline = qkd_wall_seconds() + NODE_IO_TIMEOUT_S;
+	double deadline = qkd_wall_seconds() + NODE_PEER_WAIT_S;
 
 	while (qkd_wall_seconds() < deadline) {
 		int left = (int)(deadline - qkd_wall_seconds()) + 1;
@@ -421,7 +422,7 @@ static int bob_fiber(struct qkd_link_ctx *ctx, const uint8_t *session, int *ffd,
 static int alice_fiber(struct qkd_link_ctx *ctx, const uint8_t *session, int *ffd,
 		       const char **why)
 {
-	int fd = node_connect(&ctx->cfg->fiber, ctx->stop, NODE_IO_TIMEOUT_S, why);
+	int fd = node_connect(&ctx->cfg->fiber, ctx->stop, NODE_PEER_WAIT_S, why);
 
 	if (fd < 0)
 		return QKD_ERR_IO;

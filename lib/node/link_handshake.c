@@ -64,6 +64,7 @@ struct hs {
 	struct sync_fields mine, peer;
 	const char **why;
 	bool *stranger;
+	bool gate_passed;		/* the peer's SYNC MAC verified */
 };
 
 /* MAC_g(label | parts...) into out. */
@@ -216,6 +217,7 @@ static int recv_sync(struct hs *h)
 	gate_mac(h->auth, sync_label(peer), h->nonce_a, h->nonce_b, body.p, body.len, mac);
 	if (!mac_ok(mac, got))
 		return refuse(h, "the peer failed the gate: not this link's peer");
+	h->gate_passed = true;
 	return get_fields(&body, &h->peer) == QKD_OK ? QKD_OK
 						      : refuse(h, "malformed SYNC");
 }
@@ -300,10 +302,14 @@ int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cf
 	/* Alice gives a stranger little time; Bob waits longer for Alice,
 	 * who may be busy turning strangers away. */
 	node_set_timeouts_s(fd, cfg->role == QKD_ROLE_ALICE ? NODE_HANDSHAKE_TIMEOUT_S
-							   : NODE_IO_TIMEOUT_S);
+							   : NODE_PEER_WAIT_S);
 	if (rc == QKD_OK)
 		rc = exchange(&h);
 	node_set_timeouts_s(fd, NODE_IO_TIMEOUT_S);
+	/* Whoever leaves Alice before passing the gate (silent, gone, or
+	 * talking nonsense) is a stranger to her: no back-off for Bob's sake. */
+	if (rc != QKD_OK && cfg->role == QKD_ROLE_ALICE && !h.gate_passed)
+		*stranger = true;
 	if (rc != QKD_OK) {
 		qkd_channel_cleanup(ch);
 		return rc;

@@ -24,8 +24,16 @@
 /* The handshake's MAC key (link_handshake.c): the first bytes of the
  * bootstrap key file. */
 #define NODE_GATE_KEY_LEN 32
-/* Socket timeouts: a peer silent this long is gone. */
-#define NODE_IO_TIMEOUT_S 10
+/* Socket timeouts within a session: a peer silent this long is gone. A
+ * crashed peer is seen at once (its connection closes); this is for one
+ * that hangs, and must outlast a busy peer's longest computation (Alice
+ * preparing a chunk of 5e8 pulses on a loaded machine took over 10 s). */
+#define NODE_IO_TIMEOUT_S 30
+/* How long a node waits for its peer to turn up: Bob for the fiber after
+ * the handshake, Alice to reach Bob's fiber port, Bob for Alice's HELLO.
+ * Then it starts over, so a connection a relay took and dropped never
+ * leaves both ends waiting for each other. */
+#define NODE_PEER_WAIT_S 10
 /* A connection that has not finished its handshake within this is
  * dropped, so a stranger sitting on a port delays the link this long at
  * most. */
