@@ -47,6 +47,27 @@ static void get_id(struct qkd_rbuf *r, char out[QKD_KME_SAE_ID_MAX + 1])
 	}
 }
 
+/* A key's segments: varint nsegs, then (block id, offset, nbits) each. */
+static void put_segs(struct qkd_wbuf *w, const struct qkd_kme_rec *r)
+{
+	qkd_put_varint(w, r->nsegs);
+	for (size_t j = 0; j < r->nsegs; j++) {
+		qkd_put_varint(w, r->segs[j].id);
+		qkd_put_varint(w, r->segs[j].offset);
+		qkd_put_varint(w, r->segs[j].nbits);
+	}
+}
+
+static void get_segs(struct qkd_rbuf *r, struct qkd_kme_rec *k)
+{
+	k->nsegs = (size_t)qkd_get_count(r, QKD_KME_KEY_SEGS_MAX);
+	for (size_t j = 0; j < k->nsegs && qkd_rbuf_ok(r); j++) {
+		k->segs[j].id = qkd_get_varint(r);
+		k->segs[j].offset = qkd_get_varint(r);
+		k->segs[j].nbits = qkd_get_varint(r);
+	}
+}
+
 void node_kme_put_recs(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
 {
 	qkd_put_varint(w, n);
@@ -57,12 +78,7 @@ void node_kme_put_recs(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_
 		put_id(w, r->master);
 		put_id(w, r->slave);
 		qkd_put_varint(w, r->nbits);
-		qkd_put_varint(w, r->nsegs);
-		for (size_t j = 0; j < r->nsegs; j++) {
-			qkd_put_varint(w, r->segs[j].id);
-			qkd_put_varint(w, r->segs[j].offset);
-			qkd_put_varint(w, r->segs[j].nbits);
-		}
+		put_segs(w, r);
 	}
 }
 
@@ -78,14 +94,9 @@ size_t node_kme_get_recs(struct qkd_rbuf *r, struct qkd_kme_rec *recs)
 		get_id(r, k->master);
 		get_id(r, k->slave);
 		k->nbits = (uint32_t)qkd_get_count(r, QKD_KME_KEY_BITS_MAX);
-		k->nsegs = (size_t)qkd_get_count(r, QKD_KME_KEY_SEGS_MAX);
+		get_segs(r, k);
 		if (k->nsegs == 0)
 			qkd_rbuf_fail(r, QKD_ERR_PROTO);
-		for (size_t j = 0; j < k->nsegs && qkd_rbuf_ok(r); j++) {
-			k->segs[j].id = qkd_get_varint(r);
-			k->segs[j].offset = qkd_get_varint(r);
-			k->segs[j].nbits = qkd_get_varint(r);
-		}
 	}
 	return qkd_rbuf_ok(r) ? n : 0;
 }
@@ -121,12 +132,7 @@ void node_kme_put_withdrawals(struct qkd_wbuf *w, const struct qkd_kme_rec *recs
 	qkd_put_varint(w, n);
 	for (size_t i = 0; i < n; i++) {
 		qkd_put_bytes(w, recs[i].key_id, 16);
-		qkd_put_varint(w, recs[i].nsegs);
-		for (size_t j = 0; j < recs[i].nsegs; j++) {
-			qkd_put_varint(w, recs[i].segs[j].id);
-			qkd_put_varint(w, recs[i].segs[j].offset);
-			qkd_put_varint(w, recs[i].segs[j].nbits);
-		}
+		put_segs(w, &recs[i]);
 	}
 }
 
@@ -139,12 +145,7 @@ size_t node_kme_get_withdrawals(struct qkd_rbuf *r, struct qkd_kme_rec *out)
 
 		memset(k, 0, sizeof *k);
 		qkd_get_copy(r, k->key_id, sizeof k->key_id);
-		k->nsegs = (size_t)qkd_get_count(r, QKD_KME_KEY_SEGS_MAX);
-		for (size_t j = 0; j < k->nsegs && qkd_rbuf_ok(r); j++) {
-			k->segs[j].id = qkd_get_varint(r);
-			k->segs[j].offset = qkd_get_varint(r);
-			k->segs[j].nbits = qkd_get_varint(r);
-		}
+		get_segs(r, k);
 	}
 	return qkd_rbuf_ok(r) ? n : 0;
 }

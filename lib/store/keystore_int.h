@@ -132,6 +132,14 @@ int ks_finish(struct qkd_store *s, int rc, bool quarantine, const char **why);
  * refuses (QKD_ERR_INVAL, "open it for writing to upgrade it"). */
 __attribute__((warn_unused_result))
 int ks_require_current(struct qkd_store *s, const char **why);
+/* The opening of a public call that writes n items in one transaction:
+ * why cleared; args_ok false is QKD_ERR_INVAL with why = bad; n = 0 is
+ * KS_NOTHING (nothing to do, nothing begun); else 0 with the write
+ * transaction begun on the current schema (finish with ks_end). */
+#define KS_NOTHING 1
+__attribute__((warn_unused_result))
+int ks_begin_batch(struct qkd_store *s, bool args_ok, const char *bad, size_t n,
+		   const char **why);
 
 /* State name <-> enum for the SQL text column. */
 int ks_state_parse(const unsigned char *text, enum qkd_store_state *st);

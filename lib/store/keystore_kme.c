@@ -404,21 +404,12 @@ static int outbox_drop(struct qkd_store *s, const uint8_t (*ids)[16], size_t n, 
 		       const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc = ks_begin_batch(s, s != NULL && (n == 0 || ids != NULL),
+				"no store or key_ID given", n, why);
 
-	ks_why(why, NULL);
-	if (s == NULL || (n > 0 && ids == NULL)) {
-		ks_why(why, "no store or key_ID given");
-		return QKD_ERR_INVAL;
-	}
-	if (n == 0)
-		return 0;
-	rc = ks_begin(s, true, why);
 	if (rc != 0)
-		return rc;
-	rc = ks_require_current(s, why);
-	if (rc == 0)
-		rc = ks_prep(s, sql, &st, why);
+		return rc == KS_NOTHING ? 0 : rc;
+	rc = ks_prep(s, sql, &st, why);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_blob(st, 1, ids[i], 16, SQLITE_STATIC);

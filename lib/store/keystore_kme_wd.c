@@ -56,19 +56,11 @@ static int abandon_one(struct qkd_store *s, const uint8_t key_id[16], const char
 int qkd_store_kme_abandon(struct qkd_store *s, const uint8_t (*ids)[16], size_t n,
 			  const char **why)
 {
-	int rc;
+	int rc = ks_begin_batch(s, s != NULL && (n == 0 || ids != NULL),
+				"no store or key_ID given", n, why);
 
-	ks_why(why, NULL);
-	if (s == NULL || (n > 0 && ids == NULL)) {
-		ks_why(why, "no store or key_ID given");
-		return QKD_ERR_INVAL;
-	}
-	if (n == 0)
-		return 0;
-	rc = ks_begin(s, true, why);
 	if (rc != 0)
-		return rc;
-	rc = ks_require_current(s, why);
+		return rc == KS_NOTHING ? 0 : rc;
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = abandon_one(s, ids[i], why);
 	return ks_end(s, rc, why);
@@ -145,19 +137,12 @@ int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
 				 const struct qkd_kme_rec *recs, size_t n,
 				 enum qkd_kme_withdraw_verdict *v, const char **why)
 {
-	int rc;
+	int rc = ks_begin_batch(s, s != NULL && peer_parity <= 1 &&
+				   (n == 0 || (recs != NULL && v != NULL)),
+				"no store, key_ID or verdict given, or a parity not 0 or 1", n, why);
 
-	ks_why(why, NULL);
-	if (s == NULL || peer_parity > 1 || (n > 0 && (recs == NULL || v == NULL))) {
-		ks_why(why, "no store, key_ID or verdict given, or a parity not 0 or 1");
-		return QKD_ERR_INVAL;
-	}
-	if (n == 0)
-		return 0;
-	rc = ks_begin(s, true, why);
 	if (rc != 0)
-		return rc;
-	rc = ks_require_current(s, why);
+		return rc == KS_NOTHING ? 0 : rc;
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = withdraw_one(s, peer_parity, &recs[i], &v[i], why);
 	return ks_end(s, rc, why);

@@ -245,22 +245,13 @@ int qkd_store_quarantine_reported(struct qkd_store *s, const uint64_t *ids, size
 				  const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc = ks_begin_batch(s, s != NULL && (ids != NULL || n == 0),
+				"no store or block id given", n, why);
 
-	ks_why(why, NULL);
-	if (s == NULL || (ids == NULL && n > 0)) {
-		ks_why(why, "no store or block id given");
-		return QKD_ERR_INVAL;
-	}
-	if (n == 0)
-		return 0;
-	rc = ks_begin(s, true, why);
 	if (rc != 0)
-		return rc;
-	rc = ks_require_current(s, why);
-	if (rc == 0)
-		rc = ks_prep(s, "UPDATE qblock SET reported = 1 WHERE id = ?1"
-			     " AND state = 'quarantined'", &st, why);
+		return rc == KS_NOTHING ? 0 : rc;
+	rc = ks_prep(s, "UPDATE qblock SET reported = 1 WHERE id = ?1 AND state = 'quarantined'",
+		     &st, why);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, ids[i] > QKD_STORE_ID_MAX ? -1 : (sqlite3_int64)ids[i]);

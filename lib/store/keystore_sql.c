@@ -140,6 +140,24 @@ int ks_begin(struct qkd_store *s, bool write, const char **why)
 	return rc != 0 ? rc : ks_exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", why);
 }
 
+int ks_begin_batch(struct qkd_store *s, bool args_ok, const char *bad, size_t n,
+		   const char **why)
+{
+	int rc;
+
+	ks_why(why, NULL);
+	if (!args_ok) {
+		ks_why(why, bad);
+		return QKD_ERR_INVAL;
+	}
+	if (n == 0)
+		return KS_NOTHING;
+	rc = ks_begin(s, true, why);
+	if (rc == 0 && (rc = ks_require_current(s, why)) != 0)
+		ks_rollback(s);
+	return rc;
+}
+
 int ks_commit(struct qkd_store *s, const char **why)
 {
 	return ks_exec(s, "COMMIT", why);
