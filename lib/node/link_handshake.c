@@ -234,6 +234,8 @@ static const char *fields_check(const struct hs *h)
 		return "the peer runs another version of the link protocol";
 	if (p->role == m->role)
 		return "the peer has the same role (alice/bob) as this node";
+	if (p->role != QKD_ROLE_ALICE && p->role != QKD_ROLE_BOB)
+		return "the peer names a role that is neither alice nor bob";
 	if (strcmp(p->name, m->name) != 0)
 		return "the peer's link name differs";
 	if (p->reserve != m->reserve || p->pulses != m->pulses)

@@ -366,6 +366,13 @@ static void test_handshake(void **state)
 	snprintf(bo.cfg.name, sizeof bo.cfg.name, "ac");
 	handshake(&al, &bo);
 	assert_int_not_equal(bo.rc, QKD_OK);
+	/* A role that is neither: Alice refuses it past the gate. */
+	snprintf(bo.cfg.name, sizeof bo.cfg.name, "ab");
+	bo.cfg.role = (enum qkd_link_role)5;
+	handshake(&al, &bo);
+	assert_int_not_equal(al.rc, QKD_OK);
+	assert_non_null(strstr(al.why, "neither alice nor bob"));
+	assert_false(al.stranger);
 	node_auth_close(&aa);
 	node_auth_close(&ab);
 	qkd_store_close(sa);
