@@ -102,7 +102,6 @@ static void put_be(struct qkd_wbuf *w, uint64_t v, unsigned nbytes)
 	qkd_put_bytes(w, b, nbytes);
 }
 
-void qkd_put_u8(struct qkd_wbuf *w, uint8_t v) { put_be(w, v, 1); }
 void qkd_put_u16(struct qkd_wbuf *w, uint16_t v) { put_be(w, v, 2); }
 void qkd_put_u32(struct qkd_wbuf *w, uint32_t v) { put_be(w, v, 4); }
 void qkd_put_u64(struct qkd_wbuf *w, uint64_t v) { put_be(w, v, 8); }
@@ -115,7 +114,7 @@ void qkd_put_double(struct qkd_wbuf *w, double v)
 	put_be(w, u, 8);
 }
 
-void qkd_put_varint(struct qkd_wbuf *w, uint64_t v)
+void qkd_put_varint_long(struct qkd_wbuf *w, uint64_t v)
 {
 	uint8_t *o;
 
@@ -197,7 +196,6 @@ static uint64_t get_be(struct qkd_rbuf *r, unsigned nbytes)
 	return v;
 }
 
-uint8_t qkd_get_u8(struct qkd_rbuf *r) { return (uint8_t)get_be(r, 1); }
 uint16_t qkd_get_u16(struct qkd_rbuf *r) { return (uint16_t)get_be(r, 2); }
 uint32_t qkd_get_u32(struct qkd_rbuf *r) { return (uint32_t)get_be(r, 4); }
 uint64_t qkd_get_u64(struct qkd_rbuf *r) { return get_be(r, 8); }
@@ -211,7 +209,7 @@ double qkd_get_double(struct qkd_rbuf *r)
 	return v;
 }
 
-uint64_t qkd_get_varint(struct qkd_rbuf *r)
+uint64_t qkd_get_varint_long(struct qkd_rbuf *r)
 {
 	uint64_t v = 0;
 
@@ -236,19 +234,6 @@ uint64_t qkd_get_varint(struct qkd_rbuf *r)
 	}
 	r->err = QKD_ERR_PROTO;
 	return 0;
-}
-
-uint64_t qkd_get_count(struct qkd_rbuf *r, uint64_t max)
-{
-	uint64_t v = qkd_get_varint(r);
-
-	if (r->err)
-		return 0;
-	if (v > max) {
-		r->err = QKD_ERR_RANGE;
-		return 0;
-	}
-	return v;
 }
 
 int qkd_get_bits(struct qkd_rbuf *r, struct qkd_bits *dst, size_t max)

@@ -9,7 +9,12 @@
  * uniform u decides by inversion over the four outcomes:
  *   P(neither) = (1-eta)^n, P(no photon at D) = (1 - eta_D)^n.
  * P(neither) does not depend on Bob's basis, so the common case (nothing
- * detected) costs one uniform and no basis lookup.
+ * detected) costs one uniform and no basis lookup. Single-photon pulses,
+ * most of a weak-coherent frame, cost less still: whether each is detected
+ * (eta) is a Bernoulli process over them, walked with geometric gaps as the
+ * dark counts are; a detected one then takes u uniform in [1 - eta, 1), the
+ * law of u given u >= P(neither). Bob's stream is read about eta times per
+ * single-photon pulse instead of once (docs/fiber.md s4).
  *
  * Dark counts: each detector fires with p_d in every slot of the frame, so
  * slots with some dark count form a Bernoulli process of rate
@@ -18,8 +23,11 @@
  * p_d^2 / (1 - (1-p_d)^2), else one of the two with equal odds.
  *
  * Bob's basis (1 with p_x) and his double-click bit for slot s come from a
- * random-access record (2 x 16 bits) of ChaCha20 under his choice subkey;
- * the physics draws from a sequential stream under his channel subkey.
+ * random-access record of ChaCha20 under his choice subkey: 2 x 16 bits, or
+ * with p_x = 1/2 exactly 2 bits, read BOB_WINDOW blocks at a time, so a
+ * detection costs a few dozen keystream bytes instead of a ChaCha20 call of
+ * its own. The physics draws from a sequential stream under his channel
+ * subkey.
  */
 #include "qkd/fiber.h"
 
@@ -36,6 +44,8 @@
 #define TABLE_N 16u		/* photon numbers with tabled powers */
 #define REC_BYTES 4u		/* per slot: basis u16, double-click bit u16 */
 #define SPB (FIB_BLOCK_BYTES / REC_BYTES)
+#define SPB_PACKED (FIB_BLOCK_BYTES * 4)	/* p_x = 1/2: 2 bits per slot */
+#define BOB_WINDOW 64u		/* packed blocks made at once (16384 slots) */
 #define CHUNK_MIN_CAP 1024u
 
 enum { D0 = 1, D1 = 2 };	/* detector of value 0 / value 1 fired */
@@ -52,9 +62,14 @@ struct qkd_detector {
 	double t_wrong[TABLE_N + 1], t_half[TABLE_N + 1];
 	double dark_lq;			/* log P(no dark count in a slot) */
 	double dark_both;		/* P(both | some dark count) */
-	uint64_t rec_block;		/* block held in rec (valid if rec_ok) */
+	uint64_t skip;			/* single-photon pulses lost before the next detected one */
+	bool skip_ok;			/* skip was drawn */
+	bool packed;			/* p_x = 1/2: 2-bit records */
+	unsigned spb;			/* slots per record block */
+	uint64_t rec_block;		/* first block held in rec (valid if rec_ok) */
+	size_t rec_have;		/* blocks held */
 	bool rec_ok;
-	uint8_t rec[FIB_BLOCK_BYTES];
+	uint8_t rec[BOB_WINDOW * FIB_BLOCK_BYTES];
 };
 
 /* t[n] = (1-x)^n from l = log1p(-x); l = -inf (x = 1) is fine for n >= 1. */
@@ -106,6 +121,8 @@ int qkd_detector_new(struct qkd_detector **out, const struct qkd_link_params *li
 	fib_subkey(k_channel, key, FIB_BOB_CHANNEL);
 	fib_stream_init(&d->ch, k_channel, 0);
 	d->thr_basis = fib_thr16(link->p_x);
+	d->packed = d->thr_basis == 0x8000;
+	d->spb = d->packed ? SPB_PACKED : SPB;
 	set_physics(d, link);
 	*out = d;
 	d = NULL;
@@ -121,26 +138,67 @@ void qkd_detector_free(struct qkd_detector *d)
 	qkd_free_secret(d, d != NULL ? sizeof *d : 0);
 }
 
-/* Bob's record for slot s: his basis and his double-click bit. */
-static const uint8_t *bob_rec(struct qkd_detector *d, uint64_t s)
+/* Bob's basis and double-click bit for slot s (docs/fiber.md s4). Packed:
+ * bits 2i (basis) and 2i + 1 of block s / 256, i = s % 256, from the least
+ * significant bit of each byte; otherwise a 16-bit uniform against the
+ * threshold and bit 0 of byte 2, at bytes 4 (s % 16) of block s / 16. */
+static void bob_choice(struct qkd_detector *d, uint64_t s, unsigned *basis, unsigned *dbl)
 {
-	if (!d->rec_ok || d->rec_block != s / SPB) {
-		d->rec_block = s / SPB;
-		fib_blocks(d->k_choice, d->rec_block, 1, d->rec);
+	uint64_t b = s / d->spb;
+	unsigned i = (unsigned)(s % d->spb);
+	const uint8_t *blk;
+
+	if (!d->rec_ok || b < d->rec_block || b - d->rec_block >= d->rec_have) {
+		d->rec_have = d->packed ? BOB_WINDOW : 1;
+		d->rec_block = b;
+		fib_blocks(d->k_choice, b, d->rec_have, d->rec);
 		d->rec_ok = true;
 	}
-	return d->rec + (s % SPB) * REC_BYTES;
+	blk = d->rec + (b - d->rec_block) * FIB_BLOCK_BYTES;
+	if (d->packed) {
+		unsigned two = (blk[i >> 2] >> (2 * (i & 3))) & 3u;
+
+		*basis = two & 1;
+		*dbl = two >> 1;
+		return;
+	}
+	*basis = fib_le16(blk + i * REC_BYTES) < d->thr_basis;
+	*dbl = blk[i * REC_BYTES + 2] & 1;
 }
 
 static unsigned bob_basis(struct qkd_detector *d, uint64_t s)
 {
-	return fib_le16(bob_rec(d, s)) < d->thr_basis;
+	unsigned basis, dbl;
+
+	bob_choice(d, s, &basis, &dbl);
+	return basis;
+}
+
+/* The uniform that decides a single-photon pulse, or -1 when it is lost:
+ * the lost ones are skipped in runs of geometric length (log P(lost) =
+ * l_none), the detected one gets u uniform in [a, 1), a = 1 - eta. */
+static double single_photon_u(struct qkd_detector *d)
+{
+	double g;
+
+	if (!d->skip_ok) {
+		/* eta = 0: l_none = 0 and the gap is infinite. */
+		g = d->l_none < 0 ? fib_gap(&d->ch, d->l_none) : INFINITY;
+		d->skip = g < 0x1p63 ? (uint64_t)g : UINT64_MAX;
+		d->skip_ok = true;
+	}
+	if (d->skip > 0) {
+		d->skip--;
+		return -1;
+	}
+	d->skip_ok = false;
+	return d->t_none[1] + d->eta * fib_unit(&d->ch);
 }
 
 /* Which detectors the photons of pulse p fire (D0 | D1, or 0). */
 static unsigned photon_clicks(struct qkd_detector *d, const struct qkd_pulse *p)
 {
-	double u = fib_unit(&d->ch);
+	double u = p->photons == 1 ? single_photon_u(d) : fib_unit(&d->ch);
 	double a = power(d->t_none, d->l_none, p->photons), b, c;
 	unsigned hit, miss;
 
@@ -219,14 +277,14 @@ static int chunk_grow(struct qkd_bob_chunk *c)
 /* One click of Bob's at slot s with detectors `fired`. */
 static int push(struct qkd_detector *d, struct qkd_bob_chunk *c, uint64_t s, unsigned fired)
 {
-	const uint8_t *rec = bob_rec(d, s);
-	unsigned basis = fib_le16(rec) < d->thr_basis, value;
+	unsigned basis, dbl, value;
 	int rc = chunk_grow(c);
 
 	if (rc != QKD_OK)
 		return rc;
+	bob_choice(d, s, &basis, &dbl);
 	if (fired == (D0 | D1)) {
-		value = rec[2] & 1;	/* double click: his random bit */
+		value = dbl;	/* double click: his random bit */
 		c->double_clicks++;
 	} else {
 		value = fired == D1;

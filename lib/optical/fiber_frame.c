@@ -21,6 +21,8 @@
 #include "qkd/secret.h"
 #include "qkd/sysutil.h"
 
+const uint8_t fib_zeros[FIB_ZEROS_BLOCKS * FIB_BLOCK_BYTES];
+
 #define FRAME_FLAG_LAST 0x01u
 #define MAX_PHOTONS 65535u
 /* Smallest pulse encoding: one byte each of gap, photons and state. */
@@ -100,6 +102,12 @@ void qkd_fiber_frame_write(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
 		return;
 	if (!fib_frame_valid(f)) {
 		w->err = QKD_ERR_INVAL;
+		return;
+	}
+	/* Room for the longest encoding at once, so the per-pulse writes below
+	 * take qkd/wire.h's inline paths: header, then gap, photons, state. */
+	if (f->n > (SIZE_MAX - 64) / 14 || qkd_wbuf_reserve(w, 64 + f->n * 14) != QKD_OK) {
+		w->err = w->err != 0 ? w->err : QKD_ERR_RANGE;
 		return;
 	}
 	qkd_put_u32(w, 0);	/* patched below, once the body's length is known */

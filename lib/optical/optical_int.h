@@ -19,6 +19,33 @@
 
 #include "qkd/optical.h"
 
+/* Even bits of w to the low half, odd bits to the high half (a fair word
+ * holds 32 slots as basis, value pairs: the simulator's Alice, and the
+ * fiber emitter's packed choices). */
+#ifdef __BMI2__
+#include <immintrin.h>
+static inline uint64_t opt_deinterleave(uint64_t w)
+{
+	return _pext_u64(w, 0x5555555555555555ull) |
+	       (_pext_u64(w, 0xaaaaaaaaaaaaaaaaull) << 32);
+}
+#else
+static inline uint64_t opt_deinterleave(uint64_t w)
+{
+	static const uint64_t m[5] = {0x3333333333333333ull, 0x0f0f0f0f0f0f0f0full,
+				      0x00ff00ff00ff00ffull, 0x0000ffff0000ffffull,
+				      0x00000000ffffffffull};
+	uint64_t even = w & 0x5555555555555555ull, odd = (w >> 1) & 0x5555555555555555ull;
+
+	/* Compress each 0x55-spaced half to 32 contiguous bits. */
+	for (int sh = 1, i = 0; i < 5; i++, sh <<= 1) {
+		even = (even | (even >> sh)) & m[i];
+		odd = (odd | (odd >> sh)) & m[i];
+	}
+	return even | (odd << 32);
+}
+#endif
+
 /* Channel randomness is restarted per block of 2^16 slots, so any slot range
  * can be simulated without the slots before it (geometric gaps are
  * memoryless, so the restart is exact). */

@@ -139,31 +139,6 @@ void opt_alice_choice(const struct qkd_sim *s, uint64_t slot, uint8_t *basis,
 	*value = (uint8_t)((w >> 1) & 1);
 }
 
-/* Even bits of w to the low half, odd bits to the high half (a fair word
- * holds 32 slots as basis, value pairs). */
-#ifdef __BMI2__
-#include <immintrin.h>
-static uint64_t deinterleave(uint64_t w)
-{
-	return _pext_u64(w, 0x5555555555555555ull) |
-	       (_pext_u64(w, 0xaaaaaaaaaaaaaaaaull) << 32);
-}
-#else
-static uint64_t deinterleave(uint64_t w)
-{
-	static const uint64_t m[5] = {0x3333333333333333ull, 0x0f0f0f0f0f0f0f0full,
-				      0x00ff00ff00ff00ffull, 0x0000ffff0000ffffull,
-				      0x00000000ffffffffull};
-	uint64_t even = w & 0x5555555555555555ull, odd = (w >> 1) & 0x5555555555555555ull;
-
-	/* Compress each 0x55-spaced half to 32 contiguous bits. */
-	for (int sh = 1, i = 0; i < 5; i++, sh <<= 1) {
-		even = (even | (even >> sh)) & m[i];
-		odd = (odd | (odd >> sh)) & m[i];
-	}
-	return even | (odd << 32);
-}
-#endif
 
 /* w[j] = opt_mix(k, base + j) for j < 64 (base | WORD_TAG never carries
  * into bit 62 for slots < 2^62 aligned to 64). Plain loops the compiler
@@ -227,7 +202,7 @@ int qkd_sim_alice_choices(const struct qkd_sim *s, uint64_t first, uint64_t coun
 	/* Fair and 32-aligned: one mixer word gives 32 slots. */
 	if (!s->alice_word && s->p.rng_bias == 0.5 && (first & 31) == 0) {
 		for (; i + 32 <= count; i += 32) {
-			uint64_t d = deinterleave(opt_mix(&s->alice, (first + i) >> 5));
+			uint64_t d = opt_deinterleave(opt_mix(&s->alice, (first + i) >> 5));
 
 			basis->w[i >> 6] |= (d & 0xffffffffu) << (i & 63);
 			if (wcp)

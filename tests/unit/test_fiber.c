@@ -2,6 +2,7 @@
  * docs/fiber.md): the frame format and its parser's bounds, Alice's emitter,
  * Bob's detector against the closed forms of DESIGN.md section 3
  * (qkd_link_expected), and Eve on the fiber. */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,8 @@
 #include "qkd/optical.h"
 #include "qkd/source.h"
 #include "qkd/wire.h"
+
+#include "../../lib/optical/fiber_int.h"
 
 #define KSIGMA 5.0
 #define FRAME_SLOTS ((uint64_t)1 << 20)
@@ -650,6 +653,87 @@ static void test_emitter_lookup(void **state)
 	qkd_emitter_free(em);
 }
 
+/* Packed choices (fair, one intensity: docs/fiber.md s3) by words agree slot
+ * by slot with lookup, whether the range starts on a word, inside a block,
+ * or off a word (the per-slot path), and ends off a word. */
+static void test_emitter_packed(void **state)
+{
+	struct qkd_link_params p = link_default();
+	struct qkd_alice_source ops;
+	struct qkd_emitter *em = emitter_of(&p, 7);
+	const uint64_t firsts[] = {0, 5 * 65536 + 32 * 3, 9 * 256 + 224, 77 * 65536 + 13};
+	const uint64_t n = 300007;
+	uint64_t *slots = malloc(n * sizeof *slots);
+	struct qkd_bits b, v, lb, lv, ok;
+
+	(void)state;
+	assert_non_null(slots);
+	qkd_emitter_alice_source(em, &ops);
+	assert_int_equal(qkd_bits_init(&b, n), QKD_OK);
+	assert_int_equal(qkd_bits_init(&v, n), QKD_OK);
+	assert_int_equal(qkd_bits_init(&lb, n), QKD_OK);
+	assert_int_equal(qkd_bits_init(&lv, n), QKD_OK);
+	assert_int_equal(qkd_bits_init(&ok, n), QKD_OK);
+	for (size_t k = 0; k < sizeof firsts / sizeof firsts[0]; k++) {
+		for (uint64_t i = 0; i < n; i++)
+			slots[i] = firsts[k] + i;
+		/* Garbage beyond n must not leak into the answer. */
+		memset(b.w, 0xff, qkd_bits_words(n) * sizeof(uint64_t));
+		assert_int_equal(ops.choices(ops.ctx, firsts[k], n, &b, &v), QKD_OK);
+		assert_int_equal(ops.lookup(ops.ctx, slots, n, &lb, &lv, &ok), QKD_OK);
+		for (uint64_t i = 0; i < n; i++) {
+			assert_int_equal(qkd_bits_get(&b, i), qkd_bits_get(&lb, i));
+			assert_int_equal(qkd_bits_get(&v, i), qkd_bits_get(&lv, i));
+		}
+		near_prop("packed: basis 1", qkd_bits_weight(&b), n, 0.5);
+		near_prop("packed: value 1", qkd_bits_weight(&v), n, 0.5);
+	}
+	qkd_bits_cleanup(&b);
+	qkd_bits_cleanup(&v);
+	qkd_bits_cleanup(&lb);
+	qkd_bits_cleanup(&lv);
+	qkd_bits_cleanup(&ok);
+	free(slots);
+	qkd_emitter_free(em);
+}
+
+/* The emitter's vector logarithm (fiber_int.h) against libm: within 4 ulp
+ * of ln x, or 1e-300 absolute at x = 1, over the uniforms fib_open makes
+ * (k 2^-53, k = 1 .. 2^53) at both ends, around the mantissa's sqrt 2 cut
+ * and at random. */
+static void check_log4(const double *x)
+{
+	double r[4];
+
+	fib_log_unit4(x, r);
+	for (int i = 0; i < 4; i++) {
+		double want = log(x[i]);
+
+		if (!(fabs(r[i] - want) <= 4 * DBL_EPSILON * fabs(want) + 1e-300))
+			fail_msg("ln %.17g: %.17g, libm %.17g", x[i], r[i], want);
+	}
+}
+
+static void test_log_unit(void **state)
+{
+	const double edge[] = {0x1p-53, 0x2p-53, 0x3p-53, 1.0, 0.5, 0.25, 1.0 - 0x1p-53,
+			       0.70710678118654746, 0.70710678118654757, 0.70710678118654768,
+			       0.35355339059327373, 0.35355339059327379, 1e-10, 0.9};
+	struct fib_stream st;
+	uint8_t key[32] = {9};
+	double x[4];
+
+	(void)state;
+	for (size_t i = 0; i + 4 <= sizeof edge / sizeof edge[0]; i += 2)
+		check_log4(edge + i);
+	fib_stream_init(&st, key, 1);
+	for (int n = 0; n < 250000; n++) {
+		for (int i = 0; i < 4; i++)
+			x[i] = fib_open(&st);
+		check_log4(x);
+	}
+}
+
 static void test_emitter_refuses(void **state)
 {
 	struct qkd_link_params p = link_default();
@@ -1022,6 +1106,7 @@ int main(void)
 		cmocka_unit_test(test_emitter_stats),
 		cmocka_unit_test(test_emitter_decoys),
 		cmocka_unit_test(test_emitter_lookup),
+		cmocka_unit_test(test_emitter_packed),
 		cmocka_unit_test(test_emitter_refuses),
 		cmocka_unit_test(test_detector_default_link),
 		cmocka_unit_test(test_detector_bright),
@@ -1032,6 +1117,7 @@ int main(void)
 		cmocka_unit_test(test_eve_edges),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_key_random),
+		cmocka_unit_test(test_log_unit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
