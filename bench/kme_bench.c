@@ -7,8 +7,9 @@
  * (GET with one key, POST with several) and the bytes are compared. Each
  * client thread holds two TLS connections (one per SAE) for the whole run,
  * so handshakes are not counted. The client is written with GnuTLS
- * directly (libcurl's headers are not installed here), as small as
- * HTTP/1.1 with Content-Length allows.
+ * directly, as small as HTTP/1.1 with Content-Length allows, so that the
+ * figures are the server's; the library's client (qkd/kme_client.h, on
+ * libcurl) came later.
  *
  *   kme_bench --pki DIR (--port P [--dec-port P2] | --server PATH_TO_KME_FAKE)
  *             [--seconds S] [--clients N] [--number K] [--size BITS]

@@ -12,5 +12,6 @@ int cmd_keys(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_eve(int argc, char **argv);
+int cmd_kme(int argc, char **argv);
 
 #endif

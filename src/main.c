@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{"node", cmd_node, "run a node: its links distil key into their stores (daemon)"},
 	{"status", cmd_status, "show the links of a running node"},
 	{"eve", cmd_eve, "eavesdrop on the fiber between two nodes (intercept-resend, beamsplit)"},
+	{"kme", cmd_kme, "ask an ETSI GS QKD 014 key manager for status and keys (client)"},
 };
 
 static void usage(FILE *f)

@@ -21,6 +21,7 @@ enum qkd_err {
 	QKD_ERR_NOSPACE = -10,	/* the disk is full (ENOSPC, SQLITE_FULL) */
 	QKD_ERR_READONLY = -11,	/* a file or its file system refuses writes (EROFS, EPERM) */
 	QKD_ERR_CORRUPT = -12,	/* stored bits fail their digest: quarantined, never served */
+	QKD_ERR_REFUSED = -13,	/* a server answered with an error status (ETSI 014 Error object) */
 };
 
 /* A static, human-readable description of a code (never NULL). */

@@ -16,6 +16,7 @@ const char *qkd_strerror(int err)
 	case QKD_ERR_NOSPACE: return "no space left on device";
 	case QKD_ERR_READONLY: return "read-only file system or file";
 	case QKD_ERR_CORRUPT: return "stored key failed its digest";
+	case QKD_ERR_REFUSED: return "refused by the server";
 	default: return "unknown error";
 	}
 }

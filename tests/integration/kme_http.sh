@@ -56,31 +56,14 @@ check "client certificate with only anyExtendedKeyUsage written" \
 keyUsage=critical,digitalSignature
 extendedKeyUsage=anyExtendedKeyUsage"
 
-# start NAME ARGS...: kme_fake in the background; waits (at most 10 s) for
-# its "listening ADDR PORT" line, sets PORT_<NAME> and PID_<NAME>.
+# start NAME ARGS...: kme_fake in the background (lib_kme.sh's kme_serve:
+# PORT_<NAME>, PID_<NAME>); stop NAME: SIGTERM, exit status in STOP_RC.
 start() {
-	local name=$1 i port=
+	local name=$1
 	shift
-	"$FAKE" --pki "$P" "$@" >"$D/$name.out" 2>"$D/$name.log" &
-	eval "PID_$name=$!"
-	PIDS+=("$!")
-	for i in $(seq 1 50); do
-		port=$(awk '$1 == "listening" { print $3 }' "$D/$name.out" 2>/dev/null)
-		[ -n "$port" ] && break
-		sleep 0.2
-	done
-	eval "PORT_$name=${port:-0}"
+	kme_serve "$name" "$FAKE" --pki "$P" "$@"
 }
-# stop NAME: SIGTERM, wait at most 10 s; exit status in STOP_RC.
-stop() {
-	local pid i
-	eval "pid=\$PID_$1"
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; STOP_RC=137; wait "$pid" 2>/dev/null; return; fi
-	wait "$pid"
-	STOP_RC=$?
-}
+stop() { kme_stop "$1"; }
 
 start main --sae SAE_A --sae SAE_B --sae SAE_C
 check_match "kme_fake listens on a loopback port" "$PORT_main" '^[1-9][0-9]*$'

@@ -33,34 +33,10 @@ CP=$(free_port); FP=$(free_port "$CP"); KA=$(free_port "$CP" "$FP"); KB=$(free_p
 
 check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B SAE_C SAE_Z
 
-# mkconf ROLE KME_PORT KME_ID LOCAL_SAES REMOTE_SAES PEER_KME: one node with
-# the fast test link of node.sh and its key manager.
-mkconf() {
-	local saes= s
-	for s in $4; do saes="$saes{ id = \"$s\"; }, "; done
-	for s in $5; do saes="$saes{ id = \"$s\"; link = \"ab\"; kme = \"$6\"; }, "; done
-	cat >"$D/$1.conf" <<EOF
-node = { name = "$1"; status = "$1.sock"; log_level = "info"; };
-links = ( {
-  name = "ab"; role = "$1";
-  classical = "127.0.0.1:$CP"; fiber = "127.0.0.1:$FP";
-  store = "$1.db"; auth_key = "ab.key";
-  auth_reserve_bits = 1048576; round_pulses = 20000000;
-  optical = { distance_km = 1.0; detector_efficiency = 0.5; };
-} );
-kme = {
-  id = "$3"; listen = "127.0.0.1:$2";
-  cert = "pki/server.pem"; key = "pki/server.key"; ca = "pki/ca.pem";
-  key_size = 256; min_key_size = 64; max_key_size = 65536; max_keys_per_request = 1024;
-  sync_timeout = 10;
-  saes = ( ${saes%, } );
-};
-EOF
-}
 head -c 262144 /dev/urandom >"$D/ab.key"
 # SAE_D: node A believes it is behind the link; node B does not know it.
-mkconf alice "$KA" KME_A "SAE_A" "SAE_B SAE_C SAE_D" KME_B
-mkconf bob "$KB" KME_B "SAE_B SAE_C" "SAE_A" KME_A
+kme_node_conf alice "$KA" KME_A "SAE_A" "SAE_B SAE_C SAE_D" KME_B
+kme_node_conf bob "$KB" KME_B "SAE_B SAE_C" "SAE_A" KME_A
 
 # req NODE WHO METHOD PATH [BODY]: one request to node a or b as SAE WHO
 # (none: no client certificate). Sets CODE (000: no HTTP response), RESP.

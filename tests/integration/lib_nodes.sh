@@ -18,6 +18,13 @@
 #   wait_for NAME FIELD MIN S  until FIELD >= MIN, S seconds at most
 #   wait_json NAME FILTER S    until `jq -e FILTER` holds on its first link
 #   wait_listen PORT           until something listens on PORT, 10 s at most
+#   kme_node_conf ROLE KME_PORT KME_ID LOCAL_SAES REMOTE_SAES PEER_KME
+#                              $D/ROLE.conf: one end (alice or bob) of the
+#                              fast test link (classical port $CP, fiber
+#                              $FP, store ROLE.db, key ab.key) with a key
+#                              manager on KME_PORT serving the SAEs of the
+#                              space-separated lists (the remote ones behind
+#                              the link, at PEER_KME), certificates in $D/pki
 # Every wait is bounded; each returns non-zero when its time runs out.
 
 free_port() {
@@ -85,4 +92,27 @@ wait_listen() {
 		sleep 0.1
 	done
 	return 1
+}
+
+kme_node_conf() {
+	local saes= s
+	for s in $4; do saes="$saes{ id = \"$s\"; }, "; done
+	for s in $5; do saes="$saes{ id = \"$s\"; link = \"ab\"; kme = \"$6\"; }, "; done
+	cat >"$D/$1.conf" <<EOF
+node = { name = "$1"; status = "$1.sock"; log_level = "info"; };
+links = ( {
+  name = "ab"; role = "$1";
+  classical = "127.0.0.1:$CP"; fiber = "127.0.0.1:$FP";
+  store = "$1.db"; auth_key = "ab.key";
+  auth_reserve_bits = 1048576; round_pulses = 20000000;
+  optical = { distance_km = 1.0; detector_efficiency = 0.5; };
+} );
+kme = {
+  id = "$3"; listen = "127.0.0.1:$2";
+  cert = "pki/server.pem"; key = "pki/server.key"; ca = "pki/ca.pem";
+  key_size = 256; min_key_size = 64; max_key_size = 65536; max_keys_per_request = 1024;
+  sync_timeout = 10;
+  saes = ( ${saes%, } );
+};
+EOF
 }
