@@ -7,15 +7,15 @@
  * connects on to --forward (Bob's real one) and relays every fiber frame,
  * attacked (lib/optical/fiber_eve.c), and whatever Bob sends back, untouched.
  * One connection at a time; when either side closes she waits for the next.
- * Addresses are IPv4 literals or "localhost": she never contacts anything the
- * user did not name. Lines "TIMESTAMP LEVEL message" go to stderr or --log.
+ * Addresses are "A.B.C.D:PORT", "[IPV6]:PORT" or "localhost:PORT"
+ * (qkd/netaddr.h, the node's own syntax): literals, never a name looked up,
+ * so she never contacts anything the user did not name. Lines "TIMESTAMP LEVEL message" go to stderr or --log.
  * SIGTERM/SIGINT: the handler shuts the sockets down (async-signal-safe), so
  * a blocked read returns; she logs the totals and exits 0.
  *
  * Exit codes (cli.h): 0 stopped by a signal; 1 cannot listen or open the
  * log; 2 the command line is wrong.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -36,6 +36,7 @@
 #include "commands.h"
 #include "qkd/error.h"
 #include "qkd/fiber.h"
+#include "qkd/netaddr.h"
 #include "qkd/optical.h"
 #include "qkd/secret.h"
 #include "qkd/sysutil.h"
@@ -58,7 +59,7 @@ static const struct option long_opts[] = {
 
 struct eve_args {
 	const char *listen, *forward, *attack, *log;
-	struct sockaddr_in listen_sa, forward_sa;
+	struct qkd_netaddr listen_sa, forward_sa;
 	enum qkd_eve_attack kind;
 	double fraction;
 };
@@ -87,7 +88,8 @@ static void help(void)
 "\n"
 "  --listen HOST:PORT    where Alice's node connects (port 0: any free port)\n"
 "  --forward HOST:PORT   Bob's fiber port\n"
-"                        HOST is an IPv4 address or localhost\n"
+"                        HOST:PORT is A.B.C.D:PORT, [IPV6]:PORT (brackets\n"
+"                        required) or localhost:PORT; no name is looked up\n"
 "  --attack SPEC         intercept-resend:F  measure a fraction F of the pulses\n"
 "                                            in a random basis and resend them\n"
 "                        beamsplit:F         tap each photon with probability F\n"
@@ -101,33 +103,16 @@ static void help(void)
 
 /* ---- options ---- */
 
-/* "HOST:PORT", HOST an IPv4 literal or localhost, port min_port..65535. */
+/* "HOST:PORT" (qkd/netaddr.h), port min_port..65535. */
 static int parse_addr(const char *opt, const char *arg, unsigned min_port,
-		      struct sockaddr_in *sa)
+		      struct qkd_netaddr *sa)
 {
-	const char *colon = strrchr(arg, ':'), *why = NULL;
-	char host[64];
-	uint64_t port = 0;
-	size_t hl;
+	const char *why = NULL;
 
-	if (colon == NULL || (hl = (size_t)(colon - arg)) == 0 || hl >= sizeof host) {
-		cli_errorf(opt, "expected HOST:PORT: '%s'", arg);
+	if (qkd_netaddr_parse(arg, min_port == 0 ? QKD_NETADDR_PORT_ANY : 0, sa, &why) != QKD_OK) {
+		cli_errorf(opt, "'%s' is not HOST:PORT: %s", arg, why);
 		return -1;
 	}
-	memcpy(host, arg, hl);
-	host[hl] = '\0';
-	memset(sa, 0, sizeof *sa);
-	sa->sin_family = AF_INET;
-	if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-		      &sa->sin_addr) != 1) {
-		cli_errorf(opt, "HOST must be an IPv4 address or localhost: '%s'", arg);
-		return -1;
-	}
-	if (cli_parse_u64(colon + 1, &port, &why) != 0 || port < min_port || port > 65535) {
-		cli_errorf(opt, "PORT must be a number in %u..65535: '%s'", min_port, arg);
-		return -1;
-	}
-	sa->sin_port = htons((uint16_t)port);
 	return 0;
 }
 
@@ -286,29 +271,13 @@ static void set_timeouts(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-static const char *addr_str(const struct sockaddr_in *sa, char *buf, size_t n)
-{
-	char ip[INET_ADDRSTRLEN];
-
-	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof ip);
-	snprintf(buf, n, "%s:%u", ip, ntohs(sa->sin_port));
-	return buf;
-}
-
 /* The listening socket, or -1 after printing "qkd: --listen: ...". */
 static int listen_on(const struct eve_args *a)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int fd = -1;
 
-	if (fd < 0) {
+	if (qkd_netaddr_listen(&a->listen_sa, SOCK_CLOEXEC, 4, &fd) != QKD_OK) {
 		cli_errorf("--listen", "%s: %s", a->listen, strerror(errno));
-		return -1;
-	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (const struct sockaddr *)&a->listen_sa, sizeof a->listen_sa) != 0 ||
-	    listen(fd, 4) != 0) {
-		cli_errorf("--listen", "%s: %s", a->listen, strerror(errno));
-		close(fd);
 		return -1;
 	}
 	return fd;
@@ -327,14 +296,13 @@ static int connect_bob(const struct eve_args *a, int *err)
 {
 	*err = 0;
 	for (int i = 0; i < CONNECT_TRIES && !stop_flag; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int fd = -1;
 
-		if (fd < 0) {
+		if (qkd_netaddr_socket(&a->forward_sa, SOCK_CLOEXEC, &fd) != QKD_OK) {
 			*err = errno;
 			break;
 		}
-		if (connect(fd, (const struct sockaddr *)&a->forward_sa,
-			    sizeof a->forward_sa) == 0) {
+		if (connect(fd, (const struct sockaddr *)&a->forward_sa.ss, a->forward_sa.len) == 0) {
 			set_timeouts(fd);
 			return fd;
 		}
@@ -444,7 +412,7 @@ static void serve(const struct eve_args *a, int alice, struct qkd_fiber_eve *eve
 {
 	struct tally conn = { 0 }, round = { 0 };
 	struct qkd_fiber_frame f;
-	char where[64];
+	char where[QKD_NETADDR_STR_MAX];
 	const char *who = "alice";
 	int bob, err, rc = QKD_OK;
 
@@ -452,12 +420,12 @@ static void serve(const struct eve_args *a, int alice, struct qkd_fiber_eve *eve
 	bob = connect_bob(a, &err);
 	if (bob < 0) {
 		elog("error", "cannot connect to %s: %s; closing Alice's connection",
-		     addr_str(&a->forward_sa, where, sizeof where), stop_flag ? "stopping" :
+		     qkd_netaddr_str(&a->forward_sa, where), stop_flag ? "stopping" :
 		     strerror(err));
 		goto out;
 	}
 	track_fd(2, bob);
-	elog("info", "connected to bob at %s", addr_str(&a->forward_sa, where, sizeof where));
+	elog("info", "connected to bob at %s", qkd_netaddr_str(&a->forward_sa, where));
 	rc = relay_hello(alice, bob, &who);
 	while (rc == QKD_OK && !stop_flag)
 		rc = relay_step(alice, bob, eve, &f, &conn, &round, &who);
@@ -475,9 +443,10 @@ static void accept_loop(const struct eve_args *a, int lfd, struct qkd_fiber_eve 
 {
 	while (!stop_flag) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };
-		struct sockaddr_in peer;
+		struct sockaddr_storage peer;
+		struct qkd_netaddr from;
 		socklen_t pl = sizeof peer;
-		char who[64];
+		char who[QKD_NETADDR_STR_MAX];
 		int fd;
 
 		if (poll(&p, 1, POLL_MS) <= 0)
@@ -491,7 +460,9 @@ static void accept_loop(const struct eve_args *a, int lfd, struct qkd_fiber_eve 
 		set_timeouts(fd);
 		track_fd(1, fd);
 		(*connections)++;
-		elog("info", "connection from %s", addr_str(&peer, who, sizeof who));
+		if (qkd_netaddr_from_sockaddr((const struct sockaddr *)&peer, pl, &from) != QKD_OK)
+			memset(&from, 0, sizeof from);	/* printed as "(none)" */
+		elog("info", "connection from %s", qkd_netaddr_str(&from, who));
 		serve(a, fd, eve, total);
 		track_fd(1, -1);
 	}
@@ -514,9 +485,10 @@ static int run(const struct eve_args *a)
 	struct qkd_fiber_eve *eve = NULL;
 	struct tally total = { 0 };
 	uint64_t connections = 0;
-	struct sockaddr_in bound;
+	struct sockaddr_storage bound;
+	struct qkd_netaddr here_sa;
 	socklen_t bl = sizeof bound;
-	char here[64], there[64];
+	char here[QKD_NETADDR_STR_MAX], there[QKD_NETADDR_STR_MAX];
 	int lfd, rc = CLI_EXIT_FAIL;
 
 	qkd_fiber_key_random(key);
@@ -528,11 +500,12 @@ static int run(const struct eve_args *a)
 	if (lfd < 0)
 		goto out;
 	track_fd(0, lfd);
-	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) != 0)
-		bound = a->listen_sa;
+	/* The port the kernel chose for port 0. */
+	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) != 0 ||
+	    qkd_netaddr_from_sockaddr((const struct sockaddr *)&bound, bl, &here_sa) != QKD_OK)
+		here_sa = a->listen_sa;
 	elog("info", "listening on %s, forwarding to %s, attack %s",
-	     addr_str(&bound, here, sizeof here), addr_str(&a->forward_sa, there, sizeof there),
-	     a->attack);
+	     qkd_netaddr_str(&here_sa, here), qkd_netaddr_str(&a->forward_sa, there), a->attack);
 	accept_loop(a, lfd, eve, &total, &connections);
 	track_fd(0, -1);
 	elog("info", "stopped: connections %" PRIu64 ", frames %" PRIu64 ", pulses %" PRIu64

@@ -95,8 +95,8 @@ static int bind_all(struct node_daemon *d, const char *config)
 			const struct qkd_node_addr *a = l->role == QKD_ROLE_ALICE ? &l->classical
 										  : &l->fiber;
 
-			fprintf(stderr, "qkd: %s:%u: link %s: %s:%u: %s\n", config, l->line, l->name,
-				a->host, a->port, why);
+			fprintf(stderr, "qkd: %s:%u: link %s: %s: %s\n", config, l->line, l->name,
+				a->text, why);
 			return -1;
 		}
 		if (qkd_link_open(&d->links[i], &why) != QKD_OK) {
@@ -121,12 +121,11 @@ static int start_kme(struct node_daemon *d, const char *config,
 	if (!k->enabled)
 		return 0;
 	if (qkd_node_kme_start(kme, &d->cfg, d->links, &d->log, &why) != QKD_OK) {
-		fprintf(stderr, "qkd: %s:%u: kme: %s:%u: %s\n", config, k->line, k->listen.host,
-			(unsigned)k->listen.port, why);
+		fprintf(stderr, "qkd: %s:%u: kme: %s: %s\n", config, k->line, k->listen.text, why);
 		return -1;
 	}
-	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: key manager %s on https://%s:%u",
-		 d->cfg.name, k->id, k->listen.host, (unsigned)qkd_node_kme_port(*kme));
+	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: key manager %s on https://%s",
+		 d->cfg.name, k->id, k->listen.text);
 	return 0;
 }
 

@@ -78,12 +78,20 @@ static void print_human(json_t *j)
 	json_t *l;
 
 	printf("node %s\n", json_string_value(json_object_get(j, "node")));
+	if (json_is_string(json_object_get(j, "kme_listen")))
+		printf("  key manager on https://%s\n",
+		       json_string_value(json_object_get(j, "kme_listen")));
 	json_array_foreach(json_object_get(j, "links"), i, l) {
 		json_t *err = json_object_get(l, "last_error");
 
 		printf("  link %s (%s): %s\n", json_string_value(json_object_get(l, "name")),
 		       json_string_value(json_object_get(l, "role")),
 		       json_string_value(json_object_get(l, "state")));
+		if (json_is_string(json_object_get(l, "classical")) &&
+		    json_is_string(json_object_get(l, "fiber")))
+			printf("    classical %s, fiber %s\n",
+			       json_string_value(json_object_get(l, "classical")),
+			       json_string_value(json_object_get(l, "fiber")));
 		printf("    QBER %.3f %%, key rate %.1f bit/s, %lld blocks, %lld bits stored "
 		       "(%lld available)\n", 100 * json_real_value(json_object_get(l, "qber")),
 		       json_real_value(json_object_get(l, "key_rate_bps")),

@@ -100,6 +100,9 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "name", json_string(c->name));
 	json_object_set_new(j, "role", json_string(qkd_link_role_name(c->role)));
 	json_object_set_new(j, "state", json_string(s->state));
+	/* As configured, in the canonical form: "[::1]:7101" for IPv6. */
+	json_object_set_new(j, "classical", json_string(c->classical.text));
+	json_object_set_new(j, "fiber", json_string(c->fiber.text));
 	json_object_set_new(j, "qber", json_real(s->last_qber));
 	json_object_set_new(j, "key_rate_bps", json_real(s->key_rate_bps));
 	json_object_set_new(j, "stored_blocks", json_integer((json_int_t)s->stored_blocks));
@@ -156,6 +159,8 @@ static json_t *node_status_json(struct node_daemon *d)
 		json_array_append_new(a, link_json(&d->cfg.links[i], &s));
 	}
 	json_object_set_new(j, "node", json_string(d->cfg.name));
+	json_object_set_new(j, "kme_listen", d->cfg.kme.enabled ? json_string(d->cfg.kme.listen.text)
+								 : json_null());
 	json_object_set_new(j, "links", a);
 	return j;
 }

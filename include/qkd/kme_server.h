@@ -20,7 +20,8 @@
  *
  * Against a stranger who holds connections open to lock the SAEs out
  * (docs/kme.md, "Connections"): one address holds at most
- * per_address_connections of the max_connections, and a connection whose
+ * per_address_connections of the max_connections (libmicrohttpd counts per
+ * whole address: an IPv4 address, or all 128 bits of an IPv6 one), and a connection whose
  * client has not yet proved to be a known SAE is closed after
  * handshake_timeout_s of silence (and a TLS handshake that takes longer in
  * all); only then does idle_timeout_s apply.
@@ -33,6 +34,7 @@
 
 #include "qkd/etsi014.h"
 #include "qkd/log.h"
+#include "qkd/netaddr.h"
 
 /* Longest certificate subject CN matched, in bytes. */
 #define QKD_KME_CN_MAX 64
@@ -51,8 +53,10 @@ struct qkd_kme_sae {
 /* Everything borrowed only during qkd_kme_server_start, except kme.ops,
  * kme.ctx and log, which must outlive the server. */
 struct qkd_kme_server_config {
-	const char *addr;		/* IPv4 literal to bind; NULL: "127.0.0.1" */
-	uint16_t port;			/* 0: any free port (qkd_kme_server_port) */
+	/* Where to listen, IPv4 or IPv6 (an IPv6 socket is IPv6 only); port 0:
+	 * any free port (qkd_kme_server_port). No address (len 0): 127.0.0.1,
+	 * any free port. */
+	struct qkd_netaddr listen;
 	const char *cert_file;		/* PEM: the server's certificate (chain) */
 	const char *key_file;		/* PEM: its private key */
 	const char *ca_file;		/* PEM: the CA that signs SAE certificates */

@@ -15,21 +15,23 @@
 #include <stdint.h>
 
 #include "qkd/engine.h"
+#include "qkd/netaddr.h"
 #include "qkd/optical.h"
 
 #define QKD_NODE_NAME_MAX 64
 #define QKD_NODE_PATH_MAX 512
-#define QKD_NODE_ADDR_MAX 128
 #define QKD_NODE_LINKS_MAX 16
 
 enum qkd_link_role { QKD_ROLE_ALICE, QKD_ROLE_BOB };
 
 enum qkd_log_level { QKD_LOG_ERROR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };
 
-/* "host:port" (IPv4 literal or "localhost"; port 1..65535). */
+/* "A.B.C.D:PORT", "[IPV6]:PORT" or "localhost:PORT", port 1..65535
+ * (qkd/netaddr.h): the parsed address, and its canonical text for messages,
+ * logs and `qkd status` (localhost is printed as 127.0.0.1). */
 struct qkd_node_addr {
-	char host[QKD_NODE_ADDR_MAX];
-	uint16_t port;
+	struct qkd_netaddr sa;
+	char text[QKD_NETADDR_STR_MAX];		/* "127.0.0.1:7101", "[::1]:7101" */
 };
 
 struct qkd_link_config {
@@ -70,7 +72,7 @@ struct qkd_node_kme {
 	bool enabled;				/* the group is present */
 	unsigned line;
 	char id[QKD_NODE_SAE_ID_MAX + 1];	/* this KME's ID */
-	struct qkd_node_addr listen;		/* HTTPS address */
+	struct qkd_node_addr listen;		/* HTTPS address, IPv4 or IPv6 */
 	char cert[QKD_NODE_PATH_MAX];		/* PEM: server certificate */
 	char key[QKD_NODE_PATH_MAX];		/* PEM: its private key */
 	char ca[QKD_NODE_PATH_MAX];		/* PEM: CA of the SAE certificates */

@@ -27,7 +27,6 @@
  */
 #include "qkd/kme_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -203,11 +202,9 @@ static int set_limits(struct qkd_kme_server *s, const struct qkd_kme_server_conf
 	return 0;
 }
 
-static int check_config(const struct qkd_kme_server_config *cfg, struct sockaddr_in *sa,
+static int check_config(const struct qkd_kme_server_config *cfg, struct qkd_netaddr *sa,
 			const char **why)
 {
-	const char *addr = cfg->addr ? cfg->addr : "127.0.0.1";
-
 	if (qkd_etsi014_limits_check(&cfg->kme.lim, why) != 0)
 		return QKD_ERR_INVAL;
 	if (!qkd_etsi014_id_valid(cfg->kme.kme_id)) {
@@ -219,11 +216,11 @@ static int check_config(const struct qkd_kme_server_config *cfg, struct sockaddr
 		*why = "no key provider";
 		return QKD_ERR_INVAL;
 	}
-	memset(sa, 0, sizeof *sa);
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons(cfg->port);
-	if (inet_pton(AF_INET, addr, &sa->sin_addr) != 1) {
-		*why = "the address is not an IPv4 literal";
+	*sa = cfg->listen;
+	if (sa->len == 0 && qkd_netaddr_from_host("127.0.0.1", 0, sa, why) != 0)
+		return QKD_ERR_INVAL;
+	if (qkd_netaddr_family(sa) == AF_UNSPEC) {
+		*why = "the listening address is neither IPv4 nor IPv6";
 		return QKD_ERR_INVAL;
 	}
 	return 0;
@@ -772,16 +769,21 @@ static int load_files(struct qkd_kme_server *s, const struct qkd_kme_server_conf
  * status line and headers twice (fixed in 1.0.0). check_framing requires
  * Host instead, and qkd_etsi014_target_check refuses the spaces in a
  * request-target that strict mode would. */
-static int start_daemon(struct qkd_kme_server *s, const struct qkd_kme_server_config *cfg,
-			const struct sockaddr_in *sa, const char **why)
+static int start_daemon(struct qkd_kme_server *s, const struct qkd_netaddr *sa,
+			const char **why)
 {
 	unsigned flags = MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *di;
 
-	s->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s,
+	/* With MHD_OPTION_SOCK_ADDR, MHD_USE_IPv6 only picks the socket's family
+	 * (and the length of the address it binds); without MHD_USE_DUAL_STACK
+	 * libmicrohttpd sets IPV6_V6ONLY on it, as qkd_netaddr_listen does. */
+	if (qkd_netaddr_family(sa) == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	s->d = MHD_start_daemon(flags, qkd_netaddr_port(sa), NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_log, s,	/* first, to catch every message */
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&sa->ss,
 		MHD_OPTION_HTTPS_MEM_CERT, s->cert,
 		MHD_OPTION_HTTPS_MEM_KEY, s->key,
 		MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
@@ -799,7 +801,7 @@ static int start_daemon(struct qkd_kme_server *s, const struct qkd_kme_server_co
 		return QKD_ERR_IO;
 	}
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di != NULL ? di->port : cfg->port;
+	s->port = di != NULL ? di->port : qkd_netaddr_port(sa);
 	return 0;
 }
 
@@ -807,7 +809,8 @@ int qkd_kme_server_start(struct qkd_kme_server **out, const struct qkd_kme_serve
 			 const char **why)
 {
 	struct qkd_kme_server *s = NULL;
-	struct sockaddr_in sa;
+	struct qkd_netaddr sa;
+	char where[QKD_NETADDR_STR_MAX];
 	const char *w = NULL;
 	int rc;
 
@@ -828,12 +831,13 @@ int qkd_kme_server_start(struct qkd_kme_server **out, const struct qkd_kme_serve
 	snprintf(s->kme_id, sizeof s->kme_id, "%s", cfg->kme.kme_id);
 	s->kme.kme_id = s->kme_id;
 	if ((rc = set_limits(s, cfg, &w)) != 0 || (rc = copy_saes(s, cfg, &w)) != 0 ||
-	    (rc = load_files(s, cfg, &w)) != 0 || (rc = start_daemon(s, cfg, &sa, &w)) != 0)
+	    (rc = load_files(s, cfg, &w)) != 0 || (rc = start_daemon(s, &sa, &w)) != 0)
 		goto out;
-	qkd_logf(s->log, QKD_LOG_INFO, "kme: %s serving ETSI GS QKD 014 on https://%s:%u/ "
+	qkd_netaddr_set_port(&sa, s->port);
+	qkd_logf(s->log, QKD_LOG_INFO, "kme: %s serving ETSI GS QKD 014 on https://%s/ "
 		 "(%u connections, %u per address; timeouts: %u s until a known SAE asks, "
-		 "%u s idle)", s->kme_id, cfg->addr ? cfg->addr : "127.0.0.1",
-		 (unsigned)s->port, s->max_conn, s->per_address, s->handshake_s, s->idle_s);
+		 "%u s idle)", s->kme_id, qkd_netaddr_str(&sa, where), s->max_conn,
+		 s->per_address, s->handshake_s, s->idle_s);
 	*out = s;
 	s = NULL;
 out:

@@ -108,10 +108,6 @@ int cfg_set_status(struct cfg_ctx *c, const config_setting_t *s,
 int cfg_set_log_file(struct cfg_ctx *c, const config_setting_t *s,
 		     const struct cfg_field *f, void *obj);	/* "" or: directory exists */
 
-/* "host:port", host an IPv4 literal or "localhost", port 1..65535. */
-__attribute__((warn_unused_result))
-int cfg_parse_addr(const char *text, struct qkd_node_addr *out);
-
 /* Size of the smallest bootstrap authentication key file accepted. */
 #define CFG_AUTH_KEY_MIN_BYTES 4096
 

@@ -64,15 +64,10 @@ static int set_cn(struct cfg_ctx *c, const config_setting_t *s,
 	return QKD_OK;
 }
 
-/* "localhost" is 127.0.0.1 to the node (link_net.c): compare it so. */
-static bool addr_same(const struct qkd_node_addr *a, const struct qkd_node_addr *b)
-{
-	const char *ha = strcmp(a->host, "localhost") == 0 ? "127.0.0.1" : a->host;
-	const char *hb = strcmp(b->host, "localhost") == 0 ? "127.0.0.1" : b->host;
-
-	return a->port == b->port && strcmp(ha, hb) == 0;
-}
-
+/* Parsed addresses compare: localhost is 127.0.0.1, and "[::1]" the same as
+ * "[0::1]". The message quotes listen as written. Addresses of different
+ * families never clash here; a wildcard ("0.0.0.0", "[::]") and a specific
+ * address on one port do, at bind time, where the node names the link. */
 static int set_listen(struct cfg_ctx *c, const config_setting_t *s,
 		      const struct cfg_field *f, void *obj)
 {
@@ -84,11 +79,11 @@ static int set_listen(struct cfg_ctx *c, const config_setting_t *s,
 	for (size_t i = 0; i < n->nlinks; i++) {
 		for (int k = 0; k < 2; k++) {
 			o = k == 0 ? &n->links[i].classical : &n->links[i].fiber;
-			if (addr_same(a, o))
-				return cfg_failk(c, s, f->key, "%s:%u is also the %s address "
-						 "%s:%u of link '%s'", a->host, (unsigned)a->port,
-						 k == 0 ? "classical" : "fiber", o->host,
-						 (unsigned)o->port, n->links[i].name);
+			if (qkd_netaddr_equal(&a->sa, &o->sa))
+				return cfg_failk(c, s, f->key, "%s is also the %s address %s of "
+						 "link '%s'", config_setting_get_string(s),
+						 k == 0 ? "classical" : "fiber", o->text,
+						 n->links[i].name);
 		}
 	}
 	return QKD_OK;

@@ -222,7 +222,7 @@ static int link_finish(struct cfg_ctx *c, const config_setting_t *g, struct qkd_
 	const char *why = NULL;
 
 	o->pulses = l->round_pulses;
-	if (l->classical.port == l->fiber.port && strcmp(l->classical.host, l->fiber.host) == 0)
+	if (qkd_netaddr_equal(&l->classical.sa, &l->fiber.sa))
 		return cfg_fail(c, g, "link '%s': classical and fiber must be different "
 				"addresses", l->name);
 	if (c->decoy_probs != NULL && o->intensities != 3)

@@ -1,8 +1,8 @@
 /* config_path.c - paths and addresses of the node configuration: relative
  * paths resolved against the config file's directory, the files they name
  * checked at load time so that a node fails at startup with the file and the
- * config line rather than in the middle of its first round (docs/config.md). */
-#include <arpa/inet.h>
+ * config line rather than in the middle of its first round; addresses parsed
+ * by qkd/netaddr.h (docs/config.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -161,45 +161,18 @@ int cfg_set_log_file(struct cfg_ctx *c, const config_setting_t *s,
 	return path[0] == '\0' ? QKD_OK : check_dir_of(c, s, f->key, path);
 }
 
-int cfg_parse_addr(const char *text, struct qkd_node_addr *out)
-{
-	const char *colon = strrchr(text, ':');
-	struct in_addr a;
-	size_t hlen;
-	unsigned long port = 0;
-
-	if (colon == NULL || colon == text)
-		return QKD_ERR_INVAL;
-	hlen = (size_t)(colon - text);
-	if (hlen >= sizeof out->host)
-		return QKD_ERR_INVAL;
-	memcpy(out->host, text, hlen);
-	out->host[hlen] = '\0';
-	if (strcmp(out->host, "localhost") != 0 && inet_pton(AF_INET, out->host, &a) != 1)
-		return QKD_ERR_INVAL;
-	/* Digits only: no sign, no spaces, no leading zeros beyond "0" itself. */
-	if (colon[1] == '\0' || colon[1] == '0' || strlen(colon + 1) > 5)
-		return QKD_ERR_INVAL;
-	for (const char *p = colon + 1; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return QKD_ERR_INVAL;
-		port = port * 10 + (unsigned long)(*p - '0');
-	}
-	if (port < 1 || port > 65535)
-		return QKD_ERR_INVAL;
-	out->port = (uint16_t)port;
-	return QKD_OK;
-}
-
+/* The address syntax is qkd/netaddr.h's, the same as `qkd eve`'s: the
+ * message says which part is wrong, with the value as written. */
 int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj)
 {
-	const char *v = NULL;
+	struct qkd_node_addr *a = (struct qkd_node_addr *)((char *)obj + f->off);
+	const char *v = NULL, *why = NULL;
 
 	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
 		return QKD_ERR_INVAL;
-	if (cfg_parse_addr(v, (struct qkd_node_addr *)((char *)obj + f->off)) != QKD_OK)
-		return cfg_failk(c, s, f->key, "'%s' is not HOST:PORT (HOST an IPv4 address or "
-				 "localhost, PORT 1..65535)", v);
+	if (qkd_netaddr_parse(v, 0, &a->sa, &why) != QKD_OK)
+		return cfg_failk(c, s, f->key, "'%s' is not HOST:PORT: %s", v, why);
+	qkd_netaddr_str(&a->sa, a->text);
 	return QKD_OK;
 }

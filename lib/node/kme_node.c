@@ -357,8 +357,7 @@ int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_c
 		rc = open_stores(k, why);
 	if (rc == QKD_OK) {
 		memset(&sc, 0, sizeof sc);
-		sc.addr = strcmp(c->listen.host, "localhost") == 0 ? "127.0.0.1" : c->listen.host;
-		sc.port = c->listen.port;
+		sc.listen = c->listen.sa;
 		sc.cert_file = c->cert;
 		sc.key_file = c->key;
 		sc.ca_file = c->ca;

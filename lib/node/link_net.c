@@ -1,9 +1,9 @@
 /* link_net.c - the node's TCP sockets: listen, accept and connect that
  * give up when the daemon is told to stop, and I/O timeouts so a silent
- * peer cannot hang a link forever. */
+ * peer cannot hang a link forever. IPv4 or IPv6, as the configured address
+ * is (qkd/netaddr.h). */
 #include "node_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,15 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int addr_of(const struct qkd_node_addr *a, struct sockaddr_in *sa)
-{
-	const char *host = strcmp(a->host, "localhost") == 0 ? "127.0.0.1" : a->host;
-
-	memset(sa, 0, sizeof *sa);
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons(a->port);
-	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
+#include "qkd/error.h"
+#include "qkd/netaddr.h"
 
 void node_set_timeouts_s(int fd, int seconds)
 {
@@ -42,24 +35,12 @@ void node_tune_socket(int fd)
 
 int node_listen(const struct qkd_node_addr *a, const char **why)
 {
-	struct sockaddr_in sa;
-	int fd, one = 1;
+	int fd = -1;
 
-	if (addr_of(a, &sa) != 0) {
-		*why = "not an IPv4 address";
-		return -1;
-	}
 	/* Non-blocking: the accept loops poll first and take what is queued
 	 * until EAGAIN, never blocking on an empty queue. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
+	if (qkd_netaddr_listen(&a->sa, SOCK_CLOEXEC | SOCK_NONBLOCK, 16, &fd) != QKD_OK) {
 		*why = strerror(errno);
-		return -1;
-	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0) {
-		*why = strerror(errno);
-		close(fd);
 		return -1;
 	}
 	return fd;
@@ -107,20 +88,14 @@ static void nap_ms(long ms)
 int node_connect(const struct qkd_node_addr *a, atomic_bool *stop, int timeout_s,
 		 const char **why)
 {
-	struct sockaddr_in sa;
-
-	if (addr_of(a, &sa) != 0) {
-		*why = "not an IPv4 address";
-		return -1;
-	}
 	for (long waited_ms = 0; !atomic_load(stop); waited_ms += 500) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int fd = -1;
 
-		if (fd < 0) {
+		if (qkd_netaddr_socket(&a->sa, SOCK_CLOEXEC, &fd) != QKD_OK) {
 			*why = strerror(errno);
 			return -1;
 		}
-		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		if (connect(fd, (const struct sockaddr *)&a->sa.ss, a->sa.len) == 0) {
 			node_tune_socket(fd);
 			return fd;
 		}

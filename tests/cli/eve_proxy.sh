@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/cli/eve_proxy.sh - `qkd eve` on the fiber socket (docs/fiber.md s5):
-# option errors, a port in use, --help, and relays on loopback between the
-# test tool fiber_pipe (tests/tools/fiber_pipe.c) playing Alice's and Bob's
-# nodes. Every wait is bounded; background processes are killed and the
+# option errors, a port in use, --help, and relays on loopback (127.0.0.1,
+# and ::1) between the test tool fiber_pipe (tests/tools/fiber_pipe.c)
+# playing Alice's and Bob's nodes. Every wait is bounded; background processes are killed and the
 # scratch directory removed on exit.
 # Usage (from the top of the tree): QKD=build/qkd tests/cli/eve_proxy.sh
 set -u
@@ -45,9 +45,9 @@ wait_exit() {
 	return 124
 }
 
-# The port a `qkd eve` log says it listens on.
+# The port a `qkd eve` log says it listens on ("127.0.0.1:N" or "[::1]:N").
 eve_port() {
-	sed -n 's/.*listening on [0-9.]*:\([0-9]*\),.*/\1/p' "$1" | head -n1
+	sed -n 's/.*listening on [^ ]*:\([0-9]*\),.*/\1/p' "$1" | head -n1
 }
 
 # --- the command line ---------------------------------------------------
@@ -65,10 +65,24 @@ check_match "missing --listen: says so" "$ERR" '^qkd: eve: missing --listen'
 check_exit "missing --forward" 2 "$QKD" eve "${L[@]}" "${A[@]}"
 check_exit "missing --attack" 2 "$QKD" eve "${L[@]}" "${F[@]}"
 for bad in 127.0.0.1 :7201 127.0.0.1: 127.0.0.1:abc 127.0.0.1:70000 127.0.0.1:-1 \
-	example.com:7201 10.0.0:7201 '[::1]:7201'; do
+	example.com:7201 10.0.0:7201 ::1:7201 '[::1' '[::1]' '[::1]:70000' '[127.0.0.1]:7201' \
+	'[fe80::1%lo]:7201' '[::ffff:127.0.0.1]:7201'; do
 	check_exit "--listen $bad" 2 "$QKD" eve --listen "$bad" "${F[@]}" "${A[@]}"
-	check_match "--listen $bad: names the option" "$ERR" '^qkd: --listen: '
+	want="qkd: --listen: '$bad' is not HOST:PORT: "
+	check_eq "--listen $bad: names the option and the value" "${ERR:0:${#want}}" "$want"
 done
+# The reason, for the IPv6 mistakes.
+check_exit "--forward ::1:7201" 2 "$QKD" eve "${L[@]}" --forward ::1:7201 "${A[@]}"
+check_eq "--forward ::1:7201: says brackets" "$ERR" \
+	"qkd: --forward: '::1:7201' is not HOST:PORT: an IPv6 address goes in brackets: [ADDRESS]:PORT"
+check_exit "--forward [::1" 2 "$QKD" eve "${L[@]}" --forward '[::1' "${A[@]}"
+check_match "--forward [::1: unterminated" "$ERR" "'\\[' without its closing '\\]'"
+check_exit "--forward [::1]:7201x" 2 "$QKD" eve "${L[@]}" --forward '[::1]:7201x' "${A[@]}"
+check_match "--forward [::1]:7201x: the port" "$ERR" 'PORT is not a decimal number$'
+check_exit "--forward [::1]:0" 2 "$QKD" eve "${L[@]}" --forward '[::1]:0' "${A[@]}"
+check_match "--forward [::1]:0: out of range" "$ERR" 'PORT is out of range 1\.\.65535$'
+check_match "--help: IPv6 in brackets" "$("$QKD" eve --help)" '\[IPV6\]:PORT'
+
 check_exit "--forward port 0" 2 "$QKD" eve "${L[@]}" --forward 127.0.0.1:0 "${A[@]}"
 for bad in pns bogus intercept-resend intercept-resend:2 intercept-resend:-0.1 \
 	beamsplit:x beamsplit:nan none:0.5 ''; do
@@ -107,14 +121,17 @@ check_match "idle eve: totals" "$(cat "$CLI_TMP/holder.log")" \
 FRAMES=20
 SLOTS=65536
 
-# relay NAME ATTACK [SENDER_FLAG]: receiver, eve and sender on loopback.
+# relay NAME ATTACK [SENDER_FLAG]: receiver, eve and sender on loopback,
+# at the address PH (fiber_pipe's HOST) written EH in HOST:PORT.
 # Leaves eve running (its pid in EVE, its log in $CLI_TMP/NAME.eve.log) and
 # the receiver's summary in RECV.
+PH=127.0.0.1
+EH=127.0.0.1
 relay() {
 	local name=$1 attack=$2 flag=${3:-} rpid rport eport
 	local rout="$CLI_TMP/$name.recv" elog="$CLI_TMP/$name.eve.log"
 
-	"$PIPE" recv 127.0.0.1 0 $FRAMES $SLOTS seed-"$name" >"$rout" &
+	"$PIPE" recv "$PH" 0 $FRAMES $SLOTS seed-"$name" >"$rout" &
 	rpid=$!
 	PIDS+=("$rpid")
 	EVE=
@@ -124,7 +141,7 @@ relay() {
 		return 1
 	fi
 	rport=$(awk '/^port /{print $2; exit}' "$rout")
-	"$QKD" eve --listen 127.0.0.1:0 --forward "127.0.0.1:$rport" --attack "$attack" \
+	"$QKD" eve --listen "$EH:0" --forward "$EH:$rport" --attack "$attack" \
 		--log "$elog" &
 	EVE=$!
 	PIDS+=("$EVE")
@@ -135,11 +152,11 @@ relay() {
 	eport=$(eve_port "$elog")
 	if [ -n "$flag" ]; then
 		# The sender stays connected until Eve closes.
-		"$PIPE" send 127.0.0.1 "$eport" $FRAMES $SLOTS seed-"$name" "$flag" &
+		"$PIPE" send "$PH" "$eport" $FRAMES $SLOTS seed-"$name" "$flag" &
 		SENDER=$!
 		PIDS+=("$SENDER")
 	else
-		check "$name: sender" timeout 30 "$PIPE" send 127.0.0.1 "$eport" $FRAMES $SLOTS \
+		check "$name: sender" timeout 30 "$PIPE" send "$PH" "$eport" $FRAMES $SLOTS \
 			seed-"$name"
 	fi
 	if ! wait_for "$elog" 'round 2:' 30; then
@@ -196,5 +213,45 @@ if relay bs beamsplit:0.5 --linger; then
 	check_near "bs: pulses to bob" "$(awk -v a="$(field 'pulses to bob' "$tot")" \
 		-v b="$(field pulses "$tot")" 'BEGIN { printf "%.4f", a / b }')" 0.5125 0.015
 fi
+
+# --- the fiber over IPv6 (::1): the same relay, addresses in brackets --------
+
+ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128' ||
+	cli_not_ok "::1 on lo (ip -6 addr show lo): the IPv6 relay needs it"
+PH=::1
+EH='[::1]'
+if relay v6 intercept-resend:0.5; then
+	log=$(cat "$CLI_TMP/v6.eve.log")
+	check_match "v6: listens on [::1]" "$log" 'Z info  listening on \[::1\]:[0-9]+, forwarding to \[::1\]:[0-9]+, attack intercept-resend:0\.5$'
+	check_match "v6: connection from [::1]" "$log" 'Z info  connection from \[::1\]:[0-9]+$'
+	check_match "v6: connected to bob at [::1]" "$log" 'Z info  connected to bob at \[::1\]:[0-9]+$'
+	check_near "v6: changed states" "$(awk -v a="$(field changed "$RECV")" \
+		-v b="$(field pulses "$RECV")" 'BEGIN { printf "%.4f", a / b }')" 0.25 0.01
+	kill -TERM "$EVE"
+	wait_exit "$EVE" 10
+	check_eq "v6: SIGTERM exits 0" "$?" 0
+fi
+# A port in use on ::1 names the address as given.
+"$QKD" eve --listen '[::1]:0' --forward '[::1]:9' --attack none --log "$CLI_TMP/holder6.log" &
+HOLDER=$!
+PIDS+=("$HOLDER")
+if wait_for "$CLI_TMP/holder6.log" 'listening on' 10; then
+	port=$(eve_port "$CLI_TMP/holder6.log")
+	check_exit "v6: port in use" 1 "$QKD" eve --listen "[::1]:$port" "${F[@]}" "${A[@]}"
+	check_eq "v6: port in use: message" "$ERR" "qkd: --listen: [::1]:$port: Address already in use"
+	# IPv6 only: the same port on 127.0.0.1 is another socket.
+	"$QKD" eve --listen "127.0.0.1:$port" --forward 127.0.0.1:9 --attack none \
+		--log "$CLI_TMP/holder4.log" &
+	H4=$!
+	PIDS+=("$H4")
+	check "v6: 127.0.0.1 with the same port listens beside it" \
+		wait_for "$CLI_TMP/holder4.log" "listening on 127\.0\.0\.1:$port," 10
+	kill -TERM "$H4"
+	wait_exit "$H4" 10
+else
+	cli_not_ok "v6: holder listens" "$(cat "$CLI_TMP/holder6.log")"
+fi
+kill -TERM "$HOLDER"
+wait_exit "$HOLDER" 10
 
 finish

@@ -18,10 +18,10 @@
  *       arrived, photons missing). Exit 0 if F == FRAMES and every frame
  *       covered the expected slots, else 1.
  *
- * HOST is an IPv4 literal; every wait is bounded (30 s). Test data only: the
+ * HOST is an IPv4 or IPv6 literal without brackets (127.0.0.1, ::1) or
+ * localhost (qkd_netaddr_from_host); every wait is bounded (30 s). Test data only: the
  * key is a hash of SEED.
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,12 +36,13 @@
 
 #include "qkd/error.h"
 #include "qkd/fiber.h"
+#include "qkd/netaddr.h"
 #include "qkd/sysutil.h"
 
 #define WAIT_S 30
 
 struct pipe_args {
-	struct sockaddr_in sa;
+	struct qkd_netaddr sa;
 	uint64_t frames, slots;
 	struct qkd_emitter *em;
 	int linger;
@@ -62,9 +63,8 @@ static int parse(int argc, char **argv, struct pipe_args *a)
 	if (argc < 7 || argc > 8)
 		return -1;
 	memset(a, 0, sizeof *a);
-	a->sa.sin_family = AF_INET;
-	a->sa.sin_port = htons((uint16_t)strtoul(argv[3], NULL, 10));
-	if (inet_pton(AF_INET, argv[2], &a->sa.sin_addr) != 1)
+	if (qkd_netaddr_from_host(argv[2], (uint16_t)strtoul(argv[3], NULL, 10), &a->sa,
+				  NULL) != QKD_OK)
 		return -1;
 	a->frames = strtoull(argv[4], NULL, 10);
 	a->slots = strtoull(argv[5], NULL, 10);
@@ -110,11 +110,12 @@ static int do_send(const struct pipe_args *a)
 {
 	uint8_t hello[QKD_FIBER_HELLO_LEN];
 	struct qkd_fiber_frame f;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rc = QKD_ERR_IO;
+	int fd = -1, rc = QKD_ERR_IO;
 	char c;
 
 	qkd_fiber_frame_init(&f);
-	if (fd < 0 || connect(fd, (const struct sockaddr *)&a->sa, sizeof a->sa) != 0) {
+	if (qkd_netaddr_socket(&a->sa, 0, &fd) != QKD_OK ||
+	    connect(fd, (const struct sockaddr *)&a->sa.ss, a->sa.len) != 0) {
 		perror("fiber_pipe: connect");
 		goto out;
 	}
@@ -142,21 +143,23 @@ out:
 
 static int accept_one(const struct pipe_args *a)
 {
-	struct sockaddr_in bound;
+	struct sockaddr_storage bound;
+	struct qkd_netaddr here;
 	socklen_t bl = sizeof bound;
 	struct pollfd p;
-	int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1, fd = -1;
+	int lfd = -1, fd = -1;
 
-	if (lfd < 0)
-		return -1;
-	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(lfd, (const struct sockaddr *)&a->sa, sizeof a->sa) != 0 || listen(lfd, 1) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&bound, &bl) != 0) {
+	if (qkd_netaddr_listen(&a->sa, 0, 1, &lfd) != QKD_OK) {
 		perror("fiber_pipe: listen");
+		return -1;
+	}
+	if (getsockname(lfd, (struct sockaddr *)&bound, &bl) != 0 ||
+	    qkd_netaddr_from_sockaddr((const struct sockaddr *)&bound, bl, &here) != QKD_OK) {
+		perror("fiber_pipe: getsockname");
 		close(lfd);
 		return -1;
 	}
-	printf("port %u\n", ntohs(bound.sin_port));
+	printf("port %u\n", (unsigned)qkd_netaddr_port(&here));
 	fflush(stdout);
 	p.fd = lfd;
 	p.events = POLLIN;

@@ -1,7 +1,10 @@
 /* hostile - hostile peers for the integration tests (tests/integration/
  * hostile.sh, kme_http.sh): each subcommand is one kind of abuse of a node,
  * bounded in count and in time, and aimed at loopback addresses only
- * (127.0.0.0/8), never anything else.
+ * (127.0.0.0/8, and ::1 for IPv6), never anything else. HOST:PORT is
+ * qkd/netaddr.h's syntax with such a HOST: 127.0.0.1:PORT, localhost:PORT,
+ * [::1]:PORT; ADDR is one without port or brackets (127.0.0.2, ::1), of
+ * the family of HOST.
  *
  *   hostile kme-idle --connect HOST:PORT --source ADDR --conns N --seconds S
  *   hostile idle     (the same)
@@ -36,7 +39,6 @@
  * char **argv)` (argv[0] is the subcommand's name) and add a row to
  * `commands` in main.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -58,6 +60,7 @@
 #include "qkd/error.h"
 #include "qkd/fiber.h"
 #include "qkd/msg.h"
+#include "qkd/netaddr.h"
 #include "qkd/sysutil.h"
 
 #define CONNS_MAX 4096
@@ -105,32 +108,28 @@ static int parse_count(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-/* An IPv4 literal in 127.0.0.0/8: these tools never aim anywhere else. */
-static int parse_loopback(const char *s, struct in_addr *a)
+/* A loopback address without port: an IPv4 literal in 127.0.0.0/8, the
+ * IPv6 literal ::1 (no brackets) or localhost. These tools never aim
+ * anywhere else. */
+static int parse_loopback(const char *s, struct qkd_netaddr *a)
 {
-	if (s == NULL || inet_pton(AF_INET, s, a) != 1 || (ntohl(a->s_addr) >> 24) != 127)
+	if (s == NULL || qkd_netaddr_from_host(s, 0, a, NULL) != QKD_OK ||
+	    !qkd_netaddr_is_loopback(a))
 		return -1;
 	return 0;
 }
 
-/* "HOST:PORT" with HOST a loopback literal and PORT 1..65535. */
-static int parse_target(const char *s, struct sockaddr_in *sa)
+/* "HOST:PORT" (qkd/netaddr.h: "[::1]:PORT" for IPv6) with HOST a loopback
+ * address as above and PORT 1..65535. */
+static int parse_target(const char *s, struct qkd_netaddr *sa)
 {
-	char host[INET_ADDRSTRLEN];
-	const char *colon = s != NULL ? strrchr(s, ':') : NULL;
-	unsigned long port;
-
-	if (colon == NULL || (size_t)(colon - s) >= sizeof host)
+	if (s == NULL || qkd_netaddr_parse(s, 0, sa, NULL) != QKD_OK ||
+	    !qkd_netaddr_is_loopback(sa))
 		return -1;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	memset(sa, 0, sizeof *sa);
-	sa->sin_family = AF_INET;
-	if (parse_loopback(host, &sa->sin_addr) != 0 || parse_count(colon + 1, 65535, &port) != 0)
-		return -1;
-	sa->sin_port = htons((uint16_t)port);
 	return 0;
 }
+
+#define TARGET_RULE "not HOST:PORT with HOST in 127.0.0.0/8 or [::1]"
 
 /* ---- kme-idle ---- */
 
@@ -143,7 +142,7 @@ struct slot {
 };
 
 struct idle {
-	struct sockaddr_in to, from;
+	struct qkd_netaddr to, from;	/* one family */
 	unsigned long conns, seconds;
 	struct slot *slots;
 	struct pollfd *pfd;
@@ -168,19 +167,19 @@ static void slot_close(struct idle *t, struct slot *s, long retry_at)
 static int slot_open(struct idle *t, struct slot *s, long now)
 {
 	static const int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = -1;
 
-	if (fd < 0)
+	if (qkd_netaddr_socket(&t->to, SOCK_NONBLOCK | SOCK_CLOEXEC, &fd) != QKD_OK)
 		return fail("socket", strerror(errno));
 	/* The port is picked at connect, per destination: a long run does not
 	 * exhaust the ephemeral ports of the source address. */
 	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-	if (bind(fd, (const struct sockaddr *)&t->from, sizeof t->from) != 0) {
+	if (bind(fd, (const struct sockaddr *)&t->from.ss, t->from.len) != 0) {
 		close(fd);
 		return fail("bind to the source address", strerror(errno));
 	}
 	s->fd = fd;
-	if (connect(fd, (const struct sockaddr *)&t->to, sizeof t->to) == 0) {
+	if (connect(fd, (const struct sockaddr *)&t->to.ss, t->to.len) == 0) {
 		s->st = SLOT_OPEN;
 		t->opened++;
 		if (++t->open_now > t->open_max)
@@ -336,12 +335,12 @@ static int idle_opts(struct idle *t, int argc, char **argv)
 		switch (c) {
 		case 'c':
 			if (parse_target(optarg, &t->to) != 0)
-				return usage_error("--connect", "not HOST:PORT with HOST in 127.0.0.0/8");
+				return usage_error("--connect", TARGET_RULE);
 			have_to = true;
 			break;
 		case 's':
-			if (parse_loopback(optarg, &t->from.sin_addr) != 0)
-				return usage_error("--source", "not an address in 127.0.0.0/8");
+			if (parse_loopback(optarg, &t->from) != 0)
+				return usage_error("--source", "not an address in 127.0.0.0/8 or ::1");
 			have_from = true;
 			break;
 		case 'n':
@@ -361,6 +360,8 @@ static int idle_opts(struct idle *t, int argc, char **argv)
 	if (optind != argc || !have_to || !have_from || t->conns == 0 || t->seconds == 0)
 		return usage_error("kme-idle", "--connect, --source, --conns and --seconds are "
 				   "all required");
+	if (qkd_netaddr_family(&t->from) != qkd_netaddr_family(&t->to))
+		return usage_error("--source", "not of --connect's family (IPv4 or IPv6)");
 	return 0;
 }
 
@@ -369,7 +370,6 @@ static int cmd_kme_idle(int argc, char **argv)
 	struct idle t = { .conns = 0 };
 	int rc;
 
-	t.from.sin_family = AF_INET;
 	if ((rc = idle_opts(&t, argc, argv)) != 0)
 		return rc;
 	if (check_nofile(t.conns) != 0)
@@ -379,11 +379,12 @@ static int cmd_kme_idle(int argc, char **argv)
 
 /* ---- stray ---- */
 
-static int tcp_connect(const struct sockaddr_in *to)
+static int tcp_connect(const struct qkd_netaddr *to)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = -1;
 
-	if (fd >= 0 && connect(fd, (const struct sockaddr *)to, sizeof *to) != 0) {
+	if (qkd_netaddr_socket(to, SOCK_CLOEXEC, &fd) == QKD_OK &&
+	    connect(fd, (const struct sockaddr *)&to->ss, to->len) != 0) {
 		close(fd);
 		fd = -1;
 	}
@@ -393,14 +394,14 @@ static int tcp_connect(const struct sockaddr_in *to)
 static int cmd_stray(int argc, char **argv)
 {
 	static const char junk[] = "GET / HTTP/1.0\r\n\r\n\x00\xff garbage";
-	struct sockaddr_in to;
+	struct qkd_netaddr to;
 	unsigned long count = 0, made = 0;
 	bool garbage = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
 			if (parse_target(argv[++i], &to) != 0)
-				return usage_error("--connect", "not HOST:PORT with HOST in 127.0.0.0/8");
+				return usage_error("--connect", TARGET_RULE);
 		} else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
 			if (parse_count(argv[++i], CONNS_MAX, &count) != 0)
 				return usage_error("--count", "not a number in 1..4096");
@@ -474,7 +475,7 @@ static const char *recover_and_wait(struct qkd_channel *ch)
 }
 
 /* The stranger: made-up MAC, index jump in its SYNC, made-up AUTH frame. */
-static int sync_stranger(const struct sockaddr_in *to, uint32_t jump)
+static int sync_stranger(const struct qkd_netaddr *to, uint32_t jump)
 {
 	uint8_t hello[8 + NONCE_LEN], sync[MAC_LEN + 2 + QKD_NODE_NAME_MAX + 8 + 8 + 4];
 	const char *got = "refused at once";
@@ -597,14 +598,14 @@ static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 static int cmd_sync(int argc, char **argv)
 {
 	const char *conf = NULL;
-	struct sockaddr_in to;
+	struct qkd_netaddr to;
 	unsigned long jump = 0;
 	bool bad = false, have_to = false;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) {
 			if (parse_target(argv[++i], &to) != 0)
-				return usage_error("--connect", "not HOST:PORT with HOST in 127.0.0.0/8");
+				return usage_error("--connect", TARGET_RULE);
 			have_to = true;
 		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			conf = argv[++i];

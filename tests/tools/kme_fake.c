@@ -12,6 +12,8 @@
  *            [--per-address-connections N] [--handshake-timeout S]
  *            [--idle-timeout S] [--kme-id ID] [--peer-kme-id ID] [--verbose]
  *
+ * A is an IPv4 or IPv6 address without brackets (127.0.0.1, the default,
+ * or ::1), or localhost (qkd_netaddr_from_host).
  * DIR holds ca.pem, server.pem and server.key (examples/make-test-pki.sh).
  * SAEs default to SAE_A and SAE_B, each with CN = its ID; any two distinct
  * SAEs of the list form a pair. Port 0 (the default) picks a free port; the
@@ -321,7 +323,6 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 static int serve(struct opts *o, struct fake *f, const struct qkd_logger *lg)
 {
 	struct qkd_kme_server_config cfg = {
-		.addr = o->addr, .port = (uint16_t)o->port,
 		.cert_file = o->cert, .key_file = o->key, .ca_file = o->ca,
 		.saes = o->saes, .nsaes = o->nsaes, .max_connections = (unsigned)o->max_conn,
 		.per_address_connections = (unsigned)o->per_address,
@@ -334,6 +335,10 @@ static int serve(struct opts *o, struct fake *f, const struct qkd_logger *lg)
 	sigset_t set;
 	int sig = 0;
 
+	if (qkd_netaddr_from_host(o->addr, (uint16_t)o->port, &cfg.listen, &why) != 0) {
+		fprintf(stderr, "qkd: kme_fake: --addr %s: %s\n", o->addr, why);
+		return 2;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

@@ -24,12 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "qkd/error.h"
+#include "qkd/netaddr.h"
 #include "qkd/node_config.h"
 
 struct fix {
@@ -282,8 +284,8 @@ static const char full_text[] =
 	"      eps_sec = 1e-9; eps_cor = 1e-12;\n"
 	"    };\n"
 	"  },\n"
-	"  { name = \"cd\"; role = \"alice\"; classical = \"127.0.0.1:7102\";\n"
-	"    fiber = \"127.0.0.1:7202\"; store = \"alice-cd.db\"; auth_key = \"cd.key\"; }\n"
+	"  { name = \"cd\"; role = \"alice\"; classical = \"[::1]:7102\";\n"
+	"    fiber = \"[2001:DB8:0::2]:7202\"; store = \"alice-cd.db\"; auth_key = \"cd.key\"; }\n"
 	");\n";
 
 static void check_full_optical(const struct qkd_link_config *l)
@@ -345,10 +347,12 @@ static void test_full(void **state)
 	assert_int_equal(c->nlinks, 2);
 	assert_string_equal(l->name, "ab");
 	assert_int_equal(l->role, QKD_ROLE_BOB);
-	assert_string_equal(l->classical.host, "localhost");
-	assert_int_equal(l->classical.port, 7101);
-	assert_string_equal(l->fiber.host, "10.0.0.2");
-	assert_int_equal(l->fiber.port, 65535);
+	/* localhost is 127.0.0.1, and printed so. */
+	assert_string_equal(l->classical.text, "127.0.0.1:7101");
+	assert_int_equal(qkd_netaddr_family(&l->classical.sa), AF_INET);
+	assert_int_equal(qkd_netaddr_port(&l->classical.sa), 7101);
+	assert_string_equal(l->fiber.text, "10.0.0.2:65535");
+	assert_int_equal(qkd_netaddr_port(&l->fiber.sa), 65535);
 	path_in(f, "alice-ab.db", l->store);	/* given absolute */
 	path_in(f, "ab.key", l->auth_key);	/* given relative */
 	assert_true(l->auth_reserve_bits == 131072);
@@ -360,7 +364,13 @@ static void test_full(void **state)
 	assert_int_equal(l->role, QKD_ROLE_ALICE);
 	path_in(f, "alice-cd.db", l->store);
 	path_in(f, "cd.key", l->auth_key);
-	assert_int_equal(l->fiber.port, 7202);
+	/* IPv6, in the canonical form (lowercase, zeros compressed). */
+	assert_string_equal(l->classical.text, "[::1]:7102");
+	assert_int_equal(qkd_netaddr_family(&l->classical.sa), AF_INET6);
+	assert_true(qkd_netaddr_is_loopback(&l->classical.sa));
+	assert_string_equal(l->fiber.text, "[2001:db8::2]:7202");
+	assert_int_equal(qkd_netaddr_family(&l->fiber.sa), AF_INET6);
+	assert_int_equal(qkd_netaddr_port(&l->fiber.sa), 7202);
 }
 
 static void test_defaults(void **state)
@@ -511,21 +521,71 @@ static void test_domain(void **state)
 
 static void test_address(void **state)
 {
-	static const char *const bad[] = {
-		"127.0.0.1", "example.com:7101", "127.0.0.1:0", "127.0.0.1:70000",
-		"127.0.0.1:+80", "127.0.0.1:080", "127.0.0.1:80x", "::1:80", ":80",
-		"127.1:80", "localhost:", "127.0.0.1: 80",
+	/* Each refused address with the reason the message gives. */
+	static const struct { const char *text, *why; } bad[] = {
+		{ "127.0.0.1", "no :PORT" },
+		{ "example.com:7101", "HOST is not an IPv4 address" },
+		{ "127.0.0.1:0", "PORT is out of range 1..65535" },
+		{ "127.0.0.1:70000", "PORT is out of range 1..65535" },
+		{ "127.0.0.1:+80", "PORT is not a decimal number" },
+		{ "127.0.0.1:080", "PORT has a leading zero" },
+		{ "127.0.0.1:80x", "PORT is not a decimal number" },
+		{ ":80", "no HOST before ':'" },
+		{ "127.1:80", "HOST is not an IPv4 address" },
+		{ "localhost:", "no PORT after ':'" },
+		{ "127.0.0.1: 80", "PORT is not a decimal number" },
+		{ "::1:8000", "an IPv6 address goes in brackets: [ADDRESS]:PORT" },
+		{ "::1", "an IPv6 address goes in brackets" },
+		{ "[::1", "'[' without its closing ']'" },
+		{ "[::1]", "no :PORT after ']'" },
+		{ "[::1]8000", "expected ':' after ']'" },
+		{ "[::1]:", "no PORT after ':'" },
+		{ "[::1]:0", "PORT is out of range 1..65535" },
+		{ "[::1]:65536", "PORT is out of range 1..65535" },
+		{ "[]:8000", "nothing between '[' and ']'" },
+		{ "[::g]:8000", "not an IPv6 address between '[' and ']'" },
+		{ "[1:2:3:4:5:6:7:8:9]:8000", "not an IPv6 address" },
+		{ "[127.0.0.1]:8000", "brackets are for IPv6 addresses" },
+		{ "[localhost]:8000", "not an IPv6 address" },
+		{ "[fe80::1%lo]:8000", "a zone index (%...) is not supported" },
+		{ "[::ffff:127.0.0.1]:8000", "an IPv4-mapped IPv6 address" },
+		{ "", "empty" },
+	};
+	static const struct { const char *text, *canonical; } good[] = {
+		{ "[::1]:7101", "[::1]:7101" },
+		{ "[0:0:0:0:0:0:0:1]:7101", "[::1]:7101" },
+		{ "[2001:DB8::A]:1", "[2001:db8::a]:1" },
+		{ "[::]:65535", "[::]:65535" },
+		{ "localhost:7201", "127.0.0.1:7201" },
 	};
 	struct fix *f = *state;
-	char line[128];
+	char line[128], want[160];
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		snprintf(line, sizeof line, "    classical = \"%s\";", bad[i]);
+		snprintf(line, sizeof line, "    classical = \"%s\";", bad[i].text);
+		snprintf(want, sizeof want, "links[0].classical: '%s' is not HOST:PORT: %s",
+			 bad[i].text, bad[i].why);
 		conf_with(f, 11, line, 0);
-		expect_err(f, 11, "classical: ");
+		expect_err(f, 11, want);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		snprintf(line, sizeof line, "    fiber = \"%s\";", good[i].text);
+		conf_with(f, 12, line, 0);
+		if (load(f) != QKD_OK)
+			fail_msg("%s: %s", good[i].text, f->err);
+		assert_string_equal(f->cfg.links[0].fiber.text, good[i].canonical);
 	}
 	conf_with(f, 12, "    fiber = \"127.0.0.1:7101\";", 0);
 	expect_err(f, L_LINK, "different");
+	conf_with(f, 12, "    fiber = \"localhost:7101\";", 0);
+	expect_err(f, L_LINK, "different");
+	/* One address, however written. */
+	conf_with(f, 11, "    classical = \"[::1]:7101\";", 12, "    fiber = \"[0::1]:7101\";", 0);
+	expect_err(f, L_LINK, "different");
+	/* The same port on ::1 and 127.0.0.1 are two sockets. */
+	conf_with(f, 11, "    classical = \"[::1]:7101\";", 12, "    fiber = \"127.0.0.1:7101\";", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
 }
 
 static void test_files(void **state)
@@ -699,8 +759,8 @@ static void test_kme_full(void **state)
 	assert_true(k->enabled);
 	assert_int_equal(k->line, L_KME);
 	assert_string_equal(k->id, "KME_A");
-	assert_string_equal(k->listen.host, "127.0.0.1");
-	assert_int_equal(k->listen.port, 8443);
+	assert_string_equal(k->listen.text, "127.0.0.1:8443");
+	assert_int_equal(qkd_netaddr_port(&k->listen.sa), 8443);
 	path_in(f, "pki/server.pem", k->cert);
 	path_in(f, "pki/server.key", k->key);
 	path_in(f, "pki/ca.pem", k->ca);
@@ -1006,8 +1066,20 @@ static void test_kme_listen(void **state)
 	expect_err(f, 32, "kme.listen: '127.0.0.1:99999' is not HOST:PORT");
 	kme_with(f, 32, "  listen = \"10.0.0.1:7101\";", 0);	/* another host */
 	assert_int_equal(load(f), QKD_OK);
-	assert_string_equal(f->cfg.kme.listen.host, "10.0.0.1");
-	assert_int_equal(f->cfg.kme.listen.port, 7101);
+	assert_string_equal(f->cfg.kme.listen.text, "10.0.0.1:7101");
+	assert_int_equal(qkd_netaddr_port(&f->cfg.kme.listen.sa), 7101);
+	/* IPv6: [::1]:7101 is not 127.0.0.1:7101, but the same IPv6 address
+	 * however written is. */
+	kme_with(f, 32, "  listen = \"[::1]:7101\";", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_string_equal(f->cfg.kme.listen.text, "[::1]:7101");
+	assert_int_equal(qkd_netaddr_family(&f->cfg.kme.listen.sa), AF_INET6);
+	kme_with(f, 11, "    classical = \"[::1]:7101\";", 32, "  listen = \"[0:0::1]:7101\";", 0);
+	expect_err(f, 32, "kme.listen: [0:0::1]:7101 is also the classical address [::1]:7101 "
+		   "of link 'ab'");
+	kme_with(f, 32, "  listen = \"[::1:8443\";", 0);
+	expect_err(f, 32, "kme.listen: '[::1:8443' is not HOST:PORT: '[' without its closing ']'");
 }
 
 static void test_kme_unknown(void **state)
@@ -1064,10 +1136,8 @@ static void check_example_kmes(const struct fix *f, const struct qkd_node_kme *a
 	assert_true(a->enabled && b->enabled);
 	assert_string_equal(a->id, "KME_A");
 	assert_string_equal(b->id, "KME_B");
-	assert_string_equal(a->listen.host, "127.0.0.1");
-	assert_int_equal(a->listen.port, 8443);
-	assert_string_equal(b->listen.host, "127.0.0.1");
-	assert_int_equal(b->listen.port, 8444);
+	assert_string_equal(a->listen.text, "127.0.0.1:8443");
+	assert_string_equal(b->listen.text, "127.0.0.1:8444");
 	path_in(f, "pki/server.pem", a->cert);
 	path_in(f, "pki/server.key", a->key);
 	path_in(f, "pki/ca.pem", a->ca);
@@ -1118,8 +1188,8 @@ static void test_examples(void **state)
 	assert_int_equal(b->role, QKD_ROLE_BOB);
 	assert_memory_equal(&a->classical, &b->classical, sizeof a->classical);
 	assert_memory_equal(&a->fiber, &b->fiber, sizeof a->fiber);
-	assert_int_equal(a->classical.port, 7101);
-	assert_int_equal(a->fiber.port, 7201);
+	assert_string_equal(a->classical.text, "127.0.0.1:7101");
+	assert_string_equal(a->fiber.text, "127.0.0.1:7201");
 	assert_true(a->round_pulses == b->round_pulses && a->auth_reserve_bits == b->auth_reserve_bits);
 	assert_memory_equal(&a->optical, &b->optical, sizeof a->optical);
 	assert_memory_equal(&a->engine, &b->engine, sizeof a->engine);
