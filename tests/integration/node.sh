@@ -154,6 +154,31 @@ for mode in flip drop replay reorder; do
 done
 check_eq "mitm touched frames in every mode" "$(grep -cE '[1-9][0-9]* touched' "$D/mitm.log")" 4
 
+# --- a man in the middle who moves each SYNC's AUTH index 2^20 ahead (the
+# jump that once burned a link's pads): the gate refuses every connection,
+# no pad moves, and the link comes back once he is gone.
+(exec "$MITM" "$MP" "$CP" sync 1 >>"$D/mitm.log" 2>&1) &
+M=$!; PIDS+=("$M")
+check "mitm sync listens" wait_listen "$MP"
+n2=$(blocks bob)
+start alice; start bob "$D/bob-mitm.conf"
+check "mitm sync: alice refuses the tampered SYNCs" wait_for alice strangers_refused 2 30
+left_a=$(field alice auth_bits_left); left_b=$(field bob auth_bits_left)
+sleep 3
+check_eq "mitm sync: no pad moves at alice" "$(field alice auth_bits_left)" "$left_a"
+check_eq "mitm sync: no pad moves at bob" "$(field bob auth_bits_left)" "$left_b"
+check_eq "mitm sync: no tag failed" "$(($(field alice tags_failed) + $(field bob tags_failed)))" 0
+check "mitm sync: alice alive" kill -0 "$PID_alice"
+check "mitm sync: bob alive" kill -0 "$PID_bob"
+stop bob; check_eq "mitm sync: bob stops cleanly" "$STOP_RC" 0
+kill -TERM "$M"; wait "$M"
+check "mitm sync: it touched SYNCs" grep -qE 'sync every 1: [0-9]+ frames seen, [1-9][0-9]* touched' "$D/mitm.log"
+check_eq "mitm sync: no block accepted" "$(blocks bob)" "$n2"
+start bob
+check "mitm sync: without him the link distils again" wait_for bob stored_blocks $((n2 + 2)) 60
+stop alice; stop bob
+check "mitm sync: stores identical" same_stores
+
 # --- kill -9 at random moments, then restart: the stores stay identical
 start bob; start alice
 for i in 1 2 3 4 5 6; do

@@ -8,8 +8,12 @@
  * channel's frames (u32 big-endian length + body), the handshake's first,
  * and, to every Nth frame of either direction: flip (one bit of the body),
  * drop, replay (send it twice) or reorder (hold it and send it after the
- * next one); "pass" changes nothing. Stops on SIGTERM, printing
- * how many frames it touched. Loopback only.
+ * next one); "pass" changes nothing. "sync" tampers with the handshake
+ * instead: on every Nth connection it adds 2^20 to the AUTH index that ends
+ * each direction's SYNC (the second frame each way: docs/node.md, "The
+ * handshake"), the jump that once burned a link's pads; the gate MAC must
+ * refuse it before any pad moves. Stops on SIGTERM, printing how many
+ * frames it touched. Loopback only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +30,8 @@
 
 #define FRAME_MAX (256u << 20)
 
-enum mode { M_PASS, M_FLIP, M_DROP, M_REPLAY, M_REORDER };
+enum mode { M_PASS, M_FLIP, M_DROP, M_REPLAY, M_REORDER, M_SYNC };
+#define SYNC_JUMP ((uint32_t)1 << 20)
 
 struct dir {
 	int in, out;
@@ -33,11 +39,12 @@ struct dir {
 	size_t have, need;
 	unsigned char *held;	/* reorder: a frame waiting */
 	size_t held_len;
+	unsigned long n;	/* frames this way on this connection */
 };
 
 static volatile sig_atomic_t stop;
 static enum mode mode;
-static unsigned long every, frames, touched;
+static unsigned long every, frames, touched, conns;
 
 static void on_term(int sig)
 {
@@ -60,12 +67,30 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* sync mode: a SYNC's body ends with the sender's next AUTH index, a u32
+ * big-endian; move it 2^20 ahead. */
+static void jump_index(unsigned char *end)
+{
+	uint32_t v = (uint32_t)end[-4] << 24 | (uint32_t)end[-3] << 16 |
+		     (uint32_t)end[-2] << 8 | end[-1];
+
+	v += SYNC_JUMP;
+	for (int i = 0; i < 4; i++)
+		end[i - 4] = (unsigned char)(v >> (24 - 8 * i));
+}
+
 /* A complete frame (4 + body bytes in d->buf): treat it and pass it on. */
 static int frame_out(struct dir *d, size_t len)
 {
 	int rc = 0;
 	bool hit = every > 0 && ++frames % every == 0;
 
+	d->n++;
+	if (mode == M_SYNC) {
+		hit = d->n == 2 && conns % every == 0 && len >= 12;
+		if (hit)
+			jump_index(d->buf + len);
+	}
 	if (hit && mode != M_PASS)
 		touched++;
 	if (hit && mode == M_FLIP && len > 8)
@@ -173,15 +198,15 @@ static int tcp(int port, bool listen_side)
 
 int main(int argc, char **argv)
 {
-	static const char *const names[] = { "pass", "flip", "drop", "replay", "reorder" };
+	static const char *const names[] = { "pass", "flip", "drop", "replay", "reorder", "sync" };
 	struct sigaction sa = { .sa_handler = on_term };
 	int lfd, m = -1;
 
-	for (int i = 0; argc == 5 && i < 5; i++)
+	for (int i = 0; argc == 5 && i < 6; i++)
 		if (strcmp(argv[3], names[i]) == 0)
 			m = i;
 	if (m < 0 || (every = strtoul(argv[4], NULL, 10)) == 0) {
-		fprintf(stderr, "usage: mitm LISTEN_PORT FORWARD_PORT pass|flip|drop|replay|reorder N\n");
+		fprintf(stderr, "usage: mitm LISTEN_PORT FORWARD_PORT pass|flip|drop|replay|reorder|sync N\n");
 		return 2;
 	}
 	mode = (enum mode)m;
@@ -200,6 +225,7 @@ int main(int argc, char **argv)
 		if (poll(&p, 1, 200) <= 0)
 			continue;
 		c = accept(lfd, NULL, NULL);
+		conns += c >= 0;
 		f = c >= 0 ? tcp(atoi(argv[2]), false) : -1;
 		if (c >= 0 && f >= 0)
 			relay(c, f);
