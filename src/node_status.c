@@ -100,7 +100,10 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "name", json_string(c->name));
 	json_object_set_new(j, "role", json_string(qkd_link_role_name(c->role)));
 	json_object_set_new(j, "state", json_string(s->state));
-	json_object_set_new(j, "qber", json_real(s->last_qber));
+	json_object_set_new(j, "qber", s->last_qber_source == QKD_QBER_NONE ? json_null() :
+			    json_real(s->last_qber));
+	json_object_set_new(j, "qber_source",
+			    json_string(qkd_qber_source_name(s->last_qber_source)));
 	json_object_set_new(j, "key_rate_bps", json_real(s->key_rate_bps));
 	json_object_set_new(j, "stored_blocks", json_integer((json_int_t)s->stored_blocks));
 	json_object_set_new(j, "stored_bits", json_integer((json_int_t)s->stored_bits));

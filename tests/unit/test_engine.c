@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -130,6 +131,8 @@ static void test_high_qber_aborts(void **state)
 	struct qkd_link_params l;
 	struct qkd_engine_config c;
 	struct qkd_simlink_result r;
+	enum qkd_qber_source src;
+	double qber;
 
 	(void)state;
 	small_link(&l, &c);
@@ -139,6 +142,14 @@ static void test_high_qber_aborts(void **state)
 	assert_int_equal(r.bob.st.abort, QKD_ABORT_SAMPLE_QBER);
 	assert_true(r.bob.st.qber_abort_value > 0.15);
 	assert_true(r.bob.st.secret_bits == 0);
+	/* Nothing corrected: the round's QBER is the sample's, on both sides. */
+	for (int side = 0; side < 2; side++) {
+		const struct qkd_engine_stats *st = side ? &r.alice.st : &r.bob.st;
+
+		qkd_engine_qber(st, &qber, &src);
+		assert_int_equal(src, QKD_QBER_SAMPLE);
+		assert_true(qber == r.bob.st.qber_abort_value);
+	}
 	qkd_simlink_result_cleanup(&r);
 
 	/* Just above the threshold: the sample may pass, the exact QBER not. */
@@ -150,7 +161,40 @@ static void test_high_qber_aborts(void **state)
 	assert_parties_agree(&r);
 	assert_int_equal(r.bob.st.abort, QKD_ABORT_QBER);
 	assert_true(r.bob.st.secret_bits == 0);
+	/* Frames were corrected before the abort: their count is the QBER. */
+	qkd_engine_qber(&r.bob.st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_CORRECTED);
+	assert_true(qber == (double)r.bob.st.errors_corrected / (double)r.bob.st.frame_bits);
+	assert_true(qber > 0.02);
 	qkd_simlink_result_cleanup(&r);
+}
+
+/* The source rule on its own: corrected frames first, then the sample,
+ * else nothing (NaN). */
+static void test_qber_source(void **state)
+{
+	struct qkd_engine_stats st;
+	enum qkd_qber_source src;
+	double qber;
+
+	(void)state;
+	memset(&st, 0, sizeof st);
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_NONE);
+	assert_true(isnan(qber));
+	assert_string_equal(qkd_qber_source_name(src), "none");
+	st.sample_bits = 1024;
+	st.sample_errors = 256;
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_SAMPLE);
+	assert_true(qber == 0.25);
+	assert_string_equal(qkd_qber_source_name(src), "sample");
+	st.frame_bits = 1000;
+	st.errors_corrected = 10;
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_CORRECTED);
+	assert_true(qber == 0.01);
+	assert_string_equal(qkd_qber_source_name(src), "corrected");
 }
 
 /* At 25 km, mu = 0.1 without decoys, multi-photon pulses sent outnumber the
@@ -370,6 +414,7 @@ int main(void)
 		cmocka_unit_test(test_same_seed_same_key),
 		cmocka_unit_test(test_other_code_and_source),
 		cmocka_unit_test(test_high_qber_aborts),
+		cmocka_unit_test(test_qber_source),
 		cmocka_unit_test(test_multiphoton_term_eats_key_at_25km),
 		cmocka_unit_test(test_failed_frames_are_discarded),
 		cmocka_unit_test(test_alice_rejects_hostile_bob),
