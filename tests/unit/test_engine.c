@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "qkd/channel.h"
@@ -407,6 +408,46 @@ static void test_alice_rejects_hostile_bob(void **state)
 		qkd_wbuf_cleanup(&p[i]);
 }
 
+/* DONE carries nothing. One with a payload is malformed: Alice refuses it
+ * (ABORT, QKD_ERR_PROTO) even where a DONE may come, instead of taking it
+ * and confirming the run (found by fuzz_engine_alice's rule that a
+ * malformed message yields an error). Bob's reads time out rather than
+ * hang if she does not answer. */
+static void test_alice_refuses_malformed_done(void **state)
+{
+	struct timeval tv = { .tv_sec = 5 };
+	struct alice_thread t;
+	struct qkd_channel bob;
+	struct qkd_wbuf hello;
+	struct qkd_rbuf r;
+	pthread_t th;
+	int sv[2];
+	uint8_t type = 0;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	t.fd = sv[0];
+	qkd_engine_config_default(&t.cfg);
+	assert_int_equal(pthread_create(&th, NULL, alice_main, &t), 0);
+	qkd_channel_init(&bob, sv[1], NULL, NULL);
+	qkd_wbuf_init(&hello);
+	engine_hello_write(&hello, &t.cfg);
+	assert_int_equal(qkd_channel_send(&bob, QKD_MSG_HELLO, hello.p, hello.len), QKD_OK);
+	assert_int_equal(qkd_channel_expect(&bob, QKD_MSG_HELLO_ACK, &r), QKD_OK);
+	/* Nothing sifted: a proper DONE would end the run here. */
+	assert_int_equal(qkd_channel_send(&bob, QKD_MSG_DONE, (const uint8_t *)"x", 1), QKD_OK);
+	assert_int_equal(qkd_channel_seal(&bob), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&bob, &type, &r), QKD_OK);
+	assert_int_equal(type, QKD_MSG_ABORT);
+	close(sv[1]);
+	pthread_join(th, NULL);
+	close(sv[0]);
+	assert_int_equal(t.rc, QKD_ERR_PROTO);
+	qkd_channel_cleanup(&bob);
+	qkd_wbuf_cleanup(&hello);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +459,7 @@ int main(void)
 		cmocka_unit_test(test_multiphoton_term_eats_key_at_25km),
 		cmocka_unit_test(test_failed_frames_are_discarded),
 		cmocka_unit_test(test_alice_rejects_hostile_bob),
+		cmocka_unit_test(test_alice_refuses_malformed_done),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
