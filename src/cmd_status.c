@@ -72,6 +72,21 @@ fail:
 	return NULL;
 }
 
+/* "QBER 1.140 %, ", naming the sample when the last round aborted on it
+ * (docs/node.md), or "QBER -, " before any round measured one. */
+static void print_qber(json_t *l)
+{
+	json_t *q = json_object_get(l, "qber");
+	const char *src = json_string_value(json_object_get(l, "qber_source"));
+
+	if (!json_is_number(q)) {
+		printf("    QBER -, ");
+		return;
+	}
+	printf("    QBER %.3f %%%s, ", 100 * json_number_value(q),
+	       src != NULL && strcmp(src, "sample") == 0 ? " (sample)" : "");
+}
+
 static void print_human(json_t *j)
 {
 	size_t i;
@@ -92,9 +107,9 @@ static void print_human(json_t *j)
 			printf("    classical %s, fiber %s\n",
 			       json_string_value(json_object_get(l, "classical")),
 			       json_string_value(json_object_get(l, "fiber")));
-		printf("    QBER %.3f %%, key rate %.1f bit/s, %lld blocks, %lld bits stored "
-		       "(%lld available)\n", 100 * json_real_value(json_object_get(l, "qber")),
-		       json_real_value(json_object_get(l, "key_rate_bps")),
+		print_qber(l);
+		printf("key rate %.1f bit/s, %lld blocks, %lld bits stored "
+		       "(%lld available)\n", json_real_value(json_object_get(l, "key_rate_bps")),
 		       json_integer_value(json_object_get(l, "stored_blocks")),
 		       json_integer_value(json_object_get(l, "stored_bits")),
 		       json_integer_value(json_object_get(l, "available_bits")));

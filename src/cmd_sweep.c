@@ -75,7 +75,8 @@ struct sweep_options {
 };
 
 struct sweep_point {
-	double distance_km, qber;
+	double distance_km, qber;	/* NaN when the run has none (qber_source) */
+	enum qkd_qber_source qber_source;
 	uint64_t pulses, detections, sifted_bits, secret_bits;	/* the run, its own defense */
 	uint64_t secret_bennett, secret_slutsky;		/* re-estimated from the totals */
 	uint64_t secret_decoy;					/* the decoy run's key */
@@ -360,7 +361,7 @@ static int run_point(struct sweep_options *o, struct sweep_progress *sp, struct 
 	pt->pulses = st->pulses;
 	pt->detections = st->detections;
 	pt->sifted_bits = st->sifted_bits;
-	pt->qber = st->frame_bits ? (double)st->errors_corrected / (double)st->frame_bits : 0;
+	qkd_engine_qber(st, &pt->qber, &pt->qber_source);
 	pt->secret_bits = st->secret_bits;
 	if (estimate(o, &res, QKD_DEFENSE_BENNETT, &pt->secret_bennett) != 0 ||
 	    estimate(o, &res, QKD_DEFENSE_SLUTSKY, &pt->secret_slutsky) != 0) {
@@ -408,15 +409,22 @@ static int write_csv(const char *path, const struct sweep_point *pts, size_t n)
 		return -1;
 	}
 	fprintf(f, "distance_km,pulses,detections,sifted_bits,qber,secret_bits,"
-		   "rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%.10g,%llu,%llu,%llu,%.6f,%llu,%.6e,%.6e,%.6e,%llu,%.6e\n",
+		   "rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy,"
+		   "qber_source\n");
+	for (size_t i = 0; i < n; i++) {
+		char qber[32] = "";	/* empty when the run has no QBER */
+
+		if (!isnan(pts[i].qber))
+			snprintf(qber, sizeof qber, "%.6f", pts[i].qber);
+		fprintf(f, "%.10g,%llu,%llu,%llu,%s,%llu,%.6e,%.6e,%.6e,%llu,%.6e,%s\n",
 			pts[i].distance_km,
 			(unsigned long long)pts[i].pulses, (unsigned long long)pts[i].detections,
-			(unsigned long long)pts[i].sifted_bits, pts[i].qber,
+			(unsigned long long)pts[i].sifted_bits, qber,
 			(unsigned long long)pts[i].secret_bits, pts[i].rate_bennett,
 			pts[i].rate_slutsky, pts[i].rate_decoy,
-			(unsigned long long)pts[i].secret_decoy, pts[i].rate_decoy_finite);
+			(unsigned long long)pts[i].secret_decoy, pts[i].rate_decoy_finite,
+			qkd_qber_source_name(pts[i].qber_source));
+	}
 	if (ferror(f) || fflush(f) != 0)
 		rc = -1;
 	if (fclose(f) != 0)
@@ -543,10 +551,12 @@ static int report_json(const struct sweep_options *o, const struct sweep_point *
 		const struct sweep_point *p = &pts[i];
 
 		json_array_append_new(a, json_pack(
-			"{s:f, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:f}",
+			"{s:f, s:I, s:I, s:I, s:o, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:I, s:f}",
 			"distance_km", p->distance_km, "pulses", (json_int_t)p->pulses,
 			"detections", (json_int_t)p->detections,
-			"sifted_bits", (json_int_t)p->sifted_bits, "qber", p->qber,
+			"sifted_bits", (json_int_t)p->sifted_bits,
+			"qber", isnan(p->qber) ? json_null() : json_real(p->qber),
+			"qber_source", qkd_qber_source_name(p->qber_source),
 			"secret_bits", (json_int_t)p->secret_bits,
 			"secret_bits_bennett", (json_int_t)p->secret_bennett,
 			"secret_bits_slutsky", (json_int_t)p->secret_slutsky,
@@ -575,19 +585,30 @@ static int report_json(const struct sweep_options *o, const struct sweep_point *
 static void report_human(const struct sweep_options *o, const struct sweep_point *pts,
 			 size_t n, const char *csv, const char *svg)
 {
+	bool sampled = false;
+
 	printf("qkd sweep: distance %g..%g km step %g, mu %g, %llu pulses per point, seed %llu\n"
 	       "secret_bits: the run's key (%s); rates: secret bits per pulse\n\n",
 	       o->from, o->to, o->step, o->link.mu, (unsigned long long)o->link.pulses,
 	       (unsigned long long)o->link.seed, qkd_defense_name(o->cfg.estimate.defense));
 	printf("%10s %12s %12s %8s %12s %12s %12s %12s %12s\n", "km", "detections", "sifted",
 	       "QBER %", "secret_bits", "bennett", "slutsky", "decoy asym", "decoy");
-	for (size_t i = 0; i < n; i++)
-		printf("%10g %12llu %12llu %8.3f %12llu %12.4e %12.4e %12.4e %12.4e\n",
+	for (size_t i = 0; i < n; i++) {
+		char qber[16] = "       -";	/* no sample, nothing corrected */
+
+		if (!isnan(pts[i].qber))
+			snprintf(qber, sizeof qber, "%7.3f%s", 100 * pts[i].qber,
+				 pts[i].qber_source == QKD_QBER_SAMPLE ? "*" : " ");
+		sampled |= pts[i].qber_source == QKD_QBER_SAMPLE;
+		printf("%10g %12llu %12llu %8s %12llu %12.4e %12.4e %12.4e %12.4e\n",
 		       pts[i].distance_km,
 		       (unsigned long long)pts[i].detections,
-		       (unsigned long long)pts[i].sifted_bits, 100 * pts[i].qber,
+		       (unsigned long long)pts[i].sifted_bits, qber,
 		       (unsigned long long)pts[i].secret_bits, pts[i].rate_bennett,
 		       pts[i].rate_slutsky, pts[i].rate_decoy, pts[i].rate_decoy_finite);
+	}
+	if (sampled)
+		printf("\n* QBER of the sample: nothing was corrected (the run aborted on the sample)\n");
 	printf("\ncsv: %s\nplot: %s\n", csv, svg);
 }
 

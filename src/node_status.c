@@ -103,7 +103,10 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	/* As configured, in the canonical form: "[::1]:7101" for IPv6. */
 	json_object_set_new(j, "classical", json_string(c->classical.text));
 	json_object_set_new(j, "fiber", json_string(c->fiber.text));
-	json_object_set_new(j, "qber", json_real(s->last_qber));
+	json_object_set_new(j, "qber", s->last_qber_source == QKD_QBER_NONE ? json_null() :
+			    json_real(s->last_qber));
+	json_object_set_new(j, "qber_source",
+			    json_string(qkd_qber_source_name(s->last_qber_source)));
 	json_object_set_new(j, "key_rate_bps", json_real(s->key_rate_bps));
 	json_object_set_new(j, "stored_blocks", json_integer((json_int_t)s->stored_blocks));
 	json_object_set_new(j, "stored_bits", json_integer((json_int_t)s->stored_bits));

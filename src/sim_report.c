@@ -1,3 +1,6 @@
+/* sim_report.c - what `qkd sim` prints: the human summary or the JSON
+ * object of docs/qkd.1, and the key files. Only reports: the run itself is
+ * cmd_sim.c's and the library's. */
 #include "sim_report.h"
 
 #include <errno.h>
@@ -10,10 +13,15 @@
 #include "cli.h"
 #include "qkd/secret.h"
 
+/* Alice's and Bob's final keys compared. With no key at either end there
+ * is nothing to compare: KEYS_NONE, shown as "no key" and JSON null. */
+enum keys_cmp { KEYS_NONE, KEYS_MATCH, KEYS_DIFFER };
+
 /* Figures derived from the run that both reports show. */
 struct derived {
 	double link_seconds, qber, qber_expected, p_click_expected, f, rate_bps, cpu;
-	bool keys_match;
+	enum qkd_qber_source qber_source;	/* qber is NaN for QKD_QBER_NONE */
+	enum keys_cmp keys;
 };
 
 static void derive(const struct sim_options *o, const struct qkd_simlink_result *res,
@@ -22,7 +30,7 @@ static void derive(const struct sim_options *o, const struct qkd_simlink_result 
 	const struct qkd_engine_stats *st = &res->bob.st;
 
 	d->link_seconds = (double)st->pulses / o->link.rate_hz;
-	d->qber = st->frame_bits ? (double)st->errors_corrected / (double)st->frame_bits : 0;
+	qkd_engine_qber(st, &d->qber, &d->qber_source);
 	/* A replay has no model: the recording holds data, not the link's physics. */
 	d->p_click_expected = d->qber_expected = NAN;
 	if (o->replay_dir == NULL)
@@ -30,7 +38,10 @@ static void derive(const struct sim_options *o, const struct qkd_simlink_result 
 	d->f = st->ec_ideal_bits > 0 ? (double)st->ec_disclosed_bits / st->ec_ideal_bits : 0;
 	d->rate_bps = d->link_seconds > 0 ? (double)st->secret_bits / d->link_seconds : 0;
 	d->cpu = res->alice.cpu_seconds + res->bob.cpu_seconds;
-	d->keys_match = qkd_bits_equal(&res->alice.key, &res->bob.key);
+	if (res->alice.key.n == 0 && res->bob.key.n == 0)
+		d->keys = KEYS_NONE;
+	else
+		d->keys = qkd_bits_equal(&res->alice.key, &res->bob.key) ? KEYS_MATCH : KEYS_DIFFER;
 }
 
 static int write_key(const char *path, const struct qkd_bits *key)
@@ -262,7 +273,8 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	json_object_set_new(j, "sifted_bits", json_integer((json_int_t)st->sifted_bits));
 	json_object_set_new(j, "sample_bits", json_integer((json_int_t)st->sample_bits));
 	json_object_set_new(j, "sample_errors", json_integer((json_int_t)st->sample_errors));
-	json_object_set_new(j, "qber", json_real(d->qber));
+	json_object_set_new(j, "qber", real_or_null(d->qber));
+	json_object_set_new(j, "qber_source", json_string(qkd_qber_source_name(d->qber_source)));
 	json_object_set_new(j, "qber_expected", real_or_null(d->qber_expected));
 	json_object_set_new(j, "detection_prob_expected", real_or_null(d->p_click_expected));
 	json_object_set_new(j, "ec", json_string(o->cfg.ec));
@@ -288,7 +300,8 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	json_object_set_new(j, "secret_bits", json_integer((json_int_t)st->secret_bits));
 	json_object_set_new(j, "secret_key_rate_bps", json_real(d->rate_bps));
 	json_object_set_new(j, "link_seconds", json_real(d->link_seconds));
-	json_object_set_new(j, "keys_match", json_boolean(d->keys_match));
+	json_object_set_new(j, "keys_match", d->keys == KEYS_NONE ? json_null() :
+			    json_boolean(d->keys == KEYS_MATCH));
 	json_object_set_new(j, "aborted", json_boolean(st->abort != QKD_ABORT_NONE));
 	json_object_set_new(j, "no_key_reason", why ? json_string(why) : json_null());
 	json_object_set_new(j, "cpu_seconds", json_real(d->cpu));
@@ -318,6 +331,31 @@ static void report_auth(const struct qkd_simlink_result *res)
 	       (unsigned long long)c.frames, 100 * c.share);
 }
 
+/* The QBER line names where the figure comes from: the error-correction
+ * count is exact, a sample of 1024 bits is good to about a percent, and a
+ * round that aborted on its sample has no other figure. */
+static void report_qber(const struct sim_options *o, const struct qkd_engine_stats *st,
+			const struct derived *d)
+{
+	const char *model = o->link.eve != QKD_EVE_NONE ? "model without Eve" : "model";
+
+	if (d->qber_source == QKD_QBER_NONE) {
+		printf("  QBER                  %12s   (no sample compared, nothing corrected)\n", "-");
+		return;
+	}
+	printf("  QBER                  %11.3f %%   (", 100 * d->qber);
+	if (d->qber_source == QKD_QBER_CORRECTED)
+		printf("counted by error correction");
+	else
+		printf("from the %llu-bit %s; %s", (unsigned long long)st->sample_bits,
+		       o->cfg.estimate.defense == QKD_DEFENSE_DECOY ? "Z-basis test set" : "sample",
+		       st->abort == QKD_ABORT_SAMPLE_QBER ? "the round aborted" :
+		       "nothing was corrected");
+	if (!isnan(d->qber_expected))
+		printf("; %s %.3f %%", model, 100 * d->qber_expected);
+	printf(")\n");
+}
+
 static void report_human(const struct sim_options *o, const struct qkd_simlink_result *res,
 			 const struct derived *d)
 {
@@ -343,10 +381,7 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 	printf(")\n  sifted bits           %12llu   (QBER sample %llu of %llu bits in error)\n",
 	       (unsigned long long)st->sifted_bits, (unsigned long long)st->sample_errors,
 	       (unsigned long long)st->sample_bits);
-	printf("  QBER                  %11.3f %%", 100 * d->qber);
-	if (!isnan(d->qber_expected))
-		printf("   (model %.3f %%)", 100 * d->qber_expected);
-	printf("\n");
+	report_qber(o, st, d);
 	printf("  error correction      %12llu   parity bits disclosed by %s, f = %.3f\n",
 	       (unsigned long long)st->ec_disclosed_bits, o->cfg.ec, d->f);
 	printf("  frames                %12llu   (%llu failed verification, %llu tag bits)\n",
@@ -369,8 +404,12 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 	       (unsigned long long)st->secret_bits, d->rate_bps, d->link_seconds);
 	if (why != NULL)
 		printf("  no key: %s\n", why);
-	printf("  keys match            %12s   (Alice's and Bob's final keys compared)\n",
-	       d->keys_match ? "yes" : "NO");
+	if (d->keys == KEYS_NONE)
+		printf("  keys match            %12s   (neither party has a key to compare)\n",
+		       "no key");
+	else
+		printf("  keys match            %12s   (Alice's and Bob's final keys compared)\n",
+		       d->keys == KEYS_MATCH ? "yes" : "NO");
 	printf("  cpu                   %11.2f s   (Alice %.2f s, Bob %.2f s)\n", d->cpu,
 	       res->alice.cpu_seconds, res->bob.cpu_seconds);
 }
@@ -443,7 +482,7 @@ int sim_report(const struct sim_options *o, const struct qkd_simlink_result *res
 	} else {
 		report_human(o, res, &d);
 	}
-	if (!d.keys_match) {
+	if (d.keys == KEYS_DIFFER) {
 		cli_error("sim", "Alice's and Bob's final keys differ");
 		return CLI_EXIT_FAIL;
 	}

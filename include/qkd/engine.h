@@ -111,6 +111,27 @@ struct qkd_engine_stats {
 	uint64_t ec_round_trips;	/* EC_REQ/EC_REPLY pairs */
 };
 
+/* Where a round's QBER figure comes from (qkd_engine_qber). */
+enum qkd_qber_source {
+	QKD_QBER_NONE = 0,	/* no sample taken and nothing corrected: no figure */
+	QKD_QBER_CORRECTED,	/* errors corrected / bits corrected: exact */
+	QKD_QBER_SAMPLE,	/* the disclosed sample (decoy: the Z-basis test set):
+				 * an estimate, the only figure of a round that
+				 * aborted on it */
+};
+
+/* The QBER of the round st describes, and its source: the error-correction
+ * count when frames were corrected (even if the round then aborted on it),
+ * otherwise the sample's error rate when a sample was compared (the round
+ * aborted on it, or there was nothing left to correct), otherwise NaN with
+ * QKD_QBER_NONE. Every report of a round's QBER (qkd sim, qkd sweep, the
+ * node's status) takes it from here so they agree (docs/protocol.md). */
+void qkd_engine_qber(const struct qkd_engine_stats *st, double *qber,
+		     enum qkd_qber_source *source);
+
+/* "corrected", "sample" or "none": the qber_source of the JSON reports. */
+const char *qkd_qber_source_name(enum qkd_qber_source s);
+
 /* Run Alice's side until Bob ends the run. key is uninitialized on entry and
  * receives the final secret key (caller cleans up). rng supplies Alice's
  * protocol choices (PA seeds). */

@@ -33,7 +33,11 @@ struct qkd_link_status {
 	uint64_t rounds_qber_abort;	/* rounds stopped by the QBER threshold */
 	uint64_t qber_abort_streak;	/* consecutive ones */
 	bool eavesdropping_suspected;	/* QBER above the threshold 3 rounds running */
-	double last_qber;		/* of the last round that corrected frames */
+	/* The QBER of the last round that measured one (qkd_engine_qber): the
+	 * error-correction count, or the sample's when the round aborted on
+	 * its sample; QKD_QBER_NONE before any round has. */
+	double last_qber;
+	enum qkd_qber_source last_qber_source;
 	uint64_t last_block_bits;
 	double key_rate_bps;		/* stored bits per second since start */
 	uint64_t stored_blocks, stored_bits, available_bits;

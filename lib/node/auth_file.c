@@ -69,7 +69,7 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
-static void encode(const struct node_auth *a, struct qkd_wbuf *w)
+void node_auth_encode(const struct node_auth *a, struct qkd_wbuf *w)
 {
 	struct qkd_wbuf img;
 	uint8_t sum[32];
@@ -120,7 +120,7 @@ int node_auth_save(struct node_auth *a)
 	int rc;
 
 	qkd_wbuf_init_secret(&w);
-	encode(a, &w);
+	node_auth_encode(a, &w);
 	rc = w.err;
 	snprintf(tmp, sizeof tmp, "%s.tmp", a->path);
 	if (rc == QKD_OK)
@@ -134,12 +134,54 @@ int node_auth_save(struct node_auth *a)
 	return rc;
 }
 
-static int decode(struct node_auth *a, const uint8_t *buf, size_t len, const char **why)
+/* The fields after the checksum's check; a->wc and a->tentative are set
+ * only when the whole file is good. */
+static int decode_fields(struct node_auth *a, const uint8_t *buf, size_t len)
 {
 	struct qkd_rbuf r, ir;
 	const uint8_t *m, *t, *img, *g;
-	uint8_t sum[32];
 	uint64_t tl, il;
+	uint8_t *tent = NULL;
+	struct qkd_wc *wc = NULL;
+	int rc = QKD_ERR_PROTO;
+
+	qkd_rbuf_init(&r, buf, len);
+	m = qkd_get_bytes(&r, sizeof auth_magic);
+	if (m == NULL || memcmp(m, auth_magic, sizeof auth_magic) != 0)
+		return QKD_ERR_PROTO;
+	a->lease_send = qkd_get_u64(&r);
+	a->replenished_through = qkd_get_u64(&r);
+	a->tentative_round = qkd_get_u64(&r);
+	g = qkd_get_bytes(&r, sizeof a->gate);
+	tl = qkd_get_varint(&r);
+	t = tl <= qkd_rbuf_left(&r) ? qkd_get_bytes(&r, (size_t)tl) : NULL;
+	il = qkd_get_varint(&r);
+	img = il <= qkd_rbuf_left(&r) ? qkd_get_bytes(&r, (size_t)il) : NULL;
+	if (g == NULL || t == NULL || img == NULL || !qkd_rbuf_done(&r))
+		goto out;
+	rc = QKD_ERR_NOMEM;
+	if (tl > 0 && (tent = malloc((size_t)tl)) == NULL)
+		goto out;
+	if (tl > 0)
+		memcpy(tent, t, (size_t)tl);
+	qkd_rbuf_init(&ir, img, (size_t)il);
+	rc = qkd_wc_import(&wc, &ir);
+	if (rc != QKD_OK)
+		goto out;
+	memcpy(a->gate, g, sizeof a->gate);
+	a->tentative = tent;
+	a->tentative_len = (size_t)tl;
+	a->wc = wc;
+	tent = NULL;
+out:
+	qkd_free_secret(tent, (size_t)tl);
+	return rc;
+}
+
+int node_auth_decode(struct node_auth *a, const uint8_t *buf, size_t len, const char **why)
+{
+	uint8_t sum[32];
+	int rc;
 
 	*why = "authentication state file unreadable or corrupt";
 	if (len < sizeof auth_magic + 32)
@@ -153,28 +195,10 @@ static int decode(struct node_auth *a, const uint8_t *buf, size_t len, const cha
 	crypto_generichash(sum, sizeof sum, buf, len - 32, NULL, 0);
 	if (sodium_memcmp(sum, buf + len - 32, 32) != 0)
 		return QKD_ERR_PROTO;
-	qkd_rbuf_init(&r, buf, len - 32);
-	m = qkd_get_bytes(&r, sizeof auth_magic);
-	if (m == NULL || memcmp(m, auth_magic, sizeof auth_magic) != 0)
-		return QKD_ERR_PROTO;
-	a->lease_send = qkd_get_u64(&r);
-	a->replenished_through = qkd_get_u64(&r);
-	a->tentative_round = qkd_get_u64(&r);
-	g = qkd_get_bytes(&r, sizeof a->gate);
-	tl = qkd_get_varint(&r);
-	t = tl <= qkd_rbuf_left(&r) ? qkd_get_bytes(&r, (size_t)tl) : NULL;
-	il = qkd_get_varint(&r);
-	img = il <= qkd_rbuf_left(&r) ? qkd_get_bytes(&r, (size_t)il) : NULL;
-	if (g == NULL || t == NULL || img == NULL || !qkd_rbuf_done(&r))
-		return QKD_ERR_PROTO;
-	memcpy(a->gate, g, sizeof a->gate);
-	if (tl > 0 && (a->tentative = malloc((size_t)tl)) == NULL)
-		return QKD_ERR_NOMEM;
-	if (tl > 0)
-		memcpy(a->tentative, t, (size_t)tl);
-	a->tentative_len = (size_t)tl;
-	qkd_rbuf_init(&ir, img, (size_t)il);
-	return qkd_wc_import(&a->wc, &ir);
+	rc = decode_fields(a, buf, len - 32);
+	if (rc == QKD_OK)
+		*why = NULL;
+	return rc;
 }
 
 static int read_file(const char *path, uint8_t **buf, size_t *len, size_t min, size_t max)
@@ -219,7 +243,7 @@ int node_auth_load(struct node_auth *a, const struct qkd_link_config *cfg, bool 
 	rc = read_file(a->path, &buf, &len, 0, AUTH_FILE_MAX);
 	*why = "authentication state file unreadable";
 	if (rc == QKD_OK)
-		rc = decode(a, buf, len, why);
+		rc = node_auth_decode(a, buf, len, why);
 	if (buf != NULL)
 		qkd_free_secret(buf, len);
 	if (rc == QKD_OK) {

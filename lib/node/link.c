@@ -252,14 +252,18 @@ static void note_round(struct qkd_link_ctx *ctx, const struct round_env *env, ui
 	bool qber_abort = env->engine_ran &&
 			  (st->abort == QKD_ABORT_QBER || st->abort == QKD_ABORT_SAMPLE_QBER);
 	bool newly_suspected = false;
+	enum qkd_qber_source src = QKD_QBER_NONE;
+	double qber = 0;
 
 	if (env->engine_ran && st->frame_bits > 0 && !qber_abort)
 		note_prior(ctx, st);
+	if (env->engine_ran)
+		qkd_engine_qber(st, &qber, &src);
 	pthread_mutex_lock(&ctx->lock);
-	if (env->engine_ran && st->frame_bits > 0)
-		s->last_qber = (double)st->errors_corrected / (double)st->frame_bits;
-	else if (qber_abort)
-		s->last_qber = st->qber_abort_value;
+	if (src != QKD_QBER_NONE) {
+		s->last_qber = qber;
+		s->last_qber_source = src;
+	}
 	if (rc != QKD_OK)
 		s->rounds_failed++;
 	else if (env->stored_bits > 0)

@@ -10,23 +10,25 @@
  *   A->B  SYNC   MAC_g("alice sync" | nonce_A | nonce_B | fields), fields
  *
  * MAC_g is keyed BLAKE2b with the link's gate key (the first 32 bytes of
- * the bootstrap key file, never used for anything else). fields: version,
- * role, link name, auth_reserve_bits, round_pulses, and the index of the
- * next AUTH frame the sender will send. A stranger connecting to Alice gets
- * a nonce and a MAC over its own nonce, nothing else, and is dropped once
- * it fails the gate; a stranger Bob reaches gets one nonce. Neither moves a
- * pad: pads are used from the first AUTH frame on.
+ * the bootstrap key file, never used for anything else). fields
+ * (link_sync.c): version, role, link name, auth_reserve_bits, round_pulses,
+ * and the index of the next AUTH frame the sender will send. A stranger
+ * connecting to Alice gets a nonce and a MAC over its own nonce, nothing
+ * else, and is dropped once it fails the gate; a stranger Bob reaches gets
+ * one nonce. Neither moves a pad: pads are used from the first AUTH frame
+ * on.
  *
  * Each direction's AUTH indexes then continue from the sender's index. A
  * receiver never stands ahead of its sender (it moves only by checking the
  * sender's tags), so an index below the receiver's next is refused (the
  * peer's state went back: a backup), and so is a jump above
  * NODE_MAX_AUTH_JUMP (more than a crash explains) or beyond the pads held:
- * all before any pad is touched. The gate is computational; what it guards
- * is availability. Authenticity stays information-theoretic: the first
- * AUTH frames (RECOVER's, link_commit.c) cover this whole exchange under
- * the session id nonce_A | nonce_B, and a failure there is a failed
- * connection, never exhaustion (docs/authentication.md, "The handshake").
+ * all before any pad is touched (node_sync_check). The gate is
+ * computational; what it guards is availability. Authenticity stays
+ * information-theoretic: the first AUTH frames (RECOVER's, link_commit.c)
+ * cover this whole exchange under the session id nonce_A | nonce_B, and a
+ * failure there is a failed connection, never exhaustion
+ * (docs/authentication.md, "The handshake").
  */
 #include "node_int.h"
 
@@ -42,18 +44,10 @@
 
 #define NONCE_LEN 16
 #define MAC_LEN 32
-#define HANDSHAKE_VERSION 3
-static const char hello_magic[8] = "QKDHELO3";
+static const char hello_magic[8] = "QKDHELO3";	/* the 3 of NODE_SYNC_VERSION */
 static const char fiber_magic[8] = "QKDFIBR3";
 
 _Static_assert(2 * NONCE_LEN == QKD_CHANNEL_SESSION_LEN, "session id = both nonces");
-
-struct sync_fields {
-	uint8_t version, role;
-	char name[QKD_NODE_NAME_MAX];
-	uint64_t reserve, pulses;
-	uint32_t index;			/* next AUTH index of the sender */
-};
 
 struct hs {
 	int fd;
@@ -61,7 +55,7 @@ struct hs {
 	struct node_auth *auth;
 	struct qkd_channel *ch;
 	uint8_t nonce_a[NONCE_LEN], nonce_b[NONCE_LEN];
-	struct sync_fields mine, peer;
+	struct node_sync_fields mine, peer;
 	const char **why;
 	bool *stranger;
 	bool gate_passed;		/* the peer's SYNC MAC verified */
@@ -86,33 +80,6 @@ static void gate_mac(const struct node_auth *a, const char *label, const uint8_t
 static bool mac_ok(const uint8_t *want, const uint8_t *got)
 {
 	return sodium_memcmp(want, got, MAC_LEN) == 0;
-}
-
-static void put_fields(struct qkd_wbuf *w, const struct sync_fields *f)
-{
-	qkd_put_u8(w, f->version);
-	qkd_put_u8(w, f->role);
-	qkd_put_bytes(w, f->name, sizeof f->name);
-	qkd_put_u64(w, f->reserve);
-	qkd_put_u64(w, f->pulses);
-	qkd_put_u32(w, f->index);
-}
-
-static int get_fields(struct qkd_rbuf *r, struct sync_fields *f)
-{
-	const uint8_t *name;
-
-	f->version = qkd_get_u8(r);
-	f->role = qkd_get_u8(r);
-	name = qkd_get_bytes(r, sizeof f->name);
-	f->reserve = qkd_get_u64(r);
-	f->pulses = qkd_get_u64(r);
-	f->index = qkd_get_u32(r);
-	if (name == NULL || !qkd_rbuf_done(r))
-		return QKD_ERR_PROTO;
-	memcpy(f->name, name, sizeof f->name);
-	f->name[sizeof f->name - 1] = '\0';
-	return QKD_OK;
 }
 
 /* A failure of the peer's own making: not this link's peer. */
@@ -192,7 +159,7 @@ static int send_sync(struct hs *h)
 
 	qkd_wbuf_init(&f);
 	qkd_wbuf_init(&w);
-	put_fields(&f, &h->mine);
+	node_sync_put(&f, &h->mine);
 	gate_mac(h->auth, sync_label(h->cfg->role), h->nonce_a, h->nonce_b, f.p, f.len, mac);
 	qkd_put_bytes(&w, mac, MAC_LEN);
 	qkd_put_bytes(&w, f.p, f.len);
@@ -208,7 +175,7 @@ static int recv_sync(struct hs *h)
 	uint8_t mac[MAC_LEN];
 	const uint8_t *got;
 	struct qkd_rbuf r, body;
-	int rc = recv_type(h, NODE_MSG_SYNC, &r, MAC_LEN + 2 + QKD_NODE_NAME_MAX + 8 + 8 + 4);
+	int rc = recv_type(h, NODE_MSG_SYNC, &r, MAC_LEN + NODE_SYNC_FIELDS_LEN);
 
 	if (rc != QKD_OK)
 		return rc;
@@ -218,36 +185,16 @@ static int recv_sync(struct hs *h)
 	if (!mac_ok(mac, got))
 		return refuse(h, "the peer failed the gate: not this link's peer");
 	h->gate_passed = true;
-	return get_fields(&body, &h->peer) == QKD_OK ? QKD_OK
-						      : refuse(h, "malformed SYNC");
+	return node_sync_get(&body, &h->peer) == QKD_OK ? QKD_OK
+							 : refuse(h, "malformed SYNC");
 }
 
 /* The peer is the link's peer (it passed the gate); now its settings and
- * where its AUTH frames start. */
+ * where its AUTH frames start, against this end's receiving direction. */
 static const char *fields_check(const struct hs *h)
 {
-	const struct sync_fields *m = &h->mine, *p = &h->peer;
-	uint64_t next = qkd_wc_next_recv_index(h->auth->wc);
-	uint64_t held = qkd_wc_recv_pads_left(h->auth->wc);
-
-	if (p->version != HANDSHAKE_VERSION)
-		return "the peer runs another version of the link protocol";
-	if (p->role == m->role)
-		return "the peer has the same role (alice/bob) as this node";
-	if (p->role != QKD_ROLE_ALICE && p->role != QKD_ROLE_BOB)
-		return "the peer names a role that is neither alice nor bob";
-	if (strcmp(p->name, m->name) != 0)
-		return "the peer's link name differs";
-	if (p->reserve != m->reserve || p->pulses != m->pulses)
-		return "the peer's auth_reserve_bits or round_pulses differ";
-	if (p->index < next)
-		return "the peer's authentication state is behind this end's: it would reuse "
-		       "pads (was its STORE.auth restored from a backup?)";
-	if (p->index - next > NODE_MAX_AUTH_JUMP)
-		return "the peer asks to skip more authentication pads than a crash explains";
-	if (p->index - next >= held)
-		return "the peer's next AUTH index is beyond the pads held here";
-	return NULL;
+	return node_sync_check(&h->mine, &h->peer, qkd_wc_next_recv_index(h->auth->wc),
+			       qkd_wc_recv_pads_left(h->auth->wc));
 }
 
 /* Both ends: the pads for the first AUTH frame each way must exist. */
@@ -262,7 +209,7 @@ static int pads_check(struct hs *h)
 static void fill_mine(struct hs *h)
 {
 	memset(&h->mine, 0, sizeof h->mine);
-	h->mine.version = HANDSHAKE_VERSION;
+	h->mine.version = NODE_SYNC_VERSION;
 	h->mine.role = (uint8_t)h->cfg->role;
 	snprintf(h->mine.name, sizeof h->mine.name, "%s", h->cfg->name);
 	h->mine.reserve = h->cfg->auth_reserve_bits;

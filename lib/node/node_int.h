@@ -70,6 +70,17 @@ struct node_auth {
 	int save_err;				/* the last save's result */
 };
 
+/* The file's bytes (auth_file.c): node_auth_encode appends the image of
+ * a, checksum included, to w (a secret qkd_wbuf; w->err on failure).
+ * node_auth_decode reads buf[0..len) into a, which the caller zeroed (or
+ * whose path alone is set); it only reads buf. On success a->wc and
+ * a->tentative are new (node_auth_close frees them) and *why is NULL; on
+ * failure neither is set (nothing to free), the other fields are
+ * unspecified, and *why says why: QKD_ERR_PROTO for a corrupt file or one
+ * of format 1, QKD_ERR_NOMEM. */
+void node_auth_encode(const struct node_auth *a, struct qkd_wbuf *w);
+__attribute__((warn_unused_result))
+int node_auth_decode(struct node_auth *a, const uint8_t *buf, size_t len, const char **why);
 /* Load STORE.auth into a (zeroed first). *found false (and 0 returned)
  * when there is none. A file of the older format 1 is refused with a why
  * that says what to do. */
@@ -133,6 +144,32 @@ int node_disk_probe(const char *store_path);
  * (not the link's peer). */
 int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
 		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why);
+/* The SYNC message's fields (link_sync.c, docs/node.md "The handshake"),
+ * after its MAC: the sender's settings and the index of the next AUTH
+ * frame it will send. */
+#define NODE_SYNC_VERSION 3
+#define NODE_SYNC_FIELDS_LEN (2 + QKD_NODE_NAME_MAX + 8 + 8 + 4)
+struct node_sync_fields {
+	uint8_t version, role;
+	char name[QKD_NODE_NAME_MAX];	/* NUL-terminated */
+	uint64_t reserve, pulses;	/* auth_reserve_bits, round_pulses */
+	uint32_t index;			/* next AUTH index of the sender */
+};
+/* Append f's NODE_SYNC_FIELDS_LEN bytes to w (w->err on failure). */
+void node_sync_put(struct qkd_wbuf *w, const struct node_sync_fields *f);
+/* Read fields from r, which must hold exactly NODE_SYNC_FIELDS_LEN bytes:
+ * QKD_ERR_PROTO otherwise. The name is cut at its last byte, so it is
+ * always NUL-terminated. */
+__attribute__((warn_unused_result))
+int node_sync_get(struct qkd_rbuf *r, struct node_sync_fields *f);
+/* Whether the peer's fields may open a session with this end's (mine):
+ * NULL when they may, else why not. The settings must match (version,
+ * the other role, name, reserve, pulses), and the peer's index must lie in
+ * [next, next + min(NODE_MAX_AUTH_JUMP + 1, held)), next and held being
+ * this end's next receive index and its receive pads held. A pure
+ * function: no pad is touched. */
+const char *node_sync_check(const struct node_sync_fields *mine,
+			    const struct node_sync_fields *peer, uint64_t next, uint64_t held);
 /* The fiber's first bytes (link_handshake.c): Alice sends the session id
  * and its MAC; Bob accepts fiber connections until one shows them, and
  * drops the others. */

@@ -554,8 +554,11 @@ static void dir_export(const struct wc_dir *d, uint64_t lease, struct qkd_wbuf *
 	qkd_put_u64(out, d->next + skip);	/* never beyond the pads held */
 	qkd_put_u64(out, d->spent_bits + skip * QKD_WC_PAD_LEN * 8);
 	qkd_put_varint(out, (pads - skip) * QKD_WC_PAD_LEN);
-	qkd_put_bytes(out, d->pad + d->off + skip * QKD_WC_PAD_LEN,
-		      (size_t)(pads - skip) * QKD_WC_PAD_LEN);
+	/* A direction with no pad may have no buffer at all (an image of one
+	 * read back): no pointer arithmetic on it. */
+	if (pads > skip)
+		qkd_put_bytes(out, d->pad + d->off + skip * QKD_WC_PAD_LEN,
+			      (size_t)(pads - skip) * QKD_WC_PAD_LEN);
 	qkd_put_varint(out, d->nburnt - count_burnt_below(d, d->next + skip));
 	for (size_t i = 0; i < d->nburnt; i++)
 		if (d->burnt[i] >= d->next + skip)

@@ -486,6 +486,11 @@ static int alice_dispatch(struct alice *a, uint8_t type, struct qkd_rbuf *r,
 	case QKD_MSG_ESTIMATE: return on_estimate(a, r, key, key_used);
 	case QKD_MSG_DONE:
 		*done = true;
+		/* DONE carries nothing: anything in it is a malformed message. */
+		if (!qkd_rbuf_done(r)) {
+			a->why = "malformed DONE";
+			return QKD_ERR_PROTO;
+		}
 		/* Bob may end the run after sifting (nothing sifted) or after an
 		 * aborted sample, but never in the middle of correction. */
 		if (a->phase == PH_CORRECT)

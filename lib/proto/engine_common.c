@@ -1,3 +1,7 @@
+/* engine_common.c - what Alice's and Bob's engines share (engine_alice.c,
+ * engine_bob.c): the settings and HELLO, frames and privacy-amplification
+ * blocks, the per-block estimate, and the figures derived from the stats
+ * (the abort text, the round's QBER and its source). */
 #include "engine_internal.h"
 
 #include <math.h>
@@ -337,6 +341,31 @@ int engine_block_estimate(const struct qkd_engine_config *cfg, const struct qkd_
 	*qber_over = (double)e > cfg->abort_qber * (double)b;
 	*m = *qber_over ? 0 : out->secret_bits;
 	return QKD_OK;
+}
+
+void qkd_engine_qber(const struct qkd_engine_stats *st, double *qber,
+		     enum qkd_qber_source *source)
+{
+	if (st->frame_bits > 0) {
+		*qber = (double)st->errors_corrected / (double)st->frame_bits;
+		*source = QKD_QBER_CORRECTED;
+	} else if (st->sample_bits > 0) {
+		*qber = (double)st->sample_errors / (double)st->sample_bits;
+		*source = QKD_QBER_SAMPLE;
+	} else {
+		*qber = NAN;
+		*source = QKD_QBER_NONE;
+	}
+}
+
+const char *qkd_qber_source_name(enum qkd_qber_source s)
+{
+	switch (s) {
+	case QKD_QBER_NONE: return "none";
+	case QKD_QBER_CORRECTED: return "corrected";
+	case QKD_QBER_SAMPLE: return "sample";
+	}
+	return "unknown";
 }
 
 double engine_randomness_assess(const struct qkd_randomness_stats *rs, double c,

@@ -24,6 +24,9 @@ check "default: detections within 5 sd of the model" \
 	'BEGIN { m = n * p; s = sqrt(m); exit !(d > m - 5 * s && d < m + 5 * s) }'
 check "default: QBER near the model" \
 	awk -v q="$(jd .qber)" -v w="$(jd .qber_expected)" 'BEGIN { exit !(q > w * 0.85 && q < w * 1.15) }'
+check_eq "default: QBER counted by error correction" "$(jd .qber_source)" corrected
+check "default: qber * frame_bits is a whole number of errors" \
+	awk -v q="$(jd .qber)" -v b="$(jd .frame_bits)" 'BEGIN { e = q * b; d = e - int(e + 0.5); exit !(b > 0 && d < 1e-4 && d > -1e-4) }'
 check "default: f <= 1.10" awk -v f="$(jd .ec_efficiency)" 'BEGIN { exit !(f > 1 && f <= 1.10) }'
 check_eq "default: no frame failed verification" "$(jd .frames_failed_verification)" 0
 check_eq "default: entropy terms present" \
@@ -61,6 +64,7 @@ check_eq "pinned key 2" "$(sha256sum <"$CLI_TMP/p2" | cut -d' ' -f1)" \
 check "human output" "$QKD" sim --pulses 20000000
 check_match "human: shows the secret key" "$OUT" 'secret key +[0-9]+ bits'
 check_match "human: keys match" "$OUT" 'keys match +yes'
+check_match "human: QBER names error correction" "$OUT" 'QBER +[0-9.]+ % +\(counted by error correction; model '
 check_match "human: shows the randomness tests" "$OUT" "non-randomness .*Alice's choices: H_min 0\\.99"
 
 # --- a biased RNG: the key visibly shortens and the output says why
@@ -91,8 +95,37 @@ check "misaligned link" "$QKD" sim --misalignment 0.2 --pulses 10000000 --json
 check_eq "misaligned: no key" "$(j .secret_bits)" 0
 check_eq "misaligned: aborted" "$(j .aborted)" true
 check_match "misaligned: reason" "$(j .no_key_reason)" 'abort threshold'
+check_eq "misaligned: QBER from the sample" "$(j .qber_source)" sample
 check "lower abort threshold" "$QKD" sim --abort-qber 0.005 --pulses 10000000 --json
 check_eq "lower threshold: no key" "$(j .secret_bits)" 0
+
+# --- intercept-resend on every pulse: the round aborts on its 1024-bit sample
+# (about 25 % in error). The report gives that sample's QBER and says so; with
+# no key at either end there is nothing to compare (keys_match null).
+check "IR F=1" "$QKD" sim --eve intercept-resend:1 --json
+IR=$OUT
+ji() { printf '%s' "$IR" | jq -r "$1"; }
+check_eq "IR F=1: aborted" "$(ji .aborted)" true
+check_match "IR F=1: on the sample" "$(ji .no_key_reason)" '^QBER of the sample is above the abort threshold'
+check_eq "IR F=1: qber_source" "$(ji .qber_source)" sample
+check_eq "IR F=1: qber = sample_errors / sample_bits" "$(ji '.qber == .sample_errors / .sample_bits')" true
+check "IR F=1: sample QBER near 25 % ($(ji .qber))" awk -v q="$(ji .qber)" -v n="$(ji .sample_bits)" \
+	'BEGIN { exit !(n == 1024 && q > 0.20 && q < 0.30) }'
+check_eq "IR F=1: no key" "$(ji .secret_bits)" 0
+check_eq "IR F=1: keys_match null (no key)" "$(ji .keys_match)" null
+check "IR F=1 human" "$QKD" sim --eve intercept-resend:1
+HUMAN=$OUT
+check_match "IR F=1 human: the sample's QBER, named" "$HUMAN" \
+	'QBER +2[0-9]\.[0-9]{3} % +\(from the 1024-bit sample; the round aborted; model without Eve '
+check_match "IR F=1 human: keys match says no key" "$HUMAN" 'keys match +no key'
+check "IR F=1 human: never \"keys match yes\"" test -z "$(printf '%s\n' "$HUMAN" | grep -E 'keys match +yes')"
+
+# --- nothing sifted: no sample, nothing corrected, no QBER at all
+check "100 pulses" "$QKD" sim --pulses 100 --json
+check_eq "100 pulses: qber null, source none" "$(j '[.qber, .qber_source, .keys_match] | tostring')" \
+	'[null,"none",null]'
+check "100 pulses human" "$QKD" sim --pulses 100
+check_match "100 pulses human: QBER -" "$OUT" 'QBER +- +\(no sample compared, nothing corrected\)'
 
 # --- other codes, defenses and sources
 check "cascade-bbn, bennett" "$QKD" sim --ec cascade-bbn --defense bennett --pulses 20000000 --json

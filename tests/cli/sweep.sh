@@ -21,7 +21,7 @@ check "sweep 0..40 step 20" "$QKD" sweep --param distance --from 0 --to 40 --ste
 check_match "human: table row for 20 km" "$OUT" '^ +20 +[0-9]+ +[0-9]+ '
 check "CSV written" test -s "$CLI_TMP/s.csv"
 check_eq "CSV header" "$(head -n 1 "$CLI_TMP/s.csv")" \
-	"distance_km,pulses,detections,sifted_bits,qber,secret_bits,rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy"
+	"distance_km,pulses,detections,sifted_bits,qber,secret_bits,rate_bennett,rate_slutsky,rate_decoy_asymptotic,secret_bits_decoy,rate_decoy,qber_source"
 check_eq "CSV: 3 rows" "$(tail -n +2 "$CLI_TMP/s.csv" | wc -l)" 3
 check_eq "CSV: distances" "$(tail -n +2 "$CLI_TMP/s.csv" | cut -d, -f1 | tr '\n' ' ')" "0 20 40 "
 check "SVG written" test -s "$CLI_TMP/s.svg"
@@ -32,6 +32,21 @@ check "sim at 20 km" "$QKD" sim --distance 20 --pulses $N --seed $SEED --json
 check_eq "20 km: detections as qkd sim" "$(col detections 20)" "$(j .detections)"
 check_eq "20 km: sifted bits as qkd sim" "$(col sifted_bits 20)" "$(j .sifted_bits)"
 check_eq "20 km: secret bits as qkd sim" "$(col secret_bits 20)" "$(j .secret_bits)"
+check_eq "20 km: QBER as qkd sim" "$(col qber 20) $(col qber_source 20)" \
+	"$(printf '%.6f' "$(j .qber)") $(j .qber_source)"
+
+# --- 200 km: dark counts dominate, the run aborts on its sample; the point
+# reports the sample's QBER, as qkd sim does, and says so
+check "sweep 200..200" "$QKD" sweep --param distance --from 200 --to 200 --step 1 \
+	--pulses $N --seed $SEED --out "$CLI_TMP/far" --json
+check_eq "200 km: QBER from the sample" "$(j '.points[0].qber_source')" sample
+FAR_Q=$(j '.points[0].qber')
+check "sim at 200 km" "$QKD" sim --distance 200 --pulses $N --seed $SEED --json
+check_eq "200 km: QBER as qkd sim" "$FAR_Q $(j .qber_source)" "$(j .qber) sample"
+check "200 km: the sample QBER is above the threshold ($FAR_Q)" awk -v q="$FAR_Q" 'BEGIN { exit !(q > 0.11) }'
+check "200 km human" "$QKD" sweep --param distance --from 200 --to 200 --step 1 \
+	--pulses $N --seed $SEED --out "$CLI_TMP/far"
+check_match "200 km human: the sample's QBER is marked" "$OUT" '^ +200 +[0-9]+ +[0-9]+ +[0-9.]+\* '
 check "sim at 0 km, bennett" "$QKD" sim --distance 0 --pulses $N --seed $SEED --defense bennett --json
 B0=$(j .secret_bits)
 check "sweep 0..0 with --defense bennett" "$QKD" sweep --param distance --from 0 --to 0 \

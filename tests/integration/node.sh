@@ -76,6 +76,7 @@ check_match "status: QBER line" "$OUT" "QBER [0-9.]+ %, key rate"
 S=$(status_json alice)
 check "status: QBER near the model (1 km, e_opt 1 %)" \
 	awk -v q="$(printf '%s' "$S" | jq .links[0].qber)" 'BEGIN { exit !(q > 0.005 && q < 0.02) }'
+check_eq "status: QBER counted by error correction" "$(printf '%s' "$S" | jq -r .links[0].qber_source)" corrected
 check "status: authentication key replenished" \
 	awk -v r="$(printf '%s' "$S" | jq .links[0].auth_bits_replenished)" 'BEGIN { exit !(r > 262144 * 8) }'
 check_eq "status: no tag failed" "$(printf '%s' "$S" | jq .links[0].tags_failed)" 0
@@ -117,6 +118,10 @@ n1=$(blocks bob)
 eve_run intercept-resend:1
 check "IR 1: eavesdropping suspected" wait_true bob eavesdropping_suspected 60
 check "IR 1: QBER near 25 % ($(field bob qber))" awk -v q="$(field bob qber)" 'BEGIN { exit !(q > 0.18 && q < 0.32) }'
+# The rounds abort on their sample: the status says the QBER is the sample's.
+check_eq "IR 1: QBER from the sample" "$(field bob qber_source)" sample
+check "IR 1: status human names the sample" "$QKD" status --node "$D/bob.sock"
+check_match "IR 1: status human: QBER (sample)" "$OUT" 'QBER [0-9.]+ % \(sample\), key rate'
 eve_stop
 check_eq "IR 1: no block stored" "$(blocks bob)" "$n1"
 check "stores identical after IR 1" same_stores

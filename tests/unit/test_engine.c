@@ -6,9 +6,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "qkd/channel.h"
@@ -130,6 +132,8 @@ static void test_high_qber_aborts(void **state)
 	struct qkd_link_params l;
 	struct qkd_engine_config c;
 	struct qkd_simlink_result r;
+	enum qkd_qber_source src;
+	double qber;
 
 	(void)state;
 	small_link(&l, &c);
@@ -139,6 +143,14 @@ static void test_high_qber_aborts(void **state)
 	assert_int_equal(r.bob.st.abort, QKD_ABORT_SAMPLE_QBER);
 	assert_true(r.bob.st.qber_abort_value > 0.15);
 	assert_true(r.bob.st.secret_bits == 0);
+	/* Nothing corrected: the round's QBER is the sample's, on both sides. */
+	for (int side = 0; side < 2; side++) {
+		const struct qkd_engine_stats *st = side ? &r.alice.st : &r.bob.st;
+
+		qkd_engine_qber(st, &qber, &src);
+		assert_int_equal(src, QKD_QBER_SAMPLE);
+		assert_true(qber == r.bob.st.qber_abort_value);
+	}
 	qkd_simlink_result_cleanup(&r);
 
 	/* Just above the threshold: the sample may pass, the exact QBER not. */
@@ -150,7 +162,40 @@ static void test_high_qber_aborts(void **state)
 	assert_parties_agree(&r);
 	assert_int_equal(r.bob.st.abort, QKD_ABORT_QBER);
 	assert_true(r.bob.st.secret_bits == 0);
+	/* Frames were corrected before the abort: their count is the QBER. */
+	qkd_engine_qber(&r.bob.st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_CORRECTED);
+	assert_true(qber == (double)r.bob.st.errors_corrected / (double)r.bob.st.frame_bits);
+	assert_true(qber > 0.02);
 	qkd_simlink_result_cleanup(&r);
+}
+
+/* The source rule on its own: corrected frames first, then the sample,
+ * else nothing (NaN). */
+static void test_qber_source(void **state)
+{
+	struct qkd_engine_stats st;
+	enum qkd_qber_source src;
+	double qber;
+
+	(void)state;
+	memset(&st, 0, sizeof st);
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_NONE);
+	assert_true(isnan(qber));
+	assert_string_equal(qkd_qber_source_name(src), "none");
+	st.sample_bits = 1024;
+	st.sample_errors = 256;
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_SAMPLE);
+	assert_true(qber == 0.25);
+	assert_string_equal(qkd_qber_source_name(src), "sample");
+	st.frame_bits = 1000;
+	st.errors_corrected = 10;
+	qkd_engine_qber(&st, &qber, &src);
+	assert_int_equal(src, QKD_QBER_CORRECTED);
+	assert_true(qber == 0.01);
+	assert_string_equal(qkd_qber_source_name(src), "corrected");
 }
 
 /* At 25 km, mu = 0.1 without decoys, multi-photon pulses sent outnumber the
@@ -363,6 +408,46 @@ static void test_alice_rejects_hostile_bob(void **state)
 		qkd_wbuf_cleanup(&p[i]);
 }
 
+/* DONE carries nothing. One with a payload is malformed: Alice refuses it
+ * (ABORT, QKD_ERR_PROTO) even where a DONE may come, instead of taking it
+ * and confirming the run (found by fuzz_engine_alice's rule that a
+ * malformed message yields an error). Bob's reads time out rather than
+ * hang if she does not answer. */
+static void test_alice_refuses_malformed_done(void **state)
+{
+	struct timeval tv = { .tv_sec = 5 };
+	struct alice_thread t;
+	struct qkd_channel bob;
+	struct qkd_wbuf hello;
+	struct qkd_rbuf r;
+	pthread_t th;
+	int sv[2];
+	uint8_t type = 0;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	t.fd = sv[0];
+	qkd_engine_config_default(&t.cfg);
+	assert_int_equal(pthread_create(&th, NULL, alice_main, &t), 0);
+	qkd_channel_init(&bob, sv[1], NULL, NULL);
+	qkd_wbuf_init(&hello);
+	engine_hello_write(&hello, &t.cfg);
+	assert_int_equal(qkd_channel_send(&bob, QKD_MSG_HELLO, hello.p, hello.len), QKD_OK);
+	assert_int_equal(qkd_channel_expect(&bob, QKD_MSG_HELLO_ACK, &r), QKD_OK);
+	/* Nothing sifted: a proper DONE would end the run here. */
+	assert_int_equal(qkd_channel_send(&bob, QKD_MSG_DONE, (const uint8_t *)"x", 1), QKD_OK);
+	assert_int_equal(qkd_channel_seal(&bob), QKD_OK);
+	assert_int_equal(qkd_channel_recv(&bob, &type, &r), QKD_OK);
+	assert_int_equal(type, QKD_MSG_ABORT);
+	close(sv[1]);
+	pthread_join(th, NULL);
+	close(sv[0]);
+	assert_int_equal(t.rc, QKD_ERR_PROTO);
+	qkd_channel_cleanup(&bob);
+	qkd_wbuf_cleanup(&hello);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,9 +455,11 @@ int main(void)
 		cmocka_unit_test(test_same_seed_same_key),
 		cmocka_unit_test(test_other_code_and_source),
 		cmocka_unit_test(test_high_qber_aborts),
+		cmocka_unit_test(test_qber_source),
 		cmocka_unit_test(test_multiphoton_term_eats_key_at_25km),
 		cmocka_unit_test(test_failed_frames_are_discarded),
 		cmocka_unit_test(test_alice_rejects_hostile_bob),
+		cmocka_unit_test(test_alice_refuses_malformed_done),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

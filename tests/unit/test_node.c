@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,101 @@ static void test_auth_store_past(void **state)
 	node_auth_close(&a);
 	qkd_store_close(st);
 	fixture_cleanup(&f);
+}
+
+/* A file whose checksum is right but whose authenticator image is not is
+ * refused, and the refusal holds nothing: no authenticator, no tentative
+ * bits (node_auth_decode used to keep the tentative copy it had made). A
+ * good image decodes and encodes back to the same bytes. */
+static void test_auth_decode(void **state)
+{
+	struct fixture f;
+	struct qkd_store *st;
+	struct node_auth a, b;
+	struct qkd_wbuf w, w2;
+	const char *why = NULL;
+	uint8_t bits[24];
+	size_t img_len_at;
+
+	(void)state;
+	fixture_init(&f, "s.db");
+	memset(bits, 0x3c, sizeof bits);
+	assert_int_equal(qkd_store_open(&st, f.cfg.store, &why), QKD_OK);
+	assert_int_equal(auth_open(&a, &f.cfg, st, &why), QKD_OK);
+	assert_int_equal(node_auth_set_tentative(&a, 4, bits, sizeof bits), QKD_OK);
+	qkd_wbuf_init_secret(&w);
+	qkd_wbuf_init_secret(&w2);
+	node_auth_encode(&a, &w);
+	assert_int_equal(w.err, 0);
+	memset(&b, 0, sizeof b);
+	assert_int_equal(node_auth_decode(&b, w.p, w.len, &why), QKD_OK);
+	assert_null(why);
+	assert_true(b.tentative_round == 4 && b.tentative_len == sizeof bits);
+	assert_memory_equal(b.tentative, bits, sizeof bits);
+	node_auth_encode(&b, &w2);
+	assert_int_equal(w2.len, w.len);
+	assert_memory_equal(w2.p, w.p, w.len);
+	node_auth_close(&b);
+	/* Spoil the image's version byte (magic, 3 u64, gate, varint 24, the
+	 * 24 bits, then the image's varint length: 2 bytes here), then put
+	 * the checksum right again. */
+	img_len_at = 8 + 3 * 8 + NODE_GATE_KEY_LEN + 1 + sizeof bits;
+	assert_true(w.p[img_len_at] & 0x80);
+	w.p[img_len_at + 2] ^= 0xff;
+	crypto_generichash(w.p + w.len - 32, 32, w.p, w.len - 32, NULL, 0);
+	memset(&b, 0, sizeof b);
+	assert_int_equal(node_auth_decode(&b, w.p, w.len, &why), QKD_ERR_PROTO);
+	assert_non_null(strstr(why, "corrupt"));
+	assert_null(b.wc);
+	assert_null(b.tentative);
+	assert_true(b.tentative_len == 0);
+	node_auth_close(&b);
+	qkd_wbuf_cleanup(&w);
+	qkd_wbuf_cleanup(&w2);
+	node_auth_close(&a);
+	qkd_store_close(st);
+	fixture_cleanup(&f);
+}
+
+/* The SYNC rules on the index (node_sync_check), at each edge: behind,
+ * a jump of exactly 128 and of 129, the last pad held and one beyond. */
+static void test_sync_rules(void **state)
+{
+	struct node_sync_fields mine = { .version = NODE_SYNC_VERSION, .role = QKD_ROLE_ALICE,
+					 .name = "ab", .reserve = 100, .pulses = 200 };
+	struct node_sync_fields peer = mine;
+	struct qkd_wbuf w;
+	struct qkd_rbuf r;
+	struct node_sync_fields back;
+
+	(void)state;
+	peer.role = QKD_ROLE_BOB;
+	peer.index = 1000;
+	assert_null(node_sync_check(&mine, &peer, 1000, 1));
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 1001, 500), "behind"));
+	assert_null(node_sync_check(&mine, &peer, 1000 - 128, 500));
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 1000 - 129, 500), "skip more"));
+	assert_null(node_sync_check(&mine, &peer, 990, 11));
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 990, 10), "beyond the pads"));
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 1000, 0), "beyond the pads"));
+	/* An index far behind a next past 2^32 stays behind (no wrap). */
+	assert_non_null(strstr(node_sync_check(&mine, &peer, (uint64_t)1 << 32, 500), "behind"));
+	peer.role = QKD_ROLE_ALICE;
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 1000, 500), "same role"));
+	peer.role = 7;
+	assert_non_null(strstr(node_sync_check(&mine, &peer, 1000, 500), "neither"));
+	/* The fields go over the wire and back unchanged. */
+	peer.role = QKD_ROLE_BOB;
+	qkd_wbuf_init(&w);
+	node_sync_put(&w, &peer);
+	assert_int_equal(w.len, NODE_SYNC_FIELDS_LEN);
+	qkd_rbuf_init(&r, w.p, w.len);
+	assert_int_equal(node_sync_get(&r, &back), QKD_OK);
+	assert_memory_equal(&back.name, &peer.name, sizeof peer.name);
+	assert_true(back.index == 1000 && back.reserve == 100 && back.pulses == 200);
+	qkd_rbuf_init(&r, w.p, w.len - 1);
+	assert_int_equal(node_sync_get(&r, &back), QKD_ERR_PROTO);
+	qkd_wbuf_cleanup(&w);
 }
 
 /* ---- the handshake over a socketpair ---- */
@@ -467,6 +563,8 @@ int main(void)
 		cmocka_unit_test(test_auth_tentative),
 		cmocka_unit_test(test_auth_refuses_reuse),
 		cmocka_unit_test(test_auth_store_past),
+		cmocka_unit_test(test_auth_decode),
+		cmocka_unit_test(test_sync_rules),
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_recover),
 	};
