@@ -92,7 +92,9 @@ static void print_human(json_t *j)
 	size_t i;
 	json_t *l;
 
-	printf("node %s\n", json_string_value(json_object_get(j, "node")));
+	printf("node %s (id %s)\n", json_string_value(json_object_get(j, "node")),
+	       json_is_string(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id"))
+							 : "-");
 	if (json_is_string(json_object_get(j, "kme_listen")))
 		printf("  key manager on https://%s\n",
 		       json_string_value(json_object_get(j, "kme_listen")));
@@ -102,6 +104,9 @@ static void print_human(json_t *j)
 		printf("  link %s (%s): %s\n", json_string_value(json_object_get(l, "name")),
 		       json_string_value(json_object_get(l, "role")),
 		       json_string_value(json_object_get(l, "state")));
+		if (json_is_string(json_object_get(l, "peer_id")))
+			printf("    far end: node %s\n",
+			       json_string_value(json_object_get(l, "peer_id")));
 		if (json_is_string(json_object_get(l, "classical")) &&
 		    json_is_string(json_object_get(l, "fiber")))
 			printf("    classical %s, fiber %s\n",

@@ -103,6 +103,9 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	/* As configured, in the canonical form: "[::1]:7101" for IPv6. */
 	json_object_set_new(j, "classical", json_string(c->classical.text));
 	json_object_set_new(j, "fiber", json_string(c->fiber.text));
+	/* The far end's node id once a handshake passed, and the configured one. */
+	json_object_set_new(j, "peer_id", s->peer_id[0] ? json_string(s->peer_id) : json_null());
+	json_object_set_new(j, "peer", c->peer[0] ? json_string(c->peer) : json_null());
 	json_object_set_new(j, "qber", s->last_qber_source == QKD_QBER_NONE ? json_null() :
 			    json_real(s->last_qber));
 	json_object_set_new(j, "qber_source",
@@ -162,6 +165,7 @@ static json_t *node_status_json(struct node_daemon *d)
 		json_array_append_new(a, link_json(&d->cfg.links[i], &s));
 	}
 	json_object_set_new(j, "node", json_string(d->cfg.name));
+	json_object_set_new(j, "id", json_string(d->cfg.id));
 	json_object_set_new(j, "kme_listen", d->cfg.kme.enabled ? json_string(d->cfg.kme.listen.text)
 								 : json_null());
 	json_object_set_new(j, "links", a);

@@ -27,6 +27,7 @@
  * the mutex, read by the status server. */
 struct qkd_link_status {
 	char state[32];			/* connecting, syncing, round, idle, stopped, ... */
+	char peer_id[QKD_NODE_NAME_MAX];	/* the far end's node id, once a handshake passed */
 	uint64_t rounds_ok;		/* rounds that stored a block */
 	uint64_t rounds_empty;		/* rounds that ended without key */
 	uint64_t rounds_failed;		/* rounds lost to an error (tag, I/O, abort) */
@@ -97,6 +98,7 @@ struct qkd_link_ctx {
 	double waiting_since[16];
 	size_t nwaiting;
 	double stranger_logged;		/* when a refused connection was last logged */
+	double peer_logged;		/* when a peer of the wrong id was last logged */
 	uint64_t strangers_unlogged;	/* refused since then, not logged */
 };
 

@@ -50,6 +50,10 @@ struct qkd_link_config {
 	/* Authentication key kept in reserve: each round refills the pool from
 	 * its own key up to this many bits before storing the rest. */
 	uint64_t auth_reserve_bits;
+	/* The node at the far end: its `node.id`, checked in the handshake's
+	 * authenticated SYNC ("" in the file's absence: any node but this one). */
+	char peer[QKD_NODE_NAME_MAX];
+	char node_id[QKD_NODE_NAME_MAX];	/* this node's id (node.id), for the SYNC */
 };
 
 /* The key manager (ETSI GS QKD 014 over mutual TLS, docs/kme.md): an
@@ -89,6 +93,9 @@ struct qkd_node_kme {
 
 struct qkd_node_config {
 	char name[QKD_NODE_NAME_MAX];
+	/* The node's identity in a network: sent in every link's SYNC and
+	 * named by its peers' `peer`. Defaults to name. */
+	char id[QKD_NODE_NAME_MAX];
 	char status[QKD_NODE_PATH_MAX];		/* unix socket for `qkd status` */
 	char log_file[QKD_NODE_PATH_MAX];	/* "" = stderr */
 	enum qkd_log_level log_level;

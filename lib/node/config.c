@@ -56,6 +56,7 @@ static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
 
 static const struct cfg_field node_fields[] = {
 	{ "name", cfg_set_name, NODE(name), CFG_REQUIRED, 0, 0 },
+	{ "id", cfg_set_name, NODE(id), 0, 0, 0 },
 	{ "status", cfg_set_status, NODE(status), CFG_REQUIRED, 0, 0 },
 	{ "log_file", cfg_set_log_file, NODE(log_file), 0, 0, 0 },
 	{ "log_level", set_log_level, 0, 0, 0, 0 },
@@ -104,6 +105,11 @@ static int read_links(struct cfg_ctx *c, const config_setting_t *s, struct qkd_n
 		rc = cfg_link_read(c, g, &n->links[i]);
 		if (rc == QKD_OK)
 			rc = link_unique(c, g, n, (size_t)i);
+		memcpy(n->links[i].node_id, n->id, sizeof n->id);
+		/* Both ends would refuse each other in the handshake. */
+		if (rc == QKD_OK && strcmp(n->links[i].peer, n->id) == 0)
+			rc = cfg_fail(c, g, "%s: peer '%s' is this node's own id (node.id)", c->scope,
+				      n->id);
 		n->nlinks = (size_t)i + 1;
 	}
 	c->scope[0] = '\0';
@@ -132,6 +138,8 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 		rc = cfg_group(c, s, node_fields, N_OF(node_fields), n);
 		c->scope[0] = '\0';
 	}
+	if (rc == QKD_OK && n->id[0] == '\0')
+		memcpy(n->id, n->name, sizeof n->id);
 	if (rc == QKD_OK && (s = config_setting_get_member(root, "links")) == NULL)
 		rc = cfg_fail(c, NULL, "links: required list is missing (a node has 1 to %d links)",
 			      QKD_NODE_LINKS_MAX);

@@ -179,6 +179,7 @@ static int set_protocol(struct cfg_ctx *c, const config_setting_t *s,
 
 static const struct cfg_field link_fields[] = {
 	{ "name", cfg_set_name, LINK(name), CFG_REQUIRED, 0, 0 },
+	{ "peer", cfg_set_name, LINK(peer), 0, 0, 0 },
 	{ "role", set_role, 0, CFG_REQUIRED, 0, 0 },
 	{ "classical", cfg_set_addr, LINK(classical), CFG_REQUIRED, 0, 0 },
 	{ "fiber", cfg_set_addr, LINK(fiber), CFG_REQUIRED, 0, 0 },

@@ -396,6 +396,34 @@ static void note_stranger(struct qkd_link_ctx *ctx, const char *why)
 	ctx->strangers_unlogged = 0;
 }
 
+/* The far end's node id: shown in status once a handshake passed; when the
+ * far end was refused for its id, a line naming both (docs/node.md, "Node
+ * ids"), at most once per STRANGER_LOG_S for a peer that keeps trying. */
+static void note_peer(struct qkd_link_ctx *ctx, int rc, const char *peer_id)
+{
+	const struct qkd_link_config *c = ctx->cfg;
+	double now = qkd_wall_seconds();
+
+	if (rc == QKD_OK) {
+		pthread_mutex_lock(&ctx->lock);
+		snprintf(ctx->status.peer_id, sizeof ctx->status.peer_id, "%s", peer_id);
+		pthread_mutex_unlock(&ctx->lock);
+		return;
+	}
+	if (peer_id[0] == '\0' || (strcmp(peer_id, c->node_id) != 0 &&
+				    (c->peer[0] == '\0' || strcmp(peer_id, c->peer) == 0)))
+		return;	/* refused for something else, logged by the caller */
+	if (now - ctx->peer_logged < STRANGER_LOG_S)
+		return;
+	ctx->peer_logged = now;
+	if (strcmp(peer_id, c->node_id) == 0)
+		qkd_logf(ctx->log, QKD_LOG_ERROR, "link %s: refused: the far end's node id is '%s', "
+			 "this node's own (two nodes with one node.id?)", c->name, peer_id);
+	else
+		qkd_logf(ctx->log, QKD_LOG_ERROR, "link %s: refused: the far end is node '%s', but "
+			 "the link's peer is '%s'", c->name, peer_id, c->peer);
+}
+
 /* Bob: accept fiber connections until one carries this session's hello;
  * strays and stale ones are dropped. */
 static int bob_fiber(struct qkd_link_ctx *ctx, const uint8_t *session, int *ffd,
@@ -519,6 +547,7 @@ static int connect_pair(struct qkd_link_ctx *ctx, struct qkd_channel *ch, int *c
 {
 	const struct qkd_link_config *c = ctx->cfg;
 	uint8_t session[QKD_CHANNEL_SESSION_LEN];
+	char peer_id[QKD_NODE_NAME_MAX];
 	bool alice = c->role == QKD_ROLE_ALICE, stranger = false;
 	int rc;
 
@@ -530,9 +559,10 @@ static int connect_pair(struct qkd_link_ctx *ctx, struct qkd_channel *ch, int *c
 			return QKD_ERR_IO;
 		set_fd(ctx, 0, *cfd);
 		set_state(ctx, "syncing");
-		rc = node_handshake(*cfd, ctx->auth, c, ch, session, &stranger, why);
+		rc = node_handshake_id(*cfd, ctx->auth, c, ch, session, &stranger, why, peer_id);
 		if (rc != QKD_OK && stranger)
 			note_stranger(ctx, *why);
+		note_peer(ctx, rc, peer_id);
 	} while (rc != QKD_OK && stranger && alice && !atomic_load(ctx->stop));
 	if (rc == QKD_OK) {
 		rc = alice ? alice_fiber(ctx, session, ffd, why) : bob_fiber(ctx, session, ffd, why);

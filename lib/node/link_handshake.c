@@ -44,7 +44,7 @@
 
 #define NONCE_LEN 16
 #define MAC_LEN 32
-static const char hello_magic[8] = "QKDHELO3";	/* the 3 of NODE_SYNC_VERSION */
+static const char hello_magic[8] = "QKDHELO4";	/* the 4 of NODE_SYNC_VERSION */
 static const char fiber_magic[8] = "QKDFIBR3";
 
 _Static_assert(2 * NONCE_LEN == QKD_CHANNEL_SESSION_LEN, "session id = both nonces");
@@ -193,8 +193,10 @@ static int recv_sync(struct hs *h)
  * where its AUTH frames start, against this end's receiving direction. */
 static const char *fields_check(const struct hs *h)
 {
-	return node_sync_check(&h->mine, &h->peer, qkd_wc_next_recv_index(h->auth->wc),
-			       qkd_wc_recv_pads_left(h->auth->wc));
+	const char *why = node_sync_check(&h->mine, &h->peer, qkd_wc_next_recv_index(h->auth->wc),
+					  qkd_wc_recv_pads_left(h->auth->wc));
+
+	return why != NULL ? why : node_sync_check_node(&h->mine, &h->peer, h->cfg->peer);
 }
 
 /* Both ends: the pads for the first AUTH frame each way must exist. */
@@ -212,6 +214,7 @@ static void fill_mine(struct hs *h)
 	h->mine.version = NODE_SYNC_VERSION;
 	h->mine.role = (uint8_t)h->cfg->role;
 	snprintf(h->mine.name, sizeof h->mine.name, "%s", h->cfg->name);
+	snprintf(h->mine.node, sizeof h->mine.node, "%s", h->cfg->node_id);
 	h->mine.reserve = h->cfg->auth_reserve_bits;
 	h->mine.pulses = h->cfg->round_pulses;
 	h->mine.index = (uint32_t)qkd_wc_next_send_index(h->auth->wc);
@@ -238,6 +241,15 @@ static int exchange(struct hs *h)
 int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
 		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why)
 {
+	char peer_id[QKD_NODE_NAME_MAX];
+
+	return node_handshake_id(fd, a, cfg, ch, session, stranger, why, peer_id);
+}
+
+int node_handshake_id(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
+		      struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
+		      char *peer_id)
+{
 	struct hs h = { .fd = fd, .cfg = cfg, .auth = a, .ch = ch, .why = why,
 			.stranger = stranger };
 	int rc;
@@ -254,6 +266,8 @@ int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cf
 							   : NODE_PEER_WAIT_S);
 	if (rc == QKD_OK)
 		rc = exchange(&h);
+	/* h.peer stays zero until a SYNC passed the gate (recv_sync). */
+	snprintf(peer_id, QKD_NODE_NAME_MAX, "%s", h.peer.node);
 	node_set_timeouts_s(fd, NODE_IO_TIMEOUT_S);
 	/* Whoever leaves Alice before passing the gate (silent, gone, or
 	 * talking nonsense) is a stranger to her: no back-off for Bob's sake. */

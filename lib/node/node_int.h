@@ -144,14 +144,21 @@ int node_disk_probe(const char *store_path);
  * (not the link's peer). */
 int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
 		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why);
+/* As node_handshake, and the peer's node id from its SYNC into peer_id
+ * (QKD_NODE_NAME_MAX bytes; "" when no SYNC passed the gate), whether or
+ * not the handshake then succeeds, so a refusal can name it. */
+int node_handshake_id(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
+		      struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
+		      char *peer_id);
 /* The SYNC message's fields (link_sync.c, docs/node.md "The handshake"),
  * after its MAC: the sender's settings and the index of the next AUTH
  * frame it will send. */
-#define NODE_SYNC_VERSION 3
-#define NODE_SYNC_FIELDS_LEN (2 + QKD_NODE_NAME_MAX + 8 + 8 + 4)
+#define NODE_SYNC_VERSION 4
+#define NODE_SYNC_FIELDS_LEN (2 + 2 * QKD_NODE_NAME_MAX + 8 + 8 + 4)
 struct node_sync_fields {
 	uint8_t version, role;
-	char name[QKD_NODE_NAME_MAX];	/* NUL-terminated */
+	char name[QKD_NODE_NAME_MAX];	/* the link's name, NUL-terminated */
+	char node[QKD_NODE_NAME_MAX];	/* the sender's node id, NUL-terminated */
 	uint64_t reserve, pulses;	/* auth_reserve_bits, round_pulses */
 	uint32_t index;			/* next AUTH index of the sender */
 };
@@ -170,6 +177,11 @@ int node_sync_get(struct qkd_rbuf *r, struct node_sync_fields *f);
  * function: no pad is touched. */
 const char *node_sync_check(const struct node_sync_fields *mine,
 			    const struct node_sync_fields *peer, uint64_t next, uint64_t held);
+/* Whether the peer is the node this end expects: NULL when it is, else why
+ * not. Its id must differ from this end's (mine->node: two nodes with one
+ * id) and equal want unless want is "" (the link has no `peer`). Pure. */
+const char *node_sync_check_node(const struct node_sync_fields *mine,
+				 const struct node_sync_fields *peer, const char *want);
 /* The fiber's first bytes (link_handshake.c): Alice sends the session id
  * and its MAC; Bob accepts fiber connections until one shows them, and
  * drops the others. */

@@ -12,7 +12,9 @@
  *   1 HELLO  u8 flags (1: wrong magic, 2: wrong MAC, 4: one byte short),
  *            16 nonce bytes; the node's answer frame is read
  *   2 SYNC   u8 flags (1: wrong MAC, 2: one byte short), u8 version delta,
- *            u8 role, u8 name (0: the link's, else another), u8 settings
+ *            u8 role, u8 name (0: the link's name and the peer's node id;
+ *            bit 0: another link name, bit 1: another node id, bit 2: the
+ *            node's own id; any other bit: another name), u8 settings
  *            (0: the link's, else another reserve), u8 index mode (0: the
  *            node's next, 1: plus u8, 2: a u32 as given), ...
  *
@@ -45,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * reading of docs/node.md (not shared with the code it checks). */
 #define NONCE 16
 #define MAC 32
-#define VERSION 3
-#define FIELDS_LEN (2 + QKD_NODE_NAME_MAX + 8 + 8 + 4)
-static const char magic[8] = "QKDHELO3";
+#define VERSION 4
+#define FIELDS_LEN (2 + 2 * QKD_NODE_NAME_MAX + 8 + 8 + 4)
+static const char magic[8] = "QKDHELO4";
 
 struct node_side {
 	int fd;
@@ -101,6 +103,8 @@ static void setup(void)
 		struct qkd_link_config *c = &g.cfg[i];
 
 		snprintf(c->name, sizeof c->name, "ab");
+		snprintf(c->node_id, sizeof c->node_id, "node-%c", i == 0 ? 'a' : 'b');
+		snprintf(c->peer, sizeof c->peer, "node-%c", i == 0 ? 'b' : 'a');
 		c->role = i == 0 ? QKD_ROLE_ALICE : QKD_ROLE_BOB;
 		snprintf(c->store, sizeof c->store, "%s/%c.db", g.dir, i == 0 ? 'a' : 'b');
 		snprintf(c->auth_key, sizeof c->auth_key, "%s/ab.key", g.dir);
@@ -257,7 +261,7 @@ static void op_sync(struct peer *p, struct qkd_rbuf *in)
 	const struct qkd_link_config *c = &g.cfg[p->node_alice ? 0 : 1];
 	uint64_t index = p->next_recv;
 	uint8_t mac[MAC];
-	char nm[QKD_NODE_NAME_MAX] = { 0 };
+	char nm[QKD_NODE_NAME_MAX] = { 0 }, id[QKD_NODE_NAME_MAX] = { 0 };
 	struct qkd_wbuf f, w;
 
 	if (mode % 3 == 1)
@@ -266,11 +270,14 @@ static void op_sync(struct peer *p, struct qkd_rbuf *in)
 		index = qkd_get_u32(in);
 	if (!qkd_rbuf_ok(in))
 		return;
-	snprintf(nm, sizeof nm, "%s", name == 0 ? c->name : "ac");
+	snprintf(nm, sizeof nm, "%s", (name & ~6) == 0 ? c->name : "ac");
+	/* The fuzzer speaks for the node's peer: its id is the node's `peer`. */
+	snprintf(id, sizeof id, "%s", name & 4 ? c->node_id : name & 2 ? "node-c" : c->peer);
 	qkd_wbuf_init(&f);
 	qkd_put_u8(&f, (uint8_t)(VERSION + dv));
 	qkd_put_u8(&f, role);
 	qkd_put_bytes(&f, nm, sizeof nm);
+	qkd_put_bytes(&f, id, sizeof id);
 	qkd_put_u64(&f, c->auth_reserve_bits + (settings != 0));
 	qkd_put_u64(&f, c->round_pulses);
 	qkd_put_u32(&f, (uint32_t)index);

@@ -3,15 +3,17 @@
  * "The handshake"), on their own: no socket, no MAC (fuzz_handshake.c
  * drives the whole exchange). The input, read with the bounded reader:
  *
- *   u8 flags (bit 0: this node is Bob, else Alice), varint next, varint
+ *   u8 flags (bit 0: this node is Bob, else Alice; bit 1: the link names
+ *   its peer "node-b"), varint next, varint
  *   held (this end's next receive index and receive pads held), then the
  *   SYNC fields as they would follow the MAC.
  *
  * Checks besides not crashing:
- * - the fields parse exactly when they are 86 bytes long, and what parses
- *   encodes back to the same bytes (the name's last byte forced to NUL);
+ * - the fields parse exactly when they are 150 bytes long, and what parses
+ *   encodes back to the same bytes (the name's and the node id's last
+ *   bytes forced to NUL);
  * - node_sync_check lets in exactly the peers an independent reading of
- *   the rules lets in: version 3, the other role, the link's name,
+ *   the rules lets in: version 4, the other role, the link's name,
  *   auth_reserve_bits and round_pulses, and an index neither behind next,
  *   nor more than 128 above it, nor at or beyond next + held;
  * - so an accepted SYNC never moves the receive index backwards (a pad
@@ -20,7 +22,10 @@
  *   state: its next index and pads are what the check was given, an
  *   accepted index names a pad it holds (a made-up tag there is refused
  *   with QKD_ERR_VERIFY, not QKD_ERR_NOKEY, and its next index stays), and
- *   an index refused as beyond the pads held names none (QKD_ERR_NOKEY). */
+ *   an index refused as beyond the pads held names none (QKD_ERR_NOKEY);
+ * - node_sync_check_node admits exactly a non-empty node id other than
+ *   this node's ("node-a") that equals the link's peer when one is set
+ *   (bit 1 of flags: peer "node-b", else none). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The format and rules as docs/node.md states them, written out again
  * here (not shared with the code under test). */
-#define FIELDS 86		/* u8 version, u8 role, name[64], u64, u64, u32 */
+#define FIELDS 150		/* u8 version, u8 role, name[64], node[64], u64, u64, u32 */
 #define NAME_AT 2
 #define NAME_LEN 64
-#define VERSION 3
+#define NODE_AT (NAME_AT + NAME_LEN)
+#define VERSION 4
 #define JUMP_MAX 128
 #define RESERVE 262144
 #define PULSES 10000000
@@ -44,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * not both 0: an authenticator starts with a pad each way). */
 #define REAL_MAX 1024
 
-_Static_assert(FIELDS == NODE_SYNC_FIELDS_LEN, "docs/node.md: 86 bytes of fields");
+_Static_assert(FIELDS == NODE_SYNC_FIELDS_LEN, "docs/node.md: 150 bytes of fields");
 
 static void fill_mine(struct node_sync_fields *m, bool bob)
 {
@@ -52,6 +58,7 @@ static void fill_mine(struct node_sync_fields *m, bool bob)
 	m->version = NODE_SYNC_VERSION;
 	m->role = (uint8_t)(bob ? QKD_ROLE_BOB : QKD_ROLE_ALICE);
 	strcpy(m->name, "ab");
+	strcpy(m->node, "node-a");
 	m->reserve = RESERVE;
 	m->pulses = PULSES;
 	m->index = 0;
@@ -69,6 +76,7 @@ static bool rules_admit(const uint8_t *b, bool bob, uint64_t next, uint64_t held
 	version = qkd_get_u8(&r);
 	role = qkd_get_u8(&r);
 	name = qkd_get_bytes(&r, NAME_LEN);
+	(void)qkd_get_bytes(&r, NAME_LEN);	/* the node id: node_sync_check_node's */
 	reserve = qkd_get_u64(&r);
 	pulses = qkd_get_u64(&r);
 	index = qkd_get_u32(&r);
@@ -90,8 +98,10 @@ static void check_encoding(const uint8_t *b, size_t len, const struct node_sync_
 	node_sync_put(&w, f);
 	if (w.err != 0 || w.len != len || memcmp(w.p, b, NAME_AT + NAME_LEN - 1) != 0 ||
 	    w.p[NAME_AT + NAME_LEN - 1] != 0 ||
-	    memcmp(w.p + NAME_AT + NAME_LEN, b + NAME_AT + NAME_LEN,
-		   len - NAME_AT - NAME_LEN) != 0)
+	    memcmp(w.p + NODE_AT, b + NODE_AT, NAME_LEN - 1) != 0 ||
+	    w.p[NODE_AT + NAME_LEN - 1] != 0 ||
+	    memcmp(w.p + NODE_AT + NAME_LEN, b + NODE_AT + NAME_LEN,
+		   len - NODE_AT - NAME_LEN) != 0)
 		abort();
 	qkd_wbuf_cleanup(&w);
 }
@@ -143,6 +153,21 @@ static void check_real(bool bob, uint64_t next, uint64_t held, const struct node
 	qkd_wc_free(w);
 }
 
+/* The node id rule read from the bytes: up to the first NUL of the 63
+ * that count, non-empty, not "node-a", and want when want is set. */
+static void check_node(const uint8_t *b, const struct node_sync_fields *mine,
+		       const struct node_sync_fields *peer, const char *want)
+{
+	char id[NAME_LEN];
+	bool ok;
+
+	memcpy(id, b + NODE_AT, NAME_LEN - 1);
+	id[NAME_LEN - 1] = '\0';
+	ok = id[0] != '\0' && strcmp(id, "node-a") != 0 && (want[0] == '\0' || strcmp(id, want) == 0);
+	if ((node_sync_check_node(mine, peer, want) == NULL) != ok)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct node_sync_fields mine, peer;
@@ -150,10 +175,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t next, held;
 	const char *why;
 	bool bob, admitted;
+	uint8_t flags;
 	size_t len;
 
 	qkd_rbuf_init(&in, data, size);
-	bob = qkd_get_u8(&in) & 1;
+	flags = qkd_get_u8(&in);
+	bob = flags & 1;
 	next = qkd_get_varint(&in);
 	held = qkd_get_varint(&in);
 	if (!qkd_rbuf_ok(&in))
@@ -176,5 +203,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();	/* backwards, or past the pads held */
 	if (next < REAL_MAX && held < REAL_MAX && next + held > 0)
 		check_real(bob, next, held, &mine, &peer, admitted);
+	check_node(in.p + in.off, &mine, &peer, flags & 2 ? "node-b" : "");
 	return 0;
 }

@@ -52,6 +52,15 @@ wait_true() {
 	done
 	return 1
 }
+# wait_log NAME TEXT SECONDS: until NAME's log holds TEXT (bounded).
+wait_log() {
+	local i
+	for i in $(seq 1 $(($3 * 5))); do
+		grep -qF "$2" "$D/$1.log" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
 # same_stores: both stores hold the same FINAL blocks with the same bits and
 # no PENDING block.
 same_stores() {
@@ -183,6 +192,31 @@ start bob
 check "mitm sync: without him the link distils again" wait_for bob stored_blocks $((n2 + 2)) 60
 stop alice; stop bob
 check "mitm sync: stores identical" same_stores
+
+# --- node ids: Bob's link expects "carol", and then two nodes with one id:
+# refused in the handshake with a line naming the ids, no block, no crash.
+sed 's/name = "ab"; role = "bob";/name = "ab"; peer = "carol"; role = "bob";/' "$D/bob.conf" >"$D/bob-carol.conf"
+check "node ids: bob-carol.conf names a peer" grep -q 'peer = "carol"' "$D/bob-carol.conf"
+n2=$(blocks bob)
+start alice; start bob "$D/bob-carol.conf"
+check "node ids: bob refuses alice, naming both" wait_log bob "the far end is node 'alice', but the link's peer is 'carol'" 30
+check_eq "node ids: status shows this node's id" "$(status_json bob | jq -r .id)" bob
+check "node ids: alice alive" kill -0 "$PID_alice"
+check "node ids: bob alive" kill -0 "$PID_bob"
+stop alice; stop bob
+check_eq "node ids: no block accepted" "$(blocks bob)" "$n2"
+for r in alice bob; do
+	sed 's/^node = { name = "'$r'";/node = { name = "'$r'"; id = "same";/' "$D/$r.conf" >"$D/$r-same.conf"
+done
+check "node ids: both configurations say id same" grep -q 'id = "same"' "$D/alice-same.conf" "$D/bob-same.conf"
+start alice "$D/alice-same.conf"; start bob "$D/bob-same.conf"
+check "node ids: two nodes with one id refused" wait_log alice "this node's own (two nodes with one node.id?)" 30
+stop alice; stop bob
+check_eq "node ids: still no block" "$(blocks bob)" "$n2"
+start alice; start bob
+check "node ids: with their own ids the link distils" wait_for bob stored_blocks $((n2 + 1)) 60
+check_eq "node ids: alice sees bob as the far end" "$(field alice peer_id)" bob
+stop alice; stop bob
 
 # --- kill -9 at random moments, then restart: the stores stay identical
 start bob; start alice

@@ -298,7 +298,8 @@ static void test_auth_decode(void **state)
 static void test_sync_rules(void **state)
 {
 	struct node_sync_fields mine = { .version = NODE_SYNC_VERSION, .role = QKD_ROLE_ALICE,
-					 .name = "ab", .reserve = 100, .pulses = 200 };
+					 .name = "ab", .node = "node-a", .reserve = 100,
+					 .pulses = 200 };
 	struct node_sync_fields peer = mine;
 	struct qkd_wbuf w;
 	struct qkd_rbuf r;
@@ -307,6 +308,15 @@ static void test_sync_rules(void **state)
 	(void)state;
 	peer.role = QKD_ROLE_BOB;
 	peer.index = 1000;
+	/* The node ids: not this node's own, and the link's peer if it names one. */
+	assert_non_null(strstr(node_sync_check_node(&mine, &peer, ""), "own id"));
+	snprintf(peer.node, sizeof peer.node, "node-b");
+	assert_null(node_sync_check_node(&mine, &peer, ""));
+	assert_null(node_sync_check_node(&mine, &peer, "node-b"));
+	assert_non_null(strstr(node_sync_check_node(&mine, &peer, "node-c"), "not the node"));
+	peer.node[0] = '\0';
+	assert_non_null(strstr(node_sync_check_node(&mine, &peer, ""), "no node id"));
+	snprintf(peer.node, sizeof peer.node, "node-b");
 	assert_null(node_sync_check(&mine, &peer, 1000, 1));
 	assert_non_null(strstr(node_sync_check(&mine, &peer, 1001, 500), "behind"));
 	assert_null(node_sync_check(&mine, &peer, 1000 - 128, 500));
@@ -328,6 +338,7 @@ static void test_sync_rules(void **state)
 	qkd_rbuf_init(&r, w.p, w.len);
 	assert_int_equal(node_sync_get(&r, &back), QKD_OK);
 	assert_memory_equal(&back.name, &peer.name, sizeof peer.name);
+	assert_string_equal(back.node, "node-b");
 	assert_true(back.index == 1000 && back.reserve == 100 && back.pulses == 200);
 	qkd_rbuf_init(&r, w.p, w.len - 1);
 	assert_int_equal(node_sync_get(&r, &back), QKD_ERR_PROTO);
@@ -402,6 +413,8 @@ static void test_handshake(void **state)
 	al.cfg = fa.cfg;
 	bo.a = &ab;
 	bo.cfg = fb.cfg;
+	snprintf(al.cfg.node_id, sizeof al.cfg.node_id, "node-a");
+	snprintf(bo.cfg.node_id, sizeof bo.cfg.node_id, "node-b");
 	/* Same key: both agree on the session and where the AUTH frames start. */
 	handshake(&al, &bo);
 	assert_int_equal(al.rc, QKD_OK);
@@ -469,6 +482,49 @@ static void test_handshake(void **state)
 	assert_int_not_equal(al.rc, QKD_OK);
 	assert_non_null(strstr(al.why, "neither alice nor bob"));
 	assert_false(al.stranger);
+	/* Node ids: Alice's link expects node-c, Bob is node-b: refused past
+	 * the gate, no pad moved, and the id she saw is reported. */
+	bo.cfg.role = QKD_ROLE_BOB;
+	snprintf(al.cfg.peer, sizeof al.cfg.peer, "node-c");
+	held = qkd_wc_recv_pads_left(aa.wc);
+	{
+		char seen[QKD_NODE_NAME_MAX];
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		al.fd = sv[0];
+		bo.fd = sv[1];
+		{
+			pthread_t th;
+
+			assert_int_equal(pthread_create(&th, NULL, hs_run, &bo), 0);
+			al.rc = node_handshake_id(al.fd, al.a, &al.cfg, &al.ch, al.session,
+						  &al.stranger, &al.why, seen);
+			if (al.rc != QKD_OK)
+				shutdown(al.fd, SHUT_RDWR);
+			pthread_join(th, NULL);
+		}
+		close(sv[0]);
+		close(sv[1]);
+		assert_int_not_equal(al.rc, QKD_OK);
+		assert_false(al.stranger);
+		assert_non_null(strstr(al.why, "not the node"));
+		assert_string_equal(seen, "node-b");
+	}
+	assert_true(qkd_wc_recv_pads_left(aa.wc) == held);
+	/* Two nodes with one id. */
+	al.cfg.peer[0] = '\0';
+	snprintf(bo.cfg.node_id, sizeof bo.cfg.node_id, "node-a");
+	handshake(&al, &bo);
+	assert_int_not_equal(al.rc, QKD_OK);
+	assert_non_null(strstr(al.why, "own id"));
+	/* The peer it names: accepted. */
+	snprintf(bo.cfg.node_id, sizeof bo.cfg.node_id, "node-b");
+	snprintf(al.cfg.peer, sizeof al.cfg.peer, "node-b");
+	snprintf(bo.cfg.peer, sizeof bo.cfg.peer, "node-a");
+	handshake(&al, &bo);
+	assert_int_equal(al.rc, QKD_OK);
+	assert_int_equal(bo.rc, QKD_OK);
 	node_auth_close(&aa);
 	node_auth_close(&ab);
 	qkd_store_close(sa);
