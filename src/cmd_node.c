@@ -1,6 +1,7 @@
 /* qkd node - the link daemon of one node (docs/node.md).
  *
- * Threads: one per link (lib/node/link.c), one for the status socket, and
+ * Threads: one per link (lib/node/link.c), one for the status socket, one
+ * for the metrics endpoint when configured (node_metrics.c), and
  * the main thread, which waits for SIGTERM/SIGINT (blocked everywhere else)
  * and then stops everything: sets the stop flag, shuts the links' sockets
  * down, joins. Everything a link needs is opened and checked before any
@@ -19,6 +20,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "node_metrics.h"
 #include "node_status.h"
 
 #include "qkd/error.h"
@@ -179,7 +181,6 @@ static int run(struct node_daemon *d, const char *config)
 {
 	struct node_link_slot slots[QKD_NODE_LINKS_MAX];
 	pthread_t th[QKD_NODE_LINKS_MAX], st;
-	struct qkd_node_kme_server *kme = NULL;
 	size_t started = 0;
 	bool status_started = false;
 	sigset_t set;
@@ -190,7 +191,10 @@ static int run(struct node_daemon *d, const char *config)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (bind_all(d, config) != 0 || start_kme(d, config, &kme) != 0)
+	/* Metrics before the link threads, so that a bad address is a startup
+	 * error like every other; until they run it shows their first state. */
+	if (bind_all(d, config) != 0 || start_kme(d, config, &d->kme) != 0 ||
+	    node_metrics_start(d, config) != 0)
 		return CLI_EXIT_FAIL;
 	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: starting %zu link(s), status on %s",
 		 d->cfg.name, d->cfg.nlinks, d->cfg.status);
@@ -214,8 +218,11 @@ static int run(struct node_daemon *d, const char *config)
 	}
 	if (status_started)
 		pthread_join(st, NULL);
+	/* Before the key manager, whose counters it reads. */
+	node_metrics_stop(d);
 	/* After the links: their end woke every enc_keys still waiting. */
-	qkd_node_kme_stop(kme);
+	qkd_node_kme_stop(d->kme);
+	d->kme = NULL;
 	qkd_logf(&d->log, QKD_LOG_INFO, "node %s: stopped", d->cfg.name);
 	return started == d->cfg.nlinks && status_started && !failed ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
@@ -252,6 +259,9 @@ int cmd_node(int argc, char **argv)
 	d->log.ctx = d;
 	d->log.level = d->cfg.log_level;
 	rc = run(d, config);
+	/* run's early returns (a startup error) leave these running. */
+	node_metrics_stop(d);
+	qkd_node_kme_stop(d->kme);
 	node_status_close(d);
 	for (size_t i = 0; i < d->nctx; i++)
 		qkd_link_ctx_cleanup(&d->links[i]);

@@ -10,6 +10,9 @@
 #include "qkd/node.h"
 #include "qkd/node_config.h"
 
+struct qkd_node_kme_server;
+struct MHD_Daemon;
+
 struct node_daemon {
 	struct qkd_node_config cfg;
 	struct qkd_link_ctx links[QKD_NODE_LINKS_MAX];
@@ -22,6 +25,8 @@ struct node_daemon {
 		pthread_mutex_t lock;
 	} logsink;
 	int status_fd;			/* listening unix socket, -1 if none */
+	struct qkd_node_kme_server *kme;	/* the key manager, NULL if none */
+	struct MHD_Daemon *metrics;		/* node_metrics.c, NULL if off */
 };
 
 struct node_link_slot {

@@ -223,6 +223,7 @@ struct qkd_etsi014_response {
 	unsigned status;
 	char *body;
 	size_t len;
+	size_t nkeys;		/* keys in a 200 Key container (the server's counters) */
 };
 
 void qkd_etsi014_response_cleanup(struct qkd_etsi014_response *resp);

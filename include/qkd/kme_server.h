@@ -29,6 +29,7 @@
 #ifndef QKD_KME_SERVER_H
 #define QKD_KME_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,55 @@ int qkd_kme_server_start(struct qkd_kme_server **out, const struct qkd_kme_serve
 
 /* The port it listens on (the one chosen when cfg->port was 0). */
 uint16_t qkd_kme_server_port(const struct qkd_kme_server *s);
+
+/* ---- counters (docs/metrics.md) ----
+ *
+ * Every response the server queues is counted once, when it is queued:
+ * under the endpoint its request-target names and its HTTP status code,
+ * with the time from the request line's arrival to the response queued in
+ * the latency histogram, and (a 200 of enc_keys or dec_keys) the keys it
+ * carries. A connection closed without a response (a body over the limit
+ * without Content-Length, out of memory, a failed TLS handshake) counts
+ * nowhere. The counters are atomics, updated from the connection threads
+ * and read at any time; a copy is not one instant's (a request finishing
+ * during the copy may be in one counter and not yet in another), except
+ * that the histogram's count is the sum of its buckets by construction. */
+
+/* The request-target's endpoint: /api/v1/keys/{SAE_ID}/{status|enc_keys|
+ * dec_keys} (with any query), anything else "other". */
+enum qkd_kme_endpoint {
+	QKD_KME_EP_STATUS,
+	QKD_KME_EP_ENC_KEYS,
+	QKD_KME_EP_DEC_KEYS,
+	QKD_KME_EP_OTHER,
+	QKD_KME_EP_COUNT
+};
+
+/* Status codes counted: 100 .. 599 (libmicrohttpd sends no other). */
+#define QKD_KME_CODE_MIN 100
+#define QKD_KME_CODES 500
+/* Latency buckets: upper bounds 1 ms .. 10 s (qkd_kme_latency_bounds_s),
+ * plus one above the largest. */
+#define QKD_KME_LATENCY_BUCKETS 13
+
+/* The buckets' upper bounds in seconds, increasing. */
+extern const double qkd_kme_latency_bounds_s[QKD_KME_LATENCY_BUCKETS];
+
+struct qkd_kme_counters {
+	uint64_t requests[QKD_KME_EP_COUNT][QKD_KME_CODES];	/* [endpoint][code - 100] */
+	uint64_t keys_served[2];	/* in 200 responses: [0] enc_keys, [1] dec_keys */
+	/* Responses by latency, not cumulative: [i] those above bound i - 1
+	 * and at most bound i; [QKD_KME_LATENCY_BUCKETS] those above 10 s. */
+	uint64_t latency[QKD_KME_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_ns;	/* of every response counted */
+};
+
+/* "status", "enc_keys", "dec_keys", "other". */
+const char *qkd_kme_endpoint_name(enum qkd_kme_endpoint e);
+
+/* Copy s's counters into *out (caller-owned; about 16 KiB). Safe from any
+ * thread while the server runs; s must not be stopped meanwhile. */
+void qkd_kme_server_counters(const struct qkd_kme_server *s, struct qkd_kme_counters *out);
 
 /* Close the listening socket and every connection, wait for the connection
  * threads (a request in progress completes first), wipe the server's

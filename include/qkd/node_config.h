@@ -99,6 +99,11 @@ struct qkd_node_config {
 	char status[QKD_NODE_PATH_MAX];		/* unix socket for `qkd status` */
 	char log_file[QKD_NODE_PATH_MAX];	/* "" = stderr */
 	enum qkd_log_level log_level;
+	/* Prometheus metrics over plain HTTP (docs/metrics.md): the address,
+	 * IPv4 or IPv6, unlike every other address of the file; metrics.sa.len
+	 * 0: off (the default). metrics_line: where the file sets it. */
+	struct qkd_node_addr metrics;
+	unsigned metrics_line;
 	size_t nlinks;
 	struct qkd_link_config links[QKD_NODE_LINKS_MAX];
 	struct qkd_node_kme kme;

@@ -13,6 +13,7 @@
 #ifndef QKD_NODE_KME_H
 #define QKD_NODE_KME_H
 
+#include "qkd/kme_server.h"
 #include "qkd/log.h"
 #include "qkd/node.h"
 #include "qkd/node_config.h"
@@ -30,6 +31,10 @@ int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_c
 
 /* The HTTPS port (the configured one). */
 uint16_t qkd_node_kme_port(const struct qkd_node_kme_server *k);
+
+/* Its HTTPS server's counters (qkd_kme_server_counters), for the node's
+ * metrics. Any thread, while k runs. */
+void qkd_node_kme_counters(const struct qkd_node_kme_server *k, struct qkd_kme_counters *out);
 
 /* Stop serving (requests in progress complete), close the stores, free.
  * Accepts NULL. */

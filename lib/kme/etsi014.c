@@ -758,6 +758,8 @@ static int key_container(const struct qkd_etsi014_key *keys, size_t n, size_t ma
 	}
 	if ((root = json_pack("{s:O}", "keys", arr)) != NULL)
 		rc = dump(root, 200, resp);
+	if (rc == 0)
+		resp->nkeys = n;
 out:
 	if (b64 != NULL)
 		sodium_memzero(b64, b64len);

@@ -47,6 +47,7 @@
 #include <sodium.h>
 
 #include "qkd/error.h"
+#include "counters.h"
 
 /* TLS 1.3, and TLS 1.2 with ECDHE and AEAD suites only: no CBC, no SHA-1
  * or SHA-2 HMAC record protection, no RSA key transport (RFC 9325 section
@@ -88,12 +89,14 @@ struct qkd_kme_server {
 	uint16_t port;
 	unsigned max_conn, per_address, handshake_s, idle_s;	/* resolved limits */
 	struct log_gate gate;
+	struct kme_counters counters;	/* counters.c: every response queued */
 };
 
 /* One request in progress: its request-target as received, who asked, and
  * its body so far. */
 struct req {
 	char *target;			/* before percent-decoding (on_uri) */
+	uint64_t t0_ns;			/* when the request line was in (the latency's start) */
 	bool begun;			/* begin has run */
 	const char *caller;		/* an id of the SAE table, or NULL */
 	char *body;
@@ -501,6 +504,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 
 	(void)cls;
 	(void)c;
+	if (rq != NULL)
+		rq->t0_ns = kme_counters_now_ns();
 	if (rq != NULL && (rq->target = strdup(uri)) == NULL) {
 		free(rq);
 		rq = NULL;
@@ -524,11 +529,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	*req_cls = NULL;
 }
 
-/* Queue resp (taking its body, which may hold key) with JSON headers. */
-static enum MHD_Result send_resp(struct MHD_Connection *c, struct qkd_etsi014_response *resp)
+/* Queue resp (taking its body, which may hold key) with JSON headers, and
+ * count it (counters.c) once queued. */
+static enum MHD_Result send_resp(struct qkd_kme_server *s, struct MHD_Connection *c,
+				 const struct req *rq, struct qkd_etsi014_response *resp)
 {
 	struct MHD_Response *r;
 	unsigned status = resp->status;
+	size_t nkeys = resp->nkeys;
 	enum MHD_Result ret;
 
 	if (resp->body == NULL) {
@@ -549,20 +557,23 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, struct qkd_etsi014_re
 	else
 		ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
+	if (ret == MHD_YES)
+		kme_counters_record(&s->counters, rq->target, status, status == 200 ? nkeys : 0,
+				    kme_counters_now_ns() - rq->t0_ns);
 	return ret;
 }
 
 /* An error answered before the ETSI layer saw the request, as its Error
  * object (clause 6.5). */
-static enum MHD_Result send_err(const struct qkd_kme_server *s, struct MHD_Connection *c,
-				const struct qkd_etsi014_error *err)
+static enum MHD_Result send_err(struct qkd_kme_server *s, struct MHD_Connection *c,
+				const struct req *rq, const struct qkd_etsi014_error *err)
 {
 	struct qkd_etsi014_response resp = {0};
 
 	qkd_logf(s->log, QKD_LOG_INFO, "kme: refused with %u: %s", err->status, err->message);
 	if (qkd_etsi014_error_response(err, &resp) != 0)
 		memset(&resp, 0, sizeof resp);
-	return send_resp(c, &resp);
+	return send_resp(s, c, rq, &resp);
 }
 
 static int refuse(struct qkd_etsi014_error *err, unsigned status, const char *message)
@@ -572,14 +583,14 @@ static int refuse(struct qkd_etsi014_error *err, unsigned status, const char *me
 	return QKD_ERR_INVAL;
 }
 
-static enum MHD_Result send_error(const struct qkd_kme_server *s, struct MHD_Connection *c,
-				  unsigned status, const char *message)
+static enum MHD_Result send_error(struct qkd_kme_server *s, struct MHD_Connection *c,
+				  const struct req *rq, unsigned status, const char *message)
 {
 	struct qkd_etsi014_error err;
 
 	memset(&err, 0, sizeof err);
 	refuse(&err, status, message);
-	return send_err(s, c, &err);
+	return send_err(s, c, rq, &err);
 }
 
 struct args {
@@ -613,7 +624,7 @@ static enum MHD_Result serve(struct qkd_kme_server *s, struct MHD_Connection *c,
 
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &as);
 	if (as.overflow)
-		return send_error(s, c, 400, "too many query parameters");
+		return send_error(s, c, rq, 400, "too many query parameters");
 	h = (struct qkd_etsi014_http){ .method = method, .path = url, .args = as.a,
 				       .nargs = as.n, .body = rq->body, .body_len = rq->len,
 				       .target = rq->target };
@@ -625,7 +636,7 @@ static enum MHD_Result serve(struct qkd_kme_server *s, struct MHD_Connection *c,
 	else	/* an Error object: never key material */
 		qkd_logf(s->log, lvl, "kme: %s %s %s: %u %s", rq->caller, method, url, resp.status,
 			 resp.body);
-	return send_resp(c, &resp);
+	return send_resp(s, c, rq, &resp);
 }
 
 /* Take one piece of the body; false once it would exceed the limit. */
@@ -717,11 +728,11 @@ static enum MHD_Result begin(struct qkd_kme_server *s, struct MHD_Connection *c,
 	memset(&err, 0, sizeof err);
 	rq->begun = true;
 	if ((rq->caller = identify(s, c, &why)) == NULL)
-		return send_error(s, c, 401, why);
+		return send_error(s, c, rq, 401, why);
 	trust(s, c);
 	if (check_framing(c, version, &err) != 0 ||
 	    qkd_etsi014_target_check(rq->target, &err) != 0)
-		ret = send_err(s, c, &err);
+		ret = send_err(s, c, rq, &err);
 	qkd_etsi014_error_cleanup(&err);
 	return ret;
 }
@@ -850,6 +861,11 @@ out:
 uint16_t qkd_kme_server_port(const struct qkd_kme_server *s)
 {
 	return s->port;
+}
+
+void qkd_kme_server_counters(const struct qkd_kme_server *s, struct qkd_kme_counters *out)
+{
+	kme_counters_copy(&s->counters, out);
 }
 
 void qkd_kme_server_stop(struct qkd_kme_server *s)

@@ -54,13 +54,48 @@ static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
 	return cfg_failk(c, s, f->key, "'%s' is not a log level (error, warn, info, debug)", v);
 }
 
+static int set_metrics(struct cfg_ctx *c, const config_setting_t *s,
+		       const struct cfg_field *f, void *obj)
+{
+	struct qkd_node_config *n = obj;
+
+	n->metrics_line = (unsigned)config_setting_source_line(s);
+	return cfg_set_addr(c, s, f, obj);
+}
+
 static const struct cfg_field node_fields[] = {
 	{ "name", cfg_set_name, NODE(name), CFG_REQUIRED, 0, 0 },
 	{ "id", cfg_set_name, NODE(id), 0, 0, 0 },
 	{ "status", cfg_set_status, NODE(status), CFG_REQUIRED, 0, 0 },
 	{ "log_file", cfg_set_log_file, NODE(log_file), 0, 0, 0 },
 	{ "log_level", set_log_level, 0, 0, 0, 0 },
+	{ "metrics", set_metrics, NODE(metrics), 0, 0, 0 },
 };
+
+/* node.metrics comes before the links and the kme group in the file's
+ * order of reading, so it is compared with their addresses once they are
+ * read: the same address twice would be a bind error at start, named less
+ * clearly. As for kme.listen, a wildcard and a specific address on one port
+ * are left to bind time. */
+static int metrics_unique(struct cfg_ctx *c, const struct qkd_node_config *n)
+{
+	const struct qkd_node_addr *m = &n->metrics, *o;
+
+	if (m->sa.len == 0)
+		return QKD_OK;
+	for (size_t i = 0; i < n->nlinks; i++)
+		for (int k = 0; k < 2; k++) {
+			o = k == 0 ? &n->links[i].classical : &n->links[i].fiber;
+			if (qkd_netaddr_equal(&m->sa, &o->sa))
+				return cfg_fail_at(c, n->metrics_line, "node.metrics: %s is also the "
+						   "%s address of link '%s'", m->text,
+						   k == 0 ? "classical" : "fiber", n->links[i].name);
+		}
+	if (n->kme.enabled && qkd_netaddr_equal(&m->sa, &n->kme.listen.sa))
+		return cfg_fail_at(c, n->metrics_line, "node.metrics: %s is also the key "
+				   "manager's kme.listen", m->text);
+	return QKD_OK;
+}
 
 /* Two links must not share a name, a key store or an authentication key
  * (one key file at two links would reuse its one-time pads). */
@@ -148,6 +183,8 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	/* After the links: remote SAEs name them. */
 	if (rc == QKD_OK && (s = config_setting_get_member(root, "kme")) != NULL)
 		rc = cfg_kme_read(c, s, n);
+	if (rc == QKD_OK)
+		rc = metrics_unique(c, n);
 	return rc;
 }
 

@@ -389,3 +389,8 @@ uint16_t qkd_node_kme_port(const struct qkd_node_kme_server *k)
 {
 	return qkd_kme_server_port(k->srv);
 }
+
+void qkd_node_kme_counters(const struct qkd_node_kme_server *k, struct qkd_kme_counters *out)
+{
+	qkd_kme_server_counters(k->srv, out);
+}

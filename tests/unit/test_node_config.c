@@ -1082,6 +1082,43 @@ static void test_kme_listen(void **state)
 	expect_err(f, 32, "kme.listen: '[::1:8443' is not HOST:PORT: '[' without its closing ']'");
 }
 
+/* node.metrics: off by default, IPv4 or IPv6, refused when it is not an
+ * address or when it is another address of the file (compared parsed, after
+ * the links and the kme group that come later in the file). */
+static void test_metrics_addr(void **state)
+{
+	struct fix *f = *state;
+
+	kme_with(f, 0);
+	assert_int_equal(load(f), QKD_OK);
+	assert_int_equal(f->cfg.metrics.sa.len, 0);
+	kme_with(f, 5, "  log_level = \"info\"; metrics = \"127.0.0.1:9101\";", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_string_equal(f->cfg.metrics.text, "127.0.0.1:9101");
+	assert_int_equal(f->cfg.metrics_line, 5);
+	conf_with(f, 4, "  metrics = \"[0:0::1]:9102\";", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_string_equal(f->cfg.metrics.text, "[::1]:9102");
+	assert_int_equal(qkd_netaddr_family(&f->cfg.metrics.sa), AF_INET6);
+	conf_with(f, 4, "  metrics = \"::1:9102\";", 0);
+	expect_err(f, 4, "node.metrics: '::1:9102' is not HOST:PORT: ");
+	conf_with(f, 4, "  metrics = \"127.0.0.1:0\";", 0);
+	expect_err(f, 4, "node.metrics: '127.0.0.1:0' is not HOST:PORT");
+	conf_with(f, 4, "  metrics = 9101;", 0);
+	expect_err(f, 4, "node.metrics: ");
+	conf_with(f, 4, "  metrics = \"localhost:7101\";", 0);
+	expect_err(f, 4, "node.metrics: 127.0.0.1:7101 is also the classical address of link 'ab'");
+	conf_with(f, 4, "  metrics = \"127.0.0.1:7202\";", 28, LINK_CD1, 29, LINK_CD2, 0);
+	expect_err(f, 4, "node.metrics: 127.0.0.1:7202 is also the fiber address of link 'cd'");
+	kme_with(f, 4, "  metrics = \"127.0.0.1:8443\";", 0);
+	expect_err(f, 4, "node.metrics: 127.0.0.1:8443 is also the key manager's kme.listen");
+	/* The same port on another address family is another address. */
+	kme_with(f, 4, "  metrics = \"[::1]:8443\";", 0);
+	assert_int_equal(load(f), QKD_OK);
+}
+
 static void test_kme_unknown(void **state)
 {
 	struct fix *f = *state;
@@ -1208,7 +1245,7 @@ int main(void)
 		T(test_decoy_errors), T(test_names),
 		T(test_kme_full), T(test_kme_defaults), T(test_kme_first), T(test_kme_missing),
 		T(test_kme_ids), T(test_kme_saes), T(test_kme_sizes), T(test_kme_files),
-		T(test_kme_listen), T(test_kme_unknown), T(test_examples),
+		T(test_kme_listen), T(test_metrics_addr), T(test_kme_unknown), T(test_examples),
 	};
 
 	return cmocka_run_group_tests_name("node_config", tests, NULL, NULL);
