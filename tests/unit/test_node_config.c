@@ -725,6 +725,31 @@ static void test_names(void **state)
 	assert_int_equal(load(f), QKD_OK);
 }
 
+/* node.id defaults to the name and reaches every link; a link's peer is
+ * optional, a name, and never the node's own id. */
+static void test_node_ids(void **state)
+{
+	struct fix *f = *state;
+
+	conf_with(f, 0);
+	assert_int_equal(load(f), QKD_OK);
+	assert_string_equal(f->cfg.id, "alice");
+	assert_string_equal(f->cfg.links[0].node_id, "alice");
+	assert_string_equal(f->cfg.links[0].peer, "");
+	conf_with(f, 4, "  id = \"node-7\";", 9, "    name = \"ab\"; peer = \"bob.east\";", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_string_equal(f->cfg.id, "node-7");
+	assert_string_equal(f->cfg.links[0].node_id, "node-7");
+	assert_string_equal(f->cfg.links[0].peer, "bob.east");
+	conf_with(f, 9, "    name = \"ab\"; peer = \"alice\";", 0);
+	expect_err(f, L_LINK, "peer 'alice' is this node's own id");
+	conf_with(f, 4, "  id = \"-x\";", 0);
+	expect_err(f, 4, "'-x' is not a name");
+	conf_with(f, 9, "    name = \"ab\"; peer = 7;", 0);
+	expect_err(f, 9, "peer");
+}
+
 /* ---- the kme group ---- */
 
 #define LINK_CD1 "  },{ name = \"cd\"; role = \"bob\"; classical = \"127.0.0.1:7102\";"
@@ -1242,7 +1267,7 @@ int main(void)
 		T(test_full), T(test_defaults), T(test_decoy_defaults),
 		T(test_syntax), T(test_unknown_key), T(test_wrong_type), T(test_domain),
 		T(test_address), T(test_files), T(test_missing), T(test_links),
-		T(test_decoy_errors), T(test_names),
+		T(test_decoy_errors), T(test_names), T(test_node_ids),
 		T(test_kme_full), T(test_kme_defaults), T(test_kme_first), T(test_kme_missing),
 		T(test_kme_ids), T(test_kme_saes), T(test_kme_sizes), T(test_kme_files),
 		T(test_kme_listen), T(test_metrics_addr), T(test_kme_unknown), T(test_examples),
