@@ -215,10 +215,12 @@ int qkd_store_kme_abandon_pending(struct qkd_store *s, size_t *n, const char **w
 int ks_kme_tally_read(struct qkd_store *s, struct qkd_kme_counts *c, const char **why)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, src = SQLITE_DONE;
+	/* A reader's handle on an older file notices an upgrade made since. */
+	int rc = s->version < KS_LIFE_VERSION ? ks_version_refresh(s, why) : 0;
+	int src = SQLITE_DONE;
 
-	if (s->version < KS_LIFE_VERSION)
-		return 0;
+	if (rc != 0 || s->version < KS_LIFE_VERSION)
+		return rc;
 	rc = ks_prep(s, "SELECT name, n FROM kme_tally", &st, why);
 	while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);

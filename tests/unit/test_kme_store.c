@@ -1564,6 +1564,90 @@ static void test_abandon_pending(void **state)
 	qkd_wipe(bits, sizeof(bits));
 }
 
+/* A version 3 file as that version wrote it: kme_key without 'expired',
+ * no kme_tally, no kme_ready (keystore_schema.c, step 3). */
+static void make_v3(const char *path)
+{
+	raw_sql(path,
+		"CREATE TABLE kme_key_old ("
+		"  seq INTEGER PRIMARY KEY,"
+		"  key_id BLOB NOT NULL UNIQUE CHECK (length(key_id) = 16),"
+		"  dir TEXT NOT NULL CHECK (dir IN ('out', 'in')),"
+		"  state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'ready', 'delivered',"
+		"    'refused', 'withdrawn', 'quarantined')),"
+		"  master TEXT CHECK (length(CAST(master AS BLOB)) BETWEEN 1 AND 64),"
+		"  slave TEXT CHECK (length(CAST(slave AS BLOB)) BETWEEN 1 AND 64),"
+		"  nbits INTEGER CHECK (nbits BETWEEN 8 AND 65536 AND nbits % 8 = 0),"
+		"  segs BLOB CHECK (length(segs) BETWEEN 24 AND 192 AND length(segs) % 24 = 0),"
+		"  created INTEGER NOT NULL,"
+		"  CHECK ((dir = 'out') = (state IN ('pending', 'abandoned'))),"
+		"  CHECK ((master IS NULL) = (slave IS NULL) AND (master IS NULL) = (nbits IS NULL)"
+		"    AND (master IS NULL) = (segs IS NULL)),"
+		"  CHECK (master IS NOT NULL OR state IN ('abandoned', 'withdrawn'))"
+		") STRICT;"
+		"INSERT INTO kme_key_old SELECT seq, key_id, dir, state, master, slave, nbits, segs,"
+		"  created FROM kme_key;"
+		"DROP TABLE kme_key;"
+		"ALTER TABLE kme_key_old RENAME TO kme_key;"
+		"CREATE INDEX kme_outbox ON kme_key (seq) WHERE dir = 'out';"
+		"DROP TABLE kme_tally;"
+		"UPDATE schema_version SET version = 3;");
+}
+
+/* A version 3 store with records: a reader sees them (no tallies) and
+ * cannot expire; a writer upgrades it to 4 with every record kept, and
+ * its ready keys then expire as any. */
+static void test_migrate_v3(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3];
+	uint8_t bits[3 * 32], out[64], want[32];
+	struct qkd_store *ro = NULL;
+	struct qkd_kme_counts c;
+	size_t n = 0, len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 4096);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_OK);
+	qkd_store_close(f->b);
+	f->b = NULL;
+	make_v3(f->pb);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM sqlite_schema WHERE name = 'kme_tally'"),
+			 0);
+
+	assert_int_equal(qkd_store_open_existing(&ro, f->pb, &why), QKD_OK);
+	c = counts(ro);
+	assert_int_equal(c.ready, 2);
+	assert_int_equal(c.delivered, 1);
+	assert_int_equal(c.expired, 0);
+	assert_int_equal(c.lost_bits, 0);
+	assert_int_equal(qkd_store_kme_expire(ro, INT64_MAX / 2, 1, &n, &why), QKD_ERR_INVAL);
+	assert_true(has_text(why, "schema version 3"));
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"), 3);
+
+	f->b = open_ok(f->pb);		/* a writer upgrades it */
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"),
+			 QKD_STORE_SCHEMA_VERSION);
+	check_ok(f->b);
+	assert_counts(f->b, 0, 2, 1, 0);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out, sizeof(out), &len), QKD_OK);
+	expect_key(&r[1], want);
+	assert_memory_equal(out, want, 32);	/* the bits survived the rebuild */
+	assert_int_equal(expire_n(f->b, INT64_MAX / 2, 1), 1);	/* r[2] */
+	c = counts(f->b);
+	assert_int_equal(c.expired, 1);
+	assert_int_equal(c.lost_bits, 256);
+	assert_int_equal(counts(ro).expired, 1);	/* the reader's handle follows */
+	check_ok(f->b);
+	qkd_store_close(ro);
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+	qkd_wipe(want, sizeof(want));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1592,6 +1676,7 @@ int main(void)
 		T(test_expire),
 		T(test_prune),
 		T(test_abandon_pending),
+		T(test_migrate_v3),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
