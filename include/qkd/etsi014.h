@@ -115,8 +115,9 @@ struct qkd_etsi014_counts {
  * valid IDs and differ; the layer checked number, size and the key_IDs'
  * syntax. Each call returns 0, or:
  *   QKD_ERR_RANGE   not enough key                          -> 503
- *   QKD_ERR_INVAL   an unknown SAE, a key_ID unknown or already
- *                   delivered, a size the pair cannot serve   -> 400
+ *   QKD_ERR_INVAL   an unknown SAE, a key_ID unknown, already
+ *                   delivered, withdrawn or expired, a size the
+ *                   pair cannot serve                         -> 400
  *   QKD_ERR_VERIFY  the caller may not have this key: the pair is not
  *                   allowed, or the key_ID was issued to another pair -> 401
  *   anything else   the key manager failed                    -> 503
