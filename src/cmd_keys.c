@@ -224,6 +224,8 @@ static void print_human(const char *path, const struct qkd_store_stats *st,
 	       PRIu64 " refused, %" PRIu64 " withdrawn, %" PRIu64 " quarantined\n",
 	       kc->outbox, kc->abandoned, kc->ready, kc->delivered, kc->refused, kc->withdrawn,
 	       kc->quarantined);
+	printf("  key lifecycle: %" PRIu64 " expired unfetched, %" PRIu64 " bits lost, %" PRIu64
+	       " tombstones pruned\n", kc->expired, kc->lost_bits, kc->pruned);
 	if (l->n == 0)
 		return;
 	printf("%20s  %-11s %12s %12s  %s\n", "id", "state", "bits", "consumed", "created");
@@ -261,7 +263,7 @@ static json_t *to_json(const char *path, const struct qkd_store_stats *st,
 		}
 	}
 	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o},"
-			 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
+			 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
 			 "store", path,
 			 "count", (json_int_t)st->count,
 			 "total_bits", (json_int_t)st->total_bits,
@@ -279,6 +281,9 @@ static json_t *to_json(const char *path, const struct qkd_store_stats *st,
 			 "abandoned", (json_int_t)kc->abandoned,
 			 "withdrawn", (json_int_t)kc->withdrawn,
 			 "quarantined", (json_int_t)kc->quarantined,
+			 "expired", (json_int_t)kc->expired,
+			 "lost_bits", (json_int_t)kc->lost_bits,
+			 "pruned", (json_int_t)kc->pruned,
 			 "blocks", blocks);
 }
 

@@ -137,6 +137,13 @@ static void print_human(json_t *j)
 		       json_integer_value(json_object_get(l, "kme_ready")),
 		       json_integer_value(json_object_get(l, "kme_delivered")),
 		       json_integer_value(json_object_get(l, "kme_refused")));
+		printf("    key lifecycle: %lld expired, %lld withdrawn, %lld abandoned; "
+		       "%lld bits lost; %lld tombstones pruned\n",
+		       json_integer_value(json_object_get(l, "kme_expired")),
+		       json_integer_value(json_object_get(l, "kme_withdrawn")),
+		       json_integer_value(json_object_get(l, "kme_abandoned")),
+		       json_integer_value(json_object_get(l, "kme_lost_bits")),
+		       json_integer_value(json_object_get(l, "kme_pruned")));
 		if (json_is_true(json_object_get(l, "auth_low")))
 			printf("    AUTHENTICATION KEY LOW: rounds spend more on tags than they refill\n");
 		if (json_is_true(json_object_get(l, "eavesdropping_suspected")))

@@ -148,6 +148,9 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "kme_abandoned", json_integer((json_int_t)s->kme_abandoned));
 	json_object_set_new(j, "kme_withdrawn", json_integer((json_int_t)s->kme_withdrawn));
 	json_object_set_new(j, "kme_quarantined", json_integer((json_int_t)s->kme_quarantined));
+	json_object_set_new(j, "kme_expired", json_integer((json_int_t)s->kme_expired));
+	json_object_set_new(j, "kme_lost_bits", json_integer((json_int_t)s->kme_lost_bits));
+	json_object_set_new(j, "kme_pruned", json_integer((json_int_t)s->kme_pruned));
 	json_object_set_new(j, "last_error", s->last_error[0] ? json_string(s->last_error)
 							      : json_null());
 	return j;

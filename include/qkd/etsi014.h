@@ -115,13 +115,21 @@ struct qkd_etsi014_counts {
  * valid IDs and differ; the layer checked number, size and the key_IDs'
  * syntax. Each call returns 0, or:
  *   QKD_ERR_RANGE   not enough key                          -> 503
- *   QKD_ERR_INVAL   an unknown SAE, a key_ID unknown or already
- *                   delivered, a size the pair cannot serve   -> 400
+ *   QKD_ERR_INVAL   an unknown SAE, a key_ID unknown, already
+ *                   delivered, withdrawn or expired, a size the
+ *                   pair cannot serve                         -> 400
  *   QKD_ERR_VERIFY  the caller may not have this key: the pair is not
  *                   allowed, or the key_ID was issued to another pair -> 401
  *   anything else   the key manager failed                    -> 503
  * with *why a static reason (no key material in it). Both key calls are all
- * or nothing: on failure no key is consumed, and the layer wipes keys. */
+ * or nothing, and the layer wipes keys on failure. What a failure consumes
+ * (docs/kme.md, "The provider interface"): dec, nothing; enc, nothing when
+ * it fails before any key is cut (bad arguments, RANGE, the peer
+ * unreachable). A provider whose keys must reach another party before enc
+ * answers (qkd node: the peer KME) may fail after cutting them; it must
+ * then never hand those keys out anywhere (qkd node withdraws them at the
+ * peer) and count their bits as lost, since bits that may already be
+ * consumed at the peer cannot return to the pool at one end only. */
 struct qkd_etsi014_provider {
 	/* Hand out number keys of size_bits bits for master -> slave. keys[i]
 	 * has cap = size_bits / 8; set its id (unique, never reused), its

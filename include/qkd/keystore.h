@@ -54,7 +54,7 @@
 /* The schema version this program writes and understands (docs/keystore.md):
  * 1 blocks, 2 adds the key manager's records (qkd/kme_store.h), 3 adds the
  * digests of stored bits, quarantine, and withdrawn and abandoned records. */
-#define QKD_STORE_SCHEMA_VERSION 3
+#define QKD_STORE_SCHEMA_VERSION 4
 /* Block ids are SQLite integer keys: 0 .. 2^63-1. */
 #define QKD_STORE_ID_MAX ((uint64_t)INT64_MAX)
 /* Largest block: 2^31 bits (256 MiB). */

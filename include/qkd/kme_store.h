@@ -154,6 +154,12 @@ int qkd_store_kme_accept_batch(struct qkd_store *s, unsigned peer_parity,
 			       const struct qkd_kme_rec *recs, size_t n, const bool *deliverable,
 			       enum qkd_kme_verdict *v, const char **whys, const char **why);
 
+/* The reasons deliver gives (in *why, these very pointers) for a key_ID
+ * withdrawn by its master and for a key expired unfetched, so that the
+ * key manager can tell the SAE which (docs/kme.md, "Errors"). */
+extern const char qkd_store_kme_why_withdrawn[];
+extern const char qkd_store_kme_why_expired[];
+
 /* Hand out, once and all or nothing, the inbox keys ids[0 .. n) (n >= 1)
  * issued by master for slave: key i's bytes to out[i] (cap bytes each),
  * its length in bytes to lens[i]; each becomes a tombstone in the same
@@ -166,7 +172,8 @@ int qkd_store_kme_accept_batch(struct qkd_store *s, unsigned peer_parity,
  *   QKD_ERR_CORRUPT a key quarantined before, or whose bits fail their
  *                   digest now (then quarantined: its bits deleted, a
  *                   tombstone kept; why names the key).
- * A withdrawn key is QKD_ERR_INVAL. *bad = n on success and when no single
+ * A withdrawn key is QKD_ERR_INVAL with why = qkd_store_kme_why_withdrawn,
+ * an expired one QKD_ERR_INVAL with why = qkd_store_kme_why_expired. *bad = n on success and when no single
  * id is at fault (bad arguments, the store failed). */
 __attribute__((warn_unused_result))
 int qkd_store_kme_deliver(struct qkd_store *s, const char *master, const char *slave,
@@ -186,6 +193,13 @@ struct qkd_kme_counts {
 	uint64_t abandoned;	/* of the outbox: given up on, to be withdrawn */
 	uint64_t withdrawn;	/* inbox tombstones: withdrawn by their master */
 	uint64_t quarantined;	/* inbox tombstones: bits failed their digest */
+	/* Running totals (schema version 4 on; 0 in an older store): */
+	uint64_t expired;	/* ready keys expired, unfetched (qkd_store_kme_expire) */
+	uint64_t lost_bits;	/* bits this store consumed for keys no SAE will ever
+				 * get: abandoned, withdrawn, expired, quarantined,
+				 * or refused after consuming (docs/kme.md, "Key
+				 * lifecycle") */
+	uint64_t pruned;	/* tombstones deleted by qkd_store_kme_prune */
 };
 
 __attribute__((warn_unused_result))
@@ -232,5 +246,40 @@ __attribute__((warn_unused_result))
 int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,
 				 const struct qkd_kme_rec *recs, size_t n,
 				 enum qkd_kme_withdraw_verdict *v, const char **why);
+
+/* ---- the key lifecycle (docs/kme.md, "Key lifecycle") ---- */
+
+/* Slave's end: expire the ready inbox keys accepted at least ttl_s seconds
+ * before now (seconds since 1970, the same clock as the records' creation
+ * times): each key's bits are deleted (and overwritten in the file) and its
+ * row becomes an EXPIRED tombstone, so deliver refuses the key_ID with a
+ * reason naming expiry; each counts in expired, and its bits in lost_bits.
+ * ttl_s 0 expires nothing. At most 1024 keys per call, oldest first, one
+ * transaction; *n = how many expired. Only this end's records change: the
+ * peer expires its own by its own clock. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_expire(struct qkd_store *s, int64_t now, uint64_t ttl_s, size_t *n,
+			 const char **why);
+
+/* Delete the inbox tombstones (delivered, refused, withdrawn, expired,
+ * quarantined) created at least min_age_s seconds before now whose every
+ * segment lies in a block in state USED (no free bit left): a record
+ * naming those segments again would be refused because its bits are
+ * consumed, so the tombstone is no longer what keeps the key_ID from being
+ * served. Tombstones without segments (a withdrawn key_ID this end never
+ * had) are kept for good. At most 1024 per call, found among the 16384
+ * oldest candidates, one transaction; *n = how many went, added to the
+ * pruned tally. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_prune(struct qkd_store *s, int64_t now, uint64_t min_age_s, size_t *n,
+			const char **why);
+
+/* Master's end, at start: every PENDING outbox record belongs to an
+ * enc_keys call that died with the process before its answer, so no SAE
+ * holds the key: each becomes ABANDONED (to be withdrawn at the peer, as
+ * qkd_store_kme_abandon does) and its bits count in lost_bits. At most
+ * 1024 per call (call until *n is 0), one transaction. */
+__attribute__((warn_unused_result))
+int qkd_store_kme_abandon_pending(struct qkd_store *s, size_t *n, const char **why);
 
 #endif

@@ -59,6 +59,10 @@ struct qkd_link_status {
 	uint64_t kme_available_bits;	/* free bits of this end's half */
 	uint64_t kme_outbox, kme_ready, kme_delivered, kme_refused;
 	uint64_t kme_abandoned, kme_withdrawn, kme_quarantined;
+	/* Running totals of the key lifecycle (docs/kme.md, "Key lifecycle"). */
+	uint64_t kme_expired;		/* ready keys expired unfetched (kme.key_ttl) */
+	uint64_t kme_lost_bits;		/* bits consumed here for keys no SAE gets */
+	uint64_t kme_pruned;		/* tombstones pruned */
 	uint64_t session_bits;		/* bits stored since this daemon started */
 	char last_error[160];
 };

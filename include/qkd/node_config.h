@@ -87,6 +87,7 @@ struct qkd_node_kme {
 	unsigned handshake_timeout_s;		/* until a known SAE asks; 0: server default */
 	unsigned idle_timeout_s;		/* 0: server default */
 	unsigned sync_timeout_s;		/* enc_keys waits this long for the peer */
+	unsigned key_ttl_s;			/* a ready key expires unfetched; 0: never */
 	size_t nsaes;
 	struct qkd_node_sae saes[QKD_NODE_SAES_MAX];
 };

@@ -30,6 +30,9 @@ _Static_assert(QKD_NODE_SAE_ID_MAX >= QKD_KME_CN_MAX, "CN buffer");
 #define KME_MAX_KEY_SIZE_DEFAULT 8192u
 #define KME_KEYS_PER_REQUEST_DEFAULT 128u
 #define KME_SYNC_TIMEOUT_DEFAULT 10u
+/* kme.key_ttl: an hour by default, 30 days at most (docs/config.md). */
+#define KME_KEY_TTL_DEFAULT 3600u
+#define KME_KEY_TTL_MAX 2592000
 
 /* An SAE or KME ID (qkd_etsi014_id_valid) into char[QKD_NODE_SAE_ID_MAX + 1]. */
 static int set_id(struct cfg_ctx *c, const config_setting_t *s,
@@ -147,6 +150,7 @@ static const struct cfg_field kme_fields[] = {
 	{ "handshake_timeout", cfg_set_uint, NODE(kme.handshake_timeout_s), CFG_RANGE, 0, 3600 },
 	{ "idle_timeout", cfg_set_uint, NODE(kme.idle_timeout_s), CFG_RANGE, 0, 86400 },
 	{ "sync_timeout", cfg_set_uint, NODE(kme.sync_timeout_s), CFG_RANGE, 1, 300 },
+	{ "key_ttl", cfg_set_uint, NODE(kme.key_ttl_s), CFG_RANGE, 0, KME_KEY_TTL_MAX },
 	{ "saes", set_saes, 0, CFG_REQUIRED, 0, 0 },
 };
 
@@ -270,6 +274,7 @@ int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_c
 	k->max_key_size = KME_MAX_KEY_SIZE_DEFAULT;
 	k->max_keys_per_request = KME_KEYS_PER_REQUEST_DEFAULT;
 	k->sync_timeout_s = KME_SYNC_TIMEOUT_DEFAULT;
+	k->key_ttl_s = KME_KEY_TTL_DEFAULT;
 	if (config_setting_is_group(g))
 		snprintf(c->scope, sizeof c->scope, "kme");
 	rc = cfg_group(c, g, kme_fields, N_OF(kme_fields), n);
@@ -281,6 +286,11 @@ int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_c
 		if (qkd_etsi014_limits_check(&lim, &why) != QKD_OK)
 			rc = cfg_fail(c, g, "kme: %s", why);
 	}
+	/* A key must outlive the wait for its verdict, or the slave's end
+	 * could expire it before the master's SAE even has its key_ID. */
+	if (rc == QKD_OK && k->key_ttl_s != 0 && k->key_ttl_s <= k->sync_timeout_s)
+		rc = cfg_fail(c, g, "kme: key_ttl (%u s) must be 0 (never expire) or longer than "
+			      "sync_timeout (%u s)", k->key_ttl_s, k->sync_timeout_s);
 	if (rc == QKD_OK)
 		rc = kme_check_connections(c, g, k);
 	if (rc == QKD_OK)

@@ -4,6 +4,7 @@
 #ifndef QKD_NODE_KME_INT_H
 #define QKD_NODE_KME_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -36,5 +37,42 @@ void node_kme_waiter_remove(struct qkd_link_kme *k, struct node_kme_waiter *w);
  * back, and nobody can ask for them). */
 int node_kme_wait(struct qkd_link_kme *k, struct node_kme_waiter *w,
 		  const struct timespec *deadline);
+
+/* A link's store handle in the key manager: one thread at a time. */
+struct node_kme_slot {
+	pthread_mutex_t lock;
+	struct qkd_store *st;		/* NULL: no remote SAE behind this link */
+};
+
+/* Tombstones are kept at least this long (docs/kme.md, "Key lifecycle"):
+ * far longer than any record is sent again (sync_timeout, at most 300 s),
+ * and a day of history for an operator. */
+#define NODE_KME_PRUNE_AGE_S 86400u
+
+/* The key manager's lifecycle thread (kme_janitor.c): every
+ * node_kme_janitor_period(ttl_s) seconds it expires each slot's ready keys
+ * older than ttl_s, prunes spent tombstones, and puts the counts in the
+ * links' status. */
+struct node_kme_janitor {
+	struct node_kme_slot *slots;	/* [nlinks], borrowed */
+	struct qkd_link_ctx *links;	/* [nlinks], borrowed */
+	size_t nlinks;
+	unsigned ttl_s;			/* 0: keys never expire, pruning still runs */
+	const struct qkd_logger *log;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop, running;
+};
+
+/* Seconds between passes: min(60, ttl_s / 4), at least 1; 60 for ttl 0. */
+unsigned node_kme_janitor_period(unsigned ttl_s);
+/* One pass over every slot at wall time now (seconds since 1970). */
+void node_kme_janitor_pass(struct node_kme_janitor *j, int64_t now);
+/* Start the thread (j's first fields set, the rest zeroed); 0 or
+ * QKD_ERR_NOMEM. Stop: wake it, join it; accepts one never started. */
+__attribute__((warn_unused_result))
+int node_kme_janitor_start(struct node_kme_janitor *j);
+void node_kme_janitor_stop(struct node_kme_janitor *j);
 
 #endif

@@ -22,16 +22,12 @@
 #include "qkd/node_kme.h"
 #include "qkd/secret.h"
 
-struct store_slot {
-	pthread_mutex_t lock;
-	struct qkd_store *st;		/* NULL: no remote SAE behind this link */
-};
-
 struct qkd_node_kme_server {
 	const struct qkd_node_config *cfg;
 	struct qkd_link_ctx *links;
 	const struct qkd_logger *log;
-	struct store_slot stores[QKD_NODE_LINKS_MAX];
+	struct node_kme_slot stores[QKD_NODE_LINKS_MAX];
+	struct node_kme_janitor janitor;	/* expiry and pruning (kme_janitor.c) */
 	struct qkd_kme_sae saes[QKD_NODE_SAES_MAX];	/* the local SAEs, for TLS */
 	size_t nsaes;
 	struct qkd_kme_server *srv;
@@ -86,7 +82,7 @@ static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave
 		 uint32_t number, struct qkd_kme_rec *recs, uint8_t *bits, size_t len,
 		 const char **why)
 {
-	struct store_slot *slot = &k->stores[slave_sae->link];
+	struct node_kme_slot *slot = &k->stores[slave_sae->link];
 	struct qkd_link_ctx *l = &k->links[slave_sae->link];
 	const char *w = NULL;
 	int rc;
@@ -118,7 +114,7 @@ static int issue(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave
 static void abandon(struct qkd_node_kme_server *k, const struct qkd_node_sae *slave_sae,
 		    const struct qkd_kme_rec *recs, uint32_t number)
 {
-	struct store_slot *slot = &k->stores[slave_sae->link];
+	struct node_kme_slot *slot = &k->stores[slave_sae->link];
 	uint8_t (*ids)[16] = calloc(number, sizeof *ids);
 	const char *w = NULL;
 	int rc = QKD_ERR_NOMEM;
@@ -219,7 +215,7 @@ static int dec(void *ctx, const char *master, const char *slave, struct qkd_etsi
 	uint8_t **outs = NULL;
 	size_t *lens = NULL;
 	const char *w = NULL;
-	struct store_slot *slot;
+	struct node_kme_slot *slot;
 	int rc = remote_sae(k, slave, master, &m, why);
 
 	*bad = n;
@@ -242,7 +238,12 @@ static int dec(void *ctx, const char *master, const char *slave, struct qkd_etsi
 	rc = qkd_store_kme_deliver(slot->st, master, slave, (const uint8_t (*)[16])ids, n, outs,
 				   keys[0].cap, lens, bad, &w);
 	pthread_mutex_unlock(&slot->lock);
-	if (rc == QKD_ERR_INVAL)
+	/* A withdrawn or expired key_ID gets its own message (docs/kme.md,
+	 * "Errors"); unknown, delivered and refused ones one message. */
+	if (rc == QKD_ERR_INVAL && (w == qkd_store_kme_why_withdrawn ||
+				    w == qkd_store_kme_why_expired))
+		*why = w;
+	else if (rc == QKD_ERR_INVAL)
 		*why = "key_ID unknown or already delivered";
 	else if (rc == QKD_ERR_VERIFY)
 		*why = "key_ID was issued to another pair of SAEs";
@@ -269,7 +270,7 @@ static int status(void *ctx, const char *master, const char *slave,
 {
 	struct qkd_node_kme_server *k = ctx;
 	const struct qkd_node_sae *s = NULL;
-	struct store_slot *slot;
+	struct node_kme_slot *slot;
 	uint64_t bits = 0;
 	const char *w = NULL;
 	int rc = remote_sae(k, master, slave, &s, why);
@@ -304,11 +305,33 @@ void qkd_node_kme_stop(struct qkd_node_kme_server *k)
 	if (k == NULL)
 		return;
 	qkd_kme_server_stop(k->srv);
+	node_kme_janitor_stop(&k->janitor);
 	for (size_t i = 0; i < k->cfg->nlinks; i++) {
 		qkd_store_close(k->stores[i].st);
 		pthread_mutex_destroy(&k->stores[i].lock);
 	}
 	free(k);
+}
+
+/* Before any link thread runs, no enc_keys call of this process waits:
+ * records still pending in the outbox are those of calls that died with a
+ * previous process (a crash or kill between issue and the peer's verdict).
+ * No SAE got their keys, so they are abandoned and withdrawn at the peer,
+ * never delivered there; their bits count as lost. */
+static int abandon_orphans(struct qkd_node_kme_server *k, size_t l, const char **why)
+{
+	size_t n = 0, total = 0;
+	int rc, rounds = 0;
+
+	do {
+		rc = qkd_store_kme_abandon_pending(k->stores[l].st, &n, why);
+		total += n;
+	} while (rc == QKD_OK && n > 0 && ++rounds < 1024);
+	if (total > 0)
+		qkd_logf(k->log, QKD_LOG_WARN, "kme: link %s: %zu key(s) issued before a restart "
+			 "were never confirmed to their SAE: withdrawn at the peer",
+			 k->cfg->links[l].name, total);
+	return rc;
 }
 
 /* One store handle per link that has a remote SAE behind it. */
@@ -319,9 +342,27 @@ static int open_stores(struct qkd_node_kme_server *k, const char **why)
 	for (size_t i = 0; i < k->cfg->kme.nsaes && rc == QKD_OK; i++) {
 		int l = k->cfg->kme.saes[i].link;
 
-		if (l >= 0 && k->stores[l].st == NULL)
+		if (l >= 0 && k->stores[l].st == NULL) {
 			rc = qkd_store_open(&k->stores[l].st, k->cfg->links[l].store, why);
+			if (rc == QKD_OK)
+				rc = abandon_orphans(k, (size_t)l, why);
+		}
 	}
+	return rc;
+}
+
+static int start_janitor(struct qkd_node_kme_server *k, const char **why)
+{
+	int rc;
+
+	k->janitor.slots = k->stores;
+	k->janitor.links = k->links;
+	k->janitor.nlinks = k->cfg->nlinks;
+	k->janitor.ttl_s = k->cfg->kme.key_ttl_s;
+	k->janitor.log = k->log;
+	rc = node_kme_janitor_start(&k->janitor);
+	if (rc != QKD_OK)
+		*why = "cannot start the key lifecycle thread";
 	return rc;
 }
 
@@ -355,6 +396,8 @@ int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_c
 		*why = "libsodium cannot start";
 	if (rc == QKD_OK)
 		rc = open_stores(k, why);
+	if (rc == QKD_OK)
+		rc = start_janitor(k, why);
 	if (rc == QKD_OK) {
 		memset(&sc, 0, sizeof sc);
 		sc.listen = c->listen.sa;

@@ -203,6 +203,9 @@ static void refresh_figures(struct qkd_link_ctx *ctx)
 	ctx->status.kme_abandoned = kc.abandoned;
 	ctx->status.kme_withdrawn = kc.withdrawn;
 	ctx->status.kme_quarantined = kc.quarantined;
+	ctx->status.kme_expired = kc.expired;
+	ctx->status.kme_lost_bits = kc.lost_bits;
+	ctx->status.kme_pruned = kc.pruned;
 	ctx->status.auth_bits_poorer = poor;
 	ctx->status.stored_blocks = ss.state_count[QKD_STORE_FINAL] + ss.state_count[QKD_STORE_USED];
 	ctx->status.blocks_quarantined = ss.state_count[QKD_STORE_QUARANTINED];

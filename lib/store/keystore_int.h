@@ -54,6 +54,8 @@ struct qkd_store {
 #define KS_KME_VERSION 2
 /* The first with digests, quarantine, withdrawn and abandoned records. */
 #define KS_SUM_VERSION 3
+/* The first with expired records and kme_tally (the key lifecycle). */
+#define KS_LIFE_VERSION 4
 
 /* Digests: BLAKE2b-128 of each 512-byte chunk of a block's stored bytes,
  * and of a ready key's bytes (keystore_sum.c). */
@@ -292,8 +294,9 @@ uint64_t ks_segs_total(const struct qkd_store_seg *segs, size_t n);
 enum ks_kme_state {
 	KME_PENDING, KME_READY, KME_DELIVERED, KME_REFUSED,	/* schema version 2 on */
 	KME_ABANDONED, KME_WITHDRAWN, KME_QUARANTINED,		/* version 3 on */
+	KME_EXPIRED,						/* version 4 on */
 };
-#define KME_NSTATES 7
+#define KME_NSTATES 8
 /* Their names in kme_key.state. */
 extern const char *const ks_kme_state_names[KME_NSTATES];
 
@@ -317,6 +320,16 @@ __attribute__((warn_unused_result))
 int ks_kme_find(struct qkd_store *s, const uint8_t key_id[16], struct ks_kme_row *row,
 		bool *found, const char **why);
 int ks_kme_parse_state(const unsigned char *t, enum ks_kme_state *st);
+
+/* Add n to the running total name of kme_tally ("expired", "lost_bits",
+ * "pruned"; keystore_kme_life.c), in the caller's write transaction. A
+ * store that is current (ks_require_current) has the table. */
+__attribute__((warn_unused_result))
+int ks_kme_tally_add(struct qkd_store *s, const char *name, uint64_t n, const char **why);
+/* The tallies into c's expired, lost_bits and pruned (left alone for a
+ * store older than KS_LIFE_VERSION), in the caller's transaction. */
+__attribute__((warn_unused_result))
+int ks_kme_tally_read(struct qkd_store *s, struct qkd_kme_counts *c, const char **why);
 
 /* Whether the file has the key manager's tables (schema >= KS_KME_VERSION). */
 __attribute__((warn_unused_result))

@@ -12,7 +12,8 @@
  * issue and accept consume their segments with take's own code
  * (keystore_take.c) inside it, so the bits, the blocks' bookkeeping and the
  * record change together or not at all. Abandoned and withdrawn records
- * are keystore_kme_wd.c's.
+ * are keystore_kme_wd.c's; expiry, pruning and the running totals
+ * keystore_kme_life.c's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 const char *const ks_kme_state_names[KME_NSTATES] = {
 	"pending", "ready", "delivered", "refused", "abandoned", "withdrawn", "quarantined",
+	"expired",
 };
 
 static const char *const bad_row = "the key store is inconsistent (a bad key manager record)";
@@ -457,6 +459,10 @@ static enum qkd_kme_verdict known_verdict(const struct ks_kme_row *old,
 		ks_why(why, "the key was withdrawn by its master");
 		return QKD_KME_REFUSED;
 	}
+	if (old->state == KME_EXPIRED) {
+		ks_why(why, "the key expired here unfetched (kme.key_ttl)");
+		return QKD_KME_REFUSED;
+	}
 	if (old->state == KME_QUARANTINED) {
 		ks_why(why, "the key's bits failed their digest here");
 		return QKD_KME_REFUSED;
@@ -545,8 +551,10 @@ static int accept_new(struct qkd_store *s, unsigned peer_parity, const struct qk
 	}
 	if (rc == 0 && refuse == NULL)
 		rc = consume_rec(s, rec, buf, &refuse, why);
-	if (rc == 0 && refuse == NULL && !deliverable)
+	if (rc == 0 && refuse == NULL && !deliverable) {
 		refuse = "the SAE pair is not one this end serves";
+		rc = ks_kme_tally_add(s, "lost_bits", rec->nbits, why);	/* consumed */
+	}
 	if (rc == 0)
 		rc = kme_insert(s, rec, false, refuse == NULL ? KME_READY : KME_REFUSED, &seq, why);
 	if (rc == 0 && refuse == NULL)
@@ -641,11 +649,17 @@ int qkd_store_kme_accept(struct qkd_store *s, unsigned peer_parity, const struct
 	return rc;
 }
 
+const char qkd_store_kme_why_withdrawn[] =
+	"key_ID withdrawn: its master KME gave up on it (enc_keys failed); never served";
+const char qkd_store_kme_why_expired[] =
+	"key_ID expired: not fetched within kme.key_ttl; its bits were wiped";
+
 static const char *state_refusal(enum ks_kme_state st)
 {
 	switch (st) {
 	case KME_DELIVERED: return "the key was already delivered";
-	case KME_WITHDRAWN: return "the key was withdrawn by its master";
+	case KME_WITHDRAWN: return qkd_store_kme_why_withdrawn;
+	case KME_EXPIRED: return qkd_store_kme_why_expired;
 	default: return "the key was refused";
 	}
 }
@@ -784,7 +798,7 @@ static void counts_add(struct qkd_kme_counts *c, const unsigned char *dir,
 	case KME_ABANDONED: c->abandoned += n; break;
 	case KME_WITHDRAWN: c->withdrawn += n; break;
 	case KME_QUARANTINED: c->quarantined += n; break;
-	case KME_PENDING: break;
+	case KME_PENDING: case KME_EXPIRED: break;	/* expired: the tally counts */
 	}
 }
 
@@ -813,6 +827,8 @@ int qkd_store_kme_counts(struct qkd_store *s, struct qkd_kme_counts *c, const ch
 	if (rc == 0 && present && src != SQLITE_DONE)
 		rc = ks_err(s->db, src, why);
 	sqlite3_finalize(st);
+	if (rc == 0 && present)
+		rc = ks_kme_tally_read(s, c, why);
 	rc = ks_end(s, rc, why);
 	if (rc != 0)
 		memset(c, 0, sizeof(*c));

@@ -47,9 +47,11 @@ static int abandon_one(struct qkd_store *s, const uint8_t key_id[16], const char
 		return rc;
 	if (!found)	/* settled just before: withdraw it all the same */
 		return insert_bare(s, key_id, true, KME_ABANDONED, why);
-	if (row.out && row.state == KME_PENDING)
-		return ks_run(s, "UPDATE kme_key SET state = 'abandoned' WHERE seq = ?1",
-			      &row.seq, 1, why);
+	if (row.out && row.state == KME_PENDING) {	/* its bits reach no SAE now */
+		rc = ks_run(s, "UPDATE kme_key SET state = 'abandoned' WHERE seq = ?1",
+			    &row.seq, 1, why);
+		return rc == 0 ? ks_kme_tally_add(s, "lost_bits", row.rec.nbits, why) : rc;
+	}
 	return 0;	/* abandoned already, or a key of this end's inbox */
 }
 
@@ -68,7 +70,7 @@ int qkd_store_kme_abandon(struct qkd_store *s, const uint8_t (*ids)[16], size_t 
 
 /* A ready key withdrawn: its bits go (secure_delete overwrites them), its
  * row stays as the tombstone. */
-static int retire_ready(struct qkd_store *s, int64_t seq, const char **why)
+static int retire_ready(struct qkd_store *s, int64_t seq, uint32_t nbits, const char **why)
 {
 	int rc = ks_run(s, "DELETE FROM kme_sum WHERE seq = ?1", &seq, 1, why);
 
@@ -77,6 +79,8 @@ static int retire_ready(struct qkd_store *s, int64_t seq, const char **why)
 	if (rc == 0)
 		rc = ks_run(s, "UPDATE kme_key SET state = 'withdrawn' WHERE seq = ?1", &seq, 1,
 			    why);
+	if (rc == 0)
+		rc = ks_kme_tally_add(s, "lost_bits", nbits, why);
 	return rc;
 }
 
@@ -104,6 +108,8 @@ static int consume_withdrawn(struct qkd_store *s, unsigned peer_parity,
 			rc = ks_exec(s, "ROLLBACK TO kme_withdraw", why);
 		else if (rc != 0)
 			ks_why(why, w);
+		else	/* consumed here for a key no SAE gets */
+			rc = ks_kme_tally_add(s, "lost_bits", total, why);
 	}
 	if (rc == 0)
 		rc = ks_exec(s, "RELEASE kme_withdraw", why);
@@ -130,7 +136,7 @@ static int withdraw_one(struct qkd_store *s, unsigned peer_parity,
 		return 0;
 	if (row.state == KME_DELIVERED)
 		*v = QKD_KME_WD_DELIVERED;
-	return row.state == KME_READY ? retire_ready(s, row.seq, why) : 0;
+	return row.state == KME_READY ? retire_ready(s, row.seq, row.rec.nbits, why) : 0;
 }
 
 int qkd_store_kme_withdraw_batch(struct qkd_store *s, unsigned peer_parity,

@@ -117,18 +117,20 @@ int ks_quarantine_block(struct qkd_store *s, uint64_t id, const char *note, bool
 
 int ks_quarantine_key(struct qkd_store *s, const uint8_t key_id[16], const char **why)
 {
-	int64_t seq = 0;
+	int64_t seq = 0, nbits = 0;
 	bool found = false;
 	sqlite3_stmt *st = NULL;
-	int rc = ks_prep(s, "SELECT seq FROM kme_key WHERE key_id = ?1 AND state = 'ready'",
+	int rc = ks_prep(s, "SELECT seq, nbits FROM kme_key WHERE key_id = ?1 AND state = 'ready'",
 			 &st, why), src;
 
 	if (rc == 0) {
 		sqlite3_bind_blob(st, 1, key_id, 16, SQLITE_STATIC);
 		src = sqlite3_step(st);
 		found = src == SQLITE_ROW;
-		if (found)
+		if (found) {
 			seq = sqlite3_column_int64(st, 0);
+			nbits = sqlite3_column_int64(st, 1);
+		}
 		else if (src != SQLITE_DONE)
 			rc = ks_err(s->db, src, why);
 	}
@@ -141,6 +143,8 @@ int ks_quarantine_key(struct qkd_store *s, const uint8_t key_id[16], const char 
 	if (rc == 0)
 		rc = ks_run(s, "UPDATE kme_key SET state = 'quarantined' WHERE seq = ?1",
 			    &seq, 1, why);
+	if (rc == 0 && s->version >= KS_LIFE_VERSION)	/* no SAE gets these bits */
+		rc = ks_kme_tally_add(s, "lost_bits", nbits > 0 ? (uint64_t)nbits : 0, why);
 	return rc;
 }
 

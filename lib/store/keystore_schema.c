@@ -120,6 +120,40 @@ static const char step3[] =
 
 static const char step3_end[] = "UPDATE schema_version SET version = 3;";
 
+/* 4: the key lifecycle (docs/keystore.md, "Life of a record"): an 'expired'
+ * inbox state (a ready key nobody fetched within kme.key_ttl) and kme_tally,
+ * running totals that outlive the rows they count (pruning deletes
+ * tombstones; bits lost stay counted). kme_key is rebuilt for its new CHECK,
+ * as in step 3; its children keep their rows. */
+static const char step4[] =
+	"CREATE TABLE kme_key_v4 ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  key_id BLOB NOT NULL UNIQUE CHECK (length(key_id) = 16),"
+	"  dir TEXT NOT NULL CHECK (dir IN ('out', 'in')),"
+	"  state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'ready', 'delivered',"
+	"    'refused', 'withdrawn', 'quarantined', 'expired')),"
+	"  master TEXT CHECK (length(CAST(master AS BLOB)) BETWEEN 1 AND 64),"
+	"  slave TEXT CHECK (length(CAST(slave AS BLOB)) BETWEEN 1 AND 64),"
+	"  nbits INTEGER CHECK (nbits BETWEEN 8 AND 65536 AND nbits % 8 = 0),"
+	"  segs BLOB CHECK (length(segs) BETWEEN 24 AND 192 AND length(segs) % 24 = 0),"
+	"  created INTEGER NOT NULL,"
+	"  CHECK ((dir = 'out') = (state IN ('pending', 'abandoned'))),"
+	"  CHECK ((master IS NULL) = (slave IS NULL) AND (master IS NULL) = (nbits IS NULL)"
+	"    AND (master IS NULL) = (segs IS NULL)),"
+	"  CHECK (master IS NOT NULL OR state IN ('abandoned', 'withdrawn'))"
+	") STRICT;"
+	"INSERT INTO kme_key_v4 (seq, key_id, dir, state, master, slave, nbits, segs, created)"
+	"  SELECT seq, key_id, dir, state, master, slave, nbits, segs, created FROM kme_key;"
+	"DROP TABLE kme_key;"
+	"ALTER TABLE kme_key_v4 RENAME TO kme_key;"
+	"CREATE INDEX kme_outbox ON kme_key (seq) WHERE dir = 'out';"
+	"CREATE INDEX kme_ready ON kme_key (created) WHERE state = 'ready';"
+	"CREATE TABLE kme_tally ("
+	"  name TEXT PRIMARY KEY CHECK (name IN ('expired', 'lost_bits', 'pruned')),"
+	"  n INTEGER NOT NULL CHECK (n >= 0)"
+	") STRICT, WITHOUT ROWID;"
+	"UPDATE schema_version SET version = 4;";
+
 static int migrate3(struct qkd_store *s, const char **why)
 {
 	int rc = ks_exec(s, step3, why);
@@ -136,16 +170,22 @@ static int migrate2(struct qkd_store *s, const char **why)
 	return ks_exec(s, step2, why);
 }
 
+static int migrate4(struct qkd_store *s, const char **why)
+{
+	return ks_exec(s, step4, why);
+}
+
 /* migrations[v - 1] turns version v into v + 1, in one transaction with the
  * open's identification. Each step ends by writing its version. */
 static int (*const migrations[])(struct qkd_store *, const char **) = {
 	migrate2,
 	migrate3,
+	migrate4,
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == QKD_STORE_SCHEMA_VERSION - 1,
 	       "one migration step per schema version");
-_Static_assert(KS_SUM_VERSION == QKD_STORE_SCHEMA_VERSION, "the digests are in the schema");
+_Static_assert(KS_LIFE_VERSION == QKD_STORE_SCHEMA_VERSION, "the lifecycle is in the schema");
 
 /* Prepare sql and step to its first row; the caller reads and finalizes. */
 static int query_row(struct qkd_store *s, const char *sql, sqlite3_stmt **st,

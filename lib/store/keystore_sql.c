@@ -183,6 +183,8 @@ static const char *const old_schema[] = {
 	      " open it for writing to upgrade it",
 	[2] = "the key store predates the digests of its bits (schema version 2):"
 	      " open it for writing to upgrade it",
+	[3] = "the key store predates key expiry (schema version 3):"
+	      " open it for writing to upgrade it",
 };
 
 _Static_assert(sizeof(old_schema) / sizeof(old_schema[0]) == QKD_STORE_SCHEMA_VERSION,

@@ -50,7 +50,9 @@ check_match "list: block 9" "$OUT" '^ +9 +final +512 +0 '
 check_match "list: key manager line" "$OUT" \
 	'key manager: 0 keys issued here awaiting the peer \(0 abandoned\), 0 ready for their slave SAE, 0 delivered, 0 refused, 0 withdrawn, 0 quarantined$'
 check_match "list: large id" "$OUT" '^ +1000000000000 +final +12 +0 '
-check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 5 { print $1 }' | tr '\n' ' ')" \
+check_match "list: key lifecycle line" "$OUT" \
+	'key lifecycle: 0 expired unfetched, 0 bits lost, 0 tombstones pruned$'
+check_eq "list: ids in order" "$(printf '%s\n' "$OUT" | awk 'NR > 6 { print $1 }' | tr '\n' ' ')" \
 	"1 2 5 9 1000000000000 "
 check_eq "list: nothing on stderr" "$ERR" ""
 for id in 1 2 5 9 1000000000000; do
@@ -76,7 +78,7 @@ check_eq "json: states" "$(j '[.states.pending.count, .states.pending.bits, .sta
 	.states.quarantined.bits] | map(tostring) | join(" ")')" \
 	"1 64 3 1525 1 256 0 0"
 check_eq "json: kme fields" "$(j '.kme | keys | join(" ")')" \
-	"abandoned delivered outbox quarantined ready refused withdrawn"
+	"abandoned delivered expired lost_bits outbox pruned quarantined ready refused withdrawn"
 check_eq "json: block ids" "$(j '[.blocks[].id] | map(tostring) | join(" ")')" "1 2 5 9 1000000000000"
 check_eq "json: block states" "$(j '[.blocks[].state] | join(" ")')" "used final pending final final"
 check_eq "json: block lengths" "$(j '[.blocks[].bits] | map(tostring) | join(" ")')" "256 1001 64 512 12"

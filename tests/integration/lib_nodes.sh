@@ -24,7 +24,9 @@
 #                              $FP, store ROLE.db, key ab.key) with a key
 #                              manager on KME_PORT serving the SAEs of the
 #                              space-separated lists (the remote ones behind
-#                              the link, at PEER_KME), certificates in $D/pki
+#                              the link, at PEER_KME), certificates in $D/pki;
+#                              sync_timeout $KME_SYNC_TIMEOUT (default 10),
+#                              and $KME_EXTRA (settings) in its kme group
 # Every wait is bounded; each returns non-zero when its time runs out.
 
 free_port() {
@@ -111,7 +113,7 @@ kme = {
   id = "$3"; listen = "127.0.0.1:$2";
   cert = "pki/server.pem"; key = "pki/server.key"; ca = "pki/ca.pem";
   key_size = 256; min_key_size = 64; max_key_size = 65536; max_keys_per_request = 1024;
-  sync_timeout = 10;
+  sync_timeout = ${KME_SYNC_TIMEOUT:-10};${KME_EXTRA:+ $KME_EXTRA}
   saes = ( ${saes%, } );
 };
 EOF

@@ -14,7 +14,11 @@
  * key or a block whose bits rot is quarantined by deliver, issue and
  * accept (QKD_ERR_CORRUPT, nothing handed out or consumed); abandoned
  * records stay in the outbox, flagged, and the peer's withdrawal retires
- * a ready key, leaves a delivered one, and tombstones an unknown key_ID.
+ * a ready key, leaves a delivered one, and tombstones an unknown key_ID;
+ * ready keys expire by an explicit clock (bits wiped, tombstone refused
+ * with a reason naming expiry, counted with their bits as lost),
+ * tombstones of spent blocks are pruned while a replay stays refused, and
+ * the pending records of a crashed master are abandoned at restart.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1161,6 +1166,7 @@ static void test_deliver_corrupt(void **state)
 	assert_int_equal(c.ready, 1);
 	assert_int_equal(c.quarantined, 1);
 	assert_int_equal(c.delivered, 0);
+	assert_int_equal(c.lost_bits, 256);	/* the quarantined key's bits */
 	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out[1], 1024, &len), QKD_ERR_CORRUPT);
 	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out[0], 1024, &len), QKD_OK);
 	assert_memory_equal(out[0], bits, 32);
@@ -1256,6 +1262,7 @@ static void test_abandon_withdraw(void **state)
 	c = counts_of(f->a);
 	assert_int_equal(c.outbox, 4);
 	assert_int_equal(c.abandoned, 4);
+	assert_int_equal(c.lost_bits, 3 * 256);	/* the settled one had no record left */
 	assert_int_equal(qkd_store_kme_outbox(f->a, got, 8, &n, NULL), QKD_OK);
 	assert_int_equal(n, 4);
 	for (size_t i = 0; i < 3; i++) {
@@ -1291,6 +1298,7 @@ static void test_abandon_withdraw(void **state)
 	assert_int_equal(c.ready, 0);
 	assert_int_equal(c.delivered, 1);
 	assert_int_equal(c.withdrawn, 3);
+	assert_int_equal(c.lost_bits, 2 * 256);	/* r[0] retired, r[2] consumed */
 	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_ERR_INVAL);
 	/* the record arriving late is refused for good; its bits were consumed
 	 * with the withdrawal, as at the master */
@@ -1335,6 +1343,311 @@ static void test_abandon_withdraw(void **state)
 	qkd_wipe(out, sizeof(out));
 }
 
+/* ---- the key lifecycle: expiry, pruning, orphans of a restart ---- */
+
+static size_t expire_n(struct qkd_store *s, int64_t now, uint64_t ttl)
+{
+	size_t n = 99;
+	const char *why = "unset";
+
+	assert_int_equal(qkd_store_kme_expire(s, now, ttl, &n, &why), QKD_OK);
+	assert_null(why);
+	return n;
+}
+
+static size_t prune_n(struct qkd_store *s, int64_t now, uint64_t age)
+{
+	size_t n = 99;
+
+	assert_int_equal(qkd_store_kme_prune(s, now, age, &n, NULL), QKD_OK);
+	return n;
+}
+
+/* Bob accepts Alice's records r[0 .. n) between *t0 and *t1 (the
+ * records' creation times lie in between). */
+static void accept_all(struct fix *f, const struct qkd_kme_rec *r, size_t n, int64_t *t0,
+		       int64_t *t1)
+{
+	*t0 = (int64_t)time(NULL);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	*t1 = (int64_t)time(NULL);
+}
+
+static void test_expire(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[4];
+	uint8_t bits[4 * 32], out[64], want[32];
+	enum qkd_kme_withdraw_verdict v;
+	struct qkd_kme_counts c;
+	int64_t t0, t1;
+	size_t len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 4096);
+	issue_ok(f->a, ALICE, r, 4, 1, 256, bits);
+	accept_all(f, r, 4, &t0, &t1);
+	/* one key older than the others: expired first, alone */
+	qkd_store_close(f->b);
+	raw_sql(f->pb, "UPDATE kme_key SET created = created - 100 WHERE seq = 4");
+	f->b = open_ok(f->pb);
+	assert_int_equal(expire_n(f->b, t0 - 1, 100), 0);	/* not yet */
+	assert_int_equal(expire_n(f->b, t1, 100), 1);			/* r[3] only */
+	assert_int_equal(expire_n(f->b, t1, 0), 0);			/* TTL 0: never */
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out, sizeof(out), &len), QKD_OK);
+	expect_key(&r[1], want);
+	assert_memory_equal(out, want, 32);
+	assert_int_equal(expire_n(f->b, t1 + 100, 100), 2);		/* r[0], r[2] */
+	assert_int_equal(expire_n(f->b, t1 + 100, 100), 0);		/* done already */
+	c = counts(f->b);
+	assert_int_equal(c.ready, 0);
+	assert_int_equal(c.delivered, 1);
+	assert_int_equal(c.expired, 3);
+	assert_int_equal(c.lost_bits, 3 * 256);
+	assert_int_equal(c.withdrawn, 0);
+	/* dec_keys of an expired key: refused, the reason names expiry */
+	{
+		uint8_t bufs[1][1024];
+		const struct qkd_kme_rec *one[1] = { &r[0] };
+		size_t lens[1], bad = 99;
+
+		assert_int_equal(deliver(f->b, MASTER, SLAVE, one, 1, bufs, sizeof(bufs[0]), lens,
+					 &bad, &why), QKD_ERR_INVAL);
+		assert_int_equal(bad, 0);
+		assert_ptr_equal(why, qkd_store_kme_why_expired);
+		assert_true(all_zero(bufs[0], 32));
+	}
+	/* the record sent again is refused; a withdrawal leaves it expired */
+	assert_int_equal(accept_v(f->b, ALICE, &r[2], true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "expired"));
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->b, ALICE, &r[0], 1, &v, NULL), QKD_OK);
+	assert_int_equal(v, QKD_KME_WD_WITHDRAWN);
+	c = counts(f->b);
+	assert_int_equal(c.expired, 3);
+	assert_int_equal(c.withdrawn, 0);
+	assert_int_equal(c.lost_bits, 3 * 256);
+	assert_int_equal(consumed(f->b, 0), 4 * 256);	/* nothing returns to the pool */
+	check_ok(f->b);
+	/* the bits are gone from the file, the tombstones stay */
+	qkd_store_close(f->b);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_bits"), 0);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_sum"), 0);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM kme_key WHERE state = 'expired'"), 3);
+	f->b = open_ok(f->pb);
+	assert_int_equal(counts(f->b).expired, 3);	/* across reopening */
+	/* the master's end has no ready key: nothing there expires */
+	assert_int_equal(expire_n(f->a, t1 + 100, 100), 0);
+	assert_int_equal(counts(f->a).outbox, 4);
+	/* bad arguments */
+	assert_int_equal(qkd_store_kme_expire(NULL, t1, 1, &len, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_expire(f->b, t1, 1, NULL, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_expire(f->b, -1, 1, &len, NULL), QKD_ERR_INVAL);
+	assert_int_equal(expire_n(f->b, 5, 100), 0);	/* a TTL longer than all time */
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+	qkd_wipe(want, sizeof(want));
+}
+
+static void test_prune(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[4], lone, wd;
+	uint8_t bits[4 * 32], out[64];
+	enum qkd_kme_withdraw_verdict v;
+	struct qkd_kme_counts c;
+	int64_t t0, t1, t2, t3;
+	size_t len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 1024);	/* four keys use all of it: USED at both ends */
+	put_both(f, 2, 4096);	/* one key, the block stays FINAL */
+	issue_ok(f->a, ALICE, r, 4, 1, 256, bits);
+	issue_ok(f->a, ALICE, &lone, 1, 10, 256, bits);
+	assert_int_equal(state_of(f->b, 0), QKD_STORE_FINAL);
+	accept_all(f, r, 4, &t0, &t1);
+	accept_all(f, &lone, 1, &t2, &t3);
+	assert_int_equal(state_of(f->b, 0), QKD_STORE_USED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_OK);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out, sizeof(out), &len), QKD_OK);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &lone, out, sizeof(out), &len), QKD_OK);
+	assert_int_equal(expire_n(f->b, t1 + 10, 10), 2);	/* r[2], r[3] */
+	/* a withdrawn key_ID Bob never had: a tombstone without segments */
+	wd = mkrec(50, MASTER, SLAVE, 256);
+	wd.nsegs = 0;
+	assert_int_equal(qkd_store_kme_withdraw_batch(f->b, ALICE, &wd, 1, &v, NULL), QKD_OK);
+
+	assert_int_equal(prune_n(f->b, t0 + 50 - 1, 50), 0);	/* too young */
+	assert_int_equal(prune_n(f->b, t3 + 50, 50), 4);	/* block 0's four */
+	assert_int_equal(prune_n(f->b, t3 + 50, 50), 0);
+	c = counts(f->b);
+	assert_int_equal(c.pruned, 4);
+	assert_int_equal(c.delivered, 1);	/* lone's: its block has free bits */
+	assert_int_equal(c.withdrawn, 1);	/* kept for good */
+	assert_int_equal(c.expired, 2);		/* the tally outlives the rows */
+	assert_int_equal(c.lost_bits, 2 * 256);
+	assert_int_equal(c.ready, 0);
+	/* a pruned record sent again is still refused (its bits are spent)
+	 * and never served */
+	assert_int_equal(accept_v(f->b, ALICE, &r[0], true, &why), QKD_KME_REFUSED);
+	assert_true(has_text(why, "consumed") || has_text(why, "used"));
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len),
+			 QKD_ERR_INVAL);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[2], out, sizeof(out), &len),
+			 QKD_ERR_INVAL);
+	assert_int_equal(consumed(f->b, 0), 1024);
+	check_ok(f->b);
+	/* nothing in the outbox is pruned */
+	assert_int_equal(prune_n(f->a, t3 + 50, 50), 0);
+	assert_int_equal(counts(f->a).outbox, 5);
+	assert_int_equal(qkd_store_kme_prune(NULL, t3, 1, &len, NULL), QKD_ERR_INVAL);
+	assert_int_equal(qkd_store_kme_prune(f->b, -1, 1, &len, NULL), QKD_ERR_INVAL);
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+}
+
+static void test_abandon_pending(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3], got[4];
+	uint8_t bits[3 * 32];
+	struct qkd_kme_counts c;
+	size_t n = 99;
+	const char *why = "unset";
+
+	put_both(f, 0, 4096);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	/* r[0] was settled before the crash, r[1], r[2] were not */
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[0].key_id, NULL), QKD_OK);
+	qkd_store_close(f->a);		/* the process dies */
+	f->a = open_ok(f->pa);
+	assert_int_equal(qkd_store_kme_abandon_pending(f->a, &n, &why), QKD_OK);
+	assert_null(why);
+	assert_int_equal(n, 2);
+	assert_int_equal(qkd_store_kme_abandon_pending(f->a, &n, NULL), QKD_OK);
+	assert_int_equal(n, 0);
+	c = counts(f->a);
+	assert_int_equal(c.outbox, 2);
+	assert_int_equal(c.abandoned, 2);
+	assert_int_equal(c.lost_bits, 2 * 256);
+	assert_int_equal(qkd_store_kme_outbox(f->a, got, 4, &n, NULL), QKD_OK);
+	assert_int_equal(n, 2);
+	assert_true(got[0].abandoned && got[1].abandoned);
+	assert_memory_equal(got[0].key_id, r[1].key_id, 16);
+	/* a verdict arriving late does not drop them: only the withdrawal's */
+	assert_int_equal(qkd_store_kme_outbox_done(f->a, r[1].key_id, NULL), QKD_OK);
+	assert_int_equal(counts(f->a).abandoned, 2);
+	/* Bob never saw them: the withdrawal consumes their bits there too and
+	 * refuses the records for good */
+	{
+		enum qkd_kme_withdraw_verdict v[2];
+
+		assert_int_equal(qkd_store_kme_withdraw_batch(f->b, ALICE, got, 2, v, NULL), QKD_OK);
+		assert_int_equal(v[0], QKD_KME_WD_WITHDRAWN);
+		assert_int_equal(v[1], QKD_KME_WD_WITHDRAWN);
+		assert_int_equal(accept_v(f->b, ALICE, &r[2], true, NULL), QKD_KME_REFUSED);
+		assert_int_equal(counts(f->b).lost_bits, 2 * 256);
+		{
+			uint8_t bufs[1][1024];
+			const struct qkd_kme_rec *one[1] = { &r[1] };
+			size_t lens[1], bad = 99;
+
+			assert_int_equal(deliver(f->b, MASTER, SLAVE, one, 1, bufs, sizeof(bufs[0]),
+						 lens, &bad, &why), QKD_ERR_INVAL);
+			assert_ptr_equal(why, qkd_store_kme_why_withdrawn);
+		}
+		assert_int_equal(consumed(f->b, 0), 2 * 256);	/* as at Alice, bar r[0] */
+	}
+	assert_int_equal(qkd_store_kme_abandon_pending(NULL, &n, NULL), QKD_ERR_INVAL);
+	check_ok(f->a);
+	check_ok(f->b);
+	qkd_wipe(bits, sizeof(bits));
+}
+
+/* A version 3 file as that version wrote it: kme_key without 'expired',
+ * no kme_tally, no kme_ready (keystore_schema.c, step 3). */
+static void make_v3(const char *path)
+{
+	raw_sql(path,
+		"CREATE TABLE kme_key_old ("
+		"  seq INTEGER PRIMARY KEY,"
+		"  key_id BLOB NOT NULL UNIQUE CHECK (length(key_id) = 16),"
+		"  dir TEXT NOT NULL CHECK (dir IN ('out', 'in')),"
+		"  state TEXT NOT NULL CHECK (state IN ('pending', 'abandoned', 'ready', 'delivered',"
+		"    'refused', 'withdrawn', 'quarantined')),"
+		"  master TEXT CHECK (length(CAST(master AS BLOB)) BETWEEN 1 AND 64),"
+		"  slave TEXT CHECK (length(CAST(slave AS BLOB)) BETWEEN 1 AND 64),"
+		"  nbits INTEGER CHECK (nbits BETWEEN 8 AND 65536 AND nbits % 8 = 0),"
+		"  segs BLOB CHECK (length(segs) BETWEEN 24 AND 192 AND length(segs) % 24 = 0),"
+		"  created INTEGER NOT NULL,"
+		"  CHECK ((dir = 'out') = (state IN ('pending', 'abandoned'))),"
+		"  CHECK ((master IS NULL) = (slave IS NULL) AND (master IS NULL) = (nbits IS NULL)"
+		"    AND (master IS NULL) = (segs IS NULL)),"
+		"  CHECK (master IS NOT NULL OR state IN ('abandoned', 'withdrawn'))"
+		") STRICT;"
+		"INSERT INTO kme_key_old SELECT seq, key_id, dir, state, master, slave, nbits, segs,"
+		"  created FROM kme_key;"
+		"DROP TABLE kme_key;"
+		"ALTER TABLE kme_key_old RENAME TO kme_key;"
+		"CREATE INDEX kme_outbox ON kme_key (seq) WHERE dir = 'out';"
+		"DROP TABLE kme_tally;"
+		"UPDATE schema_version SET version = 3;");
+}
+
+/* A version 3 store with records: a reader sees them (no tallies) and
+ * cannot expire; a writer upgrades it to 4 with every record kept, and
+ * its ready keys then expire as any. */
+static void test_migrate_v3(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r[3];
+	uint8_t bits[3 * 32], out[64], want[32];
+	struct qkd_store *ro = NULL;
+	struct qkd_kme_counts c;
+	size_t n = 0, len = 0;
+	const char *why = NULL;
+
+	put_both(f, 0, 4096);
+	issue_ok(f->a, ALICE, r, 3, 1, 256, bits);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(accept_v(f->b, ALICE, &r[i], true, NULL), QKD_KME_ACCEPTED);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[0], out, sizeof(out), &len), QKD_OK);
+	qkd_store_close(f->b);
+	f->b = NULL;
+	make_v3(f->pb);
+	assert_int_equal(raw_int(f->pb, "SELECT count(*) FROM sqlite_schema WHERE name = 'kme_tally'"),
+			 0);
+
+	assert_int_equal(qkd_store_open_existing(&ro, f->pb, &why), QKD_OK);
+	c = counts(ro);
+	assert_int_equal(c.ready, 2);
+	assert_int_equal(c.delivered, 1);
+	assert_int_equal(c.expired, 0);
+	assert_int_equal(c.lost_bits, 0);
+	assert_int_equal(qkd_store_kme_expire(ro, INT64_MAX / 2, 1, &n, &why), QKD_ERR_INVAL);
+	assert_true(has_text(why, "schema version 3"));
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"), 3);
+
+	f->b = open_ok(f->pb);		/* a writer upgrades it */
+	assert_int_equal(raw_int(f->pb, "SELECT version FROM schema_version"),
+			 QKD_STORE_SCHEMA_VERSION);
+	check_ok(f->b);
+	assert_counts(f->b, 0, 2, 1, 0);
+	assert_int_equal(deliver1(f->b, MASTER, SLAVE, &r[1], out, sizeof(out), &len), QKD_OK);
+	expect_key(&r[1], want);
+	assert_memory_equal(out, want, 32);	/* the bits survived the rebuild */
+	assert_int_equal(expire_n(f->b, INT64_MAX / 2, 1), 1);	/* r[2] */
+	c = counts(f->b);
+	assert_int_equal(c.expired, 1);
+	assert_int_equal(c.lost_bits, 256);
+	assert_int_equal(counts(ro).expired, 1);	/* the reader's handle follows */
+	check_ok(f->b);
+	qkd_store_close(ro);
+	qkd_wipe(bits, sizeof(bits));
+	qkd_wipe(out, sizeof(out));
+	qkd_wipe(want, sizeof(want));
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1360,6 +1673,10 @@ int main(void)
 		T(test_deliver_corrupt),
 		T(test_issue_accept_corrupt),
 		T(test_abandon_withdraw),
+		T(test_expire),
+		T(test_prune),
+		T(test_abandon_pending),
+		T(test_migrate_v3),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,7 +12,9 @@
  * bit twice; malformed KME_SYNC / KME_REPLY / KME_ACK are refused with
  * nothing changed; records that parse but are wrong for the store get a
  * verdict each, never a store error; the wire format round-trips and
- * refuses what it must. qkd_store_check passes on both stores at the end
+ * refuses what it must; the lifecycle thread's pass expires a key only
+ * once it is key_ttl old and publishes the counts, and the thread stops
+ * promptly. qkd_store_check passes on both stores at the end
  * of every test. Every wait is bounded: socket timeouts and waiter
  * deadlines.
  */
@@ -1776,6 +1778,74 @@ static void test_wire_verdicts(void **state)
 	free(out);
 }
 
+/* The key manager's lifecycle thread (kme_janitor.c): a pass at an
+ * explicit time expires Bob's unfetched key only once it is key_ttl old,
+ * and publishes the counts in the link's status; the thread itself runs a
+ * pass at once and stops promptly. */
+static void test_janitor(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec r;
+	struct node_kme_slot slot;
+	struct node_kme_janitor j;
+	struct qkd_link_status st;
+	enum qkd_kme_verdict v = QKD_KME_LATER;
+	uint8_t bits[32];
+	int64_t t0 = (int64_t)time(NULL);
+
+	assert_int_equal(node_kme_janitor_period(0), 60);
+	assert_int_equal(node_kme_janitor_period(3), 1);
+	assert_int_equal(node_kme_janitor_period(100), 25);
+	assert_int_equal(node_kme_janitor_period(3600), 60);
+	memset(&r, 0, sizeof r);
+	memset(r.key_id, 0x3c, sizeof r.key_id);
+	snprintf(r.master, sizeof r.master, "%s", SAE_A);
+	snprintf(r.slave, sizeof r.slave, "%s", SAE_B);
+	r.nbits = 256;
+	assert_int_equal(qkd_store_kme_issue(f->a, QKD_KME_PARITY_ALICE, &r, 1, bits, sizeof bits,
+					     NULL), QKD_OK);
+	assert_int_equal(qkd_store_kme_accept(f->b, QKD_KME_PARITY_ALICE, &r, true, &v, NULL),
+			 QKD_OK);
+	assert_int_equal(v, QKD_KME_ACCEPTED);
+
+	assert_int_equal(pthread_mutex_init(&slot.lock, NULL), 0);
+	slot.st = f->b;
+	memset(&j, 0, sizeof j);
+	j.slots = &slot;
+	j.links = &f->xb;
+	j.nlinks = 1;
+	j.ttl_s = 100;
+	j.log = &f->log;
+	node_kme_janitor_pass(&j, t0 + 50);
+	qkd_link_status_get(&f->xb, &st);
+	assert_int_equal(st.kme_ready, 1);
+	assert_int_equal(st.kme_expired, 0);
+	assert_false(logged(f, "expired unfetched"));
+	node_kme_janitor_pass(&j, t0 + 200);
+	qkd_link_status_get(&f->xb, &st);
+	assert_int_equal(st.kme_ready, 0);
+	assert_int_equal(st.kme_expired, 1);
+	assert_int_equal(st.kme_lost_bits, 256);
+	assert_true(logged(f, "link ab: 1 ready key(s) expired unfetched after 100 s"));
+
+	/* the thread: a first pass at once (the status is published), then a
+	 * prompt stop although its period is 25 s */
+	memset(&f->xb.status, 0, sizeof f->xb.status);
+	assert_int_equal(node_kme_janitor_start(&j), QKD_OK);
+	for (int i = 0; i < 500; i++) {
+		qkd_link_status_get(&f->xb, &st);
+		if (st.kme_expired == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.kme_expired, 1);
+	node_kme_janitor_stop(&j);
+	assert_false(j.running);
+	node_kme_janitor_stop(&j);	/* twice: nothing */
+	pthread_mutex_destroy(&slot.lock);
+	qkd_wipe(bits, sizeof bits);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1795,6 +1865,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_withdrawals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiter_after_verdict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_janitor, setup, teardown),
 		cmocka_unit_test(test_wire_records),
 		cmocka_unit_test(test_wire_id_nul),
 		cmocka_unit_test(test_wire_verdicts),

@@ -823,6 +823,7 @@ static void test_kme_defaults(void **state)
 	assert_int_equal(k->per_address_connections, 0);
 	assert_int_equal(k->handshake_timeout_s, 0);
 	assert_int_equal(k->sync_timeout_s, 10);
+	assert_int_equal(k->key_ttl_s, 3600);
 	assert_int_equal(k->nsaes, 2);
 	check_sae(&k->saes[0], "SAE_A", "SAE_A", -1, "", L_SAE0);	/* cn = id */
 	check_sae(&k->saes[1], "SAE_B", "", 0, "KME_B", L_SAE1);
@@ -1020,6 +1021,20 @@ static void test_kme_sizes(void **state)
 	expect_err(f, 39, "kme.sync_timeout: must be between 1 and 300");
 	kme_with(f, 39, "  sync_timeout = 300;", 0);
 	assert_int_equal(load(f), QKD_OK);
+	/* key_ttl: 0 (never) or longer than sync_timeout, 30 days at most */
+	kme_with(f, 39, "  sync_timeout = 20; key_ttl = 0;", 0);
+	assert_int_equal(load(f), QKD_OK);
+	assert_int_equal(f->cfg.kme.key_ttl_s, 0);
+	kme_with(f, 39, "  sync_timeout = 20; key_ttl = 21;", 0);
+	assert_int_equal(load(f), QKD_OK);
+	assert_int_equal(f->cfg.kme.key_ttl_s, 21);
+	kme_with(f, 39, "  sync_timeout = 20; key_ttl = 20;", 0);
+	expect_err(f, L_KME, "kme: key_ttl (20 s) must be 0 (never expire) or longer than "
+		   "sync_timeout (20 s)");
+	kme_with(f, 39, "  sync_timeout = 20; key_ttl = 2592001;", 0);
+	expect_err(f, 39, "kme.key_ttl: must be between 0 and 2592000");
+	kme_with(f, 39, "  sync_timeout = 20; key_ttl = -1;", 0);
+	expect_err(f, 39, "kme.key_ttl");
 	kme_with(f, 38, "  max_connections = 65537; idle_timeout = 30;", 0);
 	expect_err(f, 38, "kme.max_connections: must be between 0 and 65536");
 	kme_with(f, 38, "  max_connections = 0; idle_timeout = 86401;", 0);
