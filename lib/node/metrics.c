@@ -202,6 +202,14 @@ static const struct link_family link_families[] = {
 		     { "abandoned", ST(kme_abandoned), F_U64 },
 		     { "withdrawn", ST(kme_withdrawn), F_U64 },
 		     { "quarantined", ST(kme_quarantined), F_U64 } }, 7 },
+	{ "qkd_link_kme_expired_total", "counter",
+	  "Ready keys that expired unfetched (kme.key_ttl), their bits wiped.",
+	  NULL, { { NULL, ST(kme_expired), F_U64 } }, 1 },
+	{ "qkd_link_kme_lost_bits_total", "counter",
+	  "Key bits consumed at this end for keys no SAE gets (failed, withdrawn, expired).",
+	  NULL, { { NULL, ST(kme_lost_bits), F_U64 } }, 1 },
+	{ "qkd_link_kme_pruned_total", "counter", "Key manager tombstones pruned.",
+	  NULL, { { NULL, ST(kme_pruned), F_U64 } }, 1 },
 };
 
 static void link_value_put(struct mbuf *b, const struct qkd_link_status *s,

@@ -101,6 +101,15 @@ static const char golden[] =
 	"qkd_link_kme_keys{link=\"ab\",state=\"abandoned\"} 5\n"
 	"qkd_link_kme_keys{link=\"ab\",state=\"withdrawn\"} 6\n"
 	"qkd_link_kme_keys{link=\"ab\",state=\"quarantined\"} 7\n"
+	"# HELP qkd_link_kme_expired_total Ready keys that expired unfetched (kme.key_ttl), their bits wiped.\n"
+	"# TYPE qkd_link_kme_expired_total counter\n"
+	"qkd_link_kme_expired_total{link=\"ab\"} 8\n"
+	"# HELP qkd_link_kme_lost_bits_total Key bits consumed at this end for keys no SAE gets (failed, withdrawn, expired).\n"
+	"# TYPE qkd_link_kme_lost_bits_total counter\n"
+	"qkd_link_kme_lost_bits_total{link=\"ab\"} 2048\n"
+	"# HELP qkd_link_kme_pruned_total Key manager tombstones pruned.\n"
+	"# TYPE qkd_link_kme_pruned_total counter\n"
+	"qkd_link_kme_pruned_total{link=\"ab\"} 9\n"
 	"# HELP qkd_kme_requests_total Key manager responses, by ETSI 014 endpoint and HTTP status code.\n"
 	"# TYPE qkd_kme_requests_total counter\n"
 	"qkd_kme_requests_total{endpoint=\"enc_keys\",code=\"200\"} 3\n"
@@ -167,6 +176,9 @@ static void fill_link(struct qkd_metrics_link *l, const char *name)
 	s->kme_abandoned = 5;
 	s->kme_withdrawn = 6;
 	s->kme_quarantined = 7;
+	s->kme_expired = 8;
+	s->kme_lost_bits = 2048;
+	s->kme_pruned = 9;
 }
 
 static void fill_kme(struct qkd_kme_counters *k)
