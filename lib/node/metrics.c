@@ -277,7 +277,7 @@ static void info_put(struct mbuf *b, const struct qkd_metrics_snapshot *snap)
 
 static void kme_requests_put(struct mbuf *b, const struct qkd_kme_counters *k)
 {
-	char code[8];
+	char code[12];		/* an int's decimal digits and sign, whatever the compiler sees */
 
 	family(b, "qkd_kme_requests_total", "counter",
 	       "Key manager responses, by ETSI 014 endpoint and HTTP status code.");
