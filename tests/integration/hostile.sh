@@ -255,7 +255,8 @@ if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 		sleep 0.1
 	done
 	in_ns() { nsenter -t "$NS" -m "$@"; }
-	check "disk: a 8 MiB tmpfs for Bob's store" in_ns mount -t tmpfs -o size=8m tmpfs "$D/disk"
+	check "disk: a 64 MiB tmpfs for Bob's store" in_ns mount -t tmpfs -o size=64m tmpfs "$D/disk"
+	echo "# Bob's store: $(stat -c %s "$D/bob.db") bytes, STORE.auth $(stat -c %s "$D/bob.db.auth")"
 	check "disk: the store moved there" in_ns cp "$D/bob.db" "$D/bob.db.auth" "$D/disk/"
 	mkconf bob-disk bob disk/bob.db bob.sock "$KB" KME_B SAE_B SAE_A KME_A
 	start_bob_ns() {

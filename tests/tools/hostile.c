@@ -432,7 +432,7 @@ static int cmd_stray(int argc, char **argv)
 
 /* What the node sends and checks in a handshake (lib/node/link_handshake.c);
  * only a stranger's made-up messages need them here. */
-#define HELLO_MAGIC "QKDHELO3"
+#define HELLO_MAGIC "QKDHELO4"	/* the 4 of NODE_SYNC_VERSION */
 #define NONCE_LEN 16
 #define MAC_LEN 32
 
@@ -477,7 +477,7 @@ static const char *recover_and_wait(struct qkd_channel *ch)
 /* The stranger: made-up MAC, index jump in its SYNC, made-up AUTH frame. */
 static int sync_stranger(const struct qkd_netaddr *to, uint32_t jump)
 {
-	uint8_t hello[8 + NONCE_LEN], sync[MAC_LEN + 2 + QKD_NODE_NAME_MAX + 8 + 8 + 4];
+	uint8_t hello[8 + NONCE_LEN], sync[MAC_LEN + NODE_SYNC_FIELDS_LEN];
 	const char *got = "refused at once";
 	struct qkd_channel ch;
 	struct qkd_rbuf r;
@@ -490,7 +490,7 @@ static int sync_stranger(const struct qkd_netaddr *to, uint32_t jump)
 	memcpy(hello, HELLO_MAGIC, 8);
 	randombytes_buf(hello + 8, NONCE_LEN);
 	randombytes_buf(sync, sizeof sync);
-	sync[MAC_LEN] = 3;				/* version */
+	sync[MAC_LEN] = NODE_SYNC_VERSION;
 	sync[MAC_LEN + 1] = (uint8_t)QKD_ROLE_BOB;
 	memcpy(sync + sizeof sync - 4, (uint8_t[4]){ (uint8_t)(jump >> 24), (uint8_t)(jump >> 16),
 						      (uint8_t)(jump >> 8), (uint8_t)jump }, 4);
