@@ -562,7 +562,7 @@ static int connect_pair(struct qkd_link_ctx *ctx, struct qkd_channel *ch, int *c
 			return QKD_ERR_IO;
 		set_fd(ctx, 0, *cfd);
 		set_state(ctx, "syncing");
-		rc = node_handshake_id(*cfd, ctx->auth, c, ch, session, &stranger, why, peer_id);
+		rc = node_handshake(*cfd, ctx->auth, c, ch, session, &stranger, why, peer_id);
 		if (rc != QKD_OK && stranger)
 			note_stranger(ctx, *why);
 		note_peer(ctx, rc, peer_id);

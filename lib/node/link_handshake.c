@@ -239,16 +239,8 @@ static int exchange(struct hs *h)
 }
 
 int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
-		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why)
-{
-	char peer_id[QKD_NODE_NAME_MAX];
-
-	return node_handshake_id(fd, a, cfg, ch, session, stranger, why, peer_id);
-}
-
-int node_handshake_id(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
-		      struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
-		      char *peer_id)
+		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
+		   char *peer_id)
 {
 	struct hs h = { .fd = fd, .cfg = cfg, .auth = a, .ch = ch, .why = why,
 			.stranger = stranger };
@@ -267,7 +259,8 @@ int node_handshake_id(int fd, struct node_auth *a, const struct qkd_link_config 
 	if (rc == QKD_OK)
 		rc = exchange(&h);
 	/* h.peer stays zero until a SYNC passed the gate (recv_sync). */
-	snprintf(peer_id, QKD_NODE_NAME_MAX, "%s", h.peer.node);
+	if (peer_id != NULL)
+		snprintf(peer_id, QKD_NODE_NAME_MAX, "%s", h.peer.node);
 	node_set_timeouts_s(fd, NODE_IO_TIMEOUT_S);
 	/* Whoever leaves Alice before passing the gate (silent, gone, or
 	 * talking nonsense) is a stranger to her: no back-off for Bob's sake. */

@@ -142,14 +142,12 @@ int node_disk_probe(const char *store_path);
  * bytes) holds it, for the fiber; on failure ch is already cleaned up.
  * *stranger is set when the peer failed the gate or the handshake's form
  * (not the link's peer). */
-int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
-		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why);
-/* As node_handshake, and the peer's node id from its SYNC into peer_id
+/* Unless peer_id is NULL, the peer's node id from its SYNC goes there
  * (QKD_NODE_NAME_MAX bytes; "" when no SYNC passed the gate), whether or
  * not the handshake then succeeds, so a refusal can name it. */
-int node_handshake_id(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
-		      struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
-		      char *peer_id);
+int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cfg,
+		   struct qkd_channel *ch, uint8_t *session, bool *stranger, const char **why,
+		   char *peer_id);
 /* The SYNC message's fields (link_sync.c, docs/node.md "The handshake"),
  * after its MAC: the sender's settings and the index of the next AUTH
  * frame it will send. */

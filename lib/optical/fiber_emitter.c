@@ -244,7 +244,7 @@ static int candidate(const struct qkd_emitter *e, uint64_t s, double ua, unsigne
 	if (n == 0) {
 		r = fib_word_at(e->k_photon, (s >> PHOTON_BLOCK_SHIFT) | PN_REFINE_NONCE,
 				s & (((uint64_t)1 << PHOTON_BLOCK_SHIFT) - 1));
-		n = photon_number(e, k, ((double)(r >> 11) * 0x1p-53 + v) * (1.0 / PN_LEVELS));
+		n = photon_number(e, k, (fib_unit_of(r) + v) * (1.0 / PN_LEVELS));
 	}
 	f->p[f->n].slot = s;
 	f->p[f->n].photons = n;
@@ -272,7 +272,7 @@ static void draw_batch(const struct qkd_emitter *e, struct fib_stream *st, struc
 	for (unsigned j = 0; j < WALK_BATCH; j++) {
 		uint64_t w = fib_u64(st);
 
-		d->g[j] = (double)((w >> 11) + 1) * 0x1p-53;	/* fib_open */
+		d->g[j] = fib_open_of(w);
 		d->v[j] = (unsigned)(w & (PN_LEVELS - 1));
 		d->ua[j] = e->intensities > 1 ? fib_unit(st) : 0.0;
 	}

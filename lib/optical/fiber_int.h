@@ -108,6 +108,18 @@ static inline uint64_t fib_word_at(const uint8_t key[32], uint64_t id, uint64_t 
 	return w;
 }
 
+/* The two uniforms a keystream word makes: [0, 1) and (0, 1] (for logs),
+ * from its top 53 bits. */
+static inline double fib_unit_of(uint64_t w)
+{
+	return (double)(w >> 11) * 0x1p-53;
+}
+
+static inline double fib_open_of(uint64_t w)
+{
+	return (double)((w >> 11) + 1) * 0x1p-53;
+}
+
 struct fib_stream {
 	uint8_t key[32];
 	uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
@@ -140,13 +152,13 @@ static inline uint64_t fib_u64(struct fib_stream *s)
 /* Uniform in [0, 1) with 53 bits. */
 static inline double fib_unit(struct fib_stream *s)
 {
-	return (double)(fib_u64(s) >> 11) * 0x1p-53;
+	return fib_unit_of(fib_u64(s));
 }
 
 /* Uniform in (0, 1]: safe for log(). */
 static inline double fib_open(struct fib_stream *s)
 {
-	return (double)((fib_u64(s) >> 11) + 1) * 0x1p-53;
+	return fib_open_of(fib_u64(s));
 }
 
 /* Gap to the next success of a Bernoulli process whose log failure

@@ -133,7 +133,8 @@ static void *node_run(void *arg)
 {
 	struct node_side *s = arg;
 
-	s->rc = node_handshake(s->fd, s->a, s->cfg, &s->ch, s->session, &s->stranger, &s->why);
+	s->rc = node_handshake(s->fd, s->a, s->cfg, &s->ch, s->session, &s->stranger, &s->why,
+			       NULL);
 	if (s->rc == QKD_OK) {
 		s->auth_recv = s->ch.auth_recv;
 		qkd_channel_cleanup(&s->ch);

@@ -574,7 +574,7 @@ static int sync_keyed(const char *conf, uint32_t jump, bool bad)
 		rc = fail("sync", why);
 	if (rc == 0) {
 		got = "handshake refused";
-		if (node_handshake(fd, &a, &cfg.links[0], &ch, session, &stranger, &why) == QKD_OK) {
+		if (node_handshake(fd, &a, &cfg.links[0], &ch, session, &stranger, &why, NULL) == QKD_OK) {
 			ffd = take_fiber(lfd);
 			if (bad)
 				qkd_wc_absorb(a.wc, true, (const uint8_t *)"x", 1);

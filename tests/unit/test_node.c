@@ -363,7 +363,8 @@ static void *hs_run(void *arg)
 	struct hs_side *s = arg;
 
 	s->why = NULL;
-	s->rc = node_handshake(s->fd, s->a, &s->cfg, &s->ch, s->session, &s->stranger, &s->why);
+	s->rc = node_handshake(s->fd, s->a, &s->cfg, &s->ch, s->session, &s->stranger, &s->why,
+			       NULL);
 	if (s->rc != QKD_OK)
 		shutdown(s->fd, SHUT_RDWR);	/* as the daemon hangs up */
 	return NULL;
@@ -498,8 +499,8 @@ static void test_handshake(void **state)
 			pthread_t th;
 
 			assert_int_equal(pthread_create(&th, NULL, hs_run, &bo), 0);
-			al.rc = node_handshake_id(al.fd, al.a, &al.cfg, &al.ch, al.session,
-						  &al.stranger, &al.why, seen);
+			al.rc = node_handshake(al.fd, al.a, &al.cfg, &al.ch, al.session,
+					       &al.stranger, &al.why, seen);
 			if (al.rc != QKD_OK)
 				shutdown(al.fd, SHUT_RDWR);
 			pthread_join(th, NULL);
