@@ -547,9 +547,13 @@ const struct qkd_auth_ops qkd_auth_wc = {
 static void dir_export(const struct wc_dir *d, uint64_t lease, struct qkd_wbuf *out)
 {
 	uint64_t skip = lease > d->next ? lease - d->next : 0, pads = dir_pads(d);
+	uint64_t end;
 
+	if (pads > (uint64_t)UINT32_MAX + 1 - d->next)
+		pads = (uint64_t)UINT32_MAX + 1 - d->next;	/* past the last index */
 	if (skip > pads)
 		skip = pads;
+	end = d->next + pads;
 	qkd_put_u64(out, d->key);
 	qkd_put_u64(out, d->next + skip);	/* never beyond the pads held */
 	qkd_put_u64(out, d->spent_bits + skip * QKD_WC_PAD_LEN * 8);
@@ -559,9 +563,9 @@ static void dir_export(const struct wc_dir *d, uint64_t lease, struct qkd_wbuf *
 	if (pads > skip)
 		qkd_put_bytes(out, d->pad + d->off + skip * QKD_WC_PAD_LEN,
 			      (size_t)(pads - skip) * QKD_WC_PAD_LEN);
-	qkd_put_varint(out, d->nburnt - count_burnt_below(d, d->next + skip));
+	qkd_put_varint(out, count_burnt_below(d, end) - count_burnt_below(d, d->next + skip));
 	for (size_t i = 0; i < d->nburnt; i++)
-		if (d->burnt[i] >= d->next + skip)
+		if (d->burnt[i] >= d->next + skip && d->burnt[i] < end)
 			qkd_put_varint(out, d->burnt[i]);
 }
 
@@ -594,8 +598,13 @@ static int dir_import(struct wc_dir *d, struct qkd_rbuf *in)
 	d->next = qkd_get_u64(in);
 	d->spent_bits = qkd_get_u64(in);
 	nbytes = qkd_get_varint(in);
+	/* Tag indices are 32 bits (qkd_wc_seal): pad i exists only for
+	 * i <= UINT32_MAX, so next plus the pads held is at most 2^32. An
+	 * image claiming more is corrupt, and its export, which moves next
+	 * forward by a lease, would name an index no import accepts. */
 	if (!qkd_rbuf_ok(in) || d->key == 0 || nbytes % QKD_WC_PAD_LEN != 0 ||
-	    nbytes > qkd_rbuf_left(in) || d->next > (uint64_t)UINT32_MAX + 1)
+	    nbytes > qkd_rbuf_left(in) || d->next > (uint64_t)UINT32_MAX + 1 ||
+	    nbytes / QKD_WC_PAD_LEN > (uint64_t)UINT32_MAX + 1 - d->next)
 		return QKD_ERR_PROTO;
 	rc = dir_reserve(d, (size_t)nbytes);
 	if (rc != QKD_OK)

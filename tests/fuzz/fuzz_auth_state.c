@@ -26,7 +26,9 @@
  * node_auth_save wrote for Alice and Bob from a small bootstrap key
  * (fresh; after a tag, a failed check and tentative bits, the send lease
  * then covering every pad; after the refill), each as the file ("_raw")
- * and as its body ("_body"); a format 1 file; the magic alone. */
+ * and as its body ("_body"); a format 1 file; the magic alone; and
+ * crash_pads_past_index_2_32, an image claiming pads past the last tag
+ * index that used to load once and never again. */
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
