@@ -95,6 +95,11 @@ struct qkd_channel {
 	struct qkd_wbuf aux;			/* the AUTH frame of expect_seal */
 	uint64_t bytes_sent, bytes_recv, frames_sent, frames_recv;
 	uint64_t auth_frames_sent, auth_frames_recv;
+	/* Services sharing the channel (qkd/mux.h), NULL for none. */
+	struct qkd_mux *mux;
+	struct qkd_wbuf in;			/* the frame being read */
+	bool held;				/* in holds a frame read ahead by pump */
+	int wait_ms;				/* the socket's receive timeout, 0 none */
 };
 
 void qkd_channel_init(struct qkd_channel *ch, int fd,
@@ -146,5 +151,32 @@ int qkd_channel_skip_to_seal(struct qkd_channel *ch);
  * after receiving it authenticates it. */
 int qkd_channel_send_sealed(struct qkd_channel *ch, uint8_t type, const uint8_t *payload,
 			    size_t len);
+
+/* --- Services (qkd/mux.h) ------------------------------------------------
+ * With a multiplexer set, the channel moves SERVICE frames (each sealed by
+ * the AUTH frame that follows it) whenever the caller sends or waits for a
+ * frame: it pumps the services before a send, and while it waits for a
+ * frame it polls the socket beside the multiplexer's wake, delivering the
+ * service frames that arrive (after their AUTH verified) and pumping on
+ * wakes and every QKD_MUX_TICK_MS, within the socket's SO_RCVTIMEO. The
+ * caller's frames, AUTH handling and expect_seal are as without services:
+ * a service's AUTH that closed the caller's open batch makes the next
+ * expect_seal return at once, as the sender's own seal then sends nothing. */
+
+/* Set (m not NULL) or clear the services; qkd_mux_attach calls it. */
+void qkd_channel_set_mux(struct qkd_channel *ch, struct qkd_mux *m);
+
+/* Send a SERVICE frame with payload[0..len) and seal it; for the
+ * multiplexer only (qkd_mux_send). */
+int qkd_channel_send_service(struct qkd_channel *ch, const uint8_t *payload, size_t len);
+
+/* Without blocking (but for a frame that has begun to arrive): pump the
+ * services if woken, and take in the service frames already waiting. A
+ * frame of the caller's met on the way is kept for its next receive. For
+ * loops that do not use the channel for a while, e.g. the photon frames
+ * of a round (they call it between frames). 0 or an error that ends the
+ * connection. Without services it does nothing. */
+__attribute__((warn_unused_result))
+int qkd_channel_pump(struct qkd_channel *ch);
 
 #endif

@@ -72,7 +72,9 @@ struct qkd_link_status {
  * requests waiting for the peer's verdict on their keys. Shared by the
  * link thread and the key manager's connection threads, under lock. */
 struct node_kme_waiter;
+struct node_kme_service;
 struct node_auth;
+struct qkd_mux;
 struct qkd_store;
 struct qkd_link_kme {
 	pthread_mutex_t lock;
@@ -81,6 +83,7 @@ struct qkd_link_kme {
 	struct node_kme_waiter *waiters;
 	const struct qkd_node_kme *cfg;		/* NULL: this node has no key manager */
 	int link_index;				/* this link's index in the node's links */
+	struct node_kme_service *svc;		/* the link's KME service (kme_sync.c) */
 };
 
 struct qkd_link_ctx {
@@ -94,6 +97,7 @@ struct qkd_link_ctx {
 	double started;			/* wall clock at start */
 	int result;			/* qkd_link_run's return, for qkd_link_thread */
 	struct qkd_link_kme kme;	/* set up by qkd_link_ctx_init; cfg by the key manager */
+	struct qkd_mux *mux;		/* services on the link's channel (qkd/mux.h) */
 	struct qkd_store *store;	/* the link thread's handle, from qkd_link_open */
 	struct node_auth *auth;		/* its authentication state, from qkd_link_open */
 	uint64_t prior_errors, prior_bits;	/* QBER of the rounds so far (engine.h) */

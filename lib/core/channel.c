@@ -4,12 +4,16 @@
 #include "qkd/channel.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "qkd/error.h"
 #include "qkd/msg.h"
+#include "qkd/mux.h"
 #include "qkd/sysutil.h"
 
 #define HDR_LEN 6	/* version, type, seq */
@@ -48,6 +52,7 @@ void qkd_channel_init(struct qkd_channel *ch, int fd,
 	qkd_wbuf_init(&ch->tx);
 	qkd_wbuf_init(&ch->rx);
 	qkd_wbuf_init(&ch->aux);
+	qkd_wbuf_init(&ch->in);
 }
 
 void qkd_channel_cleanup(struct qkd_channel *ch)
@@ -57,12 +62,26 @@ void qkd_channel_cleanup(struct qkd_channel *ch)
 	qkd_wbuf_cleanup(&ch->tx);
 	qkd_wbuf_cleanup(&ch->rx);
 	qkd_wbuf_cleanup(&ch->aux);
+	qkd_wbuf_cleanup(&ch->in);
+}
+
+void qkd_channel_set_mux(struct qkd_channel *ch, struct qkd_mux *m)
+{
+	struct timeval tv = {0};
+	socklen_t tl = sizeof tv;
+
+	ch->mux = m;
+	ch->wait_ms = 0;
+	if (m != NULL && getsockopt(ch->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0)
+		ch->wait_ms = (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
 }
 
 void qkd_channel_bind(struct qkd_channel *ch, const uint8_t *session)
 {
 	memcpy(ch->session, session, sizeof ch->session);
 }
+
+static int send_frame(struct qkd_channel *ch, uint8_t type, const uint8_t *payload, size_t len);
 
 /* Length prefix and header of a frame with a body of body bytes. */
 static void put_head(struct qkd_channel *ch, uint8_t type, size_t body)
@@ -117,10 +136,28 @@ int qkd_channel_send(struct qkd_channel *ch, uint8_t type, const uint8_t *payloa
 {
 	int rc;
 
-	if (type == QKD_MSG_AUTH)
+	if (type == QKD_MSG_AUTH || type == QKD_MSG_SERVICE)
 		return QKD_ERR_INVAL;
 	if (len > QKD_CHANNEL_MAX_FRAME - HDR_LEN)
 		return QKD_ERR_RANGE;
+	/* Services go between two of the caller's frames. */
+	if (ch->mux != NULL && qkd_mux_pending(ch->mux) && (rc = qkd_mux_run(ch->mux)) != QKD_OK)
+		return rc;
+	return send_frame(ch, type, payload, len);
+}
+
+int qkd_channel_send_service(struct qkd_channel *ch, const uint8_t *payload, size_t len)
+{
+	int rc = send_frame(ch, QKD_MSG_SERVICE, payload, len);
+
+	return rc == QKD_OK ? qkd_channel_seal(ch) : rc;
+}
+
+/* One frame of the caller's or a service's, and the seal a full batch gets. */
+static int send_frame(struct qkd_channel *ch, uint8_t type, const uint8_t *payload, size_t len)
+{
+	int rc;
+
 	put_head(ch, type, HDR_LEN + len);
 	qkd_put_bytes(&ch->tx, payload, len);
 	if (ch->tx.err)
@@ -218,20 +255,132 @@ static int check_auth(struct qkd_channel *ch, const struct qkd_wbuf *b)
 	return QKD_OK;
 }
 
+/* A SERVICE frame in ch->in: take it into the batch, read the AUTH frame
+ * that must follow it, and deliver the payload once that verified. */
+static int take_service(struct qkd_channel *ch)
+{
+	size_t len = ch->in.len - LEN_LEN - HDR_LEN;
+	int rc;
+
+	ch->auth->absorb(ch->auth_ctx, false, ch->in.p, ch->in.len);
+	ch->unauth_recv += ch->in.len;
+	if (len > QKD_MUX_FRAME_MAX) {
+		qkd_mux_fail(ch->mux, "service frame larger than its bound (1 MiB)");
+		return QKD_ERR_PROTO;
+	}
+	rc = read_frame(ch, &ch->aux);
+	if (rc != QKD_OK)
+		return rc;
+	if (frame_type(&ch->aux) != QKD_MSG_AUTH) {
+		qkd_mux_fail(ch->mux, "service frame not sealed by an AUTH frame");
+		return frame_type(&ch->aux) == QKD_MSG_ABORT ? QKD_ERR_ABORT : QKD_ERR_PROTO;
+	}
+	rc = check_auth(ch, &ch->aux);
+	return rc == QKD_OK ? qkd_mux_deliver(ch->mux, ch->in.p + LEN_LEN + HDR_LEN, len) : rc;
+}
+
+/* Until the socket is readable: the services pumped on wakes and ticks.
+ * Bounded by the socket's receive timeout, as a blocking read would be. */
+static int wait_readable(struct qkd_channel *ch)
+{
+	int waited = 0, rc = QKD_OK;
+
+	while (rc == QKD_OK) {
+		struct pollfd p[2] = { { .fd = ch->fd, .events = POLLIN },
+				       { .fd = qkd_mux_wake_fd(ch->mux), .events = POLLIN } };
+		int n;
+
+		if (qkd_mux_pending(ch->mux) && (rc = qkd_mux_run(ch->mux)) != QKD_OK)
+			break;
+		n = poll(p, 2, QKD_MUX_TICK_MS);
+		if (n < 0 && errno != EINTR)
+			return QKD_ERR_IO;
+		if (n > 0 && p[0].revents != 0)
+			return QKD_OK;
+		if (n == 0) {
+			waited += QKD_MUX_TICK_MS;
+			if (ch->wait_ms > 0 && waited >= ch->wait_ms)
+				return QKD_ERR_IO;	/* as SO_RCVTIMEO's EAGAIN */
+			rc = qkd_mux_run(ch->mux);	/* the services' timers */
+		}
+	}
+	return rc;
+}
+
+/* ch->in's frame counts as sealed by a service (expect_seal's answer). */
+#define SEALED_BY_SERVICE 1
+
+/* The next frame other than SERVICE into ch->in: the one pump held, else
+ * from the socket. With until_sealed, stop (SEALED_BY_SERVICE) as soon as
+ * a service's AUTH has left nothing received unauthenticated. */
+static int read_next(struct qkd_channel *ch, bool until_sealed)
+{
+	int rc;
+
+	if (ch->held) {
+		ch->held = false;
+		return QKD_OK;
+	}
+	for (;;) {
+		rc = ch->mux != NULL ? wait_readable(ch) : QKD_OK;
+		if (rc == QKD_OK)
+			rc = read_frame(ch, &ch->in);
+		if (rc != QKD_OK || ch->mux == NULL || frame_type(&ch->in) != QKD_MSG_SERVICE)
+			return rc;
+		rc = take_service(ch);
+		if (rc != QKD_OK)
+			return rc;
+		if (until_sealed && ch->unauth_recv == 0)
+			return SEALED_BY_SERVICE;
+	}
+}
+
+int qkd_channel_pump(struct qkd_channel *ch)
+{
+	int rc = QKD_OK;
+
+	if (ch->mux == NULL)
+		return QKD_OK;
+	if (qkd_mux_pending(ch->mux))
+		rc = qkd_mux_run(ch->mux);
+	while (rc == QKD_OK && !ch->held) {
+		struct pollfd p = { .fd = ch->fd, .events = POLLIN };
+
+		if (poll(&p, 1, 0) <= 0)
+			break;
+		rc = read_frame(ch, &ch->in);
+		if (rc == QKD_OK && frame_type(&ch->in) == QKD_MSG_SERVICE)
+			rc = take_service(ch);
+		else if (rc == QKD_OK)
+			ch->held = true;	/* the caller's: for its next receive */
+	}
+	return rc;
+}
+
+/* Exchange two buffers (the frame just read becomes the one returned). */
+static void swap_bufs(struct qkd_wbuf *a, struct qkd_wbuf *b)
+{
+	struct qkd_wbuf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
 int qkd_channel_recv(struct qkd_channel *ch, uint8_t *type, struct qkd_rbuf *payload)
 {
 	int rc;
 
 	for (;;) {
-		rc = read_frame(ch, &ch->rx);
+		rc = read_next(ch, false);
 		if (rc != QKD_OK)
 			return rc;
-		if (frame_type(&ch->rx) != QKD_MSG_AUTH)
+		if (frame_type(&ch->in) != QKD_MSG_AUTH)
 			break;
-		rc = check_auth(ch, &ch->rx);
+		rc = check_auth(ch, &ch->in);
 		if (rc != QKD_OK)
 			return rc;
 	}
+	swap_bufs(&ch->in, &ch->rx);
 	ch->auth->absorb(ch->auth_ctx, false, ch->rx.p, ch->rx.len);
 	ch->unauth_recv += ch->rx.len;
 	*type = frame_type(&ch->rx);
@@ -257,13 +406,15 @@ int qkd_channel_expect_seal(struct qkd_channel *ch)
 
 	if (ch->unauth_recv == 0)
 		return QKD_OK;
-	/* Into its own buffer: the payload last returned stays readable. */
-	rc = read_frame(ch, &ch->aux);
+	/* Into ch->in: the payload last returned (ch->rx) stays readable. */
+	rc = read_next(ch, true);
+	if (rc == SEALED_BY_SERVICE)
+		return QKD_OK;
 	if (rc != QKD_OK)
 		return rc;
-	if (frame_type(&ch->aux) == QKD_MSG_AUTH)
-		return check_auth(ch, &ch->aux);
-	return frame_type(&ch->aux) == QKD_MSG_ABORT ? QKD_ERR_ABORT : QKD_ERR_PROTO;
+	if (frame_type(&ch->in) == QKD_MSG_AUTH)
+		return check_auth(ch, &ch->in);
+	return frame_type(&ch->in) == QKD_MSG_ABORT ? QKD_ERR_ABORT : QKD_ERR_PROTO;
 }
 
 int qkd_channel_skip_to_seal(struct qkd_channel *ch)
@@ -271,14 +422,16 @@ int qkd_channel_skip_to_seal(struct qkd_channel *ch)
 	int rc;
 
 	for (;;) {
-		rc = read_frame(ch, &ch->aux);
+		rc = read_next(ch, true);
+		if (rc == SEALED_BY_SERVICE)
+			return QKD_OK;
 		if (rc != QKD_OK)
 			return rc;
-		if (frame_type(&ch->aux) == QKD_MSG_AUTH)
-			return check_auth(ch, &ch->aux);
-		if (frame_type(&ch->aux) == QKD_MSG_ABORT)
+		if (frame_type(&ch->in) == QKD_MSG_AUTH)
+			return check_auth(ch, &ch->in);
+		if (frame_type(&ch->in) == QKD_MSG_ABORT)
 			return QKD_ERR_ABORT;
-		ch->auth->absorb(ch->auth_ctx, false, ch->aux.p, ch->aux.len);
-		ch->unauth_recv += ch->aux.len;
+		ch->auth->absorb(ch->auth_ctx, false, ch->in.p, ch->in.len);
+		ch->unauth_recv += ch->in.len;
 	}
 }

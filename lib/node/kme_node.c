@@ -129,6 +129,8 @@ static void abandon(struct qkd_node_kme_server *k, const struct qkd_node_sae *sl
 	if (rc != QKD_OK)
 		qkd_logf(k->log, QKD_LOG_ERROR, "kme: cannot mark %u key(s) abandoned: %s; the "
 			 "peer may keep them deliverable", number, w != NULL ? w : qkd_strerror(rc));
+	else
+		node_kme_kick(&k->links[slave_sae->link].kme);	/* the withdrawal goes */
 	free(ids);
 }
 
@@ -175,6 +177,7 @@ static int enc(void *ctx, const char *master, const char *slave, uint32_t number
 		node_kme_waiter_remove(&k->links[s->link].kme, &w);
 		goto out;
 	}
+	node_kme_kick(&k->links[s->link].kme);	/* the records go at once */
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += (time_t)k->cfg->kme.sync_timeout_s;
 	rc = node_kme_wait(&k->links[s->link].kme, &w, &deadline);

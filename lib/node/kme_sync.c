@@ -1,36 +1,41 @@
-/* kme_sync.c - key manager records crossing the link between rounds
- * (docs/kme.md, "Two nodes").
+/* kme_sync.c - the key manager's service on a link: records crossing it
+ * whenever they are ready (docs/kme.md, "Two nodes").
  *
- * Bob drives the classical channel, so the exchange is his, before every
- * round:
- *   KME_SYNC   B->A  Bob's batch: outbox records, withdrawals, quarantines
- *   KME_REPLY  A->B  Alice's answers to it; Alice's batch
- *   KME_ACK    B->A  Bob's answers to that
- * A record is the key's coordinates (key_ID, SAE pair, length, segments),
+ * It is a service of the link's multiplexer (qkd/mux.h), so its messages
+ * go between any two engine messages, photon frames included, whoever
+ * drives the round. Two messages, each sealed by its own AUTH frame, so
+ * the receiver acts only on authenticated content:
+ *   KME_BATCH   either way: outbox records, withdrawals, quarantines
+ *   KME_ANSWER  back: a verdict per record and per withdrawal
+ * Each end keeps at most one batch in flight; the answer settles it. A
+ * record is the key's coordinates (key_ID, SAE pair, length, segments),
  * never its bits. A withdrawal names a key whose master gave up on it
  * (enc_keys answered 503 after its timeout): the slave's end retires its
  * copy, so no key stays deliverable that its master never handed out. A
  * quarantine names a block whose bits failed their digest at the sender:
- * the receiver retires it too, so both stores keep the same blocks. The receiving end consumes the same segments into its
- * inbox (qkd_store_kme_accept, idempotent) before it answers, and the
- * master's end drops a record from its outbox only on a verdict: a record
- * whose answer is lost is sent again and accepted once. A message that
- * carries records or verdicts closes its sender's batch, and the receiver
- * checks that tag before it acts on them (qkd/channel.h); an empty one
- * costs no pad. Whether a message is empty is read from the message
- * itself at both ends, so a forger who fills an empty one meets a missing
- * AUTH frame, and one who empties a full one an AUTH frame that fails.
- * The records' wire format is in kme_wire.c.
+ * the receiver retires it too, so both stores keep the same blocks; any
+ * answer shows the batch's quarantines were taken in. The receiving end
+ * consumes the same segments into its inbox (qkd_store_kme_accept,
+ * idempotent) before it answers, and the master's end drops a record from
+ * its outbox only on a verdict: a record whose answer is lost with its
+ * connection is sent again on the next one and accepted once. A record
+ * naming a block not yet final at the peer (LATER) is sent again after
+ * RETRY_LATER_S. A batch goes when enc_keys has cut keys (node_kme_kick),
+ * when the connection comes up, after each answer, and after each round
+ * (quarantines found meanwhile). The records' wire format is in kme_wire.c.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kme_int.h"
 #include "kme_wire.h"
 #include "node_int.h"
 
 #include "qkd/error.h"
+#include "qkd/mux.h"
 #include "qkd/wire.h"
 
 unsigned node_kme_parity(enum qkd_link_role role)
@@ -214,11 +219,6 @@ static size_t batch_size(const struct kme_batch *b)
 	return b->nrecs + b->nwd + b->nq;
 }
 
-static size_t answer_size(const struct kme_answer *a)
-{
-	return a->nv + a->nwd;
-}
-
 /* This end's batch: the outbox split into records and withdrawals, and
  * the unreported quarantines. */
 static int batch_collect(struct qkd_store *st, struct scratch *s, const char **why)
@@ -332,21 +332,6 @@ static int answer_take(struct qkd_link_ctx *ctx, struct qkd_store *st, const str
 	return rc;
 }
 
-/* Send w; a message with content (n > 0 items) is sealed. */
-static int send_w(struct qkd_channel *ch, uint8_t type, struct qkd_wbuf *w, size_t n)
-{
-	if (w->err != 0)
-		return w->err;
-	return n > 0 ? qkd_channel_send_sealed(ch, type, w->p, w->len)
-		     : qkd_channel_send(ch, type, w->p, w->len);
-}
-
-/* A received message with content must be authenticated before use. */
-static int check_sealed(struct qkd_channel *ch, size_t n)
-{
-	return n > 0 ? qkd_channel_expect_seal(ch) : QKD_OK;
-}
-
 static int parsed(struct qkd_rbuf *r, const char *what, const char **why)
 {
 	if (qkd_rbuf_done(r))
@@ -355,75 +340,175 @@ static int parsed(struct qkd_rbuf *r, const char *what, const char **why)
 	return QKD_ERR_PROTO;
 }
 
-int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
-			  struct qkd_store *st, const char **why)
+/* ---- the service ---- */
+
+enum { KME_BATCH = 1, KME_ANSWER = 2 };
+/* A record the peer answered LATER (its block not final there yet) goes
+ * again this much later: a commit settles within a round trip or two. */
+#define RETRY_LATER_S 0.05
+
+struct node_kme_service {
+	struct qkd_link_ctx *ctx;
+	struct qkd_mux *mux;
+	atomic_bool dirty;		/* something may wait in the outbox */
+	bool inflight;			/* s->out sent, its answer not in yet */
+	double retry_at;		/* LATER: dirty again from then; 0 none */
+	struct scratch *s;
+};
+
+static double mono_s(void)
 {
-	struct scratch *s = scratch_new();
-	struct qkd_rbuf r;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static bool any_later(const struct kme_answer *a)
+{
+	for (size_t i = 0; i < a->nv; i++)
+		if (a->v[i].v == QKD_KME_LATER)
+			return true;
+	return false;
+}
+
+static int svc_send(struct node_kme_service *k, struct qkd_mux *m, uint8_t type)
+{
+	struct qkd_wbuf *w = &k->s->w;
+
+	return w->err ? w->err : qkd_mux_send(m, QKD_SERVICE_KME, type, w->p, w->len);
+}
+
+/* The peer's batch: taken in, answered at once. */
+static int on_batch(struct node_kme_service *k, struct qkd_mux *m, struct qkd_rbuf *body,
+		    const char **why)
+{
+	struct scratch *s = k->s;
 	int rc;
 
-	if (s == NULL)
-		return QKD_ERR_NOMEM;
-	rc = batch_collect(st, s, why);
-	if (rc == QKD_OK) {
-		batch_put(&s->w, &s->out);
-		rc = send_w(ch, NODE_MSG_KME_SYNC, &s->w, batch_size(&s->out));
-	}
+	batch_get(body, &s->in);
+	rc = parsed(body, "malformed KME_BATCH", why);
 	if (rc == QKD_OK)
-		rc = qkd_channel_expect(ch, NODE_MSG_KME_REPLY, &r);
-	if (rc == QKD_OK) {
-		answer_get(&r, &s->ain);
-		batch_get(&r, &s->in);
-		rc = parsed(&r, "malformed KME_REPLY", why);
-	}
-	if (rc == QKD_OK)
-		rc = check_sealed(ch, answer_size(&s->ain) + batch_size(&s->in));
-	if (rc == QKD_OK)
-		rc = answer_take(ctx, st, &s->ain, &s->out, why);
-	if (rc == QKD_OK)
-		rc = batch_take(ctx, st, &s->in, &s->aout, why);
+		rc = batch_take(k->ctx, k->ctx->store, &s->in, &s->aout, why);
 	if (rc == QKD_OK) {
 		qkd_wbuf_reset(&s->w);
 		answer_put(&s->w, &s->aout);
-		rc = send_w(ch, NODE_MSG_KME_ACK, &s->w, answer_size(&s->aout));
+		rc = svc_send(k, m, KME_ANSWER);
 	}
-	scratch_free(s);
 	return rc;
 }
 
-int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
-			 struct qkd_store *st, struct qkd_rbuf *msg, const char **why)
+/* The answer to the batch in flight. */
+static int on_answer(struct node_kme_service *k, struct qkd_rbuf *body, const char **why)
 {
-	struct scratch *s = scratch_new();
-	struct qkd_rbuf r;
+	struct scratch *s = k->s;
 	int rc;
 
-	if (s == NULL)
-		return QKD_ERR_NOMEM;
-	batch_get(msg, &s->in);
-	rc = parsed(msg, "malformed KME_SYNC", why);
-	if (rc == QKD_OK)
-		rc = check_sealed(ch, batch_size(&s->in));
-	if (rc == QKD_OK)
-		rc = batch_take(ctx, st, &s->in, &s->aout, why);
-	if (rc == QKD_OK)
-		rc = batch_collect(st, s, why);
-	if (rc == QKD_OK) {
-		answer_put(&s->w, &s->aout);
-		batch_put(&s->w, &s->out);
-		rc = send_w(ch, NODE_MSG_KME_REPLY, &s->w,
-			    answer_size(&s->aout) + batch_size(&s->out));
+	if (!k->inflight) {
+		*why = "KME_ANSWER without a KME_BATCH in flight";
+		return QKD_ERR_PROTO;
 	}
+	answer_get(body, &s->ain);
+	rc = parsed(body, "malformed KME_ANSWER", why);
 	if (rc == QKD_OK)
-		rc = qkd_channel_expect(ch, NODE_MSG_KME_ACK, &r);
-	if (rc == QKD_OK) {
-		answer_get(&r, &s->ain);
-		rc = parsed(&r, "malformed KME_ACK", why);
+		rc = answer_take(k->ctx, k->ctx->store, &s->ain, &s->out, why);
+	if (rc != QKD_OK)
+		return rc;
+	k->inflight = false;
+	if (any_later(&s->ain))
+		k->retry_at = mono_s() + RETRY_LATER_S;
+	else
+		node_kme_kick(&k->ctx->kme);	/* a full batch may have more behind it */
+	return QKD_OK;
+}
+
+static int svc_deliver(void *ctx, struct qkd_mux *m, uint8_t type, struct qkd_rbuf *body,
+		       const char **why)
+{
+	struct node_kme_service *k = ctx;
+
+	return type == KME_BATCH ? on_batch(k, m, body, why) : on_answer(k, body, why);
+}
+
+static int svc_pump(void *ctx, struct qkd_mux *m, const char **why)
+{
+	struct node_kme_service *k = ctx;
+	struct scratch *s = k->s;
+	int rc;
+
+	if (k->inflight)
+		return QKD_OK;
+	if (k->retry_at > 0 && mono_s() >= k->retry_at) {
+		k->retry_at = 0;
+		atomic_store(&k->dirty, true);
 	}
-	if (rc == QKD_OK)
-		rc = check_sealed(ch, answer_size(&s->ain));
-	if (rc == QKD_OK)
-		rc = answer_take(ctx, st, &s->ain, &s->out, why);
-	scratch_free(s);
+	if (!atomic_exchange(&k->dirty, false))
+		return QKD_OK;
+	rc = batch_collect(k->ctx->store, s, why);
+	if (rc != QKD_OK || batch_size(&s->out) == 0)
+		return rc;
+	qkd_wbuf_reset(&s->w);
+	batch_put(&s->w, &s->out);
+	rc = svc_send(k, m, KME_BATCH);
+	k->inflight = rc == QKD_OK;
 	return rc;
+}
+
+/* A new connection: nothing in flight on it, the whole outbox to send. */
+static void svc_up(void *ctx, bool up)
+{
+	struct node_kme_service *k = ctx;
+
+	k->inflight = false;
+	k->retry_at = 0;
+	atomic_store(&k->dirty, up);
+}
+
+int node_kme_service_new(struct qkd_link_ctx *ctx, struct qkd_mux *m,
+			 struct node_kme_service **out)
+{
+	struct node_kme_service *k = calloc(1, sizeof *k);
+	struct qkd_service svc = { .name = "kme", .id = QKD_SERVICE_KME, .ntypes = 2,
+				   .deliver = svc_deliver, .pump = svc_pump, .up = svc_up };
+	int rc = QKD_ERR_NOMEM;
+
+	*out = NULL;
+	if (k == NULL || (k->s = scratch_new()) == NULL)
+		goto fail;
+	k->ctx = ctx;
+	k->mux = m;
+	atomic_init(&k->dirty, false);
+	svc.ctx = k;
+	rc = qkd_mux_register(m, &svc);
+	if (rc != QKD_OK)
+		goto fail;
+	*out = k;
+	return QKD_OK;
+fail:
+	node_kme_service_free(k);
+	return rc;
+}
+
+void node_kme_service_free(struct node_kme_service *k)
+{
+	if (k == NULL)
+		return;
+	scratch_free(k->s);
+	free(k);
+}
+
+void node_kme_kick(struct qkd_link_kme *lk)
+{
+	struct node_kme_service *k = lk->svc;
+
+	if (k == NULL)
+		return;
+	atomic_store(&k->dirty, true);
+	qkd_mux_wake(k->mux);
+}
+
+bool node_kme_service_idle(const struct node_kme_service *k)
+{
+	return !k->inflight && !atomic_load(&((struct node_kme_service *)k)->dirty) &&
+	       k->retry_at == 0;
 }

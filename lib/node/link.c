@@ -5,7 +5,7 @@
  * full or read-only disk pauses it until a write succeeds again. Its
  * neighbours: link_handshake.c (the opening of a connection),
  * link_round.c (one round), link_commit.c (recovery), kme_sync.c (the key
- * manager's records), auth_file.c (the authentication state). */
+ * manager's service on the link's multiplexer, qkd/mux.h), auth_file.c (the authentication state). */
 #include "link_round.h"
 
 #include <errno.h>
@@ -21,6 +21,7 @@
 #include "qkd/error.h"
 #include "qkd/kme_store.h"
 #include "qkd/msg.h"
+#include "qkd/mux.h"
 #include "qkd/secret.h"
 #include "qkd/sysutil.h"
 
@@ -62,8 +63,13 @@ int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cf
 	ctx->started = qkd_wall_seconds();
 	snprintf(ctx->status.state, sizeof ctx->status.state, "starting");
 	ctx->kme.link_index = -1;
-	return pthread_mutex_init(&ctx->lock, NULL) == 0 && kme_init(&ctx->kme) == 0
-	       ? QKD_OK : QKD_ERR_NOMEM;
+	if (pthread_mutex_init(&ctx->lock, NULL) != 0 || kme_init(&ctx->kme) != 0)
+		return QKD_ERR_NOMEM;
+	/* The services on the link's channel: the key manager's today. */
+	if (qkd_mux_new(&ctx->mux, cfg->name, log) != QKD_OK ||
+	    node_kme_service_new(ctx, ctx->mux, &ctx->kme.svc) != QKD_OK)
+		return QKD_ERR_NOMEM;
+	return QKD_OK;
 }
 
 void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx)
@@ -77,6 +83,10 @@ void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx)
 	ctx->auth = NULL;
 	qkd_store_close(ctx->store);
 	ctx->store = NULL;
+	node_kme_service_free(ctx->kme.svc);
+	ctx->kme.svc = NULL;
+	qkd_mux_free(ctx->mux);
+	ctx->mux = NULL;
 	pthread_mutex_destroy(&ctx->lock);
 	pthread_mutex_destroy(&ctx->kme.lock);
 	pthread_cond_destroy(&ctx->kme.settled);
@@ -306,9 +316,8 @@ static void note_round(struct qkd_link_ctx *ctx, const struct round_env *env, ui
 			 ctx->cfg->engine.abort_qber, SUSPECT_STREAK);
 }
 
-/* Alice between rounds: the key manager's exchange, or Bob's next ROUND. */
-static int alice_next(struct qkd_link_ctx *ctx, struct round_env *env, struct round_env *base,
-		      uint64_t *id, bool *ran)
+/* Alice between rounds: Bob's next ROUND (services move meanwhile). */
+static int alice_next(struct qkd_link_ctx *ctx, struct round_env *env, uint64_t *id, bool *ran)
 {
 	struct qkd_rbuf msg, peek;
 	uint8_t type = 0;
@@ -317,12 +326,6 @@ static int alice_next(struct qkd_link_ctx *ctx, struct round_env *env, struct ro
 	set_state(ctx, "idle");
 	*ran = false;
 	rc = qkd_channel_recv(env->ch, &type, &msg);
-	if (rc == QKD_OK && type == NODE_MSG_KME_SYNC) {
-		rc = node_kme_serve_alice(ctx, env->ch, env->store, &msg, &env->why);
-		if (rc != QKD_OK)
-			base->why = env->why;
-		return rc;
-	}
 	if (rc == QKD_OK && type != NODE_MSG_ROUND)
 		rc = type == QKD_MSG_ABORT ? QKD_ERR_ABORT : QKD_ERR_PROTO;
 	if (rc != QKD_OK)
@@ -349,18 +352,20 @@ static int run_rounds(struct qkd_link_ctx *ctx, struct round_env *base, uint64_t
 		env.engine.prior_bits = ctx->prior_bits;
 		if (ctx->cfg->role == QKD_ROLE_BOB) {
 			set_state(ctx, "round");
-			rc = node_kme_exchange_bob(ctx, env.ch, env.store, &env.why);
-			if (rc == QKD_OK)
-				rc = round_bob(&env, id);
+			rc = round_bob(&env, id);
 			next_id++;
 		} else {
-			rc = alice_next(ctx, &env, base, &id, &ran);
+			rc = alice_next(ctx, &env, &id, &ran);
 		}
+		if (rc != QKD_OK && qkd_mux_error(ctx->mux) != NULL)
+			env.why = qkd_mux_error(ctx->mux);	/* a service's message failed */
 		if (!ran && rc == QKD_OK)
 			continue;
 		env.auth_bits = auth_spent(base->auth) - spent;
 		note_round(ctx, &env, id, rc);
 		refresh_figures(ctx);
+		/* Anything the round left for the peer (a block quarantined). */
+		node_kme_kick(&ctx->kme);
 		if (rc != QKD_OK)
 			base->why = env.why;
 	}
@@ -614,7 +619,9 @@ static int session(struct qkd_link_ctx *ctx, struct round_env *base, struct qkd_
 	if (rc == QKD_OK) {
 		qkd_logf(ctx->log, QKD_LOG_INFO, "link %s: connected and recovered", ctx->cfg->name);
 		node_kme_set_up(&ctx->kme, true);
+		qkd_mux_attach(ctx->mux, ch);
 		rc = run_rounds(ctx, base, next_id);
+		qkd_mux_detach(ctx->mux);
 		node_kme_set_up(&ctx->kme, false);
 	}
 	if (!atomic_load(ctx->stop))
@@ -711,7 +718,6 @@ int qkd_link_run(struct qkd_link_ctx *ctx)
 
 	memset(&base, 0, sizeof base);
 	memset(&ch, 0, sizeof ch);
-	base.ctx = ctx;
 	base.cfg = ctx->cfg;
 	base.store = ctx->store;
 	base.auth = ctx->auth;

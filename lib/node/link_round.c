@@ -23,10 +23,9 @@
 #include "qkd/secret.h"
 #include "qkd/wire.h"
 
-/* Fiber frames carry this many slots each. */
+/* Fiber frames carry this many slots each; between two, the classical
+ * channel moves its services' frames (qkd_channel_pump). */
 #define ROUND_FRAME_SLOTS ((uint64_t)1 << 20)
-_Static_assert(NODE_KME_CHECKPOINT_SLOTS % ROUND_FRAME_SLOTS == 0,
-	       "checkpoints fall on frame boundaries");
 
 /* The authentication bits taken from a key of n bits: at most what was
  * asked for, at most half the key, whole bytes. */
@@ -156,8 +155,8 @@ static int bob_detect(struct round_env *env, uint64_t id, struct qkd_bob_chunk *
 		covered += rc == QKD_OK ? f.slots : 0;
 		if (rc == QKD_OK && f.last)
 			break;
-		if (rc == QKD_OK && covered % NODE_KME_CHECKPOINT_SLOTS == 0)
-			rc = node_kme_exchange_bob(env->ctx, env->ch, env->store, &env->why);
+		if (rc == QKD_OK)
+			rc = qkd_channel_pump(env->ch);
 	}
 	if (rc == QKD_OK && covered != env->cfg->round_pulses) {
 		env->why = "photon frames end early";
@@ -237,23 +236,7 @@ int round_bob(struct round_env *env, uint64_t id)
 
 /* --- Alice ---------------------------------------------------------- */
 
-/* A checkpoint of the pulses: Bob's KME_SYNC is the only message allowed. */
-static int alice_checkpoint(struct round_env *env)
-{
-	struct qkd_rbuf msg;
-	uint8_t type = 0;
-	int rc = qkd_channel_recv(env->ch, &type, &msg);
-
-	if (rc == QKD_OK && type != NODE_MSG_KME_SYNC) {
-		env->why = "expected KME_SYNC at a checkpoint of the pulses";
-		rc = QKD_ERR_PROTO;
-	}
-	return rc == QKD_OK ? node_kme_serve_alice(env->ctx, env->ch, env->store, &msg, &env->why)
-			    : rc;
-}
-
-/* The round's pulses on the fiber, in frames of ROUND_FRAME_SLOTS, with a
- * key manager checkpoint every NODE_KME_CHECKPOINT_SLOTS (node_int.h). */
+/* The round's pulses on the fiber, in frames of ROUND_FRAME_SLOTS. */
 static int alice_emit(struct round_env *env, const struct qkd_emitter *em, uint64_t id)
 {
 	struct qkd_fiber_frame f;
@@ -271,8 +254,8 @@ static int alice_emit(struct round_env *env, const struct qkd_emitter *em, uint6
 		f.last = first + count == n;
 		if (rc == QKD_OK)
 			rc = qkd_fiber_send(env->fiber_fd, &f);
-		if (rc == QKD_OK && !f.last && (first + count) % NODE_KME_CHECKPOINT_SLOTS == 0)
-			rc = alice_checkpoint(env);
+		if (rc == QKD_OK && !f.last)
+			rc = qkd_channel_pump(env->ch);
 	}
 	qkd_fiber_frame_cleanup(&f);
 	return rc;

@@ -7,7 +7,6 @@
 #include "qkd/engine.h"
 
 struct round_env {
-	struct qkd_link_ctx *ctx;		/* for the key manager's checkpoints */
 	const struct qkd_link_config *cfg;
 	struct qkd_engine_config engine;	/* cfg's, with the link's QBER so far */
 	struct qkd_channel *ch;

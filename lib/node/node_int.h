@@ -193,19 +193,17 @@ int node_recover_bob(struct qkd_channel *ch, struct qkd_store *st, uint64_t *nex
 		     const char **why);
 int node_recover_alice(struct qkd_channel *ch, struct qkd_store *st, const char **why);
 
-/* Key manager records between rounds (kme_sync.c, docs/kme.md). Bob runs
- * the exchange before each round; Alice answers a KME_SYNC received where
- * she waits for a ROUND. Both also run one at every checkpoint of a
- * round's pulses: after each fiber frame that ends a multiple of
- * NODE_KME_CHECKPOINT_SLOTS slots, except the last, Alice stops sending
- * and waits for Bob's KME_SYNC, and Bob sends it once he has read that
- * frame. A record then waits for a checkpoint or the end of the round,
- * whichever comes first, not for a whole round. */
-#define NODE_KME_CHECKPOINT_SLOTS ((uint64_t)1 << 24)
-int node_kme_exchange_bob(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
-			  struct qkd_store *st, const char **why);
-int node_kme_serve_alice(struct qkd_link_ctx *ctx, struct qkd_channel *ch,
-			 struct qkd_store *st, struct qkd_rbuf *msg, const char **why);
+/* The key manager's service on a link's multiplexer (kme_sync.c,
+ * docs/kme.md "Two nodes"): registered on m for ctx's link, with ctx's
+ * store handle (the link thread's) and ctx->kme's waiters. */
+struct node_kme_service;
+int node_kme_service_new(struct qkd_link_ctx *ctx, struct qkd_mux *m,
+			 struct node_kme_service **out);
+void node_kme_service_free(struct node_kme_service *k);
+/* Any thread: the outbox changed (keys cut, withdrawn); send soon. */
+void node_kme_kick(struct qkd_link_kme *k);
+/* Nothing in flight, nothing known to be waiting (tests). */
+bool node_kme_service_idle(const struct node_kme_service *k);
 /* The parity of the blocks an end cuts keys from (qkd/kme_store.h). */
 unsigned node_kme_parity(enum qkd_link_role role);
 /* The link is (not) connected: enc_keys refuses at once while it is not. */
