@@ -41,7 +41,17 @@ FUZZ_LONG_SECONDS ?= 300
 .PHONY: all build deps run test unit asan fuzz-build fuzz cli bench soak valgrind clean
 
 all: build
-build: $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS) $(TEST_TOOL_BINS)
+build: $(BUILD)/headers.ok $(BUILD)/qkd $(UNIT_BINS) $(TOOL_BINS) $(TEST_TOOL_BINS)
+
+# The public headers expose no thread types: the node object and its links
+# are opaque (qkd/node.h), their locks private to lib/. A header that
+# includes pthread.h or stdatomic.h, or names a pthread or atomic type,
+# fails the build here.
+PUBLIC_HEADERS := $(wildcard include/qkd/*.h)
+$(BUILD)/headers.ok: $(PUBLIC_HEADERS)
+	@if grep -nE '<(pthread|stdatomic)\.h>|\bpthread_[a-z]+_t\b|_Atomic|\batomic_[a-z]+\b' $^; then \
+	  echo "include/qkd: thread types in a public header (docs/node.md)" >&2; exit 1; fi
+	@mkdir -p $(dir $@) && touch $@
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \

@@ -10,8 +10,9 @@
  * of silence, and libmicrohttpd's messages switched off so that a client
  * reconnecting in a loop cannot fill the log. The figures are plain
  * counters and gauges, nothing secret; the endpoint has no TLS, so bind it
- * to an address only the monitoring host reaches. Neighbours: cmd_node.c
- * starts and stops it; lib/node/metrics.c renders. */
+ * to an address only the monitoring host reaches. It reads the node only
+ * through qkd/node.h's accessors. Neighbours: cmd_node.c starts and stops
+ * it; lib/node/metrics.c renders. */
 #include "node_metrics.h"
 
 #include <errno.h>
@@ -26,7 +27,8 @@
 #include "qkd/error.h"
 #include "qkd/metrics.h"
 #include "qkd/netaddr.h"
-#include "qkd/node_kme.h"
+#include "qkd/kme_server.h"
+#include "qkd/node.h"
 
 /* A Prometheus server or two and a person with curl. */
 #define METRICS_CONNECTIONS 16
@@ -44,21 +46,24 @@ static char *scrape_text(struct node_daemon *d, size_t *len)
 {
 	struct scrape *sc = calloc(1, sizeof *sc);
 	struct qkd_metrics_snapshot snap = { .node = d->cfg.name };
+	size_t n = qkd_node_nlinks(d->node), k = 0;
 	char *text = NULL;
 
 	if (sc == NULL)
 		return NULL;
-	for (size_t i = 0; i < d->nctx; i++) {
-		sc->links[i].name = d->cfg.links[i].name;
-		sc->links[i].role = d->cfg.links[i].role;
-		qkd_link_status_get(&d->links[i], &sc->links[i].status);
+	for (size_t i = 0; i < n && k < QKD_NODE_LINKS_MAX; i++) {
+		const struct qkd_link_config *c = qkd_node_link_config(d->node, i);
+
+		if (c == NULL || qkd_node_link_status(d->node, i, &sc->links[k].status) != QKD_OK)
+			continue;
+		sc->links[k].name = c->name;
+		sc->links[k].role = c->role;
+		k++;
 	}
 	snap.links = sc->links;
-	snap.nlinks = d->nctx;
-	if (d->kme != NULL) {
-		qkd_node_kme_counters(d->kme, &sc->kme);
+	snap.nlinks = k;
+	if (qkd_node_kme_counters_get(d->node, &sc->kme))
 		snap.kme = &sc->kme;
-	}
 	if (qkd_metrics_render(&snap, &text, len) != 0)
 		text = NULL;
 	free(sc);

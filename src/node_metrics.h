@@ -6,8 +6,8 @@
 #include "node_status.h"
 
 /* When cfg.metrics is set: bind it and serve GET /metrics from a thread of
- * libmicrohttpd's, reading d->cfg, d->links[0 .. d->nctx) and d->kme (set
- * before, which must outlive the server). Logs the address. 0 (also when
+ * libmicrohttpd's, reading d->cfg and d->node (set before, which must
+ * outlive the server) through the node's accessors. Logs the address. 0 (also when
  * off), or -1 after printing "qkd: CONFIG:LINE: node.metrics: ...". */
 int node_metrics_start(struct node_daemon *d, const char *config);
 /* Close every connection and the socket, join the thread. Accepts a

@@ -5,8 +5,9 @@
  * One thread serves every client with a poll() loop: reads and writes are
  * non-blocking and each client has a deadline, so a client that sends
  * nothing or reads nothing costs a slot for STATUS_CLIENT_SECONDS and
- * delays nobody. Neighbours: cmd_node.c starts the thread and sets
- * d->stop; cmd_status.c is the client. */
+ * delays nobody. It sees the node only through qkd/node.h's accessors.
+ * Neighbours: cmd_node.c starts the thread and stops the node, which ends
+ * it; cmd_status.c is the client. */
 #include "node_status.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@
 #define STATUS_CLIENTS_MAX 32
 /* From accept to the last byte written: a local client needs milliseconds. */
 #define STATUS_CLIENT_SECONDS 2.0
-/* The longest poll() wait: how soon the thread sees d->stop. */
+/* The longest poll() wait: how soon the thread sees the node stop. */
 #define STATUS_TICK_MS 200
 /* "status\n" and then some; a longer line is an unknown request. */
 #define STATUS_REQ_MAX 64
@@ -160,12 +161,13 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 static json_t *node_status_json(struct node_daemon *d)
 {
 	json_t *j = json_object(), *a = json_array();
+	size_t n = qkd_node_nlinks(d->node);
 
-	for (size_t i = 0; i < d->nctx; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct qkd_link_status s;
 
-		qkd_link_status_get(&d->links[i], &s);
-		json_array_append_new(a, link_json(&d->cfg.links[i], &s));
+		if (qkd_node_link_status(d->node, i, &s) == QKD_OK)
+			json_array_append_new(a, link_json(qkd_node_link_config(d->node, i), &s));
 	}
 	json_object_set_new(j, "node", json_string(d->cfg.name));
 	json_object_set_new(j, "id", json_string(d->cfg.id));
@@ -319,7 +321,7 @@ static void accept_clients(struct status_server *s, double now)
 
 /* Fill p: the listening socket, then each client; map[k] is p[k + 1]'s
  * slot. Returns the poll timeout: the nearest deadline, at most a tick so
- * that d->stop is seen promptly. */
+ * that the node stopping is seen promptly. */
 static int fill_poll(struct status_server *s, struct pollfd *p, size_t *map, size_t *n,
 		     double now)
 {
@@ -364,7 +366,7 @@ void *node_status_thread(void *arg)
 
 	for (size_t i = 0; i < STATUS_CLIENTS_MAX; i++)
 		s.c[i].fd = -1;
-	while (!atomic_load(&s.d->stop)) {
+	while (!qkd_node_stopping(s.d->node)) {
 		int timeout = fill_poll(&s, p, map, &n, qkd_wall_seconds());
 
 		if (poll(p, n, timeout) < 0) {

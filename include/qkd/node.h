@@ -11,20 +11,23 @@
  * commit of the round's key into both key stores. docs/node.md describes
  * the messages, the commit and recovery rules, and the authentication-key
  * bookkeeping that survive kill -9 at any moment.
+ *
+ * The node object below owns its links and its key manager; a caller
+ * (`qkd node`, a test) sees them only through its accessors, so nothing
+ * here carries a lock or a thread type.
  */
 #ifndef QKD_NODE_H
 #define QKD_NODE_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "qkd/log.h"
 #include "qkd/node_config.h"
 
-/* What `qkd status` shows for one link. Written by the link thread under
- * the mutex, read by the status server. */
+/* What `qkd status` shows for one link: plain data. Written by the link
+ * thread under its lock, copied out by qkd_node_link_status. */
 struct qkd_link_status {
 	char state[32];			/* connecting, syncing, round, idle, stopped, ... */
 	char peer_id[QKD_NODE_NAME_MAX];	/* the far end's node id, once a handshake passed */
@@ -67,74 +70,73 @@ struct qkd_link_status {
 	char last_error[160];
 };
 
-/* The link's side of its node's key manager (docs/kme.md, "Coordination
- * between nodes"): whether the link is connected, and the enc_keys
- * requests waiting for the peer's verdict on their keys. Shared by the
- * link thread and the key manager's connection threads, under lock. */
-struct node_kme_waiter;
-struct node_kme_service;
-struct node_auth;
-struct qkd_mux;
-struct qkd_store;
-struct qkd_link_kme {
-	pthread_mutex_t lock;
-	pthread_cond_t settled;			/* broadcast when verdicts arrive */
-	bool up;				/* connected, recovered: records can cross */
-	struct node_kme_waiter *waiters;
-	const struct qkd_node_kme *cfg;		/* NULL: this node has no key manager */
-	int link_index;				/* this link's index in the node's links */
-	struct node_kme_service *svc;		/* the link's KME service (kme_sync.c) */
+/* The node object (lib/node/node.c): one running `qkd node`. It owns a
+ * copy of its configuration, every link (its context, listening socket,
+ * key store, authentication state and thread), the stop flag they share,
+ * and the key manager when the configuration has one; a relay will join
+ * them. What a link or the key manager holds stays private (lib/node/
+ * node_int.h): callers see the node through the accessors below, which
+ * copy under the owner's lock, so no caller needs a thread type. The
+ * status socket and the metrics endpoint of `qkd node` (src/) read it
+ * only through them. Lifecycle: qkd_node_new (opens and binds all, no
+ * thread), qkd_node_start (threads), qkd_node_stop (joins),
+ * qkd_node_free. docs/node.md, "The node object". */
+struct qkd_node;
+struct qkd_kme_counters;
+
+/* Why qkd_node_new refused, for a message "CONFIG:LINE: TEXT". */
+struct qkd_node_error {
+	unsigned line;		/* the configuration line of what failed; 0: none */
+	char text[384];		/* e.g. "link ab: 127.0.0.1:7101: Address already in use" */
 };
 
-struct qkd_link_ctx {
-	const struct qkd_link_config *cfg;
-	const struct qkd_logger *log;
-	atomic_bool *stop;		/* set by the daemon on SIGTERM */
-	pthread_mutex_t lock;		/* guards status and fds */
-	struct qkd_link_status status;
-	int fds[2];			/* classical, fiber: -1 if closed; shut down on stop */
-	int listen_fd;			/* bound by qkd_link_bind before the thread starts */
-	double started;			/* wall clock at start */
-	int result;			/* qkd_link_run's return, for qkd_link_thread */
-	struct qkd_link_kme kme;	/* set up by qkd_link_ctx_init; cfg by the key manager */
-	struct qkd_mux *mux;		/* services on the link's channel (qkd/mux.h) */
-	struct qkd_store *store;	/* the link thread's handle, from qkd_link_open */
-	struct node_auth *auth;		/* its authentication state, from qkd_link_open */
-	uint64_t prior_errors, prior_bits;	/* QBER of the rounds so far (engine.h) */
-	/* Alice: connections accepted that have not spoken yet (link.c). */
-	int waiting[16];
-	double waiting_since[16];
-	size_t nwaiting;
-	double stranger_logged;		/* when a refused connection was last logged */
-	double peer_logged;		/* when a peer of the wrong id was last logged */
-	uint64_t strangers_unlogged;	/* refused since then, not logged */
-};
+/* Make a node of cfg (copied: the caller's may go) that logs through log
+ * (borrowed, must outlive the node; its write may be called from any of
+ * the node's threads). Everything a link needs is opened and bound here,
+ * before any thread runs, so that a refusal is a startup error: for each
+ * link in turn its listening socket (Alice: classical, Bob: fiber), then
+ * its store and authentication state (docs/node.md, "Stores with a
+ * past"); then the key manager when cfg->kme.enabled, which it logs.
+ * 0 with *out set, or an error with *out NULL and *err filled (err may
+ * not be NULL). */
+__attribute__((warn_unused_result))
+int qkd_node_new(struct qkd_node **out, const struct qkd_node_config *cfg,
+		 const struct qkd_logger *log, struct qkd_node_error *err);
 
-/* Initialize ctx for cfg (borrowed, must outlive the run). */
-int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cfg,
-		      const struct qkd_logger *log, atomic_bool *stop);
-/* Close what qkd_link_open opened, and the listening socket. */
-void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx);
+/* Start one thread per link. 0, or QKD_ERR_NOMEM when a thread could not
+ * be made (those made run on; qkd_node_stop ends them). Once only. */
+__attribute__((warn_unused_result))
+int qkd_node_start(struct qkd_node *n);
 
-/* Open the link's key store (locked against a second node) and its
- * authentication state, and check that they belong together (docs/node.md,
- * "Stores with a past"), before the thread starts: a refusal is a startup
- * error. *why says what to do. */
-int qkd_link_open(struct qkd_link_ctx *ctx, const char **why);
+/* Stop: set the stop flag, give a round in progress a few seconds to
+ * end (both stores then agree on its block), shut the links' sockets,
+ * join their threads, then stop the key manager (after the links: their
+ * end woke every enc_keys still waiting). Logs "node NAME: stopped".
+ * 0 when every link ended cleanly; QKD_ERR_IO when one failed or not all
+ * had started. A second call, or one on a node never started, only stops
+ * the key manager and returns 0. The accessors stay valid afterwards. */
+int qkd_node_stop(struct qkd_node *n);
 
-/* Bind the link's listening socket (Alice: classical, Bob: fiber) before
- * the thread starts, so "address in use" is a startup error. *why set. */
-int qkd_link_bind(struct qkd_link_ctx *ctx, const char **why);
+/* Stop if still running, close everything, free. Accepts NULL. */
+void qkd_node_free(struct qkd_node *n);
 
-/* The link thread: runs until *stop is set (after qkd_link_open). Returns 0
- * after a clean stop. A pthread start routine wrapper is qkd_link_thread. */
-int qkd_link_run(struct qkd_link_ctx *ctx);
-void *qkd_link_thread(void *ctx);
+/* The node's own copy of its configuration (valid while n lives). */
+const struct qkd_node_config *qkd_node_config_of(const struct qkd_node *n);
 
-/* Break the link's blocking socket calls (after *stop was set). */
-void qkd_link_interrupt(struct qkd_link_ctx *ctx);
+/* Whether qkd_node_stop has begun: a caller's own threads (the status
+ * socket) end on it too. Any thread. */
+bool qkd_node_stopping(const struct qkd_node *n);
 
-/* Copy the status under the lock. */
-void qkd_link_status_get(struct qkd_link_ctx *ctx, struct qkd_link_status *out);
+/* The links: as many as the configuration has. A link's configuration by
+ * index (NULL when i is out of range), and a copy of its status taken
+ * under its lock, from any thread (QKD_ERR_INVAL when out of range). */
+size_t qkd_node_nlinks(const struct qkd_node *n);
+const struct qkd_link_config *qkd_node_link_config(const struct qkd_node *n, size_t i);
+int qkd_node_link_status(struct qkd_node *n, size_t i, struct qkd_link_status *out);
+
+/* The key manager's HTTPS counters (qkd_kme_server_counters), for the
+ * metrics. true with *out filled while the node has a running key manager;
+ * false (out untouched) when it has none or it has stopped. Any thread. */
+bool qkd_node_kme_counters_get(struct qkd_node *n, struct qkd_kme_counters *out);
 
 #endif

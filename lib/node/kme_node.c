@@ -1,4 +1,4 @@
-/* kme_node.c - the key manager of a `qkd node` (qkd/node_kme.h): the key
+/* kme_node.c - the key manager of a `qkd node` (kme_int.h): the key
  * provider of the ETSI GS QKD 014 layer over the links' key stores, and
  * the HTTPS server that calls it (docs/kme.md, "Two nodes").
  *
@@ -19,7 +19,6 @@
 #include "qkd/error.h"
 #include "qkd/etsi014.h"
 #include "qkd/kme_server.h"
-#include "qkd/node_kme.h"
 #include "qkd/secret.h"
 
 struct qkd_node_kme_server {

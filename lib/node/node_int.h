@@ -1,7 +1,12 @@
-/* node_int.h - private to lib/node: the link daemon's pieces. */
+/* node_int.h - private to lib/node: the link daemon's pieces. A link's
+ * context (struct qkd_link_ctx) and its side of the key manager live here,
+ * not in qkd/node.h, because they carry locks and the link thread's own
+ * state: the node object (node.c) owns them, and everything outside
+ * lib/node sees a link through qkd_node_link_status and friends. */
 #ifndef QKD_NODE_INT_H
 #define QKD_NODE_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +43,79 @@
  * dropped, so a stranger sitting on a port delays the link this long at
  * most. */
 #define NODE_HANDSHAKE_TIMEOUT_S 2
+
+struct node_kme_waiter;
+struct node_kme_service;
+struct node_auth;
+struct qkd_mux;
+struct qkd_store;
+
+/* The link's side of its node's key manager (docs/kme.md, "Coordination
+ * between nodes"): whether the link is connected, and the enc_keys
+ * requests waiting for the peer's verdict on their keys. Shared by the
+ * link thread and the key manager's connection threads, under lock. */
+struct qkd_link_kme {
+	pthread_mutex_t lock;
+	pthread_cond_t settled;			/* broadcast when verdicts arrive */
+	bool up;				/* connected, recovered: records can cross */
+	struct node_kme_waiter *waiters;
+	const struct qkd_node_kme *cfg;		/* NULL: this node has no key manager */
+	int link_index;				/* this link's index in the node's links */
+	struct node_kme_service *svc;		/* the link's KME service (kme_sync.c) */
+};
+
+/* One link of a node (link.c), owned by the node object (node.c), which
+ * keeps it in place while the key manager holds pointers into it. */
+struct qkd_link_ctx {
+	const struct qkd_link_config *cfg;
+	const struct qkd_logger *log;
+	atomic_bool *stop;		/* the node's, set by qkd_node_stop */
+	pthread_mutex_t lock;		/* guards status and fds */
+	struct qkd_link_status status;
+	int fds[2];			/* classical, fiber: -1 if closed; shut down on stop */
+	int listen_fd;			/* bound by qkd_link_bind before the thread starts */
+	double started;			/* wall clock at start */
+	int result;			/* qkd_link_run's return, for qkd_link_thread */
+	struct qkd_link_kme kme;	/* set up by qkd_link_ctx_init; cfg by the key manager */
+	struct qkd_mux *mux;		/* services on the link's channel (qkd/mux.h) */
+	struct qkd_store *store;	/* the link thread's handle, from qkd_link_open */
+	struct node_auth *auth;		/* its authentication state, from qkd_link_open */
+	uint64_t prior_errors, prior_bits;	/* QBER of the rounds so far (engine.h) */
+	/* Alice: connections accepted that have not spoken yet (link.c). */
+	int waiting[16];
+	double waiting_since[16];
+	size_t nwaiting;
+	double stranger_logged;		/* when a refused connection was last logged */
+	double peer_logged;		/* when a peer of the wrong id was last logged */
+	uint64_t strangers_unlogged;	/* refused since then, not logged */
+};
+
+/* Initialize ctx for cfg (borrowed, must outlive the run). */
+int qkd_link_ctx_init(struct qkd_link_ctx *ctx, const struct qkd_link_config *cfg,
+		      const struct qkd_logger *log, atomic_bool *stop);
+/* Close what qkd_link_open opened, and the listening socket. */
+void qkd_link_ctx_cleanup(struct qkd_link_ctx *ctx);
+
+/* Open the link's key store (locked against a second node) and its
+ * authentication state, and check that they belong together (docs/node.md,
+ * "Stores with a past"), before the thread starts: a refusal is a startup
+ * error. *why says what to do. */
+int qkd_link_open(struct qkd_link_ctx *ctx, const char **why);
+
+/* Bind the link's listening socket (Alice: classical, Bob: fiber) before
+ * the thread starts, so "address in use" is a startup error. *why set. */
+int qkd_link_bind(struct qkd_link_ctx *ctx, const char **why);
+
+/* The link thread: runs until *stop is set (after qkd_link_open). Returns 0
+ * after a clean stop. A pthread start routine wrapper is qkd_link_thread. */
+int qkd_link_run(struct qkd_link_ctx *ctx);
+void *qkd_link_thread(void *ctx);
+
+/* Break the link's blocking socket calls (after *stop was set). */
+void qkd_link_interrupt(struct qkd_link_ctx *ctx);
+
+/* Copy the status under the lock. */
+void qkd_link_status_get(struct qkd_link_ctx *ctx, struct qkd_link_status *out);
 
 /* Control messages of the node on the classical channel (after the
  * engine's types, qkd/msg.h). */
