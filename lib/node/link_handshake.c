@@ -44,7 +44,7 @@
 
 #define NONCE_LEN 16
 #define MAC_LEN 32
-static const char hello_magic[8] = "QKDHELO4";	/* the 4 of NODE_SYNC_VERSION */
+static const char hello_magic[8] = "QKDHELO5";	/* the 5 of NODE_SYNC_VERSION */
 static const char fiber_magic[8] = "QKDFIBR3";
 
 _Static_assert(2 * NONCE_LEN == QKD_CHANNEL_SESSION_LEN, "session id = both nonces");

@@ -297,11 +297,88 @@ static int alice_commit(struct round_env *env, uint64_t id, const struct qkd_bit
 	return rc;
 }
 
+/* Alice's choices as the engine reads them, in pieces with the channel's
+ * services pumped between two: on the example link her sifting looks up
+ * hundreds of thousands of detections and her randomness tests read every
+ * pulse, which takes long enough (0.3 to 0.9 s on a busy machine) that a
+ * key manager record would wait for it. The engine knows nothing of this;
+ * the pieces are whole 64-bit words of its bit strings. */
+#define PUMP_PIECE_SLOTS ((size_t)1 << 16)
+
+struct pumped_source {
+	struct qkd_alice_source inner;
+	struct qkd_channel *ch;
+};
+
+/* Bits [at, at + n) of b as a bit string of their own (at a multiple of
+ * 64: they share b's words). */
+static struct qkd_bits bits_piece(const struct qkd_bits *b, size_t at, size_t n)
+{
+	struct qkd_bits p = { b->w + at / 64, n };
+
+	return p;
+}
+
+static int pumped_lookup(void *ctx, const uint64_t *slot, size_t n, struct qkd_bits *basis,
+			 struct qkd_bits *value, struct qkd_bits *valid)
+{
+	struct pumped_source *p = ctx;
+	int rc = QKD_OK;
+
+	for (size_t at = 0; rc == QKD_OK && at < n; at += PUMP_PIECE_SLOTS) {
+		size_t k = n - at < PUMP_PIECE_SLOTS ? n - at : PUMP_PIECE_SLOTS;
+		struct qkd_bits b = bits_piece(basis, at, k), v = bits_piece(value, at, k);
+		struct qkd_bits ok = bits_piece(valid, at, k);
+
+		rc = p->inner.lookup(p->inner.ctx, slot + at, k, &b, &v, &ok);
+		if (rc == QKD_OK)
+			rc = qkd_channel_pump(p->ch);
+	}
+	return rc;
+}
+
+static int pumped_choices(void *ctx, uint64_t first, uint64_t count, struct qkd_bits *basis,
+			  struct qkd_bits *value)
+{
+	struct pumped_source *p = ctx;
+	int rc = QKD_OK;
+
+	for (uint64_t at = 0; rc == QKD_OK && at < count; at += 16 * PUMP_PIECE_SLOTS) {
+		uint64_t k = count - at < 16 * PUMP_PIECE_SLOTS ? count - at : 16 * PUMP_PIECE_SLOTS;
+		struct qkd_bits b = bits_piece(basis, (size_t)at, (size_t)k);
+		struct qkd_bits v = bits_piece(value, (size_t)at, (size_t)k);
+
+		rc = p->inner.choices(p->inner.ctx, first + at, k, &b, &v);
+		if (rc == QKD_OK)
+			rc = qkd_channel_pump(p->ch);
+	}
+	return rc;
+}
+
+static int pumped_intensity(void *ctx, const uint64_t *slot, size_t n, uint8_t *out)
+{
+	struct pumped_source *p = ctx;
+
+	return p->inner.intensity(p->inner.ctx, slot, n, out);
+}
+
+static void pumped_source_init(struct pumped_source *p, const struct qkd_emitter *em,
+			       struct qkd_channel *ch, struct qkd_alice_source *ops)
+{
+	qkd_emitter_alice_source(em, &p->inner);
+	p->ch = ch;
+	ops->lookup = pumped_lookup;
+	ops->choices = p->inner.choices != NULL ? pumped_choices : NULL;
+	ops->intensity = p->inner.intensity != NULL ? pumped_intensity : NULL;
+	ops->ctx = p;
+}
+
 int round_alice(struct round_env *env, struct qkd_rbuf *msg)
 {
 	uint8_t key_em[QKD_FIBER_KEY_BYTES];
 	struct qkd_emitter *em = NULL;
 	struct qkd_alice_source ops;
+	struct pumped_source pumped;
 	struct qkd_store_block b;
 	struct qkd_bits key = {0};
 	struct qkd_rng rng;
@@ -328,7 +405,7 @@ int round_alice(struct round_env *env, struct qkd_rbuf *msg)
 	if (rc == QKD_OK)
 		rc = alice_emit(env, em, id);
 	if (rc == QKD_OK && (rc = qkd_rng_init_system(&rng)) == QKD_OK) {
-		qkd_emitter_alice_source(em, &ops);
+		pumped_source_init(&pumped, em, env->ch, &ops);
 		rc = qkd_engine_alice(env->ch, &env->engine, &ops, &rng, &env->st, &key);
 		qkd_rng_cleanup(&rng);
 		env->engine_ran = true;

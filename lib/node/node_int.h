@@ -127,9 +127,8 @@ enum node_msg {
 	NODE_MSG_COMMIT = 36,		/* B->A: Bob holds block id (pending), its length */
 	NODE_MSG_COMMIT_ACK = 37,	/* A->B: Alice has made it final */
 	NODE_MSG_ROUND_END = 38,	/* B->A: the round ended without a block */
-	NODE_MSG_KME_SYNC = 39,		/* B->A: Bob's key records (kme_sync.c) */
-	NODE_MSG_KME_REPLY = 40,	/* A->B: verdicts on them; Alice's records */
-	NODE_MSG_KME_ACK = 41,		/* B->A: verdicts on Alice's records */
+	/* 39 .. 41 were the key manager's lockstep exchange, now a service
+	 * (qkd/mux.h, kme_sync.c): never reused, so an old peer is refused. */
 	NODE_MSG_HELLO = 42,		/* both: the handshake's nonces (link_handshake.c) */
 	NODE_MSG_SYNC = 43,		/* both: settings and AUTH index, gate MAC */
 };
@@ -229,7 +228,7 @@ int node_handshake(int fd, struct node_auth *a, const struct qkd_link_config *cf
 /* The SYNC message's fields (link_sync.c, docs/node.md "The handshake"),
  * after its MAC: the sender's settings and the index of the next AUTH
  * frame it will send. */
-#define NODE_SYNC_VERSION 4
+#define NODE_SYNC_VERSION 5
 #define NODE_SYNC_FIELDS_LEN (2 + 2 * QKD_NODE_NAME_MAX + 8 + 8 + 4)
 struct node_sync_fields {
 	uint8_t version, role;

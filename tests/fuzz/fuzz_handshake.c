@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * reading of docs/node.md (not shared with the code it checks). */
 #define NONCE 16
 #define MAC 32
-#define VERSION 4
+#define VERSION 5
 #define FIELDS_LEN (2 + 2 * QKD_NODE_NAME_MAX + 8 + 8 + 4)
-static const char magic[8] = "QKDHELO4";
+static const char magic[8] = "QKDHELO5";
 
 struct node_side {
 	int fd;

@@ -13,7 +13,7 @@
  *   encodes back to the same bytes (the name's and the node id's last
  *   bytes forced to NUL);
  * - node_sync_check lets in exactly the peers an independent reading of
- *   the rules lets in: version 4, the other role, the link's name,
+ *   the rules lets in: version 5, the other role, the link's name,
  *   auth_reserve_bits and round_pulses, and an index neither behind next,
  *   nor more than 128 above it, nor at or beyond next + held;
  * - so an accepted SYNC never moves the receive index backwards (a pad
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NAME_AT 2
 #define NAME_LEN 64
 #define NODE_AT (NAME_AT + NAME_LEN)
-#define VERSION 4
+#define VERSION 5
 #define JUMP_MAX 128
 #define RESERVE 262144
 #define PULSES 10000000

@@ -432,7 +432,7 @@ static int cmd_stray(int argc, char **argv)
 
 /* What the node sends and checks in a handshake (lib/node/link_handshake.c);
  * only a stranger's made-up messages need them here. */
-#define HELLO_MAGIC "QKDHELO4"	/* the 4 of NODE_SYNC_VERSION */
+#define HELLO_MAGIC "QKDHELO5"	/* the 5 of NODE_SYNC_VERSION */
 #define NONCE_LEN 16
 #define MAC_LEN 32
 
