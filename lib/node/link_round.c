@@ -13,6 +13,8 @@
  */
 #include "link_round.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +132,31 @@ static int one_chunk_next(void *ctx, struct qkd_bob_chunk *out)
 	return 1;
 }
 
+/* Until the next photon frame has begun to arrive, with the classical
+ * channel's services moving every FIBER_POLL_MS meanwhile (Alice may be
+ * busy making the frame); bounded by the node's I/O timeout, as a blocking
+ * read of the fiber would be. */
+#define FIBER_POLL_MS 20
+
+static int fiber_wait(struct round_env *env)
+{
+	int rc = QKD_OK;
+
+	for (int waited = 0; rc == QKD_OK; waited += FIBER_POLL_MS) {
+		struct pollfd p = { .fd = env->fiber_fd, .events = POLLIN };
+		int n = poll(&p, 1, FIBER_POLL_MS);
+
+		if (n > 0)
+			break;
+		if (n < 0 && errno != EINTR)
+			return QKD_ERR_IO;
+		if (waited >= NODE_IO_TIMEOUT_S * 1000)
+			return QKD_ERR_IO;
+		rc = qkd_channel_pump(env->ch);
+	}
+	return rc;
+}
+
 /* Receive the round's photon frames and detect them into one chunk. */
 static int bob_detect(struct round_env *env, uint64_t id, struct qkd_bob_chunk *c)
 {
@@ -144,7 +171,9 @@ static int bob_detect(struct round_env *env, uint64_t id, struct qkd_bob_chunk *
 	memset(c, 0, sizeof *c);
 	rc = qkd_detector_new(&det, &env->cfg->optical, key);
 	while (rc == QKD_OK) {
-		rc = qkd_fiber_recv(env->fiber_fd, &f);
+		rc = fiber_wait(env);
+		if (rc == QKD_OK)
+			rc = qkd_fiber_recv(env->fiber_fd, &f);
 		if (rc == QKD_OK && (f.round != id || f.first != covered ||
 				     f.slots > env->cfg->round_pulses - covered)) {
 			env->why = "photon frame out of sequence";
@@ -245,6 +274,8 @@ static int alice_emit(struct round_env *env, const struct qkd_emitter *em, uint6
 
 	qkd_fiber_frame_init(&f);
 	for (uint64_t first = 0; rc == QKD_OK && first < n; first += ROUND_FRAME_SLOTS) {
+		/* Every frame: the services move between two (none waits for the
+		 * round's pulses). */
 		uint64_t count = n - first < ROUND_FRAME_SLOTS ? n - first : ROUND_FRAME_SLOTS;
 
 		rc = qkd_emitter_chunk(em, first, count, &f);
@@ -254,7 +285,7 @@ static int alice_emit(struct round_env *env, const struct qkd_emitter *em, uint6
 		f.last = first + count == n;
 		if (rc == QKD_OK)
 			rc = qkd_fiber_send(env->fiber_fd, &f);
-		if (rc == QKD_OK && !f.last)
+		if (rc == QKD_OK)
 			rc = qkd_channel_pump(env->ch);
 	}
 	qkd_fiber_frame_cleanup(&f);
