@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kme_int.h"
+#include "../kme/node_kme_int.h"
 #include "kme_wire.h"
 #include "node_int.h"
 

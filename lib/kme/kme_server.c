@@ -1,4 +1,4 @@
-/* https.c - ETSI GS QKD 014 over HTTPS with client certificates
+/* kme_server.c - ETSI GS QKD 014 over HTTPS with client certificates
  * (qkd/kme_server.h; docs/kme.md "TLS and HTTP settings", "Connections",
  * "SAEs and their certificates").
  *
