@@ -3,9 +3,9 @@
  * docs/kme.md, "Client"). The server side is qkd/etsi014.h and
  * qkd/kme_server.h; `qkd kme` (src/cmd_kme.c) is this client's CLI.
  *
- * Files: lib/kme/client.c (the three operations), lib/kme/client_http.c
- * (libcurl: mutual TLS, timeouts), lib/kme/client_body.c (the bounded,
- * wiped body), lib/kme/client_parse.c (the responses of clause 6, pure, no
+ * Files: lib/kme/kme_client.c (the three operations), lib/kme/kme_client_http.c
+ * (libcurl: mutual TLS, timeouts), lib/kme/kme_client_body.c (the bounded,
+ * wiped body), lib/kme/kme_client_parse.c (the responses of clause 6, pure, no
  * I/O).
  *
  * One client is one KME base URL, one SAE identity (client certificate and
@@ -210,7 +210,7 @@ int qkd_kme_client_dec_keys(struct qkd_kme_client *c, const char *master,
 void qkd_kme_keys_cleanup(struct qkd_kme_keys *k);
 void qkd_kme_status_cleanup(struct qkd_kme_status *s);
 
-/* ---- the response parsers (pure; lib/kme/client_parse.c) ----
+/* ---- the response parsers (pure; lib/kme/kme_client_parse.c) ----
  * body is len bytes (need not be NUL-terminated). Exactly one JSON object,
  * nothing after it, no duplicate member names. err may be NULL. */
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "qkd/engine.h"
+#include "qkd/log.h"
 #include "qkd/netaddr.h"
 #include "qkd/optical.h"
 
@@ -23,8 +24,6 @@
 #define QKD_NODE_LINKS_MAX 16
 
 enum qkd_link_role { QKD_ROLE_ALICE, QKD_ROLE_BOB };
-
-enum qkd_log_level { QKD_LOG_ERROR, QKD_LOG_WARN, QKD_LOG_INFO, QKD_LOG_DEBUG };
 
 /* "A.B.C.D:PORT", "[IPV6]:PORT" or "localhost:PORT", port 1..65535
  * (qkd/netaddr.h): the parsed address, and its canonical text for messages,
@@ -119,6 +118,5 @@ __attribute__((warn_unused_result))
 int qkd_node_config_load(const char *path, struct qkd_node_config *cfg, char *err, size_t errlen);
 
 const char *qkd_link_role_name(enum qkd_link_role r);
-const char *qkd_log_level_name(enum qkd_log_level l);
 
 #endif

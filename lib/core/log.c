@@ -1,4 +1,4 @@
-/* log.c - formatting for the logger seam (qkd/log.h). */
+/* log.c - the logger seam (qkd/log.h): formatting a line, naming a level. */
 #include "qkd/log.h"
 
 #include <stdarg.h>
@@ -15,4 +15,16 @@ void qkd_logf(const struct qkd_logger *lg, enum qkd_log_level level, const char 
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	lg->write(lg->ctx, level, line);
+}
+
+static const char *const level_names[] = {
+	[QKD_LOG_ERROR] = "error", [QKD_LOG_WARN] = "warn",
+	[QKD_LOG_INFO] = "info", [QKD_LOG_DEBUG] = "debug",
+};
+
+const char *qkd_log_level_name(enum qkd_log_level l)
+{
+	if ((unsigned)l < sizeof level_names / sizeof level_names[0])
+		return level_names[l];
+	return "unknown";
 }

@@ -2,7 +2,7 @@
  * parser of "A.B.C.D:PORT", "[IPV6]:PORT" and "localhost:PORT", the
  * canonical printing, and the sockets that follow the address's family.
  * Users: the node configuration (lib/node/config_path.c), the node's
- * sockets (lib/node/link_net.c), the key manager (lib/kme/https.c),
+ * sockets (lib/node/link_net.c), the key manager (lib/kme/kme_server.c),
  * `qkd eve` (src/cmd_eve.c) and the test tools. */
 #include "qkd/netaddr.h"
 

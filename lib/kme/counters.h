@@ -1,7 +1,8 @@
 /* counters.h - the key manager server's request counters (internal to
  * lib/kme; the public copy is struct qkd_kme_counters in qkd/kme_server.h).
- * https.c owns one struct kme_counters per server and records each response
- * it queues; counters.c holds the atomics and the classification. */
+ * kme_server.c owns one struct kme_counters per server, kme_server_http.c
+ * records each response it queues; counters.c holds the atomics and the
+ * classification. */
 #ifndef QKD_KME_COUNTERS_H
 #define QKD_KME_COUNTERS_H
 

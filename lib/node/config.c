@@ -25,18 +25,6 @@ const char *qkd_link_role_name(enum qkd_link_role r)
 	return "unknown";
 }
 
-static const char *const log_level_names[] = {
-	[QKD_LOG_ERROR] = "error", [QKD_LOG_WARN] = "warn",
-	[QKD_LOG_INFO] = "info", [QKD_LOG_DEBUG] = "debug",
-};
-
-const char *qkd_log_level_name(enum qkd_log_level l)
-{
-	if ((unsigned)l < N_OF(log_level_names))
-		return log_level_names[l];
-	return "unknown";
-}
-
 static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
 			 const struct cfg_field *f, void *obj)
 {
@@ -45,9 +33,9 @@ static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
 
 	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
 		return QKD_ERR_INVAL;
-	for (size_t i = 0; i < N_OF(log_level_names); i++) {
-		if (strcmp(v, log_level_names[i]) == 0) {
-			n->log_level = (enum qkd_log_level)i;
+	for (int l = QKD_LOG_ERROR; l <= QKD_LOG_DEBUG; l++) {
+		if (strcmp(v, qkd_log_level_name((enum qkd_log_level)l)) == 0) {
+			n->log_level = (enum qkd_log_level)l;
 			return QKD_OK;
 		}
 	}

@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kme_int.h"
+#include "../kme/node_kme_int.h"
 #include "kme_wire.h"
 #include "node_int.h"
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kme_int.h"
+#include "../kme/node_kme_int.h"
 #include "node_int.h"
 
 #include "qkd/error.h"

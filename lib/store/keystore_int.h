@@ -9,8 +9,9 @@
  * keystore_verify.c      reading every stored bit against its digest
  * keystore_block.c       put_pending, finalize, discard, lookup, get, list, stats
  * keystore_take.c        take, take_at and the consumed-range bookkeeping
- * keystore_kme.c         the key manager's records (qkd/kme_store.h)
- * keystore_kme_wd.c      abandoned and withdrawn records
+ * kme_store.c            the key manager's records (qkd/kme_store.h)
+ * kme_store_wd.c         abandoned and withdrawn records
+ * kme_store_life.c       expiry, pruning, running totals, restart
  * keystore_check.c       the invariant check
  * keystore_mem.c         the wiping allocator handed to SQLite
  */
@@ -290,7 +291,7 @@ int ks_consume_all(struct qkd_store *s, const struct qkd_store_seg *segs, size_t
  * the sum overflows. */
 uint64_t ks_segs_total(const struct qkd_store_seg *segs, size_t n);
 
-/* Key manager records (keystore_kme.c, keystore_kme_wd.c). */
+/* Key manager records (kme_store.c, kme_store_wd.c). */
 enum ks_kme_state {
 	KME_PENDING, KME_READY, KME_DELIVERED, KME_REFUSED,	/* schema version 2 on */
 	KME_ABANDONED, KME_WITHDRAWN, KME_QUARANTINED,		/* version 3 on */
@@ -322,7 +323,7 @@ int ks_kme_find(struct qkd_store *s, const uint8_t key_id[16], struct ks_kme_row
 int ks_kme_parse_state(const unsigned char *t, enum ks_kme_state *st);
 
 /* Add n to the running total name of kme_tally ("expired", "lost_bits",
- * "pruned"; keystore_kme_life.c), in the caller's write transaction. A
+ * "pruned"; kme_store_life.c), in the caller's write transaction. A
  * store that is current (ks_require_current) has the table. */
 __attribute__((warn_unused_result))
 int ks_kme_tally_add(struct qkd_store *s, const char *name, uint64_t n, const char **why);

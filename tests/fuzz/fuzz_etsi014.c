@@ -1,5 +1,5 @@
 /* libFuzzer target: the ETSI GS QKD 014 request parsers and response
- * builders (lib/kme/etsi014.c), path + query + body, behind a deterministic
+ * builders (lib/kme/etsi014*.c), path + query + body, behind a deterministic
  * in-file provider. The input, read with the bounded reader:
  *
  *   u8 method (mod 4: GET, POST, PUT, HEAD; bit 2: also hand the layer

@@ -1,5 +1,5 @@
 /* libFuzzer target: the ETSI GS QKD 014 client's response parsers
- * (lib/kme/client_parse.c): Status, Key container and Error object as a KME
+ * (lib/kme/kme_client_parse.c): Status, Key container and Error object as a KME
  * might send them. The input, read with the bounded reader:
  *
  *   u8 mode (mod 4: Status, Key container of enc_keys, Key container of

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/kme_client.sh - `qkd kme`, the ETSI GS QKD 014 client
-# (lib/kme/client*.c, src/cmd_kme.c; docs/kme.md, "Client"), over real
+# (lib/kme/kme_client*.c, src/cmd_kme.c; docs/kme.md, "Client"), over real
 # HTTPS on loopback against three key managers:
 #   (a) tests/tools/kme_fake, our server: status, enc_keys by GET and POST,
 #       dec_keys by GET and POST of several keys, the same bytes at both

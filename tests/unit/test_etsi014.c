@@ -1,5 +1,5 @@
 /* test_etsi014.c - ETSI GS QKD 014 V1.1.1 requests and responses
- * (qkd/etsi014.h, lib/kme/etsi014.c; docs/kme.md).
+ * (qkd/etsi014.h, lib/kme/etsi014*.c; docs/kme.md).
  *
  * A fake provider in this file records every call and fills keys with a
  * known pattern. The checks: UUID parse/format round trips and the strict

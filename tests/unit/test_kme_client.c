@@ -1,5 +1,5 @@
 /* test_kme_client.c - the ETSI GS QKD 014 client (qkd/kme_client.h,
- * lib/kme/client*.c; docs/kme.md, "Client") without a network: the
+ * lib/kme/kme_client*.c; docs/kme.md, "Client") without a network: the
  * response parsers of clause 6 against valid and broken Status, Key
  * container and Error objects; our own server's answers (qkd_etsi014_handle)
  * read back by the client's parsers; the bounded body buffer and its
@@ -24,7 +24,7 @@
 #include "qkd/etsi014.h"
 #include "qkd/kme_client.h"
 
-#include "../../lib/kme/client_int.h"
+#include "../../lib/kme/kme_client_int.h"
 
 #define ID0 "0b3a8a4e-5f6c-4d1e-8f2a-1b2c3d4e5f60"
 #define ID1 "1b3a8a4e-5f6c-4d1e-8f2a-1b2c3d4e5f61"

@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../lib/node/kme_int.h"
+#include "../../lib/kme/node_kme_int.h"
 #include "../../lib/node/kme_wire.h"
 #include "../../lib/node/node_int.h"
 
@@ -1495,7 +1495,7 @@ static void test_hostile_records(void **state)
 	free(in);
 }
 
-/* The order enc() keeps (lib/node/kme_node.c): the waiter is registered
+/* The order enc() keeps (lib/kme/node_kme.c): the waiter is registered
  * with its key_IDs before the records reach the outbox, so a verdict that
  * arrives at once (the link thread ran the exchange before the request
  * got to wait) is not missed. This once was a lost wake-up: the request
@@ -1778,7 +1778,7 @@ static void test_wire_verdicts(void **state)
 	free(out);
 }
 
-/* The key manager's lifecycle thread (kme_janitor.c): a pass at an
+/* The key manager's lifecycle thread (node_kme_janitor.c): a pass at an
  * explicit time expires Bob's unfetched key only once it is key_ttl old,
  * and publishes the counts in the link's status; the thread itself runs a
  * pass at once and stops promptly. */

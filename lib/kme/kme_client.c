@@ -1,11 +1,11 @@
-/* client.c - the ETSI GS QKD 014 client's operations (qkd/kme_client.h):
+/* kme_client.c - the ETSI GS QKD 014 client's operations (qkd/kme_client.h):
  * status, enc_keys and dec_keys as clauses 5.2 to 5.4 define them. Each
  * checks its arguments before anything is sent, builds the path and the
- * query or the JSON body, hands them to the transport (client_http.c) and
- * the answer to the parsers (client_parse.c): a 200 must match the
+ * query or the JSON body, hands them to the transport (kme_client_http.c) and
+ * the answer to the parsers (kme_client_parse.c): a 200 must match the
  * request, anything else is the KME's Error object.
  */
-#include "client_int.h"
+#include "kme_client_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,7 @@
-/* kme_int.h - private to lib/node: what the key manager's connection
- * threads (kme_node.c) and the link thread (kme_sync.c) share about keys
- * issued here and waiting for the peer's verdict. */
+/* node_kme_int.h - private to the node's key manager: what its connection
+ * threads (lib/kme/node_kme.c), its lifecycle thread (node_kme_janitor.c)
+ * and the link thread (lib/node/kme_sync.c) share about keys issued here
+ * and waiting for the peer's verdict. */
 #ifndef QKD_NODE_KME_INT_H
 #define QKD_NODE_KME_INT_H
 
@@ -9,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "node_int.h"
+#include "../node/node_int.h"
 
 #include "qkd/kme_server.h"
 #include "qkd/kme_store.h"
@@ -51,7 +52,7 @@ struct node_kme_slot {
  * and a day of history for an operator. */
 #define NODE_KME_PRUNE_AGE_S 86400u
 
-/* The key manager's lifecycle thread (kme_janitor.c): every
+/* The key manager's lifecycle thread (node_kme_janitor.c): every
  * node_kme_janitor_period(ttl_s) seconds it expires each slot's ready keys
  * older than ttl_s, prunes spent tombstones, and puts the counts in the
  * links' status. */

@@ -1,4 +1,4 @@
-/* keystore_kme_wd.c - key manager records given up on (qkd/kme_store.h;
+/* kme_store_wd.c - key manager records given up on (qkd/kme_store.h;
  * docs/keystore.md, "Life of a record").
  *
  * The master's enc_keys waits a bounded time for the peer's verdict and

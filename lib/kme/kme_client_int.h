@@ -1,6 +1,6 @@
-/* client_int.h - private to lib/kme: the ETSI 014 client's transport
- * (client_http.c, libcurl) as the operations (client.c) use it, and the
- * bounded, wiped body buffer (client_body.c) that unit tests check
+/* kme_client_int.h - private to lib/kme: the ETSI 014 client's transport
+ * (kme_client_http.c, libcurl) as the operations (kme_client.c) use it, and the
+ * bounded, wiped body buffer (kme_client_body.c) that unit tests check
  * directly. */
 #ifndef QKD_KME_CLIENT_INT_H
 #define QKD_KME_CLIENT_INT_H

@@ -1,4 +1,4 @@
-/* keystore_kme.c - the key manager's records, kept next to the blocks
+/* kme_store.c - the key manager's records, kept next to the blocks
  * their bits come from (qkd/kme_store.h; docs/keystore.md, "Key manager
  * records").
  *
@@ -12,8 +12,8 @@
  * issue and accept consume their segments with take's own code
  * (keystore_take.c) inside it, so the bits, the blocks' bookkeeping and the
  * record change together or not at all. Abandoned and withdrawn records
- * are keystore_kme_wd.c's; expiry, pruning and the running totals
- * keystore_kme_life.c's.
+ * are kme_store_wd.c's; expiry, pruning and the running totals
+ * kme_store_life.c's.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* kme_node.c - the key manager of a `qkd node` (kme_int.h): the key
+/* node_kme.c - the key manager of a `qkd node` (node_kme_int.h): the key
  * provider of the ETSI GS QKD 014 layer over the links' key stores, and
  * the HTTPS server that calls it (docs/kme.md, "Two nodes").
  *
@@ -6,15 +6,15 @@
  * has one handle here, used under its own mutex (a store handle serves one
  * thread at a time); the link thread has another. enc_keys cuts keys and
  * records them in one transaction, then waits, without any lock, for the
- * link thread to bring the peer's verdict (kme_sync.c).
+ * link thread to bring the peer's verdict (lib/node/kme_sync.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "kme_int.h"
-#include "node_int.h"
+#include "node_kme_int.h"
+#include "../node/node_int.h"
 
 #include "qkd/error.h"
 #include "qkd/etsi014.h"
@@ -26,7 +26,7 @@ struct qkd_node_kme_server {
 	struct qkd_link_ctx *links;
 	const struct qkd_logger *log;
 	struct node_kme_slot stores[QKD_NODE_LINKS_MAX];
-	struct node_kme_janitor janitor;	/* expiry and pruning (kme_janitor.c) */
+	struct node_kme_janitor janitor;	/* expiry and pruning (node_kme_janitor.c) */
 	struct qkd_kme_sae saes[QKD_NODE_SAES_MAX];	/* the local SAEs, for TLS */
 	size_t nsaes;
 	struct qkd_kme_server *srv;

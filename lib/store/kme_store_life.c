@@ -1,4 +1,4 @@
-/* keystore_kme_life.c - the end of a key manager record's life
+/* kme_store_life.c - the end of a key manager record's life
  * (qkd/kme_store.h; docs/keystore.md, "Life of a record"; docs/kme.md,
  * "Key lifecycle").
  *

@@ -1,4 +1,4 @@
-/* kme_janitor.c - the key manager's lifecycle thread (docs/kme.md, "Key
+/* node_kme_janitor.c - the key manager's lifecycle thread (docs/kme.md, "Key
  * lifecycle"): ready keys nobody fetched within kme.key_ttl expire, and
  * tombstones whose blocks are spent are pruned.
  *
@@ -15,8 +15,8 @@
 #include <errno.h>
 #include <time.h>
 
-#include "kme_int.h"
-#include "node_int.h"
+#include "node_kme_int.h"
+#include "../node/node_int.h"
 
 #include "qkd/error.h"
 

@@ -1,7 +1,7 @@
-/* client_http.c - the ETSI 014 client's transport (lib/kme/client_int.h):
+/* kme_client_http.c - the ETSI 014 client's transport (lib/kme/kme_client_int.h):
  * one libcurl easy handle per client, HTTPS only, mutual TLS, timeouts, the
- * answer read into a bounded body (client_body.c). Neighbours: client.c
- * builds the requests, client_parse.c reads the answers.
+ * answer read into a bounded body (kme_client_body.c). Neighbours: kme_client.c
+ * builds the requests, kme_client_parse.c reads the answers.
  *
  * TLS: the KME's certificate must chain to the configured CA file alone
  * (no system store, no CA directory) and name the host asked for, or
@@ -15,7 +15,7 @@
  * buffer, which holds the decrypted JSON, is wiped when released; our body
  * buffer grows by wiped copies.
  */
-#include "client_int.h"
+#include "kme_client_int.h"
 
 #include <malloc.h>
 #include <pthread.h>

@@ -1,12 +1,12 @@
-/* client_body.c - the ETSI 014 client's response body (lib/kme/client_int.h):
+/* kme_client_body.c - the ETSI 014 client's response body (lib/kme/kme_client_int.h):
  * a buffer bounded by the client's max_response_bytes into which libcurl's
- * write callback (client_http.c) appends. A Key container's body holds the
+ * write callback (kme_client_http.c) appends. A Key container's body holds the
  * keys in base64, so no byte it ever held is left unwiped: it grows by a
  * wiped copy (never realloc, which may leave the old block as it was) and
  * is wiped when freed; a body handed on (kme_body_take) is the caller's to
  * wipe.
  */
-#include "client_int.h"
+#include "kme_client_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* client_parse.c - a KME's answers as ETSI GS QKD 014 V1.1.1 clause 6
+/* kme_client_parse.c - a KME's answers as ETSI GS QKD 014 V1.1.1 clause 6
  * defines them, read by the client (qkd/kme_client.h): Status (6.1), Key
  * container (6.3), Error (6.5). Pure: bytes in, checked structs out.
  *
@@ -6,7 +6,7 @@
  * must be exactly the key asked for, so a Key container with one key too
  * many, a key one byte short or a key_ID nobody asked for is refused as a
  * whole, never trimmed or padded. Members the spec does not define are
- * refused as the server (etsi014.c) refuses them in requests; the spec's
+ * refused as the server (etsi014_json.c) refuses them in requests; the spec's
  * *_extension members must be objects (null counts as absent) and are not
  * interpreted. The server's request parsers answer with an HTTP status for
  * the peer; these answer the caller with a reason, so only the helpers of
