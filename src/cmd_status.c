@@ -158,6 +158,10 @@ static void print_human(json_t *j)
 		if (json_integer_value(json_object_get(l, "strangers_refused")) > 0)
 			printf("    %lld connection(s) refused at the handshake\n",
 			       json_integer_value(json_object_get(l, "strangers_refused")));
+		if (json_integer_value(json_object_get(l, "service_unknown")) > 0)
+			printf("    %lld service message(s) of an unknown service or type dropped "
+			       "(a newer peer?)\n",
+			       json_integer_value(json_object_get(l, "service_unknown")));
 		if (json_is_string(err))
 			printf("    last error: %s\n", json_string_value(err));
 	}

@@ -130,6 +130,10 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 	json_object_set_new(j, "session_key_bits", json_integer((json_int_t)s->session_key_bits));
 	json_object_set_new(j, "tags_failed", json_integer((json_int_t)s->tags_failed));
 	json_object_set_new(j, "strangers_refused", json_integer((json_int_t)s->strangers_refused));
+	json_object_set_new(j, "service_sent", json_integer((json_int_t)s->service_sent));
+	json_object_set_new(j, "service_delivered",
+			    json_integer((json_int_t)s->service_delivered));
+	json_object_set_new(j, "service_unknown", json_integer((json_int_t)s->service_unknown));
 	json_object_set_new(j, "blocks_quarantined",
 			    json_integer((json_int_t)s->blocks_quarantined));
 	json_object_set_new(j, "rounds_ok", json_integer((json_int_t)s->rounds_ok));

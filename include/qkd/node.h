@@ -57,6 +57,10 @@ struct qkd_link_status {
 	uint64_t session_auth_bits;	/* pads spent since this daemon started */
 	uint64_t session_key_bits;	/* key distilled since this daemon started */
 	uint64_t strangers_refused;	/* connections that failed the handshake's gate */
+	/* Services on the link's channel (qkd/mux.h), since the node started:
+	 * messages sent, delivered here, and dropped as of an unknown service
+	 * or type (a newer peer). */
+	uint64_t service_sent, service_delivered, service_unknown;
 	uint64_t blocks_quarantined;	/* stored blocks that failed their digest */
 	/* The key manager's records in the store (qkd/kme_store.h). */
 	uint64_t kme_available_bits;	/* free bits of this end's half */

@@ -184,6 +184,7 @@ static void refresh_figures(struct qkd_link_ctx *ctx)
 	struct qkd_store_stats ss;
 	struct qkd_kme_counts kc;
 	struct qkd_wc_stats ws;
+	struct qkd_mux_stats ms;
 	uint64_t half = 0, poor, quarter = ctx->cfg->auth_reserve_bits / 4;
 	double up = qkd_wall_seconds() - ctx->started;
 	bool low, warn;
@@ -198,7 +199,11 @@ static void refresh_figures(struct qkd_link_ctx *ctx)
 		half = 0;
 	qkd_wc_get_stats(ctx->auth->wc, &ws);
 	poor = auth_poorer(ctx->auth);
+	qkd_mux_get_stats(ctx->mux, &ms);
 	pthread_mutex_lock(&ctx->lock);
+	ctx->status.service_sent = ms.sent;
+	ctx->status.service_delivered = ms.delivered;
+	ctx->status.service_unknown = ms.unknown;
 	/* Hysteresis: warn when the poorer direction falls below a quarter of
 	 * the reserve, again only after it was back above three eighths. (A
 	 * refill stops at half, and the round's own tags take a little off.) */

@@ -138,6 +138,12 @@ check "status: the key manager's figures at B" wait_json bob '.kme_refused == 2 
 	.kme_delivered == 4 and .kme_ready == 0 and .kme_outbox == 0 and
 	.kme_available_bits > 0 and .auth_low == false' 10
 check "status: A's outbox empty once B answered" wait_json alice '.kme_outbox == 0' 10
+# The records crossed as service messages (docs/protocol.md, "Services on a
+# link"): sent by A, delivered at B and answered, none unknown.
+check "status: services: A sent, B delivered, none unknown" wait_json bob \
+	'.service_delivered > 0 and .service_sent > 0 and .service_unknown == 0' 10
+check "status: services: A's batches answered" wait_json alice \
+	'.service_sent > 0 and .service_delivered > 0 and .service_unknown == 0' 10
 check_match "status: the key manager's line" "$("$QKD" status --node "$D/alice.sock")" \
 	"key manager: [0-9]+ bits in this end's half; keys: 0 awaiting the peer"
 

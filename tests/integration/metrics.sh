@@ -97,6 +97,8 @@ check "A: rounds ok ($R1) and stored bits ($S1) positive" test "${R1:-0}" -ge 1 
 check_match "A: QBER a ratio" "$(val "$D/a1.txt" 'qkd_link_qber_ratio{link="ab"}')" '^0(\.[0-9]+)?(e-[0-9]+)?$'
 check_eq "A: no alarm" "$(grep -c '^qkd_link_alarm{link="ab",alarm="[a-z_]*"} 0$' "$D/a1.txt")" 4
 check_match "A: one state" "$(grep -c '^qkd_link_state{' "$D/a1.txt")" '^1$'
+check_eq "A: service messages by kind" \
+	"$(grep -c '^qkd_link_service_messages_total{link="ab",kind="\(sent\|delivered\|unknown\)"} [0-9]*$' "$D/a1.txt")" 3
 check "A: authentication key spent" test "$(val "$D/a1.txt" 'qkd_link_auth_spent_bits_total{link="ab"}')" -gt 0
 grown() {
 	local i

@@ -80,6 +80,11 @@ static const char golden[] =
 	"# HELP qkd_link_strangers_refused_total Connections that failed the handshake's gate.\n"
 	"# TYPE qkd_link_strangers_refused_total counter\n"
 	"qkd_link_strangers_refused_total{link=\"ab\"} 6\n"
+	"# HELP qkd_link_service_messages_total Messages of the services on the link's channel: sent, delivered, dropped as unknown.\n"
+	"# TYPE qkd_link_service_messages_total counter\n"
+	"qkd_link_service_messages_total{link=\"ab\",kind=\"sent\"} 31\n"
+	"qkd_link_service_messages_total{link=\"ab\",kind=\"delivered\"} 29\n"
+	"qkd_link_service_messages_total{link=\"ab\",kind=\"unknown\"} 2\n"
 	"# HELP qkd_link_blocks_quarantined Stored blocks that failed their digest.\n"
 	"# TYPE qkd_link_blocks_quarantined gauge\n"
 	"qkd_link_blocks_quarantined{link=\"ab\"} 7\n"
@@ -165,6 +170,9 @@ static void fill_link(struct qkd_metrics_link *l, const char *name)
 	s->session_auth_bits = 600;
 	s->tags_failed = 5;
 	s->strangers_refused = 6;
+	s->service_sent = 31;
+	s->service_delivered = 29;
+	s->service_unknown = 2;
 	s->blocks_quarantined = 7;
 	s->auth_low = true;
 	s->eavesdropping_suspected = true;
