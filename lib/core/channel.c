@@ -280,10 +280,13 @@ static int take_service(struct qkd_channel *ch)
 }
 
 /* Until the socket is readable: the services pumped on wakes and ticks.
- * Bounded by the socket's receive timeout, as a blocking read would be. */
+ * Bounded by the socket's receive timeout, as a blocking read would be,
+ * counted on the clock: a wake ends a poll early, and wakes may come
+ * faster than the tick (enc_keys kicking), which must not put it off. */
 static int wait_readable(struct qkd_channel *ch)
 {
-	int waited = 0, rc = QKD_OK;
+	double until = qkd_wall_seconds() + ch->wait_ms / 1000.0;
+	int rc = QKD_OK;
 
 	while (rc == QKD_OK) {
 		struct pollfd p[2] = { { .fd = ch->fd, .events = POLLIN },
@@ -297,12 +300,10 @@ static int wait_readable(struct qkd_channel *ch)
 			return QKD_ERR_IO;
 		if (n > 0 && p[0].revents != 0)
 			return QKD_OK;
-		if (n == 0) {
-			waited += QKD_MUX_TICK_MS;
-			if (ch->wait_ms > 0 && waited >= ch->wait_ms)
-				return QKD_ERR_IO;	/* as SO_RCVTIMEO's EAGAIN */
+		if (ch->wait_ms > 0 && qkd_wall_seconds() >= until)
+			return QKD_ERR_IO;	/* as SO_RCVTIMEO's EAGAIN */
+		if (n == 0)
 			rc = qkd_mux_run(ch->mux);	/* the services' timers */
-		}
 	}
 	return rc;
 }

@@ -1,22 +1,34 @@
-/* test_kme_sync.c - the key manager's records crossing a link between
- * rounds (lib/node/kme_sync.c, lib/node/kme_wire.c; docs/kme.md, "Two
- * nodes").
+/* test_kme_sync.c - the key manager's service on a link: records crossing
+ * it as KME_BATCH / KME_ANSWER messages on the link's multiplexer
+ * (lib/node/kme_sync.c, lib/node/kme_wire.c, lib/core/mux.c and the
+ * channel's service frames in lib/core/channel.c; docs/kme.md, "Two
+ * nodes"; qkd/mux.h).
  *
  * Two stores hold the same FINAL blocks, two channels run over a
  * socketpair (qkd_auth_none), and two link contexts play Alice and Bob
- * with their key managers' SAE tables. Alice serves in a thread while the
- * main thread runs Bob's exchange (or a hand-made side of it). The checks:
- * records cross both ways and deliver the issuer's bytes; enc_keys waiters
- * learn accepted, refused, time out, or see the link go down; LATER keeps
- * a record until the block is final at the peer; a lost verdict costs no
- * bit twice; malformed KME_SYNC / KME_REPLY / KME_ACK are refused with
- * nothing changed; records that parse but are wrong for the store get a
- * verdict each, never a store error; the wire format round-trips and
- * refuses what it must; the lifecycle thread's pass expires a key only
- * once it is key_ttl old and publishes the counts, and the thread stops
- * promptly. qkd_store_check passes on both stores at the end
- * of every test. Every wait is bounded: socket timeouts and waiter
- * deadlines.
+ * with their key managers' SAE tables; each context's multiplexer is
+ * attached to its end of the connection, its service reading and writing
+ * that end's store. One thread drives both ends (settle_both pumps the two
+ * channels until neither service has anything in flight or pending and no
+ * byte waits); a hand-made peer is an end whose multiplexer is detached:
+ * it writes SERVICE frames itself and reads the real end's as a channel
+ * without services does. The checks: records cross both ways and deliver
+ * the issuer's bytes, more than a batch's worth in several batches with
+ * one in flight per end; enc_keys waiters learn accepted, refused, time
+ * out, or see the link go down; LATER keeps a record until the block is
+ * final at the peer, and the record goes again RETRY_LATER_S later; a
+ * verdict lost with its connection costs no bit twice (records sent again
+ * on the next attach, accepted once); malformed KME_BATCH / KME_ANSWER,
+ * and a KME_ANSWER with no batch in flight, are refused with nothing
+ * changed and the connection's error named (qkd_mux_error); service frames
+ * too short or of an unknown type; records that parse but are wrong for
+ * the store get a verdict each, never a store error; withdrawals and
+ * quarantine reports; the wire format round-trips and refuses what it
+ * must; the lifecycle thread's pass expires a key only once it is key_ttl
+ * old and publishes the counts, and the thread stops promptly.
+ * qkd_store_check passes on both stores at the end of the tests that move
+ * records. Every wait is bounded: socket timeouts, the settle loops'
+ * rounds and seconds, and waiter deadlines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +39,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -47,6 +60,7 @@
 #include "qkd/error.h"
 #include "qkd/keystore.h"
 #include "qkd/kme_store.h"
+#include "qkd/mux.h"
 #include "qkd/secret.h"
 #include "qkd/wire.h"
 
@@ -83,6 +97,16 @@ struct waiter_run {
 
 #define WAITERS_MAX 6
 
+/* The service's message types on the wire and its retry after LATER:
+ * kme_sync.c keeps them private, so the test states them again. */
+#define KME_BATCH 1
+#define KME_ANSWER 2
+#define RETRY_LATER_S 0.05
+/* settle, pump_for and the hand-made peer's reads: at most this many
+ * pumps of each end, and this long (valgrind is slow). */
+#define SETTLE_ROUNDS 2000
+#define SETTLE_S 10.0
+
 struct fix {
 	char dir[256], pa[320], pb[320];
 	struct qkd_store *a, *b;
@@ -95,15 +119,8 @@ struct fix {
 	atomic_bool stop;
 	int sv[2];			/* [0] Alice's end, [1] Bob's */
 	struct qkd_channel cha, chb;
+	bool ma, mb;			/* xa.mux on cha, xb.mux on chb */
 	unsigned key_seq;
-	/* Alice's thread */
-	pthread_t th;
-	bool th_running;
-	int arc;
-	const char *awhy;
-	/* a hand-made Alice: the KME_REPLY payload she sends */
-	struct qkd_wbuf reply;
-	bool fake_wait_ack;
 	/* waiters live here, so that teardown can wake and join them after a
 	 * failed assertion left the test */
 	struct waiter_run wr[WAITERS_MAX];
@@ -194,14 +211,53 @@ static void disconnect_pair(struct fix *f)
 }
 
 /* A new connection, as after a reconnect: fresh sequence numbers. */
-static void reconnect(struct fix *f)
+
+/* The services on the ends given (a: Alice's on cha, b: Bob's on chb);
+ * an end without them is a hand-made peer. Attach tells the service the
+ * connection is up: its whole outbox goes at the next pump. */
+static void attach(struct fix *f, bool a, bool b)
 {
-	disconnect_pair(f);
-	connect_pair(f);
+	if (a)
+		qkd_mux_attach(f->xa.mux, &f->cha);
+	if (b)
+		qkd_mux_attach(f->xb.mux, &f->chb);
+	f->ma = a;
+	f->mb = b;
 }
 
+static void detach(struct fix *f)
+{
+	if (f->ma)
+		qkd_mux_detach(f->xa.mux);
+	if (f->mb)
+		qkd_mux_detach(f->xb.mux);
+	f->ma = f->mb = false;
+}
+
+/* A new connection, as after a reconnect: fresh sequence numbers, nothing
+ * in flight, the services on the ends given. */
+static void reconnect(struct fix *f, bool a, bool b)
+{
+	detach(f);
+	disconnect_pair(f);
+	connect_pair(f);
+	attach(f, a, b);
+}
+
+/* Bob's end made by hand on this connection (before anything moved). */
+static void hand_bob(struct fix *f)
+{
+	assert_true(f->mb);
+	qkd_mux_detach(f->xb.mux);
+	f->mb = false;
+}
+
+/* A link context whose service works on store st (the link thread's
+ * handle in a node; here the test's own, so it must not be closed by
+ * qkd_link_ctx_cleanup: teardown takes it back first). */
 static void link_init(struct fix *f, struct qkd_link_ctx *x, struct qkd_link_config *l,
-		      struct qkd_node_kme *k, enum qkd_link_role role, const char *kme_id)
+		      struct qkd_node_kme *k, enum qkd_link_role role, const char *kme_id,
+		      struct qkd_store *st)
 {
 	snprintf(l->name, sizeof l->name, "ab");
 	l->role = role;
@@ -209,8 +265,11 @@ static void link_init(struct fix *f, struct qkd_link_ctx *x, struct qkd_link_con
 	snprintf(k->id, sizeof k->id, "%s", kme_id);
 	k->sync_timeout_s = 5;
 	assert_int_equal(qkd_link_ctx_init(x, l, &f->log, &f->stop), QKD_OK);
+	assert_non_null(x->mux);
+	assert_non_null(x->kme.svc);
 	x->kme.cfg = k;
 	x->kme.link_index = 0;
+	x->store = st;
 }
 
 static int setup(void **state)
@@ -249,10 +308,10 @@ static int setup(void **state)
 	set_sae(&f->ka, SAE_C, 1);
 	set_sae(&f->kb, SAE_B, -1);
 	set_sae(&f->kb, SAE_A, 0);
-	link_init(f, &f->xa, &f->la, &f->ka, QKD_ROLE_ALICE, "KME_A");
-	link_init(f, &f->xb, &f->lb, &f->kb, QKD_ROLE_BOB, "KME_B");
+	link_init(f, &f->xa, &f->la, &f->ka, QKD_ROLE_ALICE, "KME_A", f->a);
+	link_init(f, &f->xb, &f->lb, &f->kb, QKD_ROLE_BOB, "KME_B", f->b);
 	connect_pair(f);
-	qkd_wbuf_init(&f->reply);
+	attach(f, true, true);
 	*state = f;
 	return 0;
 }
@@ -264,17 +323,15 @@ static int teardown(void **state)
 	struct dirent *e;
 	char p[600];
 
-	if (f->th_running) {
-		(void)shutdown(f->sv[0], SHUT_RDWR);
-		pthread_join(f->th, NULL);
-	}
 	for (size_t i = 0; i < f->nwr; i++)
 		if (f->wr[i].running) {
 			node_kme_set_up(f->wr[i].k, false);
 			pthread_join(f->wr[i].th, NULL);
 		}
+	detach(f);
 	disconnect_pair(f);
-	qkd_wbuf_cleanup(&f->reply);
+	f->xa.store = NULL;		/* the test's handles, closed below */
+	f->xb.store = NULL;
 	qkd_link_ctx_cleanup(&f->xa);
 	qkd_link_ctx_cleanup(&f->xb);
 	pthread_mutex_destroy(&f->cap.lock);
@@ -457,77 +514,6 @@ static void deliver_same(struct qkd_store *s, const char *master, const char *sl
 	qkd_wipe(out, sizeof out);
 }
 
-/* ---- the two sides ---- */
-
-static void *alice_real(void *arg)
-{
-	struct fix *f = arg;
-	struct qkd_rbuf msg;
-	uint8_t type = 0;
-
-	f->awhy = NULL;
-	f->arc = qkd_channel_recv(&f->cha, &type, &msg);
-	if (f->arc == QKD_OK && type != NODE_MSG_KME_SYNC)
-		f->arc = QKD_ERR_PROTO;
-	if (f->arc == QKD_OK)
-		f->arc = node_kme_serve_alice(&f->xa, &f->cha, f->a, &msg, &f->awhy);
-	return NULL;
-}
-
-/* A hand-made Alice: takes Bob's KME_SYNC, answers f->reply as it is. */
-static void *alice_fake(void *arg)
-{
-	struct fix *f = arg;
-	struct qkd_rbuf msg;
-
-	f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_SYNC, &msg);
-	/* A KME_SYNC with records closes Bob's batch (more than the one byte
-	 * of an empty list); every reply of this fake has content. */
-	if (f->arc == QKD_OK && qkd_rbuf_left(&msg) > 1)
-		f->arc = qkd_channel_expect_seal(&f->cha);
-	if (f->arc == QKD_OK)
-		f->arc = qkd_channel_send_sealed(&f->cha, NODE_MSG_KME_REPLY, f->reply.p,
-						 f->reply.len);
-	if (f->arc == QKD_OK && f->fake_wait_ack)
-		f->arc = qkd_channel_expect(&f->cha, NODE_MSG_KME_ACK, &msg);
-	return NULL;
-}
-
-static void alice_start(struct fix *f, void *(*fn)(void *))
-{
-	f->arc = 1;
-	assert_int_equal(pthread_create(&f->th, NULL, fn, f), 0);
-	f->th_running = true;
-}
-
-static int alice_join(struct fix *f)
-{
-	assert_true(f->th_running);
-	assert_int_equal(pthread_join(f->th, NULL), 0);
-	f->th_running = false;
-	return f->arc;
-}
-
-static int exchange(struct fix *f, void *(*alice)(void *), int *arc)
-{
-	const char *why = NULL;
-	int rc;
-
-	alice_start(f, alice);
-	rc = node_kme_exchange_bob(&f->xb, &f->chb, f->b, &why);
-	*arc = alice_join(f);
-	return rc;
-}
-
-/* One real exchange that must succeed at both ends. */
-static void exchange_ok(struct fix *f)
-{
-	int arc = 1, brc = exchange(f, alice_real, &arc);
-
-	if (brc != QKD_OK || arc != QKD_OK)
-		fail_msg("exchange: bob %d, alice %d (%s)", brc, arc, f->awhy ? f->awhy : "-");
-}
-
 /* ---- waiters ---- */
 
 static double mono_now(void)
@@ -609,10 +595,254 @@ static int waiter_join(struct waiter_run *r)
 	return r->rc;
 }
 
-/* ---- exchange ---- */
 
-/* Bob's three keys reach Alice and Alice's two reach Bob in one exchange;
- * each end delivers exactly the issuer's bytes, once. */
+/* ---- the services ---- */
+
+static bool bytes_waiting(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Up to ms for a byte to arrive at either end. */
+static void wait_either(struct fix *f, int ms)
+{
+	struct pollfd p[2] = { { .fd = f->sv[0], .events = POLLIN },
+			       { .fd = f->sv[1], .events = POLLIN } };
+
+	(void)poll(p, 2, ms);
+}
+
+static bool quiet(struct fix *f)
+{
+	return node_kme_service_idle(f->xa.kme.svc) && node_kme_service_idle(f->xb.kme.svc) &&
+	       !bytes_waiting(f->sv[0]) && !bytes_waiting(f->sv[1]);
+}
+
+/* What the two link threads do, in this thread: both channels pumped until
+ * neither service has a batch in flight or anything pending (a kick, a
+ * LATER to retry) and no byte waits at either end. With kick, both kicked
+ * first, as enc_keys does, so that records a test just issued go. The
+ * first error of either end, or QKD_ERR_IO when not settled within
+ * SETTLE_ROUNDS pumps and SETTLE_S. */
+static int settle(struct fix *f, bool kick)
+{
+	double until = mono_now() + SETTLE_S;
+	int rc = QKD_OK;
+
+	assert_true(f->ma && f->mb);
+	if (kick) {
+		node_kme_kick(&f->xa.kme);
+		node_kme_kick(&f->xb.kme);
+	}
+	for (int i = 0; rc == QKD_OK && i < SETTLE_ROUNDS && mono_now() < until; i++) {
+		rc = qkd_channel_pump(&f->cha);
+		if (rc == QKD_OK)
+			rc = qkd_channel_pump(&f->chb);
+		if (rc == QKD_OK && quiet(f))
+			return QKD_OK;
+		wait_either(f, 5);
+	}
+	return rc != QKD_OK ? rc : QKD_ERR_IO;
+}
+
+static int settle_both(struct fix *f)
+{
+	return settle(f, true);
+}
+
+/* One settle (both kicked) that must succeed at both ends. */
+static void settle_ok(struct fix *f)
+{
+	int rc = settle_both(f);
+	const char *wa = qkd_mux_error(f->xa.mux), *wb = qkd_mux_error(f->xb.mux);
+
+	if (rc != QKD_OK)
+		fail_msg("settle: %d (Alice: %s; Bob: %s)", rc, wa ? wa : "-", wb ? wb : "-");
+}
+
+/* Both ends pumped for about s seconds whatever they do (LATER retries
+ * never settle); the first error. */
+static int pump_for(struct fix *f, double s)
+{
+	double until = mono_now() + s;
+	int rc = QKD_OK;
+
+	for (int i = 0; rc == QKD_OK && i < SETTLE_ROUNDS && mono_now() < until; i++) {
+		rc = qkd_channel_pump(&f->cha);
+		if (rc == QKD_OK)
+			rc = qkd_channel_pump(&f->chb);
+		wait_either(f, 5);
+	}
+	return rc;
+}
+
+static uint64_t sent(struct qkd_mux *m)
+{
+	struct qkd_mux_stats st;
+
+	qkd_mux_get_stats(m, &st);
+	return st.sent;
+}
+
+/* A hand-made end sends one KME service message: a SERVICE frame
+ * [QKD_SERVICE_KME, type, body] and its AUTH, as qkd_mux_send would. */
+static void hand_send(struct qkd_channel *ch, uint8_t type, const struct qkd_wbuf *body)
+{
+	struct qkd_wbuf w;
+
+	qkd_wbuf_init(&w);
+	qkd_put_u8(&w, QKD_SERVICE_KME);
+	qkd_put_u8(&w, type);
+	if (body != NULL && body->len > 0)
+		qkd_put_bytes(&w, body->p, body->len);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(qkd_channel_send_service(ch, w.p, w.len), QKD_OK);
+	qkd_wbuf_cleanup(&w);
+}
+
+/* The next message the real end sends the hand-made one: the real end is
+ * pumped until a byte waits at the hand-made end (bounded), which then
+ * reads it as a channel without services does, a SERVICE frame and its
+ * AUTH. Its type is returned, its body copied into body. */
+static uint8_t hand_read(struct qkd_channel *real, struct qkd_channel *hand, struct qkd_wbuf *body)
+{
+	double until = mono_now() + SETTLE_S;
+	struct qkd_rbuf msg;
+	uint8_t t = 0, type;
+
+	for (int i = 0; !bytes_waiting(hand->fd) && i < SETTLE_ROUNDS && mono_now() < until; i++) {
+		struct pollfd p = { .fd = hand->fd, .events = POLLIN };
+
+		assert_int_equal(qkd_channel_pump(real), QKD_OK);
+		(void)poll(&p, 1, 5);
+	}
+	assert_true(bytes_waiting(hand->fd));
+	assert_int_equal(qkd_channel_recv(hand, &t, &msg), QKD_OK);
+	assert_int_equal(t, QKD_MSG_SERVICE);
+	assert_int_equal(qkd_get_u8(&msg), QKD_SERVICE_KME);
+	type = qkd_get_u8(&msg);
+	assert_true(qkd_rbuf_ok(&msg));
+	qkd_wbuf_reset(body);
+	qkd_put_bytes(body, msg.p + msg.off, qkd_rbuf_left(&msg));
+	assert_int_equal(qkd_channel_expect_seal(hand), QKD_OK);
+	return type;
+}
+
+/* A KME_BATCH body as kme_sync.c writes it: records, withdrawals,
+ * quarantined blocks (none of the last two here). */
+static void put_batch(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
+{
+	node_kme_put_recs(w, recs, n);
+	node_kme_put_withdrawals(w, NULL, 0);
+	node_kme_put_blocks(w, NULL, 0);
+}
+
+/* A KME_ANSWER body: verdicts, then answers to withdrawals (none). */
+static void put_answer(struct qkd_wbuf *w, const struct node_kme_verdict *v, size_t n)
+{
+	node_kme_put_verdicts(w, v, n);
+	node_kme_put_wds(w, NULL, 0);
+}
+
+/* Read a KME_BATCH body by hand: its records into in (room for
+ * NODE_KME_BATCH_MAX), their count; no withdrawal or quarantine. */
+static size_t get_batch(const struct qkd_wbuf *body, struct qkd_kme_rec *in)
+{
+	struct qkd_kme_rec wr[4];
+	uint64_t q[4];
+	struct qkd_rbuf r;
+	size_t n;
+
+	qkd_rbuf_init(&r, body->p, body->len);
+	n = node_kme_get_recs(&r, in);
+	assert_int_equal(node_kme_get_withdrawals(&r, wr), 0);
+	assert_int_equal(node_kme_get_blocks(&r, q), 0);
+	assert_true(qkd_rbuf_ok(&r) && qkd_rbuf_done(&r));
+	return n;
+}
+
+/* Read a KME_ANSWER body by hand: verdicts into v, their count; no answer
+ * to a withdrawal. */
+static size_t get_answer(const struct qkd_wbuf *body, struct node_kme_verdict *v)
+{
+	struct node_kme_wd wd[4];
+	struct qkd_rbuf r;
+	size_t n;
+
+	qkd_rbuf_init(&r, body->p, body->len);
+	n = node_kme_get_verdicts(&r, v);
+	assert_int_equal(node_kme_get_wds(&r, wd), 0);
+	assert_true(qkd_rbuf_ok(&r) && qkd_rbuf_done(&r));
+	return n;
+}
+
+/* The real end's pump meets what a hand-made end sent and refuses it:
+ * QKD_ERR_PROTO, and the connection's error says why. */
+static void pump_refused(struct qkd_channel *real, struct qkd_mux *m, const char *why)
+{
+	int rc = qkd_channel_pump(real);
+	const char *got = qkd_mux_error(m);
+
+	if (rc != QKD_ERR_PROTO || got == NULL || strcmp(got, why) != 0)
+		fail_msg("pump: %d (%s), want %d (%s)", rc, got ? got : "-", QKD_ERR_PROTO, why);
+}
+static void put_raw_id(struct qkd_wbuf *w, size_t len, char c)
+{
+	char id[256];
+
+	memset(id, c, sizeof id);
+	qkd_put_u8(w, (uint8_t)len);
+	qkd_put_bytes(w, id, len);
+}
+
+/* One record by hand: IDs of mlen and slen bytes, nsegs segments of
+ * nbits / nsegs bits (the count written as is). */
+static void put_raw_rec(struct qkd_wbuf *w, uint8_t tag, size_t mlen, size_t slen,
+			uint64_t nbits, uint64_t nsegs)
+{
+	uint8_t id[16];
+
+	memset(id, tag, sizeof id);
+	qkd_put_bytes(w, id, sizeof id);
+	put_raw_id(w, mlen, 'M');
+	put_raw_id(w, slen, 'S');
+	qkd_put_varint(w, nbits);
+	qkd_put_varint(w, nsegs);
+	for (uint64_t j = 0; j < nsegs; j++) {
+		qkd_put_varint(w, 1);
+		qkd_put_varint(w, j * 8);
+		qkd_put_varint(w, nsegs ? nbits / nsegs : 0);
+	}
+}
+
+static bool nothing_sent(int fd)
+{
+	uint8_t b;
+
+	return recv(fd, &b, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static struct qkd_kme_rec seg_rec(uint8_t tag, const char *slave, uint32_t nbits, uint64_t id,
+				  uint64_t offset, uint64_t seg_bits)
+{
+	struct qkd_kme_rec r;
+
+	memset(&r, 0, sizeof r);
+	memset(r.key_id, tag, sizeof r.key_id);
+	snprintf(r.master, sizeof r.master, "%s", SAE_B);
+	snprintf(r.slave, sizeof r.slave, "%s", slave);
+	r.nbits = nbits;
+	r.nsegs = 1;
+	r.segs[0] = (struct qkd_store_seg){ .id = id, .offset = offset, .nbits = seg_bits };
+	return r;
+}
+
+/* ---- records both ways ---- */
+
+/* Bob's three keys reach Alice and Alice's two reach Bob; each end
+ * delivers exactly the issuer's bytes, once. */
 static void test_exchange_both_ways(void **state)
 {
 	struct fix *f = *state;
@@ -620,6 +850,7 @@ static void test_exchange_both_ways(void **state)
 	uint8_t kb[3 * KEY_BYTES], ka[2 * KEY_BYTES], want[KEY_BYTES];
 	uint8_t out[8][KEY_BYTES];
 	size_t lens[8];
+	uint64_t sa, sb;
 
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 3, kb);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 2, ka);
@@ -636,11 +867,14 @@ static void test_exchange_both_ways(void **state)
 	assert_counts(f->a, 2, 0, 0, 0);
 	assert_counts(f->b, 3, 0, 0, 0);
 
-	exchange_ok(f);
+	settle_ok(f);
 	assert_counts(f->a, 0, 3, 0, 0);
 	assert_counts(f->b, 0, 2, 0, 0);
 	assert_int_equal(consumed_bits(f->a), 5 * KEY_BITS);
 	assert_int_equal(consumed_bits(f->b), 5 * KEY_BITS);
+	/* one batch and one answer each way */
+	assert_int_equal(sent(f->xa.mux), 2);
+	assert_int_equal(sent(f->xb.mux), 2);
 	/* the pair is checked: not to Bob's key the other way round */
 	assert_int_equal(deliver(f->a, SAE_A, SAE_B, rb, 1, out, lens), QKD_ERR_VERIFY);
 	deliver_same(f->a, SAE_B, SAE_A, rb, 3, kb);
@@ -648,18 +882,26 @@ static void test_exchange_both_ways(void **state)
 	assert_counts(f->a, 0, 0, 3, 0);
 	assert_counts(f->b, 0, 0, 2, 0);
 
-	/* an exchange with nothing to say changes nothing */
-	exchange_ok(f);
+	/* kicked with nothing to say: no message, nothing changes */
+	sa = sent(f->xa.mux);
+	sb = sent(f->xb.mux);
+	settle_ok(f);
+	assert_int_equal(sent(f->xa.mux), sa);
+	assert_int_equal(sent(f->xb.mux), sb);
 	assert_counts(f->a, 0, 0, 3, 0);
 	assert_counts(f->b, 0, 0, 2, 0);
 	assert_int_equal(consumed_bits(f->a), 5 * KEY_BITS);
 	assert_int_equal(consumed_bits(f->b), 5 * KEY_BITS);
+	assert_null(qkd_mux_error(f->xa.mux));
+	assert_null(qkd_mux_error(f->xb.mux));
 	check_both(f);
 	qkd_wipe(kb, sizeof kb);
 	qkd_wipe(ka, sizeof ka);
 }
 
-/* More than NODE_KME_BATCH_MAX records go in two exchanges, each end's. */
+/* More than NODE_KME_BATCH_MAX records go in two batches from each end,
+ * one in flight at a time: the second goes only once the first is
+ * answered. */
 static void test_exchange_batches(void **state)
 {
 	struct fix *f = *state;
@@ -671,12 +913,28 @@ static void test_exchange_batches(void **state)
 	assert_non_null(ra);
 	issue(f, f->b, BOB, SAE_B, SAE_A, 8, rb, N, kb);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, 8, ra, N, ka);
-	exchange_ok(f);
-	assert_counts(f->b, N - NODE_KME_BATCH_MAX, NODE_KME_BATCH_MAX, 0, 0);
+	/* Alice's first batch goes; kicked again, nothing more while it is in
+	 * flight */
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	assert_int_equal(sent(f->xa.mux), 1);
+	node_kme_kick(&f->xa.kme);
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	assert_int_equal(sent(f->xa.mux), 1);
+	assert_false(node_kme_service_idle(f->xa.kme.svc));
+	/* Bob: his first batch, and his answer to hers */
+	assert_int_equal(qkd_channel_pump(&f->chb), QKD_OK);
+	assert_int_equal(sent(f->xb.mux), 2);
+	assert_counts(f->b, N, NODE_KME_BATCH_MAX, 0, 0);
+	/* Alice: his batch taken in and answered, hers settled */
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
 	assert_counts(f->a, N - NODE_KME_BATCH_MAX, NODE_KME_BATCH_MAX, 0, 0);
-	exchange_ok(f);
+	/* unkicked: an answer to a full batch is enough for the next to go */
+	assert_int_equal(settle(f, false), QKD_OK);
 	assert_counts(f->b, 0, N, 0, 0);
 	assert_counts(f->a, 0, N, 0, 0);
+	/* two batches and two answers each way, nothing more */
+	assert_int_equal(sent(f->xa.mux), 4);
+	assert_int_equal(sent(f->xb.mux), 4);
 	assert_int_equal(consumed_bits(f->a), 2 * 8 * N);
 	assert_int_equal(consumed_bits(f->b), 2 * 8 * N);
 	{
@@ -718,7 +976,7 @@ static void test_waiter_accepted(void **state)
 	wb = waiter_start(f, &f->xb.kme, rb, 3, 5000);
 	wa = waiter_start(f, &f->xa.kme, ra, 1, 5000);
 	assert_int_equal(settled(&f->xb.kme, &wb->w), 0);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(waiter_join(wb), QKD_OK);
 	assert_int_equal(waiter_join(wa), QKD_OK);
 	assert_true(wb->elapsed < 4.0 && wa->elapsed < 4.0);	/* woken, not timed out */
@@ -760,11 +1018,11 @@ static void test_waiter_refused(void **state)
 	wz = waiter_start(f, &f->xb.kme, z, 1, 5000);
 	wc = waiter_start(f, &f->xb.kme, c, 1, 5000);
 	waz = waiter_start(f, &f->xa.kme, az, 1, 5000);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(waiter_join(wg), QKD_OK);
 	assert_int_equal(waiter_join(wz), QKD_ERR_VERIFY);
 	assert_int_equal(waiter_join(wc), QKD_ERR_VERIFY);
-	assert_int_equal(waiter_join(waz), QKD_ERR_VERIFY);	/* settled by KME_ACK */
+	assert_int_equal(waiter_join(waz), QKD_ERR_VERIFY);	/* Bob's KME_ANSWER */
 	assert_true(wz->elapsed < 4.0 && wc->elapsed < 4.0 && waz->elapsed < 4.0);
 	assert_true(wz->w.refused && wc->w.refused && waz->w.refused);
 	assert_counts(f->b, 0, 0, 0, 1);		/* refused records left the outboxes */
@@ -795,8 +1053,8 @@ static void test_waiter_refused(void **state)
 	qkd_wipe(kc, sizeof kc);
 }
 
-/* No exchange: the waiter gives up at its deadline; the record stays in
- * the outbox and the next exchange still settles it. */
+/* Nobody pumps: the waiter gives up at its deadline; the record stays in
+ * the outbox and the services still settle it once they run. */
 static void test_waiter_timeout(void **state)
 {
 	struct fix *f = *state;
@@ -811,7 +1069,7 @@ static void test_waiter_timeout(void **state)
 	assert_true(w->elapsed >= 0.15 && w->elapsed < 3.0);
 	assert_int_equal(w->w.settled, 0);
 	assert_counts(f->b, 1, 0, 0, 0);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_counts(f->b, 0, 0, 0, 0);
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_int_equal(consumed_bits(f->a), consumed_bits(f->b));
@@ -857,9 +1115,9 @@ static void test_waiter_link_down(void **state)
 /* ---- LATER ---- */
 
 /* A record naming a block still PENDING at the peer stays in the master's
- * outbox (its waiter keeps waiting) and goes through once the block is
- * final there. Both directions: Alice's records settled by KME_ACK, Bob's
- * by KME_REPLY. */
+ * outbox (its waiter keeps waiting) while the service sends it again and
+ * again, and goes through once the block is final there. Both
+ * directions at once. */
 static void test_later_then_accepted(void **state)
 {
 	struct fix *f = *state;
@@ -868,6 +1126,7 @@ static void test_later_then_accepted(void **state)
 	struct waiter_run *wa, *wb;
 	bool found = false;
 	struct qkd_store_block blk;
+	uint64_t sa, sb;
 
 	/* empty the blocks both ends hold final, then the newest ones: block 4
 	 * final at Alice, pending at Bob; block 5 final at Bob, pending at
@@ -884,10 +1143,18 @@ static void test_later_then_accepted(void **state)
 	assert_int_equal(lb[0].segs[0].id, 5);
 	node_kme_set_up(&f->xa.kme, true);
 	node_kme_set_up(&f->xb.kme, true);
-	wa = waiter_start(f, &f->xa.kme, la, 1, 5000);
-	wb = waiter_start(f, &f->xb.kme, lb, 1, 5000);
+	wa = waiter_start(f, &f->xa.kme, la, 1, 8000);
+	wb = waiter_start(f, &f->xb.kme, lb, 1, 8000);
 
-	exchange_ok(f);
+	/* each end's batch and answer, and something more from each: a retry
+	 * or the answer to one, so both first batches were answered */
+	for (int i = 0; i < 100 && (sent(f->xa.mux) < 3 || sent(f->xb.mux) < 3); i++)
+		assert_int_equal(pump_for(f, 0.1), QKD_OK);
+	assert_null(qkd_mux_error(f->xa.mux));
+	assert_null(qkd_mux_error(f->xb.mux));
+	sa = sent(f->xa.mux);
+	sb = sent(f->xb.mux);
+	assert_true(sa >= 3 && sb >= 3);
 	assert_counts(f->a, 1, 2, 0, 0);	/* la stays; fb taken in */
 	assert_counts(f->b, 1, 2, 0, 0);
 	assert_true(registered(&f->xa.kme, &wa->w));
@@ -898,15 +1165,17 @@ static void test_later_then_accepted(void **state)
 	assert_true(found && blk.state == QKD_STORE_PENDING && blk.consumed == 0);
 	assert_int_equal(qkd_store_lookup(f->a, 5, &blk, &found, NULL), QKD_OK);
 	assert_true(found && blk.state == QKD_STORE_PENDING && blk.consumed == 0);
-
-	/* a LATER answer again while the blocks stay pending */
-	exchange_ok(f);
+	/* LATER again and again while the blocks stay pending */
+	for (int i = 0; i < 100 && (sent(f->xa.mux) <= sa + 1 || sent(f->xb.mux) <= sb + 1); i++)
+		assert_int_equal(pump_for(f, 0.1), QKD_OK);
+	assert_true(sent(f->xa.mux) > sa + 1 && sent(f->xb.mux) > sb + 1);
 	assert_counts(f->a, 1, 2, 0, 0);
 	assert_counts(f->b, 1, 2, 0, 0);
+	assert_false(node_kme_service_idle(f->xa.kme.svc));
 
 	assert_int_equal(qkd_store_finalize(f->b, 4, NULL), QKD_OK);
 	assert_int_equal(qkd_store_finalize(f->a, 5, NULL), QKD_OK);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(waiter_join(wa), QKD_OK);
 	assert_int_equal(waiter_join(wb), QKD_OK);
 	assert_counts(f->a, 0, 3, 0, 0);
@@ -919,6 +1188,71 @@ static void test_later_then_accepted(void **state)
 	qkd_wipe(big, sizeof big);
 	qkd_wipe(ka, sizeof ka);
 	qkd_wipe(kb, sizeof kb);
+}
+
+/* The retry against a hand-made Bob: after a LATER the record goes again,
+ * not before RETRY_LATER_S, and after an ACCEPTED it does not. */
+static void test_later_retry(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec ra[1], *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+	struct node_kme_verdict v[1];
+	enum qkd_kme_verdict acc = QKD_KME_LATER;
+	uint8_t ka[KEY_BYTES];
+	struct qkd_wbuf body, ans;
+	struct waiter_run *w;
+	double t0 = 0;
+
+	assert_non_null(in);
+	qkd_wbuf_init(&body);
+	qkd_wbuf_init(&ans);
+	hand_bob(f);
+	node_kme_set_up(&f->xa.kme, true);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+	w = waiter_start(f, &f->xa.kme, ra, 1, 8000);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_BATCH);
+		assert_int_equal(get_batch(&body, in), 1);
+		assert_memory_equal(in[0].key_id, ra[0].key_id, 16);
+		/* not before RETRY_LATER_S; soon after (the next tick at most) */
+		if (i > 0 && (mono_now() - t0 < RETRY_LATER_S || mono_now() - t0 > 2.0))
+			fail_msg("sent again %.3f s after LATER", mono_now() - t0);
+		memcpy(v[0].key_id, ra[0].key_id, 16);
+		v[0].v = QKD_KME_LATER;
+		qkd_wbuf_reset(&ans);
+		put_answer(&ans, v, 1);
+		hand_send(&f->chb, KME_ANSWER, &ans);
+		t0 = mono_now();
+		assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+		assert_counts(f->a, 1, 0, 0, 0);
+		assert_int_equal(settled(&f->xa.kme, &w->w), 0);
+	}
+	/* now Bob takes it in */
+	assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_BATCH);
+	assert_int_equal(get_batch(&body, in), 1);
+	assert_int_equal(qkd_store_kme_accept(f->b, ALICE, &in[0], true, &acc, NULL), QKD_OK);
+	assert_int_equal(acc, QKD_KME_ACCEPTED);
+	v[0].v = QKD_KME_ACCEPTED;
+	qkd_wbuf_reset(&ans);
+	put_answer(&ans, v, 1);
+	hand_send(&f->chb, KME_ANSWER, &ans);
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	assert_int_equal(waiter_join(w), QKD_OK);
+	assert_counts(f->a, 0, 0, 0, 0);
+	/* past a retry period and a tick: nothing more goes */
+	t0 = mono_now();
+	while (mono_now() - t0 < 3 * RETRY_LATER_S + QKD_MUX_TICK_MS / 1000.0) {
+		assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+		usleep(5000);
+	}
+	assert_true(nothing_sent(f->sv[1]));
+	assert_true(node_kme_service_idle(f->xa.kme.svc));
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wbuf_cleanup(&body);
+	qkd_wbuf_cleanup(&ans);
+	free(in);
+	qkd_wipe(ka, sizeof ka);
 }
 
 /* ---- lost verdicts ---- */
@@ -940,7 +1274,7 @@ static void test_resend_after_lost_verdict(void **state)
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_counts(f->b, 2, 0, 0, 0);
 
-	exchange_ok(f);
+	settle_ok(f);
 	assert_counts(f->b, 0, 0, 0, 0);
 	assert_counts(f->a, 0, 2, 0, 0);
 	assert_int_equal(consumed_bits(f->a), 2 * KEY_BITS);
@@ -950,89 +1284,65 @@ static void test_resend_after_lost_verdict(void **state)
 	qkd_wipe(kb, sizeof kb);
 }
 
-/* The messages of the exchange as kme_sync.c writes them (no withdrawals,
- * no quarantines): KME_SYNC = a batch; KME_REPLY = answers, then a batch;
- * KME_ACK = answers. */
-static void put_sync(struct qkd_wbuf *w, const struct qkd_kme_rec *recs, size_t n)
-{
-	node_kme_put_recs(w, recs, n);
-	node_kme_put_withdrawals(w, NULL, 0);
-	node_kme_put_blocks(w, NULL, 0);
-}
-
-static void put_answers(struct qkd_wbuf *w, const struct node_kme_verdict *v, size_t n)
-{
-	node_kme_put_verdicts(w, v, n);
-	node_kme_put_wds(w, NULL, 0);
-}
-
-/* Read a KME_REPLY by hand: its verdicts into v and records into in; the
- * counts of both, with no withdrawal, answer to one, or quarantine. */
-static void get_reply(struct qkd_rbuf *r, struct node_kme_verdict *v, size_t *nv,
-		      struct qkd_kme_rec *in, size_t *nin)
-{
-	struct node_kme_wd wd[4];
-	struct qkd_kme_rec wr[4];
-	uint64_t q[4];
-
-	*nv = node_kme_get_verdicts(r, v);
-	assert_int_equal(node_kme_get_wds(r, wd), 0);
-	*nin = node_kme_get_recs(r, in);
-	assert_int_equal(node_kme_get_withdrawals(r, wr), 0);
-	assert_int_equal(node_kme_get_blocks(r, q), 0);
-	assert_true(qkd_rbuf_done(r));
-}
-
-/* An empty KME_ACK: no verdict, no answer to a withdrawal. */
-static const uint8_t empty_ack[2] = { 0, 0 };
-
-/* The same over the channel: Alice's KME_REPLY reaches Bob but he drops
- * the connection before his KME_ACK (Bob's records); Bob's KME_ACK is
- * lost on Alice's side (Alice's records). A new connection, a new
- * exchange: each record accepted once. */
+/* The same over the channel. Bob's record: Alice takes it in and answers,
+ * but the connection drops before the answer reaches Bob (a hand-made Bob
+ * reads and drops it). Alice's record: the same the other way round, on
+ * the next connection, where Bob sends his record again unasked. On the
+ * third connection both records go again: each accepted once. */
 static void test_resend_over_channel(void **state)
 {
 	struct fix *f = *state;
-	struct qkd_kme_rec rb[1], ra[1], out[4];
+	struct qkd_kme_rec rb[1], ra[1], out[4], *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+	struct node_kme_verdict v[4];
 	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
-	struct qkd_wbuf w;
-	struct qkd_rbuf r;
+	struct qkd_wbuf w, body;
 	struct waiter_run *wb;
 	size_t n = 0;
-	int arc = 1;
 
+	assert_non_null(in);
+	qkd_wbuf_init(&w);
+	qkd_wbuf_init(&body);
 	node_kme_set_up(&f->xb.kme, true);
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
 
-	/* Bob by hand: KME_SYNC, KME_REPLY read, then the connection drops */
-	qkd_wbuf_init(&w);
+	/* Bob by hand: his batch goes, Alice's batch and answer come, and the
+	 * connection drops */
+	hand_bob(f);
 	assert_int_equal(qkd_store_kme_outbox(f->b, out, 4, &n, NULL), QKD_OK);
 	assert_int_equal(n, 1);
-	put_sync(&w, out, n);
-	alice_start(f, alice_real);
-	assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, w.p, w.len), QKD_OK);
-	assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
-	assert_int_equal(shutdown(f->sv[1], SHUT_RDWR), 0);
-	assert_int_not_equal(alice_join(f), QKD_OK);
+	put_batch(&w, out, n);
+	hand_send(&f->chb, KME_BATCH, &w);
+	assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_BATCH);
+	assert_int_equal(get_batch(&body, in), 1);
+	assert_memory_equal(in[0].key_id, ra[0].key_id, 16);
+	assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_ANSWER);
+	assert_int_equal(get_answer(&body, v), 1);
+	assert_memory_equal(v[0].key_id, rb[0].key_id, 16);
+	assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
 	assert_counts(f->a, 1, 1, 0, 0);	/* Bob's record taken in; hers unsettled */
 	assert_counts(f->b, 1, 0, 0, 0);
-	reconnect(f);
+	reconnect(f, false, true);
 
-	/* Alice by hand: her record goes, Bob's KME_ACK is read and lost */
-	qkd_wbuf_reset(&f->reply);
-	put_answers(&f->reply, NULL, 0);
-	put_sync(&f->reply, ra, 1);
-	f->fake_wait_ack = true;
-	assert_int_equal(exchange(f, alice_fake, &arc), QKD_OK);
-	assert_int_equal(arc, QKD_OK);
+	/* Alice by hand: her record goes, Bob's batch (his record again) and
+	 * his answer come, and the connection drops */
+	qkd_wbuf_reset(&w);
+	put_batch(&w, ra, 1);
+	hand_send(&f->cha, KME_BATCH, &w);
+	assert_int_equal(hand_read(&f->chb, &f->cha, &body), KME_BATCH);
+	assert_int_equal(get_batch(&body, in), 1);
+	assert_memory_equal(in[0].key_id, rb[0].key_id, 16);
+	assert_int_equal(hand_read(&f->chb, &f->cha, &body), KME_ANSWER);
+	assert_int_equal(get_answer(&body, v), 1);
+	assert_memory_equal(v[0].key_id, ra[0].key_id, 16);
+	assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
 	assert_counts(f->b, 1, 1, 0, 0);	/* Alice's taken in; his unsettled */
 	assert_counts(f->a, 1, 1, 0, 0);
-	reconnect(f);
+	reconnect(f, true, true);
 
-	/* the real thing: both resent, each accepted once */
+	/* the real thing: both sent again, each accepted once */
 	wb = waiter_start(f, &f->xb.kme, rb, 1, 5000);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(waiter_join(wb), QKD_OK);
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
@@ -1042,60 +1352,30 @@ static void test_resend_over_channel(void **state)
 	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
 	check_both(f);
 	qkd_wbuf_cleanup(&w);
+	qkd_wbuf_cleanup(&body);
+	free(in);
 	qkd_wipe(kb, sizeof kb);
 	qkd_wipe(ka, sizeof ka);
 }
 
 /* ---- malformed messages ---- */
 
-static void put_raw_id(struct qkd_wbuf *w, size_t len, char c)
-{
-	char id[256];
-
-	memset(id, c, sizeof id);
-	qkd_put_u8(w, (uint8_t)len);
-	qkd_put_bytes(w, id, len);
-}
-
-/* One record by hand: IDs of mlen and slen bytes, nsegs segments of
- * nbits / nsegs bits (the count written as is). */
-static void put_raw_rec(struct qkd_wbuf *w, uint8_t tag, size_t mlen, size_t slen,
-			uint64_t nbits, uint64_t nsegs)
-{
-	uint8_t id[16];
-
-	memset(id, tag, sizeof id);
-	qkd_put_bytes(w, id, sizeof id);
-	put_raw_id(w, mlen, 'M');
-	put_raw_id(w, slen, 'S');
-	qkd_put_varint(w, nbits);
-	qkd_put_varint(w, nsegs);
-	for (uint64_t j = 0; j < nsegs; j++) {
-		qkd_put_varint(w, 1);
-		qkd_put_varint(w, j * 8);
-		qkd_put_varint(w, nsegs ? nbits / nsegs : 0);
-	}
-}
-
-static bool nothing_sent(int fd)
-{
-	uint8_t b;
-
-	return recv(fd, &b, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-/* KME_SYNC that does not parse: Alice answers nothing, changes nothing. */
-static void test_malformed_sync(void **state)
+/* A KME_BATCH that does not parse: Alice answers nothing, changes nothing,
+ * and the connection's error says so; each case on a connection of its
+ * own, as the link drops one that failed. */
+static void test_malformed_batch(void **state)
 {
 	struct fix *f = *state;
 	struct qkd_kme_rec rb[1];
+	struct node_kme_verdict v[4];
 	uint8_t kb[KEY_BYTES];
-	struct qkd_wbuf w[6];
+	struct qkd_wbuf w[6], body;
 	struct snap sa, sb;
 
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
 	for (size_t i = 0; i < 6; i++)
 		qkd_wbuf_init(&w[i]);
+	qkd_wbuf_init(&body);
 	node_kme_put_recs(&w[0], rb, 1);		/* truncated record */
 	w[0].len -= 3;
 	{
@@ -1108,7 +1388,7 @@ static void test_malformed_sync(void **state)
 		qkd_put_bytes(&w[1], t.p + 1, t.len - 1);	/* the record after n = 1 */
 		qkd_wbuf_cleanup(&t);
 	}
-	put_sync(&w[2], rb, 1);				/* a byte after the batch */
+	put_batch(&w[2], rb, 1);			/* a byte after the batch */
 	qkd_put_u8(&w[2], 0);
 	qkd_put_varint(&w[3], 1);			/* no segment */
 	put_raw_rec(&w[3], 0x77, 5, 5, KEY_BITS, 0);
@@ -1128,210 +1408,203 @@ static void test_malformed_sync(void **state)
 	snap_take(f->a, &sa);
 	snap_take(f->b, &sb);
 	for (size_t i = 0; i < 6; i++) {
-		struct qkd_rbuf r;
-		const char *why = NULL;
-
 		assert_int_equal(w[i].err, 0);
-		qkd_rbuf_init(&r, w[i].p, w[i].len);
-		assert_int_equal(node_kme_serve_alice(&f->xa, &f->cha, f->a, &r, &why),
-				 QKD_ERR_PROTO);
-		assert_non_null(why);
+		reconnect(f, true, false);
+		assert_null(qkd_mux_error(f->xa.mux));
+		hand_send(&f->chb, KME_BATCH, &w[i]);
+		pump_refused(&f->cha, f->xa.mux, "malformed KME_BATCH");
 		snap_same(f->a, &sa);
 		assert_true(nothing_sent(f->sv[1]));
 	}
 	snap_same(f->b, &sb);
-	/* the well-formed one goes through on a channel still in step */
-	{
-		struct qkd_rbuf r;
-		const char *why = NULL;
-
-		qkd_wbuf_reset(&w[0]);
-		put_sync(&w[0], rb, 1);
-		qkd_rbuf_init(&r, w[0].p, w[0].len);
-		/* Alice answers, and waits for a KME_ACK: given by hand */
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, empty_ack,
-						  sizeof empty_ack), QKD_OK);
-		assert_int_equal(node_kme_serve_alice(&f->xa, &f->cha, f->a, &r, &why), QKD_OK);
-		assert_counts(f->a, 0, 1, 0, 0);
-		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
-		{
-			struct node_kme_verdict v[NODE_KME_BATCH_MAX];
-			struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
-			size_t nv, nin;
-
-			assert_non_null(in);
-			get_reply(&r, v, &nv, in, &nin);
-			assert_int_equal(nv, 1);
-			assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
-			assert_memory_equal(v[0].key_id, rb[0].key_id, 16);
-			assert_int_equal(nin, 0);
-			free(in);
-		}
-	}
+	/* the well-formed one goes through on a new connection */
+	reconnect(f, true, false);
+	qkd_wbuf_reset(&w[0]);
+	put_batch(&w[0], rb, 1);
+	hand_send(&f->chb, KME_BATCH, &w[0]);
+	assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_ANSWER);
+	assert_int_equal(get_answer(&body, v), 1);
+	assert_int_equal(v[0].v, QKD_KME_ACCEPTED);
+	assert_memory_equal(v[0].key_id, rb[0].key_id, 16);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_null(qkd_mux_error(f->xa.mux));
 	for (size_t i = 0; i < 6; i++)
 		qkd_wbuf_cleanup(&w[i]);
+	qkd_wbuf_cleanup(&body);
 	check_both(f);
 	qkd_wipe(kb, sizeof kb);
 }
 
-/* KME_REPLY that does not parse: Bob settles nothing and takes in none of
- * Alice's records, even those before the fault. */
-static void test_malformed_reply(void **state)
-{
-	struct fix *f = *state;
-	struct qkd_kme_rec rb[1], ra[1];
-	uint8_t kb[KEY_BYTES], ka[KEY_BYTES];
-	struct snap sa, sb;
-	struct waiter_run *w;
-	enum { NCASES = 5 };
-
-	node_kme_set_up(&f->xb.kme, true);
-	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
-	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
-	w = waiter_start(f, &f->xb.kme, rb, 1, 8000);
-	snap_take(f->a, &sa);
-	snap_take(f->b, &sb);
-	for (int c = 0; c < NCASES; c++) {
-		struct qkd_wbuf *p = &f->reply;
-		int arc = 1;
-
-		qkd_wbuf_reset(p);
-		switch (c) {
-		case 0:	/* verdict byte 3 */
-			qkd_put_varint(p, 1);
-			qkd_put_bytes(p, rb[0].key_id, 16);
-			qkd_put_u8(p, 3);
-			node_kme_put_recs(p, ra, 1);
-			break;
-		case 1:	/* verdict count above the bound */
-			qkd_put_varint(p, NODE_KME_BATCH_MAX + 1);
-			qkd_put_bytes(p, rb[0].key_id, 16);
-			qkd_put_u8(p, QKD_KME_ACCEPTED);
-			node_kme_put_recs(p, ra, 1);
-			break;
-		case 2:	/* a good verdict, Alice's record truncated */
-			qkd_put_varint(p, 1);
-			qkd_put_bytes(p, rb[0].key_id, 16);
-			qkd_put_u8(p, QKD_KME_ACCEPTED);
-			node_kme_put_wds(p, NULL, 0);
-			node_kme_put_recs(p, ra, 1);
-			p->len -= 5;
-			break;
-		case 3:	/* a byte after the batch */
-			qkd_put_varint(p, 1);
-			qkd_put_bytes(p, rb[0].key_id, 16);
-			qkd_put_u8(p, QKD_KME_ACCEPTED);
-			node_kme_put_wds(p, NULL, 0);
-			put_sync(p, ra, 1);
-			qkd_put_u8(p, 0);
-			break;
-		default: /* the batch missing altogether */
-			qkd_put_varint(p, 1);
-			qkd_put_bytes(p, rb[0].key_id, 16);
-			qkd_put_u8(p, QKD_KME_ACCEPTED);
-			node_kme_put_wds(p, NULL, 0);
-			break;
-		}
-		assert_int_equal(p->err, 0);
-		f->fake_wait_ack = false;
-		assert_int_equal(exchange(f, alice_fake, &arc), QKD_ERR_PROTO);
-		assert_int_equal(arc, QKD_OK);
-		snap_same(f->b, &sb);
-		assert_int_equal(settled(&f->xb.kme, &w->w), 0);
-		assert_true(nothing_sent(f->sv[0]));	/* no KME_ACK */
-	}
-	snap_same(f->a, &sa);
-	/* the channel is still in step: the real exchange settles it all */
-	exchange_ok(f);
-	assert_int_equal(waiter_join(w), QKD_OK);
-	assert_counts(f->a, 0, 1, 0, 0);
-	assert_counts(f->b, 0, 1, 0, 0);
-	deliver_same(f->a, SAE_B, SAE_A, rb, 1, kb);
-	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
-	check_both(f);
-	qkd_wipe(kb, sizeof kb);
-	qkd_wipe(ka, sizeof ka);
-}
-
-/* KME_ACK that does not parse: Alice keeps her records in the outbox and
- * her waiter is not woken. */
-static void test_malformed_ack(void **state)
+/* A KME_ANSWER that does not parse: Alice keeps her record in the outbox,
+ * her waiter is not woken, and the connection's error says so; on the
+ * next connection her batch goes again, and the real Bob settles it. */
+static void test_malformed_answer(void **state)
 {
 	struct fix *f = *state;
 	struct qkd_kme_rec ra[1];
 	uint8_t ka[KEY_BYTES];
 	struct snap sa, sb;
-	struct qkd_wbuf sync, ack;
+	struct qkd_wbuf ans, body;
 	struct waiter_run *w;
 	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
-	enum { NCASES = 4 };
+	enum { NCASES = 5 };
 
 	assert_non_null(in);
 	node_kme_set_up(&f->xa.kme, true);
 	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
 	w = waiter_start(f, &f->xa.kme, ra, 1, 8000);
-	qkd_wbuf_init(&sync);
-	qkd_wbuf_init(&ack);
-	put_sync(&sync, NULL, 0);
+	qkd_wbuf_init(&ans);
+	qkd_wbuf_init(&body);
 	snap_take(f->a, &sa);
 	snap_take(f->b, &sb);
 	for (int c = 0; c < NCASES; c++) {
-		struct node_kme_verdict v[NODE_KME_BATCH_MAX];
-		struct qkd_rbuf r;
-		size_t nv, nin;
-
-		qkd_wbuf_reset(&ack);
+		qkd_wbuf_reset(&ans);
 		switch (c) {
 		case 0:	/* verdict byte 3 */
-			qkd_put_varint(&ack, 1);
-			qkd_put_bytes(&ack, ra[0].key_id, 16);
-			qkd_put_u8(&ack, 3);
+			qkd_put_varint(&ans, 1);
+			qkd_put_bytes(&ans, ra[0].key_id, 16);
+			qkd_put_u8(&ans, 3);
+			node_kme_put_wds(&ans, NULL, 0);
 			break;
 		case 1:	/* count above the bound */
-			qkd_put_varint(&ack, NODE_KME_BATCH_MAX + 1);
-			qkd_put_bytes(&ack, ra[0].key_id, 16);
-			qkd_put_u8(&ack, QKD_KME_ACCEPTED);
+			qkd_put_varint(&ans, NODE_KME_BATCH_MAX + 1);
+			qkd_put_bytes(&ans, ra[0].key_id, 16);
+			qkd_put_u8(&ans, QKD_KME_ACCEPTED);
+			node_kme_put_wds(&ans, NULL, 0);
 			break;
 		case 2:	/* truncated verdict */
-			qkd_put_varint(&ack, 1);
-			qkd_put_bytes(&ack, ra[0].key_id, 10);
+			qkd_put_varint(&ans, 1);
+			qkd_put_bytes(&ans, ra[0].key_id, 10);
 			break;
-		default: /* a byte after the answers */
-			qkd_put_varint(&ack, 1);
-			qkd_put_bytes(&ack, ra[0].key_id, 16);
-			qkd_put_u8(&ack, QKD_KME_ACCEPTED);
-			node_kme_put_wds(&ack, NULL, 0);
-			qkd_put_u8(&ack, 0);
+		case 3:	/* a byte after the answers */
+			qkd_put_varint(&ans, 1);
+			qkd_put_bytes(&ans, ra[0].key_id, 16);
+			qkd_put_u8(&ans, QKD_KME_ACCEPTED);
+			node_kme_put_wds(&ans, NULL, 0);
+			qkd_put_u8(&ans, 0);
+			break;
+		default: /* the withdrawals' answers missing */
+			qkd_put_varint(&ans, 1);
+			qkd_put_bytes(&ans, ra[0].key_id, 16);
+			qkd_put_u8(&ans, QKD_KME_ACCEPTED);
 			break;
 		}
-		/* Bob by hand */
-		alice_start(f, alice_real);
-		assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, sync.p,
-							 sync.len), QKD_OK);
-		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &r), QKD_OK);
-		get_reply(&r, v, &nv, in, &nin);
-		assert_int_equal(nv, 0);
-		assert_int_equal(nin, 1);
+		assert_int_equal(ans.err, 0);
+		/* Bob by hand, on a new connection: Alice's batch comes */
+		reconnect(f, true, false);
+		assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_BATCH);
+		assert_int_equal(get_batch(&body, in), 1);
 		assert_memory_equal(in[0].key_id, ra[0].key_id, 16);
 		assert_int_equal(in[0].nsegs, ra[0].nsegs);
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, ack.p, ack.len),
-				 QKD_OK);
-		assert_int_equal(alice_join(f), QKD_ERR_PROTO);
-		assert_non_null(f->awhy);
+		hand_send(&f->chb, KME_ANSWER, &ans);
+		pump_refused(&f->cha, f->xa.mux, "malformed KME_ANSWER");
 		snap_same(f->a, &sa);
 		assert_int_equal(settled(&f->xa.kme, &w->w), 0);
+		assert_true(nothing_sent(f->sv[1]));
 	}
 	snap_same(f->b, &sb);
-	exchange_ok(f);
+	reconnect(f, true, true);
+	settle_ok(f);
 	assert_int_equal(waiter_join(w), QKD_OK);
 	assert_counts(f->a, 0, 0, 0, 0);
 	assert_counts(f->b, 0, 1, 0, 0);
 	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
 	check_both(f);
-	qkd_wbuf_cleanup(&sync);
-	qkd_wbuf_cleanup(&ack);
+	qkd_wbuf_cleanup(&ans);
+	qkd_wbuf_cleanup(&body);
 	free(in);
 	qkd_wipe(ka, sizeof ka);
+}
+
+/* A KME_ANSWER with no KME_BATCH in flight is refused: with nothing ever
+ * sent, and as a replay of the answer that just settled Alice's batch. */
+static void test_answer_not_in_flight(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_kme_rec ra[1], *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
+	struct node_kme_verdict v[1];
+	enum qkd_kme_verdict acc = QKD_KME_LATER;
+	uint8_t ka[KEY_BYTES];
+	struct qkd_wbuf ans, body;
+	struct snap sa;
+	struct waiter_run *w;
+
+	assert_non_null(in);
+	qkd_wbuf_init(&ans);
+	qkd_wbuf_init(&body);
+	hand_bob(f);
+	/* nothing in Alice's outbox: nothing in flight */
+	put_answer(&ans, NULL, 0);
+	snap_take(f->a, &sa);
+	hand_send(&f->chb, KME_ANSWER, &ans);
+	pump_refused(&f->cha, f->xa.mux, "KME_ANSWER without a KME_BATCH in flight");
+	snap_same(f->a, &sa);
+	assert_true(nothing_sent(f->sv[1]));
+
+	/* a record, its batch answered, and the same answer once more */
+	reconnect(f, true, false);
+	node_kme_set_up(&f->xa.kme, true);
+	issue(f, f->a, ALICE, SAE_A, SAE_B, KEY_BITS, ra, 1, ka);
+	w = waiter_start(f, &f->xa.kme, ra, 1, 5000);
+	assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_BATCH);
+	assert_int_equal(get_batch(&body, in), 1);
+	assert_int_equal(qkd_store_kme_accept(f->b, ALICE, &in[0], true, &acc, NULL), QKD_OK);
+	assert_int_equal(acc, QKD_KME_ACCEPTED);
+	memcpy(v[0].key_id, ra[0].key_id, 16);
+	v[0].v = QKD_KME_ACCEPTED;
+	qkd_wbuf_reset(&ans);
+	put_answer(&ans, v, 1);
+	hand_send(&f->chb, KME_ANSWER, &ans);
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	assert_int_equal(waiter_join(w), QKD_OK);
+	assert_counts(f->a, 0, 0, 0, 0);
+	snap_take(f->a, &sa);
+	hand_send(&f->chb, KME_ANSWER, &ans);
+	pump_refused(&f->cha, f->xa.mux, "KME_ANSWER without a KME_BATCH in flight");
+	snap_same(f->a, &sa);
+	deliver_same(f->b, SAE_A, SAE_B, ra, 1, ka);
+	check_both(f);
+	qkd_wbuf_cleanup(&ans);
+	qkd_wbuf_cleanup(&body);
+	free(in);
+	qkd_wipe(ka, sizeof ka);
+}
+
+/* The multiplexer's side of it: a service frame too short for its header
+ * ends the connection with its reason; a message of a type the service
+ * does not have (a newer peer) is dropped, counted, and the link goes on. */
+static void test_service_frames(void **state)
+{
+	struct fix *f = *state;
+	static const uint8_t shortf[1] = { QKD_SERVICE_KME };
+	static const uint8_t newer[3] = { QKD_SERVICE_KME, 3, 0 };
+	static const uint8_t other[2] = { 9, KME_BATCH };
+	struct qkd_mux_stats st;
+	struct qkd_kme_rec rb[1];
+	uint8_t kb[KEY_BYTES];
+	struct snap sa;
+
+	hand_bob(f);
+	snap_take(f->a, &sa);
+	assert_int_equal(qkd_channel_send_service(&f->chb, newer, sizeof newer), QKD_OK);
+	assert_int_equal(qkd_channel_send_service(&f->chb, other, sizeof other), QKD_OK);
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	qkd_mux_get_stats(f->xa.mux, &st);
+	assert_int_equal(st.unknown, 2);
+	assert_int_equal(st.delivered, 0);
+	assert_true(logged(f, "service message(s) of a service or type this node does not have"));
+	assert_null(qkd_mux_error(f->xa.mux));
+	snap_same(f->a, &sa);
+	assert_int_equal(qkd_channel_send_service(&f->chb, shortf, sizeof shortf), QKD_OK);
+	pump_refused(&f->cha, f->xa.mux, "service frame too short for its header");
+	snap_same(f->a, &sa);
+	/* and a new connection works */
+	reconnect(f, true, true);
+	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, rb, 1, kb);
+	settle_ok(f);
+	assert_counts(f->a, 0, 1, 0, 0);
+	assert_counts(f->b, 0, 0, 0, 0);
+	qkd_wipe(kb, sizeof kb);
 }
 
 /* ---- withdrawals and quarantines ---- */
@@ -1347,7 +1620,7 @@ static void test_withdrawals(void **state)
 	const char *why = NULL;
 
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, r1, 1, k1);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_counts(f->a, 0, 1, 0, 0);
 	assert_counts(f->b, 0, 0, 0, 0);
 	/* settled, then abandoned: withdrawn all the same */
@@ -1356,7 +1629,7 @@ static void test_withdrawals(void **state)
 	issue(f, f->b, BOB, SAE_B, SAE_A, KEY_BITS, r2, 1, k2);
 	memcpy(id2[0], r2[0].key_id, 16);
 	assert_int_equal(qkd_store_kme_abandon(f->b, (const uint8_t (*)[16])id2, 1, &why), QKD_OK);
-	exchange_ok(f);
+	settle_ok(f);
 	c = counts(f->a);
 	assert_int_equal(c.ready, 0);
 	assert_int_equal(c.withdrawn, 2);
@@ -1370,7 +1643,7 @@ static void test_withdrawals(void **state)
 							   (const uint8_t (*)[16])id1, 1, outs,
 							   sizeof out, lens, &bad, &why), QKD_OK);
 	}
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(counts(f->a).withdrawn, 2);
 	check_both(f);
 	qkd_wipe(k1, sizeof k1);
@@ -1378,7 +1651,7 @@ static void test_withdrawals(void **state)
 }
 
 /* A block whose bits rot at Bob's end is quarantined there at start-up,
- * reported at the next exchange, retired at Alice's end, and reported once. */
+ * reported in his next batch, retired at Alice's end, and reported once. */
 static void test_quarantine_report(void **state)
 {
 	struct fix *f = *state;
@@ -1388,6 +1661,7 @@ static void test_quarantine_report(void **state)
 	bool found = false;
 	const char *why = NULL;
 	sqlite3 *db;
+	uint64_t sb;
 
 	assert_int_equal(sqlite3_open(f->pb, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "UPDATE qbits SET bits = CAST(x'01' || substr(bits, 2) "
@@ -1397,7 +1671,7 @@ static void test_quarantine_report(void **state)
 	assert_true(bad == 1);
 	assert_int_equal(qkd_store_quarantine_unreported(f->b, ids, 4, &n, &why), QKD_OK);
 	assert_true(n == 1 && ids[0] == 2);
-	exchange_ok(f);
+	settle_ok(f);
 	assert_int_equal(qkd_store_lookup(f->a, 2, &b, &found, &why), QKD_OK);
 	assert_true(found && b.state == QKD_STORE_QUARANTINED);
 	assert_int_equal(qkd_store_quarantine_unreported(f->b, ids, 4, &n, &why), QKD_OK);
@@ -1405,26 +1679,15 @@ static void test_quarantine_report(void **state)
 	assert_int_equal(qkd_store_quarantine_unreported(f->a, ids, 4, &n, &why), QKD_OK);
 	assert_true(n == 0);
 	assert_true(logged(f, "block 2 quarantined at the peer"));
+	/* reported once: kicked again, Bob sends nothing */
+	sb = sent(f->xb.mux);
+	settle_ok(f);
+	assert_int_equal(sent(f->xb.mux), sb);
 }
 
 /* ---- records no honest peer sends ---- */
 
-static struct qkd_kme_rec seg_rec(uint8_t tag, const char *slave, uint32_t nbits, uint64_t id,
-				  uint64_t offset, uint64_t seg_bits)
-{
-	struct qkd_kme_rec r;
-
-	memset(&r, 0, sizeof r);
-	memset(r.key_id, tag, sizeof r.key_id);
-	snprintf(r.master, sizeof r.master, "%s", SAE_B);
-	snprintf(r.slave, sizeof r.slave, "%s", slave);
-	r.nbits = nbits;
-	r.nsegs = 1;
-	r.segs[0] = (struct qkd_store_seg){ .id = id, .offset = offset, .nbits = seg_bits };
-	return r;
-}
-
-/* A KME_SYNC of records that are well-formed on the wire but wrong for
+/* A KME_BATCH of records that are well-formed on the wire but wrong for
  * the store: Alice answers each (never a store error, which would drop the
  * link for good as the record came again), consumes only what she must,
  * and gives the same answers when they come again. */
@@ -1446,13 +1709,11 @@ static void test_hostile_records(void **state)
 		QKD_KME_REFUSED,	/* 10: pair not served (bits consumed) */
 		QKD_KME_LATER,		/* 11: a block Alice does not have */
 	};
-	struct qkd_kme_rec *in = calloc(NODE_KME_BATCH_MAX, sizeof *in);
-	struct node_kme_verdict v[NODE_KME_BATCH_MAX];
-	struct qkd_wbuf sync;
-	struct qkd_rbuf rd;
-	size_t nv, nin;
+	struct node_kme_verdict *v = calloc(NODE_KME_BATCH_MAX, sizeof *v);
+	struct qkd_wbuf batch, body;
+	size_t nv;
 
-	assert_non_null(in);
+	assert_non_null(v);
 	r[0] = seg_rec(0x10, SAE_A, KEY_BITS, 1, 0, KEY_BITS);
 	r[1] = r[0];
 	r[2] = seg_rec(0x12, SAE_A, KEY_BITS, 1, 0, KEY_BITS);
@@ -1465,20 +1726,16 @@ static void test_hostile_records(void **state)
 	r[9] = seg_rec(0x19, SAE_A, KEY_BITS, 1, 1024, KEY_BITS / 2);
 	r[10] = seg_rec(0x1a, SAE_Z, KEY_BITS, 3, 0, KEY_BITS);
 	r[11] = seg_rec(0x1b, SAE_A, KEY_BITS, 1001, 0, KEY_BITS);
-	qkd_wbuf_init(&sync);
-	put_sync(&sync, r, 12);
+	qkd_wbuf_init(&batch);
+	qkd_wbuf_init(&body);
+	put_batch(&batch, r, 12);
+	hand_bob(f);
 	for (int round = 0; round < 2; round++) {
-		alice_start(f, alice_real);
-		assert_int_equal(qkd_channel_send_sealed(&f->chb, NODE_MSG_KME_SYNC, sync.p,
-							 sync.len), QKD_OK);
-		assert_int_equal(qkd_channel_expect(&f->chb, NODE_MSG_KME_REPLY, &rd), QKD_OK);
-		get_reply(&rd, v, &nv, in, &nin);
+		hand_send(&f->chb, KME_BATCH, &batch);
+		assert_int_equal(hand_read(&f->cha, &f->chb, &body), KME_ANSWER);
+		nv = get_answer(&body, v);
 		assert_int_equal(nv, 12);
-		assert_int_equal(nin, 0);
-		assert_int_equal(qkd_channel_send(&f->chb, NODE_MSG_KME_ACK, empty_ack,
-						  sizeof empty_ack), QKD_OK);
-		if (alice_join(f) != QKD_OK)
-			fail_msg("round %d: Alice %d (%s)", round, f->arc, f->awhy ? f->awhy : "-");
+		assert_null(qkd_mux_error(f->xa.mux));
 		for (size_t i = 0; i < 12; i++) {
 			assert_memory_equal(v[i].key_id, r[i].key_id, 16);
 			if (v[i].v != want[i])
@@ -1490,15 +1747,19 @@ static void test_hostile_records(void **state)
 		assert_int_equal(counts(f->a).ready, 1);
 		check_ok(f->a);
 	}
+	/* an answer, nothing else: Alice has nothing of her own to send */
+	assert_int_equal(qkd_channel_pump(&f->cha), QKD_OK);
+	assert_true(nothing_sent(f->sv[1]));
 	check_both(f);
-	qkd_wbuf_cleanup(&sync);
-	free(in);
+	qkd_wbuf_cleanup(&batch);
+	qkd_wbuf_cleanup(&body);
+	free(v);
 }
 
 /* The order enc() keeps (lib/kme/node_kme.c): the waiter is registered
  * with its key_IDs before the records reach the outbox, so a verdict that
- * arrives at once (the link thread ran the exchange before the request
- * got to wait) is not missed. This once was a lost wake-up: the request
+ * arrives at once (the link thread settled them before the request got
+ * to wait) is not missed. This once was a lost wake-up: the request
  * waited out sync_timeout for verdicts that had come and gone. */
 static void test_waiter_after_verdict(void **state)
 {
@@ -1512,13 +1773,66 @@ static void test_waiter_after_verdict(void **state)
 	rb[0] = mkrec(f, SAE_B, SAE_A, KEY_BITS);
 	w = waiter_start(f, &f->xb.kme, rb, 1, 2000);			/* enc: registered */
 	assert_int_equal(qkd_store_kme_issue(f->b, BOB, rb, 1, kb, sizeof kb, &why), QKD_OK);
-	exchange_ok(f);							/* the link thread */
+	settle_ok(f);							/* the link thread */
 	assert_counts(f->a, 0, 1, 0, 0);				/* accepted at Alice */
 	assert_int_equal(waiter_join(w), QKD_OK);
 	check_both(f);
 	qkd_wipe(kb, sizeof kb);
 }
 
+/* ---- the channel's waits ---- */
+
+/* Kicks the key manager's service as enc_keys does, every 20 ms, until
+ * told to stop or until a deadline. */
+struct kicker {
+	struct qkd_link_kme *k;
+	atomic_bool stop;
+	double until;
+};
+
+static void *kick_main(void *arg)
+{
+	struct kicker *kk = arg;
+
+	while (!atomic_load(&kk->stop) && mono_now() < kk->until) {
+		node_kme_kick(kk->k);
+		usleep(20000);
+	}
+	return NULL;
+}
+
+/* A wait for the peer's next frame stays bounded by the socket's receive
+ * timeout while the services are woken more often than every tick
+ * (enc_keys requests arriving faster than QKD_MUX_TICK_MS): a peer gone
+ * silent is still noticed. This once was not so: the channel counted only
+ * the polls that timed out, so every wake put the timeout off. */
+static void test_recv_timeout_while_kicked(void **state)
+{
+	struct fix *f = *state;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 300000 };
+	struct kicker kk;
+	struct qkd_rbuf msg;
+	pthread_t th;
+	uint8_t type = 0;
+	double t0, el;
+	int rc;
+
+	/* the channel takes the timeout from the socket when services attach */
+	assert_int_equal(setsockopt(f->sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	detach(f);
+	attach(f, true, true);
+	kk.k = &f->xa.kme;
+	atomic_init(&kk.stop, false);
+	kk.until = mono_now() + 4.0;
+	assert_int_equal(pthread_create(&th, NULL, kick_main, &kk), 0);
+	t0 = mono_now();
+	rc = qkd_channel_recv(&f->cha, &type, &msg);
+	el = mono_now() - t0;
+	atomic_store(&kk.stop, true);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (rc != QKD_ERR_IO || el < 0.25 || el > 2.0)
+		fail_msg("recv: %d after %.3f s, want %d after 0.3 s", rc, el, QKD_ERR_IO);
+}
 /* ---- wire format ---- */
 
 static void assert_rec_equal(const struct qkd_kme_rec *x, const struct qkd_kme_rec *y)
@@ -1856,15 +2170,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_waiter_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiter_link_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_later_then_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_later_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_after_lost_verdict, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_over_channel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_sync, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_not_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdrawals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiter_after_verdict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recv_timeout_while_kicked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_janitor, setup, teardown),
 		cmocka_unit_test(test_wire_records),
 		cmocka_unit_test(test_wire_id_nul),
