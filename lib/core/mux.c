@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "qkd/channel.h"
 #include "qkd/error.h"
+#include "qkd/sysutil.h"
 
 /* Unknown service messages are logged at most this often. */
 #define UNKNOWN_LOG_S 10
@@ -35,14 +35,6 @@ struct qkd_mux {
 	double unknown_logged;
 	struct qkd_wbuf tx;
 };
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int qkd_mux_new(struct qkd_mux **out, const char *name, const struct qkd_logger *log)
 {
@@ -128,7 +120,7 @@ bool qkd_mux_pending(const struct qkd_mux *m)
 	/* A busy channel never waits a whole tick, so the services' timers
 	 * are kept here too. */
 	return atomic_load_explicit(&((struct qkd_mux *)m)->woken, memory_order_acquire) ||
-	       mono_s() >= m->next_tick;
+	       qkd_wall_seconds() >= m->next_tick;
 }
 
 int qkd_mux_wake_fd(const struct qkd_mux *m)
@@ -158,7 +150,7 @@ int qkd_mux_run(struct qkd_mux *m)
 
 	/* Clear before pumping: a wake during the pumps is seen next time. */
 	atomic_store(&m->woken, false);
-	m->next_tick = mono_s() + QKD_MUX_TICK_MS / 1000.0;
+	m->next_tick = qkd_wall_seconds() + QKD_MUX_TICK_MS / 1000.0;
 	if (read(m->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
 		return QKD_ERR_IO;
 	m->in_callback = true;
@@ -195,7 +187,7 @@ int qkd_mux_send(struct qkd_mux *m, uint8_t service, uint8_t type, const uint8_t
 /* A message no service here takes: logged (rate-limited), dropped. */
 static void unknown(struct qkd_mux *m, uint8_t id, uint8_t type)
 {
-	double now = mono_s();
+	double now = qkd_wall_seconds();
 
 	m->st.unknown++;
 	m->unknown_unlogged++;

@@ -28,13 +28,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../kme/node_kme_int.h"
 #include "kme_wire.h"
 #include "node_int.h"
 
 #include "qkd/error.h"
+#include "qkd/sysutil.h"
 #include "qkd/mux.h"
 #include "qkd/wire.h"
 
@@ -356,14 +356,6 @@ struct node_kme_service {
 	struct scratch *s;
 };
 
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool any_later(const struct kme_answer *a)
 {
 	for (size_t i = 0; i < a->nv; i++)
@@ -416,7 +408,7 @@ static int on_answer(struct node_kme_service *k, struct qkd_rbuf *body, const ch
 		return rc;
 	k->inflight = false;
 	if (any_later(&s->ain))
-		k->retry_at = mono_s() + RETRY_LATER_S;
+		k->retry_at = qkd_wall_seconds() + RETRY_LATER_S;
 	else
 		node_kme_kick(&k->ctx->kme);	/* a full batch may have more behind it */
 	return QKD_OK;
@@ -438,7 +430,7 @@ static int svc_pump(void *ctx, struct qkd_mux *m, const char **why)
 
 	if (k->inflight)
 		return QKD_OK;
-	if (k->retry_at > 0 && mono_s() >= k->retry_at) {
+	if (k->retry_at > 0 && qkd_wall_seconds() >= k->retry_at) {
 		k->retry_at = 0;
 		atomic_store(&k->dirty, true);
 	}
