@@ -128,8 +128,10 @@ static bool write_pulses(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
 		uint64_t gap = p.slot - next;
 		unsigned esc = gap >= GAP_ESC, multi = p.photons > 1;
 
-		if (p.slot < next || p.slot >= end || p.photons == 0 || p.state > 3)
+		if (p.slot < next || p.slot >= end || p.photons == 0 || p.state > 3) {
+			qkd_wipe(out, len);	/* states written past w->len */
 			return false;
+		}
 		out[len++] = (uint8_t)((esc ? GAP_ESC : gap) << 3 | multi << 2 | p.state);
 		if (__builtin_expect(esc, 0))
 			len += varint_at(out + len, gap - GAP_ESC);
