@@ -15,7 +15,7 @@ OPT     ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Werror
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -Iinclude -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -lsqlite3 -lconfig -lmicrohttpd -lgnutls -lcurl -lsodium -ljansson -lm -lpthread $(EXTRA_LDLIBS)
+LDLIBS   = -lsqlite3 -lconfig -lmicrohttpd -lgnutls -lcurl -lsodium -lcrypto -ljansson -lm -lpthread $(EXTRA_LDLIBS)
 TESTLIBS = -lcmocka
 
 DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \

@@ -24,7 +24,7 @@
 #include "qkd/source.h"
 #include "qkd/wire.h"
 
-#define QKD_FIBER_VERSION 1
+#define QKD_FIBER_VERSION 2
 /* A fiber connection opens with a hello of this many bytes that binds it
  * to its classical session (lib/node/link_handshake.c: magic, session id,
  * MAC). A tap on the fiber forwards it unchanged. */

@@ -25,11 +25,18 @@ const uint8_t fib_zeros[FIB_ZEROS_BLOCKS * FIB_BLOCK_BYTES];
 
 #define FRAME_FLAG_LAST 0x01u
 #define MAX_PHOTONS 65535u
-/* Smallest pulse encoding: one byte each of gap, photons and state. */
-#define MIN_PULSE_BYTES 3u
-/* Largest canonical pulse: gap < 2^24 (4 varint bytes), photons <= 65535
- * (3 bytes), state (1 byte); the header is far below 64 bytes. recv refuses
- * longer bodies before reading them. */
+/* A pulse (docs/fiber.md s2, version 2) is one byte, 8 g + 4 m + state:
+ * g the gap when below GAP_ESC, else GAP_ESC and a varint gap - GAP_ESC
+ * follows; m = 1 when the pulse holds more than one photon, and a varint
+ * photon number (2 .. 65535) follows. At mu = 0.1 about nine pulses in
+ * ten are that one byte, a third of version 1's three. */
+#define GAP_ESC 31u
+#define PULSE_MULTI 0x04u
+/* Smallest pulse encoding: the one byte. */
+#define MIN_PULSE_BYTES 1u
+/* Largest canonical pulse: the byte, gap - 31 < 2^24 (4 varint bytes),
+ * photons <= 65535 (3 bytes); the header is far below 64 bytes. recv
+ * refuses longer bodies before reading them. */
 #define MAX_PULSE_BYTES 8u
 #define MIN_BODY 6u
 #define MAX_BODY (64u + MAX_PULSE_BYTES * QKD_FIBER_MAX_FRAME_PULSES)
@@ -90,23 +97,69 @@ bool fib_frame_valid(const struct qkd_fiber_frame *f)
 	return true;
 }
 
+/* The LEB128 varint of x at p (room reserved); its length returned. */
+static inline size_t varint_at(uint8_t *p, uint64_t x)
+{
+	size_t k = 0;
+
+	while (x >= 0x80) {
+		p[k++] = (uint8_t)(x | 0x80);
+		x >>= 7;
+	}
+	p[k++] = (uint8_t)x;
+	return k;
+}
+
+/* The pulses of f after its header (the gap counted from the end of the
+ * previous pulse, so 0 for adjacent slots), checking fib_frame_valid's
+ * per-pulse rules on the way: one pass over the pulses instead of a check
+ * and then a write. w has room for MAX_PULSE_BYTES a pulse. False on a
+ * pulse that breaks the rules. */
+static bool write_pulses(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
+{
+	/* Locals: a byte store may alias any field, which would reload them. */
+	const struct qkd_pulse *pp = f->p;
+	uint64_t next = f->first, end = f->first + f->slots;
+	uint8_t *out = w->p + w->len;
+	size_t n = f->n, len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct qkd_pulse p = pp[i];
+		uint64_t gap = p.slot - next;
+		unsigned esc = gap >= GAP_ESC, multi = p.photons > 1;
+
+		if (p.slot < next || p.slot >= end || p.photons == 0 || p.state > 3) {
+			qkd_wipe(out, len);	/* states written past w->len */
+			return false;
+		}
+		out[len++] = (uint8_t)((esc ? GAP_ESC : gap) << 3 | multi << 2 | p.state);
+		if (__builtin_expect(esc, 0))
+			len += varint_at(out + len, gap - GAP_ESC);
+		if (__builtin_expect(multi, 0))
+			len += varint_at(out + len, p.photons);
+		next = p.slot + 1;
+	}
+	w->len += len;
+	return true;
+}
+
 /* docs/fiber.md s2: u32 body length, then version, round, first, slots,
- * flags, count, and per pulse (gap, photons, state), the gap counted from
- * the end of the previous pulse so it is 0 for adjacent slots. */
+ * flags, count, and the pulses (write_pulses). */
 void qkd_fiber_frame_write(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
 {
 	size_t start = w->len, body;
-	uint64_t next;
 
 	if (w->err != 0)
 		return;
-	if (!fib_frame_valid(f)) {
+	if (f->slots > QKD_FIBER_MAX_FRAME_SLOTS || f->first > QKD_PULSES_MAX - f->slots ||
+	    f->n > QKD_FIBER_MAX_FRAME_PULSES || f->n > f->slots) {
 		w->err = QKD_ERR_INVAL;
 		return;
 	}
-	/* Room for the longest encoding at once, so the per-pulse writes below
-	 * take qkd/wire.h's inline paths: header, then gap, photons, state. */
-	if (f->n > (SIZE_MAX - 64) / 14 || qkd_wbuf_reserve(w, 64 + f->n * 14) != QKD_OK) {
+	/* Room for the longest encoding at once (a header below 64 bytes, then
+	 * per pulse the byte, a 4-byte gap and 3-byte photons), so
+	 * write_pulses never grows the buffer. */
+	if (qkd_wbuf_reserve(w, 64 + f->n * MAX_PULSE_BYTES) != QKD_OK) {
 		w->err = w->err != 0 ? w->err : QKD_ERR_RANGE;
 		return;
 	}
@@ -117,12 +170,11 @@ void qkd_fiber_frame_write(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
 	qkd_put_varint(w, f->slots);
 	qkd_put_u8(w, f->last ? FRAME_FLAG_LAST : 0);
 	qkd_put_varint(w, f->n);
-	next = f->first;
-	for (size_t i = 0; i < f->n && w->err == 0; i++) {
-		qkd_put_varint(w, f->p[i].slot - next);
-		qkd_put_varint(w, f->p[i].photons);
-		qkd_put_u8(w, f->p[i].state);
-		next = f->p[i].slot + 1;
+	if (w->err == 0 && !write_pulses(w, f)) {
+		/* Nothing malformed leaves: drop what was written of it. */
+		qkd_wipe(w->p + start, w->len - start);
+		w->len = start;
+		w->err = QKD_ERR_INVAL;
 	}
 	if (w->err != 0)
 		return;
@@ -131,30 +183,39 @@ void qkd_fiber_frame_write(struct qkd_wbuf *w, const struct qkd_fiber_frame *f)
 		w->p[start + i] = (uint8_t)(body >> (24 - 8 * i));
 }
 
-/* The pulses of a frame whose header r has just read; f->first/slots set. */
+/* The pulses of a frame whose header r has just read; f->first/slots set.
+ * Only the canonical encoding is accepted: a photon number follows the
+ * byte only when it is 2 or more. */
 static void read_pulses(struct qkd_rbuf *r, struct qkd_fiber_frame *f, size_t count)
 {
 	uint64_t next = f->first, room = f->slots;
+	size_t i;
 
-	for (size_t i = 0; i < count && qkd_rbuf_ok(r); i++) {
+	for (i = 0; i < count; i++) {
+		unsigned b = qkd_get_u8(r);
+		uint64_t gap = b >> 3, photons = 1;
+
 		/* The gap is bounded by the room left, so slot stays in range. */
-		uint64_t gap = qkd_get_count(r, room);
-		uint64_t photons = qkd_get_count(r, MAX_PHOTONS);
-		uint8_t state = qkd_get_u8(r);
-
+		if (__builtin_expect(gap == GAP_ESC, 0))
+			gap += qkd_get_count(r, room);
+		if (__builtin_expect(b & PULSE_MULTI, 0)) {
+			photons = qkd_get_count(r, MAX_PHOTONS);
+			if (photons < 2)
+				qkd_rbuf_fail(r, QKD_ERR_PROTO);
+		}
 		if (!qkd_rbuf_ok(r))
 			break;
-		if (gap == room || photons == 0 || state > 3) {
+		if (gap >= room) {
 			qkd_rbuf_fail(r, QKD_ERR_PROTO);
 			break;
 		}
 		f->p[i].slot = next + gap;
 		f->p[i].photons = (uint16_t)photons;
-		f->p[i].state = state;
+		f->p[i].state = (uint8_t)(b & 3);
 		next += gap + 1;
 		room -= gap + 1;
-		f->n = i + 1;
 	}
+	f->n = i;	/* the pulses stored: the caller wipes them on error */
 }
 
 int qkd_fiber_frame_read(struct qkd_rbuf *r, struct qkd_fiber_frame *f)

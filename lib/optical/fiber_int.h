@@ -1,11 +1,12 @@
 /* fiber_int.h - private to lib/optical/fiber_*.c: the keyed ChaCha20
- * streams behind the fiber emitter, detector and Eve (docs/fiber.md s3),
+ * streams behind the fiber emitter, detector and Eve (docs/fiber.md s1),
  * and the frame helpers they share.
  *
- * Every party's randomness is ChaCha20 (libsodium) under a subkey derived
- * from the party's 32-byte secret with crypto_kdf (BLAKE2b), one subkey per
- * purpose, so the streams are independent and none reveals another. Two
- * access patterns:
+ * Every party's randomness is keystream under a subkey derived from the
+ * party's 32-byte secret with crypto_kdf (BLAKE2b), one subkey per purpose,
+ * so the streams are independent and none reveals another. ChaCha20
+ * (libsodium) here; Alice's two bulk streams are AES-256-CTR, in
+ * fiber_emitter.c. Two access patterns:
  *   - random access by slot: the keystream block number is slot / slots per
  *     block (nonce 0), so any slot's choice costs one ChaCha20 block and
  *     nothing is stored;
@@ -32,6 +33,7 @@ enum fib_purpose {
 	FIB_BOB_CHOICE = 3,	/* his basis and double-click bit per slot */
 	FIB_BOB_CHANNEL = 4,	/* fiber loss, detectors, dark counts */
 	FIB_EVE = 5,		/* Eve's decisions */
+	FIB_ALICE_REFINE = 6,	/* refining bits of the rare open photon numbers */
 };
 
 #define FIB_BLOCK_BYTES 64u	/* one ChaCha20 block */

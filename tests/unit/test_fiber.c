@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "qkd/bits.h"
 #include "qkd/error.h"
@@ -261,7 +262,11 @@ static void test_frame_roundtrip(void **state)
 	qkd_fiber_frame_cleanup(&g);
 }
 
-/* A frame body written field by field, so each field can be corrupted. */
+/* A frame body written field by field, so each field can be corrupted.
+ * A pulse is written as docs/fiber.md s2 (version 2) says: the byte
+ * 8 min(gap, 31) + 4 m + state, then gap - 31 if gap >= 31, then the
+ * photon number if m; m is set when photons != 1, or forced by `multi`
+ * (a non-canonical single photon). `byte_or` ORs bits into the byte. */
 struct raw {
 	unsigned version;
 	uint64_t round, first, slots;
@@ -270,12 +275,13 @@ struct raw {
 	size_t np;
 	uint64_t pulse[4][3];	/* gap, photons, state */
 	int trailing;		/* extra bytes */
+	bool multi[4];
 };
 
 static struct raw raw_ok(void)
 {
-	struct raw r = { 1, 5, 100, 64, 1, 3, 3,
-			 { { 0, 1, 0 }, { 5, 2, 3 }, { 10, 65535, 1 } }, 0 };
+	struct raw r = { 2, 5, 100, 64, 1, 3, 3,
+			 { { 0, 1, 0 }, { 5, 2, 3 }, { 40, 65535, 1 } }, 0, { false } };
 
 	return r;
 }
@@ -289,9 +295,15 @@ static void raw_write(struct qkd_wbuf *w, const struct raw *r)
 	qkd_put_u8(w, (uint8_t)r->flags);
 	qkd_put_varint(w, r->count);
 	for (size_t i = 0; i < r->np; i++) {
-		qkd_put_varint(w, r->pulse[i][0]);
-		qkd_put_varint(w, r->pulse[i][1]);
-		qkd_put_u8(w, (uint8_t)r->pulse[i][2]);
+		uint64_t gap = r->pulse[i][0], photons = r->pulse[i][1];
+		bool m = photons != 1 || r->multi[i];
+
+		qkd_put_u8(w, (uint8_t)((gap < 31 ? gap : 31) << 3 | (m ? 4 : 0) |
+					(r->pulse[i][2] & 3)));
+		if (gap >= 31)
+			qkd_put_varint(w, gap - 31);
+		if (m)
+			qkd_put_varint(w, photons);
 	}
 	for (int i = 0; i < r->trailing; i++)
 		qkd_put_u8(w, 0);
@@ -340,7 +352,8 @@ static void test_frame_malformed(void **state)
 #define BAD(field_change) do { r = raw_ok(); field_change; \
 		assert_int_equal(raw_parse(&r), QKD_ERR_PROTO); } while (0)
 	BAD(r.version = 0);
-	BAD(r.version = 2);
+	BAD(r.version = 1);				/* the 3-byte pulses of before */
+	BAD(r.version = 3);
 	BAD(r.slots = QKD_FIBER_MAX_FRAME_SLOTS + 1);
 	BAD(r.first = QKD_PULSES_MAX + 1);
 	BAD((r.first = QKD_PULSES_MAX - 10, r.slots = 11));	/* range past 2^62 */
@@ -352,17 +365,49 @@ static void test_frame_malformed(void **state)
 	BAD(r.count = QKD_FIBER_MAX_FRAME_PULSES + 1);
 	BAD((r.slots = 100000, r.count = 1000));	/* more than the bytes can hold */
 	BAD(r.pulse[0][1] = 0);				/* an empty pulse */
+	BAD(r.multi[0] = true);				/* photons 1 spelled out: not canonical */
 	BAD(r.pulse[1][1] = 65536);			/* photons > 65535 */
-	BAD(r.pulse[2][2] = 4);				/* state > 3 */
-	BAD(r.pulse[2][2] = 255);
 	BAD(r.pulse[2][0] = 57);			/* slot 100 + 0+1 + 5+1 + 57 = 164: outside */
 	BAD(r.pulse[0][0] = 64);			/* first pulse past the range */
 	BAD(r.pulse[1][0] = UINT64_MAX);		/* gap overflow */
+	BAD((r.slots = 20, r.pulse[0][0] = 31, r.np = 1, r.count = 1));	/* escaped gap past */
 	BAD(r.trailing = 1);
 #undef BAD
 	r = raw_ok();
 	r.pulse[2][0] = 56;				/* slot 163, the last of the range */
 	assert_int_equal(raw_parse(&r), QKD_OK);
+	r.pulse[2][0] = 30;				/* the largest gap of one byte */
+	r.pulse[1][0] = 31;				/* the smallest escaped one */
+	assert_int_equal(raw_parse(&r), QKD_OK);
+	/* The sizes version 2 promises: one byte for a single photon with a
+	 * gap below 31, two with an escaped gap below 31 + 128, and the
+	 * largest pulse 8 bytes. */
+	{
+		static const struct qkd_pulse one[] = { { 30, 1, 3 } }, esc[] = { { 31, 1, 0 } };
+		static const struct qkd_pulse big[] = { { (1u << 24) - 1, 65535, 2 } };
+		struct qkd_fiber_frame f;
+		size_t base;
+
+		qkd_fiber_frame_init(&f);
+		qkd_wbuf_init(&w);
+		frame_fill(&f, 0, 1u << 24, NULL, 0);
+		qkd_fiber_frame_write(&w, &f);
+		base = w.len;
+		frame_fill(&f, 0, 1u << 24, one, 1);
+		qkd_wbuf_reset(&w);
+		qkd_fiber_frame_write(&w, &f);
+		assert_int_equal(w.len, base + 1);
+		frame_fill(&f, 0, 1u << 24, esc, 1);
+		qkd_wbuf_reset(&w);
+		qkd_fiber_frame_write(&w, &f);
+		assert_int_equal(w.len, base + 2);
+		frame_fill(&f, 0, 1u << 24, big, 1);
+		qkd_wbuf_reset(&w);
+		qkd_fiber_frame_write(&w, &f);
+		assert_int_equal(w.len, base + 8);
+		qkd_wbuf_cleanup(&w);
+		qkd_fiber_frame_cleanup(&f);
+	}
 }
 
 static void test_frame_write_refuses(void **state)
@@ -694,6 +739,81 @@ static void test_emitter_packed(void **state)
 	qkd_bits_cleanup(&lv);
 	qkd_bits_cleanup(&ok);
 	free(slots);
+	qkd_emitter_free(em);
+}
+
+/* AES-256-CTR keystream of nbytes under key with a 16-byte IV, computed
+ * here independently of the emitter (docs/fiber.md s1). */
+static void aes_ctr(const uint8_t key[32], const uint8_t iv[16], uint8_t *out, int nbytes)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	uint8_t *zero = calloc(1, (size_t)nbytes);
+	int outl = 0;
+
+	assert_true(ctx != NULL && zero != NULL);
+	assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_ctr(), NULL, key, iv), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, out, &outl, zero, nbytes), 1);
+	assert_int_equal(outl, nbytes);
+	EVP_CIPHER_CTX_free(ctx);
+	free(zero);
+}
+
+/* Alice's streams are laid out as docs/fiber.md s1 and s3 say: the packed
+ * choice record of slot s is bits 2i, 2i + 1 of AES-256-CTR block s / 256
+ * (IV: 64 zero bits, then 4 (s / 256) big-endian) under subkey 1; the
+ * photon stream of block b (IV: b big-endian, then a zero counter) under
+ * subkey 2 gives, word by word, the gaps floor(ln U / -mu) and the
+ * pulses' slots, and n = 1 exactly where the word's low 11 bits say so. */
+static void test_emitter_streams(void **state)
+{
+	struct qkd_link_params p = link_default();
+	struct qkd_emitter *em = emitter_of(&p, 4);
+	const uint64_t blk = 37, base = blk << 16;
+	uint8_t key[QKD_FIBER_KEY_BYTES], sub[32], iv[16] = {0}, ks[4096];
+	double p1 = p.mu * exp(-p.mu) / -expm1(-p.mu);
+	struct qkd_fiber_frame f;
+	uint64_t slots[64], pos = base;
+	uint8_t st[64];
+	size_t i;
+
+	(void)state;
+	key_of(key, 4);
+	qkd_fiber_frame_init(&f);
+	assert_int_equal(qkd_emitter_chunk(em, base, 65536, &f), QKD_OK);
+	assert_true(f.n > 64 * 4);
+	/* The photon stream: the first 64 candidates (mu 0.1: each one kept). */
+	fib_subkey(sub, key, FIB_ALICE_PHOTON);
+	for (i = 0; i < 8; i++)
+		iv[i] = (uint8_t)(blk >> (56 - 8 * i));
+	aes_ctr(sub, iv, ks, 64 * 8);
+	for (i = 0; i < 64; i++) {
+		uint64_t w = fib_le64(ks + 8 * i);
+		unsigned v = (unsigned)(w & 2047);
+
+		pos += (uint64_t)floor(log(fib_open_of(w)) / -p.mu);
+		assert_int_equal(f.p[i].slot, pos);
+		if ((v + 1) / 2048.0 <= p1)
+			assert_int_equal(f.p[i].photons, 1);
+		else if (v / 2048.0 >= p1)
+			assert_true(f.p[i].photons >= 2);
+		slots[i] = pos++;
+	}
+	/* The choice records of those slots. */
+	fib_subkey(sub, key, FIB_ALICE_CHOICE);
+	alice_states(em, slots, 64, st);
+	for (i = 0; i < 64; i++) {
+		uint64_t b = slots[i] / 256, ctr = 4 * b;
+		unsigned j = (unsigned)(slots[i] % 256), two;
+
+		memset(iv, 0, sizeof iv);
+		for (unsigned k = 0; k < 8; k++)
+			iv[8 + k] = (uint8_t)(ctr >> (56 - 8 * k));
+		aes_ctr(sub, iv, ks, 64);
+		two = (ks[j / 4] >> (2 * (j % 4))) & 3u;
+		assert_int_equal(st[i], 2 * (two & 1) + (two >> 1));
+		assert_int_equal(f.p[i].state, st[i]);
+	}
+	qkd_fiber_frame_cleanup(&f);
 	qkd_emitter_free(em);
 }
 
@@ -1107,6 +1227,7 @@ int main(void)
 		cmocka_unit_test(test_emitter_decoys),
 		cmocka_unit_test(test_emitter_lookup),
 		cmocka_unit_test(test_emitter_packed),
+		cmocka_unit_test(test_emitter_streams),
 		cmocka_unit_test(test_emitter_refuses),
 		cmocka_unit_test(test_detector_default_link),
 		cmocka_unit_test(test_detector_bright),
