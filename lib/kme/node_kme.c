@@ -6,7 +6,7 @@
  * has one handle here, used under its own mutex (a store handle serves one
  * thread at a time); the link thread has another. enc_keys cuts keys and
  * records them in one transaction, then waits, without any lock, for the
- * link thread to bring the peer's verdict (lib/node/kme_sync.c).
+ * link thread to bring the peer's verdict (lib/kme/kme_sync.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

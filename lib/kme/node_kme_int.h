@@ -1,6 +1,6 @@
 /* node_kme_int.h - private to the node's key manager: what its connection
  * threads (lib/kme/node_kme.c), its lifecycle thread (node_kme_janitor.c)
- * and the link thread (lib/node/kme_sync.c) share about keys issued here
+ * and the link thread (lib/kme/kme_sync.c) share about keys issued here
  * and waiting for the peer's verdict. */
 #ifndef QKD_NODE_KME_INT_H
 #define QKD_NODE_KME_INT_H

@@ -4,7 +4,7 @@
  * its own: out of authentication key it stays down with an alarm, and a
  * full or read-only disk pauses it until a write succeeds again. Its
  * neighbours: link_handshake.c (the opening of a connection),
- * link_round.c (one round), link_commit.c (recovery), kme_sync.c (the key
+ * link_round.c (one round), link_commit.c (recovery), lib/kme/kme_sync.c (the key
  * manager's service on the link's multiplexer, qkd/mux.h), auth_file.c (the authentication state). */
 #include "link_round.h"
 

@@ -9,9 +9,9 @@
  * keystore_verify.c      reading every stored bit against its digest
  * keystore_block.c       put_pending, finalize, discard, lookup, get, list, stats
  * keystore_take.c        take, take_at and the consumed-range bookkeeping
- * kme_store.c            the key manager's records (qkd/kme_store.h)
- * kme_store_wd.c         abandoned and withdrawn records
- * kme_store_life.c       expiry, pruning, running totals, restart
+ * lib/kme/kme_store.c    the key manager's records (qkd/kme_store.h), on
+ *   kme_store_wd.c       the generic take above; abandoned and withdrawn ones,
+ *   kme_store_life.c     and expiry, pruning, running totals, restart
  * keystore_check.c       the invariant check
  * keystore_mem.c         the wiping allocator handed to SQLite
  */
@@ -291,7 +291,7 @@ int ks_consume_all(struct qkd_store *s, const struct qkd_store_seg *segs, size_t
  * the sum overflows. */
 uint64_t ks_segs_total(const struct qkd_store_seg *segs, size_t n);
 
-/* Key manager records (kme_store.c, kme_store_wd.c). */
+/* Key manager records (lib/kme/kme_store.c, kme_store_wd.c). */
 enum ks_kme_state {
 	KME_PENDING, KME_READY, KME_DELIVERED, KME_REFUSED,	/* schema version 2 on */
 	KME_ABANDONED, KME_WITHDRAWN, KME_QUARANTINED,		/* version 3 on */

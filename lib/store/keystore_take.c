@@ -12,7 +12,7 @@
  * of the chunks the step zeroes are recomputed in the same transaction
  * (keystore_sum.c); a failing chunk fails the whole call with
  * QKD_ERR_CORRUPT, rolled back, and the block is then quarantined. The key
- * manager's issue and accept (kme_store.c) plan and consume through the
+ * manager's issue and accept (lib/kme/kme_store.c) plan and consume through the
  * same functions.
  */
 #include <string.h>

@@ -1,5 +1,5 @@
 /* libFuzzer target: the key manager's records and verdicts as they cross
- * the link (lib/node/kme_wire.c). Each input is read as each part of a
+ * the link (lib/kme/kme_wire.c). Each input is read as each part of a
  * message: records, verdicts, withdrawals, their answers, quarantined
  * blocks. What parses must be within the format's
  * bounds (counts, name lengths, segments) and must encode back to exactly
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/node/kme_wire.h"
+#include "../../lib/kme/kme_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /* test_kme_sync.c - the key manager's service on a link: records crossing
  * it as KME_BATCH / KME_ANSWER messages on the link's multiplexer
- * (lib/node/kme_sync.c, lib/node/kme_wire.c, lib/core/mux.c and the
+ * (lib/kme/kme_sync.c, lib/kme/kme_wire.c, lib/core/mux.c and the
  * channel's service frames in lib/core/channel.c; docs/kme.md, "Two
  * nodes"; qkd/mux.h).
  *
@@ -53,7 +53,7 @@
 #include <unistd.h>
 
 #include "../../lib/kme/node_kme_int.h"
-#include "../../lib/node/kme_wire.h"
+#include "../../lib/kme/kme_wire.h"
 #include "../../lib/node/node_int.h"
 
 #include "qkd/channel.h"

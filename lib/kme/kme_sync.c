@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kme/node_kme_int.h"
+#include "node_kme_int.h"
 #include "kme_wire.h"
-#include "node_int.h"
+#include "../node/node_int.h"
 
 #include "qkd/error.h"
 #include "qkd/sysutil.h"

@@ -13,7 +13,7 @@
  * saw the record consumes them too (when it can: blocks final here, in
  * the peer's half, bits free), so the two stores stay in step.
  */
-#include "keystore_int.h"
+#include "../store/keystore_int.h"
 #include "qkd/error.h"
 #include "qkd/kme_store.h"
 #include "qkd/secret.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "keystore_int.h"
+#include "../store/keystore_int.h"
 #include "qkd/error.h"
 #include "qkd/kme_store.h"
 #include "qkd/secret.h"

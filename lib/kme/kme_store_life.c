@@ -17,7 +17,7 @@
  */
 #include <string.h>
 
-#include "keystore_int.h"
+#include "../store/keystore_int.h"
 #include "qkd/error.h"
 #include "qkd/kme_store.h"
 
