@@ -13,14 +13,6 @@ QKD=${QKD:-build/qkd}
 PIPE=${FIBER_PIPE:-$(dirname "$QKD")/tests/tools/fiber_pipe}
 PIDS=()
 
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	rm -rf "$CLI_TMP"
-}
-trap cleanup EXIT
 
 # wait_for FILE REGEX SECONDS: 0 once FILE has a line matching REGEX.
 wait_for() {

@@ -16,8 +16,11 @@
 #
 # After check, check_fail and check_exit the command's output is kept in
 # $OUT (stdout), $ERR (stderr) and $STATUS (exit code) for further checks.
-# $CLI_TMP is a scratch directory removed on exit (by an EXIT trap: a script
-# that sets its own EXIT trap must remove it itself).
+# $CLI_TMP is a scratch directory removed on exit by the EXIT trap
+# (cli_cleanup), which first resumes and kills -9 every process in the
+# sourcing script's array PIDS, if it has one, then runs the script's
+# function cli_cleanup_hook, if it defines one. KEEP=1 keeps the directory
+# (logs, stores) for a look after a failure.
 
 CLI_PASS=0
 CLI_FAIL=0
@@ -26,7 +29,17 @@ OUT=
 ERR=
 STATUS=0
 CLI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/qkd-cli.XXXXXX") || exit 1
-trap 'rm -rf "$CLI_TMP"' EXIT
+# shellcheck disable=SC2317  # called by the EXIT trap
+cli_cleanup() {
+	local p
+	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+		kill -CONT "$p" 2>/dev/null
+		kill -9 "$p" 2>/dev/null
+	done
+	if declare -F cli_cleanup_hook >/dev/null; then cli_cleanup_hook; fi
+	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
+}
+trap cli_cleanup EXIT
 
 cli_ok() {
 	echo "ok - $1"

@@ -31,12 +31,6 @@ FAKE=${KME_FAKE:-$BDIR/tests/tools/kme_fake}
 D=$CLI_TMP
 P=$D/pki
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 # --- ::1 must be there: without it nothing below means anything -------------
 if ! ip -6 addr show lo 2>/dev/null | grep -q 'inet6 ::1/128'; then

@@ -34,12 +34,6 @@ PY=/usr/bin/python3
 D=$CLI_TMP
 P=$D/pki
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B SAE_C
 check "second, unrelated PKI written" "$TOP/examples/make-test-pki.sh" "$D/other" SAE_A

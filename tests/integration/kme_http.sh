@@ -25,12 +25,6 @@ HOSTILE=${KME_HOSTILE:-$BDIR/tests/tools/hostile}
 D=$CLI_TMP
 P=$D/pki
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_B SAE_C SAE_Z
 check_eq "test PKI: private keys are mode 0600" \

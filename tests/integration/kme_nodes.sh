@@ -22,12 +22,6 @@ QKD=$(cd "$(dirname "$QKD")" && pwd)/$(basename "$QKD")
 D=$CLI_TMP
 P=$D/pki
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 CP=$(free_port); FP=$(free_port "$CP"); KA=$(free_port "$CP" "$FP"); KB=$(free_port "$CP" "$FP" "$KA")
 

@@ -15,13 +15,6 @@ QKD=$(cd "$(dirname "$QKD")" && pwd)/$(basename "$QKD")
 MITM=${MITM:-$(dirname "$QKD")/tests/tools/mitm}
 D=$CLI_TMP
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	# KEEP=1 keeps the logs and stores for a look after a failure.
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 CP=$(free_port); FP=$(free_port "$CP"); EP=$(free_port "$CP" "$FP"); MP=$(free_port "$CP" "$FP" "$EP")
 

@@ -15,13 +15,6 @@ MKKEY=$(cd "$(dirname "$0")/../../examples" && pwd)/make-auth-key.sh
 D=$CLI_TMP
 SOCK=$D/alice.sock
 PIDS=()
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-	local p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-	if [ -n "${KEEP:-}" ]; then echo "kept $CLI_TMP" >&2; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
 
 command -v python3 >/dev/null || { echo "# python3 missing: skipped" >&2; exit 0; }
 
