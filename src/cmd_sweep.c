@@ -334,8 +334,8 @@ static double decoy_rate(const struct qkd_link_params *l)
 
 	if (!(eta > 0))
 		return 0;
-	r = qkd_decoy_asymptotic_rate(SWEEP_DECOY_MU, eta, l->dark_count, l->misalignment,
-				      SWEEP_DECOY_F_EC);
+	r = qkd_decoy_asymptotic_rate(SWEEP_DECOY_MU, eta, qkd_link_noise_per_gate(l),
+				      l->misalignment, SWEEP_DECOY_F_EC);
 	return isfinite(r) && r > 0 ? 0.5 * r : 0;
 }
 
