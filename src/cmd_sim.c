@@ -16,8 +16,8 @@
 
 enum {
 	O_PULSES = 256, O_RATE, O_MU, O_DISTANCE, O_FIBER_LOSS, O_DET_EFF, O_DARK,
-	O_MISALIGN, O_RNG_BIAS, O_SEED, O_CHANNEL, O_TX_APERTURE, O_RX_APERTURE,
-	O_DIVERGENCE, O_ATMOS_LOSS, O_BG_DAY, O_BG_NIGHT, O_DAYLIGHT, O_NIGHT, O_SOURCE, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
+	O_MISALIGN, O_RNG_BIAS, O_SEED, O_CHANNEL,
+	O_SOURCE = O_CHANNEL + SIM_CHANNEL_OPTS, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
 	O_CONFIDENCE, O_PA_MARGIN, O_ABORT_QBER, O_SAMPLE_BITS, O_PA_BLOCK, O_JSON,
 	O_OUT_ALICE, O_OUT_BOB, O_EVE, O_DECOY, O_DECOY_PROBS, O_P_X, O_EPS_SEC, O_EPS_COR,
 	O_RECORD, O_REPLAY, O_HELP,
@@ -35,15 +35,7 @@ static const struct option long_opts[] = {
 	{"rng-bias", required_argument, NULL, O_RNG_BIAS},
 	{"seed", required_argument, NULL, O_SEED},
 	{"source", required_argument, NULL, O_SOURCE},
-	{"channel", required_argument, NULL, O_CHANNEL},
-	{"tx-aperture", required_argument, NULL, O_TX_APERTURE},
-	{"rx-aperture", required_argument, NULL, O_RX_APERTURE},
-	{"beam-divergence", required_argument, NULL, O_DIVERGENCE},
-	{"atmos-loss", required_argument, NULL, O_ATMOS_LOSS},
-	{"background-day", required_argument, NULL, O_BG_DAY},
-	{"background-night", required_argument, NULL, O_BG_NIGHT},
-	{"daylight", no_argument, NULL, O_DAYLIGHT},
-	{"night", no_argument, NULL, O_NIGHT},
+	SIM_CHANNEL_LONGOPTS(O_CHANNEL),
 	{"ec", required_argument, NULL, O_EC},
 	{"frame-bits", required_argument, NULL, O_FRAME_BITS},
 	{"frames-in-flight", required_argument, NULL, O_IN_FLIGHT},
@@ -93,22 +85,13 @@ static void help(void)
 	       "  --decoy-probs P1,P2,P3     probabilities of mu, MU2, MU3 (default 0.8,0.15,0.05)\n"
 	       "  --p-x P                    probability of basis X for both parties (default 0.5)\n"
 	       "  --eve ATTACK               eavesdropper on the fiber: intercept-resend:F, pns,\n"
-	       "                             beamsplit:F or none (docs/optical-model.md)\n"
-	       "  --channel KIND             fiber (default) or free-space (docs/optical-model.md 1a);\n"
-	       "                             free space uses --distance and the options below\n"
-	       "  --tx-aperture M            transmitter aperture D_t in m (default %g)\n"
-	       "  --rx-aperture M            receiver aperture D_r in m (default %g)\n"
-	       "  --beam-divergence RAD      full-angle beam divergence (default %g)\n"
-	       "  --atmos-loss DB_PER_KM     atmospheric attenuation (default %g)\n"
-	       "  --background-day P         background counts per gate per detector, day (default %g)\n"
-	       "  --background-night P       the same at night (default %g)\n"
-	       "  --daylight, --night        which background applies (default night)\n\n"
-	       "protocol (DESIGN.md sections 4-5):\n"
-	       "  --ec NAME                  error-correction code (default cascade):\n",
+	       "                             beamsplit:F or none (docs/optical-model.md)\n",
 	       (double)d.pulses, d.rate_hz, d.mu, d.distance_km, d.fiber_loss_db_per_km,
-	       d.detector_efficiency, d.dark_count, d.misalignment, (unsigned long long)d.seed,
-	       d.tx_aperture_m, d.rx_aperture_m, d.beam_divergence, d.atmos_loss_db_per_km,
-	       d.background_day, d.background_night);
+	       d.detector_efficiency, d.dark_count, d.misalignment, (unsigned long long)d.seed);
+	sim_channel_help(&d);
+	printf("\n"
+	       "protocol (DESIGN.md sections 4-5):\n"
+	       "  --ec NAME                  error-correction code (default cascade):\n");
 	for (const char *const *n = qkd_ec_names(); *n != NULL; n++)
 		printf("        %-20s %s\n", *n, qkd_ec_describe(*n));
 	printf("  --frame-bits N             error-correction frame length (default %d)\n"
@@ -189,20 +172,6 @@ static int parse_one(int c, const char *arg, void *ctx)
 	case O_MISALIGN: return cli_opt_real("--misalignment", arg, 0, false, 0.5, &l->misalignment);
 	case O_RNG_BIAS: return cli_opt_real("--rng-bias", arg, 0, false, 1, &l->rng_bias);
 	case O_SEED: return cli_opt_u64("--seed", arg, 0, UINT64_MAX, &l->seed);
-	case O_CHANNEL:
-		if (qkd_channel_parse(arg, &l->channel) != QKD_OK) {
-			cli_errorf("--channel", "unknown channel '%s' (fiber or free-space)", arg);
-			return -1;
-		}
-		return 0;
-	case O_TX_APERTURE: return cli_opt_real("--tx-aperture", arg, 0, true, 10, &l->tx_aperture_m);
-	case O_RX_APERTURE: return cli_opt_real("--rx-aperture", arg, 0, true, 10, &l->rx_aperture_m);
-	case O_DIVERGENCE: return cli_opt_real("--beam-divergence", arg, 0, false, 0.1, &l->beam_divergence);
-	case O_ATMOS_LOSS: return cli_opt_real("--atmos-loss", arg, 0, false, 100, &l->atmos_loss_db_per_km);
-	case O_BG_DAY: return cli_opt_real("--background-day", arg, 0, false, 1, &l->background_day);
-	case O_BG_NIGHT: return cli_opt_real("--background-night", arg, 0, false, 1, &l->background_night);
-	case O_DAYLIGHT: l->daylight = true; return 0;
-	case O_NIGHT: l->daylight = false; return 0;
 	case O_SOURCE:
 		if (qkd_source_parse(arg, &l->source) != QKD_OK) {
 			cli_errorf("--source", "unknown source '%s' (weak-coherent or entangled)", arg);
@@ -246,7 +215,10 @@ static int parse_one(int c, const char *arg, void *ctx)
 	case O_JSON: o->json = true; return 0;
 	case O_OUT_ALICE: o->out_alice = arg; return 0;
 	case O_OUT_BOB: o->out_bob = arg; return 0;
-	default: return -1;
+	default:
+		if (c >= O_CHANNEL && c < O_CHANNEL + SIM_CHANNEL_OPTS)
+			return sim_channel_option(c - O_CHANNEL, arg, l);
+		return -1;
 	}
 }
 

@@ -60,6 +60,21 @@ J=$OUT
 check_eq "fiber: channel kind" "$(j .channel.kind)" fiber
 check_eq "fiber: no aperture" "$(j .channel.rx_aperture_m)" null
 
+# --- qkd sweep takes the same channel: its 10 km point is qkd sim's run
+check "sweep free-space" "$QKD" sweep --param distance --from 0 --to 20 --step 10 \
+	--channel free-space --daylight --pulses 3000000 --out "$CLI_TMP/sw" --json
+J=$OUT
+SW10=$(j '.points[1] | [.detections, .sifted_bits, .secret_bits] | tostring')
+check "sweep: detections fall with distance" \
+	awk -v a="$(j '.points[0].detections')" -v b="$(j '.points[1].detections')" \
+	    -v c="$(j '.points[2].detections')" 'BEGIN { exit !(a > b && b > c) }'
+check "sim at the sweep's 10 km point" "$QKD" sim --channel free-space --daylight --distance 10 \
+	--pulses 3000000 --json
+J=$OUT
+check_eq "sweep 10 km = sim 10 km" "$(j '[.detections, .sifted_bits, .secret_bits] | tostring')" "$SW10"
+check_exit "sweep rejects --beam-divergence -1" 2 "$QKD" sweep --param distance --from 0 --to 10 \
+	--step 10 --channel free-space --beam-divergence -1
+
 # --- bad input: one line, exit 2
 for bad in "--channel air" "--beam-divergence -1" "--beam-divergence 1" "--tx-aperture 0" \
 	   "--rx-aperture -0.1" "--atmos-loss -1" "--background-day 2" "--background-night -1"; do
