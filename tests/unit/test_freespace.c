@@ -15,6 +15,7 @@
 
 #include "qkd/error.h"
 #include "qkd/optical.h"
+#include "qkd/recording.h"
 
 #define CHUNK ((uint64_t)1 << 24)
 #define KSIGMA 5.0
@@ -239,6 +240,34 @@ static void test_check(void **state)
 	assert_int_equal(qkd_link_params_check(&p, NULL), QKD_OK);
 }
 
+/* A recording's id names the run: a free-space channel's fields enter it,
+ * a fiber link's id ignores them (and so is the one it always had). */
+static void test_recording_id(void **state)
+{
+	struct qkd_link_params f, g;
+	struct qkd_rec_info a, b;
+
+	(void)state;
+	qkd_link_params_default(&f);
+	g = f;
+	g.beam_divergence = 1e-5;	/* ignored on fiber */
+	qkd_rec_info_from_link(&a, &f);
+	qkd_rec_info_from_link(&b, &g);
+	assert_memory_equal(a.id, b.id, sizeof a.id);
+	g = f;
+	g.channel = QKD_CHANNEL_FREE_SPACE;
+	qkd_rec_info_from_link(&b, &g);
+	assert_memory_not_equal(a.id, b.id, sizeof a.id);
+	a = b;
+	g.daylight = true;
+	qkd_rec_info_from_link(&b, &g);
+	assert_memory_not_equal(a.id, b.id, sizeof a.id);
+	g.daylight = false;
+	g.rx_aperture_m = 0.2;
+	qkd_rec_info_from_link(&b, &g);
+	assert_memory_not_equal(a.id, b.id, sizeof a.id);
+}
+
 /* qkd_link_expected against the formulas, both sources, day and night. */
 static void test_expected(void **state)
 {
@@ -398,6 +427,7 @@ int main(void)
 		cmocka_unit_test(test_fiber_untouched),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_check),
+		cmocka_unit_test(test_recording_id),
 		cmocka_unit_test(test_expected),
 		cmocka_unit_test(test_sim_day_night),
 		cmocka_unit_test(test_sim_entangled),
