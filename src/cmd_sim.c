@@ -16,7 +16,8 @@
 
 enum {
 	O_PULSES = 256, O_RATE, O_MU, O_DISTANCE, O_FIBER_LOSS, O_DET_EFF, O_DARK,
-	O_MISALIGN, O_RNG_BIAS, O_SEED, O_SOURCE, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
+	O_MISALIGN, O_RNG_BIAS, O_SEED, O_CHANNEL,
+	O_SOURCE = O_CHANNEL + SIM_CHANNEL_OPTS, O_EC, O_FRAME_BITS, O_IN_FLIGHT, O_DEFENSE,
 	O_CONFIDENCE, O_PA_MARGIN, O_ABORT_QBER, O_SAMPLE_BITS, O_PA_BLOCK, O_JSON,
 	O_OUT_ALICE, O_OUT_BOB, O_EVE, O_DECOY, O_DECOY_PROBS, O_P_X, O_EPS_SEC, O_EPS_COR,
 	O_RECORD, O_REPLAY, O_HELP,
@@ -34,6 +35,7 @@ static const struct option long_opts[] = {
 	{"rng-bias", required_argument, NULL, O_RNG_BIAS},
 	{"seed", required_argument, NULL, O_SEED},
 	{"source", required_argument, NULL, O_SOURCE},
+	SIM_CHANNEL_LONGOPTS(O_CHANNEL),
 	{"ec", required_argument, NULL, O_EC},
 	{"frame-bits", required_argument, NULL, O_FRAME_BITS},
 	{"frames-in-flight", required_argument, NULL, O_IN_FLIGHT},
@@ -83,11 +85,13 @@ static void help(void)
 	       "  --decoy-probs P1,P2,P3     probabilities of mu, MU2, MU3 (default 0.8,0.15,0.05)\n"
 	       "  --p-x P                    probability of basis X for both parties (default 0.5)\n"
 	       "  --eve ATTACK               eavesdropper on the fiber: intercept-resend:F, pns,\n"
-	       "                             beamsplit:F or none (docs/optical-model.md)\n\n"
-	       "protocol (DESIGN.md sections 4-5):\n"
-	       "  --ec NAME                  error-correction code (default cascade):\n",
+	       "                             beamsplit:F or none (docs/optical-model.md)\n",
 	       (double)d.pulses, d.rate_hz, d.mu, d.distance_km, d.fiber_loss_db_per_km,
 	       d.detector_efficiency, d.dark_count, d.misalignment, (unsigned long long)d.seed);
+	sim_channel_help(&d);
+	printf("\n"
+	       "protocol (DESIGN.md sections 4-5):\n"
+	       "  --ec NAME                  error-correction code (default cascade):\n");
 	for (const char *const *n = qkd_ec_names(); *n != NULL; n++)
 		printf("        %-20s %s\n", *n, qkd_ec_describe(*n));
 	printf("  --frame-bits N             error-correction frame length (default %d)\n"
@@ -211,7 +215,10 @@ static int parse_one(int c, const char *arg, void *ctx)
 	case O_JSON: o->json = true; return 0;
 	case O_OUT_ALICE: o->out_alice = arg; return 0;
 	case O_OUT_BOB: o->out_bob = arg; return 0;
-	default: return -1;
+	default:
+		if (c >= O_CHANNEL && c < O_CHANNEL + SIM_CHANNEL_OPTS)
+			return sim_channel_option(c - O_CHANNEL, arg, l);
+		return -1;
 	}
 }
 

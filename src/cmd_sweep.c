@@ -31,7 +31,8 @@
 enum {
 	O_PARAM = 256, O_FROM, O_TO, O_STEP, O_DEFENSE, O_OUT, O_PULSES, O_SEED, O_JSON,
 	O_MU, O_DET_EFF, O_DARK, O_MISALIGN, O_FIBER_LOSS, O_RATE, O_CONFIDENCE, O_DECOY,
-	O_DECOY_MU, O_DECOY_PROBS, O_P_X, O_DECOY_PULSES, O_HELP,
+	O_DECOY_MU, O_DECOY_PROBS, O_P_X, O_DECOY_PULSES, O_CHANNEL,
+	O_HELP = O_CHANNEL + SIM_CHANNEL_OPTS,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +57,7 @@ static const struct option long_opts[] = {
 	{"decoy-probs", required_argument, NULL, O_DECOY_PROBS},
 	{"p-x", required_argument, NULL, O_P_X},
 	{"decoy-pulses", required_argument, NULL, O_DECOY_PULSES},
+	SIM_CHANNEL_LONGOPTS(O_CHANNEL),
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -118,6 +120,7 @@ static void help(void)
 	       SWEEP_POINTS_MAX, (double)d.pulses, (unsigned long long)d.seed, d.mu,
 	       d.fiber_loss_db_per_km, d.detector_efficiency, d.dark_count, d.misalignment,
 	       d.rate_hz);
+	sim_channel_help(&d);
 }
 
 static int parse_one(int c, const char *arg, void *ctx)
@@ -180,7 +183,11 @@ static int parse_one(int c, const char *arg, void *ctx)
 		return 0;
 	case O_DECOY_PULSES:
 		return cli_opt_u64("--decoy-pulses", arg, 1, QKD_PULSES_MAX, &o->dlink.pulses);
-	default: return -1;
+	default:
+		/* The channel: the decoy run's link is copied from this one. */
+		if (c >= O_CHANNEL && c < O_CHANNEL + SIM_CHANNEL_OPTS)
+			return sim_channel_option(c - O_CHANNEL, arg, l);
+		return -1;
 	}
 }
 
@@ -334,8 +341,8 @@ static double decoy_rate(const struct qkd_link_params *l)
 
 	if (!(eta > 0))
 		return 0;
-	r = qkd_decoy_asymptotic_rate(SWEEP_DECOY_MU, eta, l->dark_count, l->misalignment,
-				      SWEEP_DECOY_F_EC);
+	r = qkd_decoy_asymptotic_rate(SWEEP_DECOY_MU, eta, qkd_link_noise_per_gate(l),
+				      l->misalignment, SWEEP_DECOY_F_EC);
 	return isfinite(r) && r > 0 ? 0.5 * r : 0;
 }
 

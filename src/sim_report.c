@@ -258,6 +258,31 @@ static json_t *real_or_null(double v)
 	return isnan(v) ? json_null() : json_real(v);
 }
 
+/* The medium and its figures (docs/optical-model.md 1, 1a). */
+static json_t *channel_json(const struct qkd_link_params *l)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "kind", json_string(qkd_channel_name(l->channel)));
+	json_object_set_new(j, "distance_km", json_real(l->distance_km));
+	json_object_set_new(j, "transmittance", json_real(qkd_link_transmittance(l)));
+	json_object_set_new(j, "noise_per_gate", json_real(qkd_link_noise_per_gate(l)));
+	if (l->channel != QKD_CHANNEL_FREE_SPACE) {
+		json_object_set_new(j, "loss_db_per_km", json_real(l->fiber_loss_db_per_km));
+		return j;
+	}
+	json_object_set_new(j, "tx_aperture_m", json_real(l->tx_aperture_m));
+	json_object_set_new(j, "rx_aperture_m", json_real(l->rx_aperture_m));
+	json_object_set_new(j, "beam_divergence", json_real(l->beam_divergence));
+	json_object_set_new(j, "atmos_loss_db_per_km", json_real(l->atmos_loss_db_per_km));
+	json_object_set_new(j, "geometric_transmittance",
+			    json_real(qkd_link_geometric_transmittance(l)));
+	json_object_set_new(j, "atmospheric_transmittance",
+			    json_real(qkd_link_atmospheric_transmittance(l)));
+	json_object_set_new(j, "daylight", json_boolean(l->daylight));
+	return j;
+}
+
 static int report_json(const struct sim_options *o, const struct qkd_simlink_result *res,
 		       const struct derived *d)
 {
@@ -267,6 +292,7 @@ static int report_json(const struct sim_options *o, const struct qkd_simlink_res
 	json_t *j = json_object();
 	int rc;
 
+	json_object_set_new(j, "channel", o->replay_dir ? json_null() : channel_json(&o->link));
 	json_object_set_new(j, "pulses", json_integer((json_int_t)st->pulses));
 	json_object_set_new(j, "detections", json_integer((json_int_t)st->detections));
 	json_object_set_new(j, "double_clicks", json_integer((json_int_t)st->double_clicks));
@@ -356,6 +382,23 @@ static void report_qber(const struct sim_options *o, const struct qkd_engine_sta
 	printf(")\n");
 }
 
+/* The header of a free-space run: the channel's figures, so a reader can
+ * check T = T_geo T_atm and the noise against docs/optical-model.md 1a. */
+static void report_free_space(const struct sim_options *o, const struct qkd_engine_stats *st)
+{
+	const struct qkd_link_params *l = &o->link;
+
+	printf("qkd sim: %s BB84, %s %g km, mu %g, %llu pulses at %g Hz, seed %llu\n",
+	       qkd_source_name(l->source), qkd_channel_name(l->channel), l->distance_km, l->mu,
+	       (unsigned long long)st->pulses, l->rate_hz, (unsigned long long)l->seed);
+	printf("  channel: D_t %g m, D_r %g m, divergence %g rad, %g dB/km air, %s\n"
+	       "  T_geo %.4g, T_atm %.4g, T %.4g; noise %.3e per gate per detector\n\n",
+	       l->tx_aperture_m, l->rx_aperture_m, l->beam_divergence, l->atmos_loss_db_per_km,
+	       l->daylight ? "daylight" : "night", qkd_link_geometric_transmittance(l),
+	       qkd_link_atmospheric_transmittance(l), qkd_link_transmittance(l),
+	       qkd_link_noise_per_gate(l));
+}
+
 static void report_human(const struct sim_options *o, const struct qkd_simlink_result *res,
 			 const struct derived *d)
 {
@@ -368,11 +411,13 @@ static void report_human(const struct sim_options *o, const struct qkd_simlink_r
 		       o->replay_dir, qkd_source_name(o->link.source), o->link.mu,
 		       (unsigned long long)st->pulses, o->link.rate_hz,
 		       (unsigned long long)o->link.seed);
-	else
+	else if (o->link.channel == QKD_CHANNEL_FIBER)
 		printf("qkd sim: %s BB84, %g km at %g dB/km, mu %g, %llu pulses at %g Hz, seed %llu\n\n",
 		       qkd_source_name(o->link.source), o->link.distance_km,
 		       o->link.fiber_loss_db_per_km, o->link.mu, (unsigned long long)st->pulses,
 		       o->link.rate_hz, (unsigned long long)o->link.seed);
+	else
+		report_free_space(o, st);
 	printf("  detections            %12llu   (%.3e per pulse",
 	       (unsigned long long)st->detections,
 	       st->pulses ? (double)st->detections / (double)st->pulses : 0);

@@ -39,6 +39,12 @@ enum qkd_source_kind {
 	QKD_SOURCE_ENTANGLED = 1,	/* SPDC pair source, BBM92 */
 };
 
+/* The medium between Alice and Bob (docs/optical-model.md section 1a). */
+enum qkd_channel_kind {
+	QKD_CHANNEL_FIBER = 0,		/* alpha dB/km of fiber: the default */
+	QKD_CHANNEL_FREE_SPACE = 1,	/* a beam through the air between two telescopes */
+};
+
 #define QKD_PULSES_MAX ((uint64_t)1 << 62)
 
 /* An eavesdropper on the fiber (DESIGN.md s3, docs/optical-model.md "Eve").
@@ -79,11 +85,26 @@ struct qkd_link_params {
 	double p_x;
 	enum qkd_eve_attack eve;
 	double eve_fraction;		/* F in [0,1] for intercept-resend and beamsplit */
+	/* The channel. With QKD_CHANNEL_FIBER the fields below are ignored
+	 * and fiber_loss_db_per_km applies; with QKD_CHANNEL_FREE_SPACE the
+	 * path of distance_km is a beam: T = T_geo T_atm with
+	 * T_geo = min(1, (D_r / (D_t + L theta))^2), T_atm = 10^(-a L/10), and
+	 * Bob's detectors also see background light (docs/optical-model.md 1a). */
+	enum qkd_channel_kind channel;
+	double tx_aperture_m;		/* D_t, transmitter aperture (m) */
+	double rx_aperture_m;		/* D_r, receiver aperture (m) */
+	double beam_divergence;		/* theta, full-angle divergence (rad) */
+	double atmos_loss_db_per_km;	/* a, atmospheric attenuation */
+	double background_day;		/* background counts per gate per detector, daylight */
+	double background_night;	/* the same at night */
+	bool daylight;			/* which of the two applies */
 };
 
 /* Fill p with the defaults: weak-coherent, 1e8 pulses at 10 MHz, mu 0.1,
  * 10 km of 0.2 dB/km fiber, eta_d 0.1, p_d 1e-5, e_opt 0.01, seed 1, one
- * intensity, p_x 0.5, no Eve. */
+ * intensity, p_x 0.5, no Eve; the free-space fields (used only with
+ * channel = free-space) a ground link: D_t 5 cm, D_r 10 cm, theta 20 urad,
+ * 0.1 dB/km clear air, background 1e-4 (day) / 1e-6 (night), night. */
 void qkd_link_params_default(struct qkd_link_params *p);
 
 /* 0 if every field is in its domain, else QKD_ERR_INVAL with *why (if why is
@@ -97,8 +118,30 @@ const char *qkd_source_name(enum qkd_source_kind k);
 __attribute__((warn_unused_result))
 int qkd_source_parse(const char *name, enum qkd_source_kind *k);
 
-/* Fiber transmittance 10^(-alpha*L/10). */
+/* "fiber" / "free-space" (never NULL; "unknown" otherwise). */
+const char *qkd_channel_name(enum qkd_channel_kind k);
+/* Parse the names above (also "fso"). 0 or QKD_ERR_INVAL. */
+__attribute__((warn_unused_result))
+int qkd_channel_parse(const char *name, enum qkd_channel_kind *k);
+
+/* The channel's transmittance T from Alice to Bob's receiver, the one place
+ * it is computed (docs/optical-model.md 1, 1a): fiber 10^(-alpha*L/10);
+ * free space T_geo * T_atm. Every model path (simulator, Eve, the node's
+ * detector) uses this, so a fiber link's numbers are those of before the
+ * free-space channel existed, bit for bit. */
 double qkd_link_transmittance(const struct qkd_link_params *p);
+/* 1 - T, computed without cancellation (expm1) for T close to 1. */
+double qkd_link_loss(const struct qkd_link_params *p);
+/* Free space only: min(1, (D_r / (D_t + L theta))^2), L in m. 1 for fiber. */
+double qkd_link_geometric_transmittance(const struct qkd_link_params *p);
+/* Free space only: 10^(-a L/10). For fiber the fiber's 10^(-alpha L/10). */
+double qkd_link_atmospheric_transmittance(const struct qkd_link_params *p);
+/* Noise clicks per gate of each of Bob's detectors, the one place it is
+ * computed: fiber p_d; free space 1 - (1-p_d)(1-p_bg), p_bg the day or the
+ * night background (a dark count and a background photon are independent).
+ * Alice's own detectors (entangled source) are at the source, behind no
+ * channel: they see p_d only. */
+double qkd_link_noise_per_gate(const struct qkd_link_params *p);
 /* Closed-form per-slot probability of a usable event and its QBER when the
  * bases match (docs/optical-model.md): weak-coherent: P(Bob clicks) and
  * DESIGN's QBER; entangled: P(coincidence) and the coincidence QBER. Either

@@ -51,6 +51,32 @@ static int set_source(struct cfg_ctx *c, const config_setting_t *s,
 	return QKD_OK;
 }
 
+static int set_channel(struct cfg_ctx *c, const config_setting_t *s,
+		       const struct cfg_field *f, void *obj)
+{
+	struct qkd_link_config *l = obj;
+	const char *v = NULL;
+
+	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	if (qkd_channel_parse(v, &l->optical.channel) != QKD_OK)
+		return cfg_failk(c, s, f->key, "'%s' is not a channel (fiber or free-space)", v);
+	return QKD_OK;
+}
+
+/* daylight = true | false: which background count of a free-space
+ * channel applies (docs/optical-model.md 1a). */
+static int set_daylight(struct cfg_ctx *c, const config_setting_t *s,
+			const struct cfg_field *f, void *obj)
+{
+	struct qkd_link_config *l = obj;
+
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return cfg_failk(c, s, f->key, "expected true or false");
+	l->optical.daylight = config_setting_get_bool(s) != 0;
+	return QKD_OK;
+}
+
 static int set_decoy(struct cfg_ctx *c, const config_setting_t *s,
 		     const struct cfg_field *f, void *obj)
 {
@@ -125,6 +151,14 @@ static const struct cfg_field optical_fields[] = {
 	{ "decoy", set_decoy, 0, 0, 0, 0 },
 	{ "decoy_probs", set_decoy_probs, 0, 0, 0, 0 },
 	{ "p_x", cfg_set_real, LINK(optical.p_x), 0, 0, 0 },
+	{ "channel", set_channel, 0, 0, 0, 0 },
+	{ "tx_aperture_m", cfg_set_real, LINK(optical.tx_aperture_m), 0, 0, 0 },
+	{ "rx_aperture_m", cfg_set_real, LINK(optical.rx_aperture_m), 0, 0, 0 },
+	{ "beam_divergence", cfg_set_real, LINK(optical.beam_divergence), 0, 0, 0 },
+	{ "atmos_loss_db_per_km", cfg_set_real, LINK(optical.atmos_loss_db_per_km), 0, 0, 0 },
+	{ "background_day", cfg_set_real, LINK(optical.background_day), 0, 0, 0 },
+	{ "background_night", cfg_set_real, LINK(optical.background_night), 0, 0, 0 },
+	{ "daylight", set_daylight, 0, 0, 0, 0 },
 };
 
 /* Protocol settings: the domains of `qkd sim`'s options. Those

@@ -87,7 +87,8 @@ static double power(const double *t, double l, unsigned n)
 
 static void set_physics(struct qkd_detector *d, const struct qkd_link_params *link)
 {
-	double e = link->misalignment, pd = link->dark_count;
+	/* Bob's noise per gate: dark counts, plus background on free space. */
+	double e = link->misalignment, pd = qkd_link_noise_per_gate(link);
 
 	d->eta = qkd_link_transmittance(link) * link->detector_efficiency;
 	d->l_none = log1p(-d->eta);

@@ -484,6 +484,19 @@ void qkd_rec_info_from_link(struct qkd_rec_info *info, const struct qkd_link_par
 	qkd_put_u8(&w, (uint8_t)p->eve);
 	for (size_t k = 0; k < sizeof reals / sizeof reals[0]; k++)
 		qkd_put_double(&w, reals[k]);
+	/* A free-space channel shapes the data too; a fiber link adds nothing,
+	 * so its id is the one it had before free space existed. */
+	if (p->channel != QKD_CHANNEL_FIBER) {
+		const double fso[] = {
+			p->tx_aperture_m, p->rx_aperture_m, p->beam_divergence,
+			p->atmos_loss_db_per_km, p->background_day, p->background_night,
+		};
+
+		qkd_put_u8(&w, (uint8_t)p->channel);
+		qkd_put_u8(&w, p->daylight ? 1 : 0);
+		for (size_t k = 0; k < sizeof fso / sizeof fso[0]; k++)
+			qkd_put_double(&w, fso[k]);
+	}
 	qkd_rec_digest(d, NULL, 0, w.p, w.err ? 0 : w.len);
 	memcpy(info->id, d, sizeof info->id);
 	qkd_wbuf_cleanup(&w);

@@ -45,8 +45,10 @@ void opt_pulse_setup(struct qkd_sim *s)
 
 		opt_mode_clear(m);
 		opt_add_poisson(m, qkd_link_intensity(p, k), 0, OPT_R_SENT);
+		/* Alice's detectors (0, 1) see dark counts; Bob's the channel's noise. */
 		for (unsigned d = first; d < 4; d++)
-			opt_add_bernoulli(m, p->dark_count, darks[d], 0);
+			opt_add_bernoulli(m, d < 2 ? p->dark_count : qkd_link_noise_per_gate(p),
+					  darks[d], 0);
 		opt_mode_seal_active(m);
 		opt_mode_seal(m);
 		s->accept[k] = opt_thin_ratio(m->log_silent, pl->src[0].log_silent);

@@ -959,6 +959,33 @@ static void test_detector_dark_only(void **state)
 	assert_int_equal(r.doubles, 1000);
 }
 
+/* The node's detector behind a free-space channel (docs/optical-model.md
+ * 1a): T = T_geo T_atm and the background light on top of the dark counts,
+ * by day and by night, against the formula written out. */
+static void test_detector_free_space(void **state)
+{
+	(void)state;
+	for (int day = 0; day < 2; day++) {
+		struct qkd_link_params p = link_default();
+		double pc, q, tr, pn;
+		struct run r;
+
+		p.channel = QKD_CHANNEL_FREE_SPACE;
+		p.distance_km = 5;
+		p.daylight = day;
+		p.background_day = 2e-3;
+		/* spot 0.05 + 5000 * 20e-6 = 0.15 m; 0.1 dB/km over 5 km. */
+		tr = (0.10 / 0.15) * (0.10 / 0.15) * pow(10.0, -0.05);
+		pn = 1 - (1 - p.dark_count) * (1 - (day ? 2e-3 : 1e-6));
+		qkd_link_expected(&p, &pc, &q);
+		if (!(fabs(pc - (1 - (1 - pn) * (1 - pn) * exp(-p.mu * tr *
+							    p.detector_efficiency))) < 1e-9 * pc))
+			fail_msg("free space P(click) %.10g off the formula", pc);
+		run_link(&p, NULL, 4 * FRAME_SLOTS, &r);
+		check_link(day ? "free space, day" : "free space, night", &r, pc, q);
+	}
+}
+
 /* The chunk grows across frames; slots increase; the order is enforced. */
 static void test_detector_chunk(void **state)
 {
@@ -1232,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_detector_default_link),
 		cmocka_unit_test(test_detector_bright),
 		cmocka_unit_test(test_detector_dark_only),
+		cmocka_unit_test(test_detector_free_space),
 		cmocka_unit_test(test_detector_chunk),
 		cmocka_unit_test(test_eve_intercept),
 		cmocka_unit_test(test_eve_beamsplit),

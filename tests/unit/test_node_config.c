@@ -707,6 +707,36 @@ static void test_decoy_errors(void **state)
 	assert_true(f->cfg.links[0].engine.decoy.mu[1] == 0.05);
 }
 
+/* The free-space channel's fields (docs/config.md, optical-model.md 1a). */
+static void test_free_space(void **state)
+{
+	struct fix *f = *state;
+	const struct qkd_link_params *o = &f->cfg.links[0].optical;
+
+	conf_with(f, 19, "      mu = 0.1; channel = \"free-space\"; tx_aperture_m = 0.03;"
+		  " rx_aperture_m = 0.2; beam_divergence = 1.5e-5; atmos_loss_db_per_km = 0.3;"
+		  " background_day = 2e-4; background_night = 3e-7; daylight = true;", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(o->channel, QKD_CHANNEL_FREE_SPACE);
+	assert_true(o->tx_aperture_m == 0.03 && o->rx_aperture_m == 0.2);
+	assert_true(o->beam_divergence == 1.5e-5 && o->atmos_loss_db_per_km == 0.3);
+	assert_true(o->background_day == 2e-4 && o->background_night == 3e-7 && o->daylight);
+	conf_with(f, 19, "      mu = 0.1;", 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(o->channel, QKD_CHANNEL_FIBER);
+	assert_false(o->daylight);
+	conf_with(f, 19, "      mu = 0.1; channel = \"air\";", 0);
+	expect_err(f, 19, "'air' is not a channel (fiber or free-space)");
+	conf_with(f, 19, "      mu = 0.1; channel = \"free-space\"; beam_divergence = -1e-6;", 0);
+	expect_err(f, L_LINK, "beam_divergence must be >= 0");
+	conf_with(f, 19, "      mu = 0.1; channel = \"free-space\"; background_night = 1.5;", 0);
+	expect_err(f, L_LINK, "background_night must be <= 1");
+	conf_with(f, 19, "      mu = 0.1; daylight = 1;", 0);
+	expect_err(f, 19, "daylight: expected true or false");
+}
+
 static void test_names(void **state)
 {
 	struct fix *f = *state;
@@ -1282,7 +1312,8 @@ int main(void)
 		T(test_full), T(test_defaults), T(test_decoy_defaults),
 		T(test_syntax), T(test_unknown_key), T(test_wrong_type), T(test_domain),
 		T(test_address), T(test_files), T(test_missing), T(test_links),
-		T(test_decoy_errors), T(test_names), T(test_node_ids),
+		T(test_decoy_errors),
+		T(test_free_space), T(test_names), T(test_node_ids),
 		T(test_kme_full), T(test_kme_defaults), T(test_kme_first), T(test_kme_missing),
 		T(test_kme_ids), T(test_kme_saes), T(test_kme_sizes), T(test_kme_files),
 		T(test_kme_listen), T(test_metrics_addr), T(test_kme_unknown), T(test_examples),
