@@ -26,6 +26,11 @@
 #define QKD_NETSIM_TICK_S 0.1		/* qkd_relay_tick and the pools' growth */
 #define QKD_NETSIM_REPORT_S 1.0		/* qkd_relay_link_report */
 #define QKD_NETSIM_FAULTS_MAX 64
+/* Each agent's relays_max (qkd/relay.h): keys in progress as source, and
+ * at the destination. Lower than a node's default (1024) because the agent
+ * sweeps every slot each tick and a thousand agents share one process; a
+ * simulated node has few keys in flight (docs/netsim.md "The model"). */
+#define QKD_NETSIM_RELAYS_MAX 64
 /* The QBER a link reports while alarmed: that of intercept-resend on every
  * pulse, well over any threshold. */
 #define QKD_NETSIM_ALARM_QBER 0.25

@@ -100,6 +100,7 @@ static int ns_agent_new(struct qkd_netsim *s, size_t i)
 	rc.n_saes = tn->n_saes;
 	rc.saes = saes;
 	rc.seq_start = 1;
+	rc.relays_max = QKD_NETSIM_RELAYS_MAX;
 	rc.log = s->c.log;
 	rc.ops = &ns_ops;
 	rc.ctx = n;
