@@ -139,6 +139,7 @@ static int parse_one(int c, const char *arg, void *ctx)
 /* The network: loaded or generated; faults resolved against it. */
 static int netsim_topology(struct netsim_options *o, struct qkd_topology **t)
 {
+	char what[4096];
 	size_t line = 0;
 	const char *why = NULL;
 	int rc;
@@ -150,10 +151,14 @@ static int netsim_topology(struct netsim_options *o, struct qkd_topology **t)
 		return rc == QKD_OK ? 0 : -1;
 	}
 	rc = qkd_topology_load(o->topology, t, &line, &why);
-	if (rc == QKD_ERR_IO)
-		cli_errorf("topology", "%s: %s", o->topology, strerror(errno));
-	else if (rc != QKD_OK)
-		cli_errorf("topology", "%s:%zu: %s", o->topology, line, why ? why : qkd_strerror(rc));
+	if (rc == QKD_ERR_IO) {
+		snprintf(what, sizeof what, "topology %s", o->topology);
+		cli_error(what, strerror(errno));
+	} else if (rc != QKD_OK) {
+		/* topo.md: "topology FILE:LINE: why" */
+		snprintf(what, sizeof what, "topology %s:%zu", o->topology, line);
+		cli_error(what, why ? why : qkd_strerror(rc));
+	}
 	return rc == QKD_OK ? 0 : -1;
 }
 
