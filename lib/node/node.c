@@ -94,12 +94,14 @@ static int open_link(struct qkd_node *n, size_t i, struct qkd_node_error *err)
 static int start_kme(struct qkd_node *n, struct qkd_node_error *err)
 {
 	const struct qkd_node_kme *k = &n->cfg.kme;
+	struct node_kme_relay hooks;
 	const char *why = NULL;
 	int rc;
 
 	if (!k->enabled)
 		return QKD_OK;
-	rc = qkd_node_kme_start(&n->kme, &n->cfg, n->links, n->log, &why);
+	node_relay_kme_hooks(n->relay, &hooks);
+	rc = qkd_node_kme_start(&n->kme, &n->cfg, n->links, &hooks, n->log, &why);
 	if (rc != QKD_OK) {
 		set_error(err, k->line, "kme: %s: %s", k->listen.text, why);
 		return rc;

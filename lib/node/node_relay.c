@@ -16,21 +16,38 @@
  * consumes exactly the segments the far end names from the far end's half.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "qkd/error.h"
+#include "qkd/etsi014.h"
 #include "qkd/keystore.h"
 #include "qkd/kme_store.h"
 #include "qkd/mux.h"
+#include "qkd/relay_inbox.h"
+#include "qkd/rng.h"
 #include "qkd/secret.h"
-#include "qkd/sysutil.h"
 #include "node_relay.h"
 
 #define RELAY_QUEUE_MAX 4096		/* messages waiting for one link */
 #define RELAY_TICK_S 0.1		/* the agent's timers (qkd_relay_tick) */
 #define RELAY_REPORT_S 1.0		/* a link's figures to the agent */
+#define RELAY_EXPIRE_S 60.0		/* how often unfetched relayed keys expire */
+/* enc_keys waits this much longer than the agent's own timeout, so the
+ * agent always settles first (its tick runs with any link's pump). */
+#define RELAY_WAIT_MARGIN_S 1.0
+
+/* An enc_keys request waiting for its keys' relays (op_done settles them). */
+struct relay_waiter {
+	struct relay_waiter *next;
+	const struct qkd_etsi014_key *keys;
+	size_t n, settled;
+	int *result;			/* per key: 0 delivered, or the error */
+	unsigned *shares;
+	const char *why;		/* the first failure's reason (static) */
+};
 
 struct relay_qmsg {
 	uint8_t type;
@@ -52,11 +69,20 @@ struct relay_link {
 
 struct node_relay {
 	pthread_mutex_t lock;
+	pthread_cond_t settled;			/* a waiter's key settled */
 	struct qkd_relay *agent;
 	const struct qkd_logger *log;
 	size_t n;
 	struct relay_link links[QKD_NODE_LINKS_MAX];
-	double last_tick;
+	double last_tick, last_expire;
+	unsigned paths;				/* relay.paths */
+	double timeout_s;			/* relay.timeout */
+	uint64_t key_ttl_s;			/* kme.key_ttl */
+	struct qkd_relay_inbox *inbox;		/* NULL: no key manager, no destination */
+	struct relay_waiter *waiters;
+	struct qkd_rng rng;			/* the relayed keys themselves */
+	bool rng_ok;
+	char self[QKD_NODE_NAME_MAX];
 };
 
 static double mono_now(void)
@@ -65,6 +91,14 @@ static double mono_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static struct relay_link *link_by_peer(struct node_relay *nr, const char *peer)
@@ -130,29 +164,33 @@ static int op_pad_use(void *c, const char *nb, const struct qkd_store_seg *segs,
 static int op_deliver(void *c, const uint8_t key_id[16], const char *master, const char *slave,
 		      const char *source, const uint8_t *key, uint32_t nbits, const char **why)
 {
-	(void)c;
-	(void)key_id;
-	(void)master;
-	(void)slave;
-	(void)source;
-	(void)key;
-	(void)nbits;
-	/* The key manager's inbox for relayed keys is the next step of issue
-	 * 13; until it exists this node relays keys through but is no
-	 * destination, and says so to the source. */
-	*why = "this node's key manager does not keep relayed keys yet";
-	return QKD_ERR_INVAL;
+	struct node_relay *nr = c;
+
+	if (nr->inbox == NULL) {
+		*why = "this node has no key manager to keep relayed keys";
+		return QKD_ERR_INVAL;
+	}
+	return qkd_relay_inbox_put(nr->inbox, key_id, master, slave, source, key, nbits,
+				   (int64_t)time(NULL), why);
 }
 
 static void op_done(void *c, const uint8_t key_id[16], int result, const char *why,
 		    unsigned shares, unsigned hops)
 {
-	(void)c;
-	(void)key_id;
-	(void)result;
-	(void)why;
-	(void)shares;
-	(void)hops;	/* the node starts no relays yet: nothing waits */
+	struct node_relay *nr = c;
+
+	(void)hops;
+	for (struct relay_waiter *w = nr->waiters; w != NULL; w = w->next)
+		for (size_t i = 0; i < w->n; i++)
+			if (memcmp(w->keys[i].id.b, key_id, 16) == 0 && w->result[i] > 0) {
+				w->result[i] = result;
+				w->shares[i] = shares;
+				if (result != QKD_OK && w->why == NULL)
+					w->why = why != NULL && why[0] != '\0' ? why : "relay failed";
+				w->settled++;
+				pthread_cond_broadcast(&nr->settled);
+				return;
+			}
 }
 
 static double op_now(void *c)
@@ -245,6 +283,15 @@ static int svc_pump(void *c, struct qkd_mux *m, const char **why)
 		nr->last_tick = now;
 		qkd_relay_tick(nr->agent);
 	}
+	if (nr->inbox != NULL && now - nr->last_expire >= RELAY_EXPIRE_S) {
+		size_t n = 0;
+		const char *w = NULL;
+
+		nr->last_expire = now;
+		if (qkd_relay_inbox_expire(nr->inbox, (int64_t)time(NULL), nr->key_ttl_s, &n, &w) ==
+		    QKD_OK && n > 0)
+			qkd_logf(nr->log, QKD_LOG_INFO, "relay: %zu relayed key(s) expired unfetched", n);
+	}
 	pthread_mutex_unlock(&nr->lock);
 	return flush(l, m, why);
 }
@@ -260,7 +307,187 @@ static void svc_up(void *c, bool up)
 	if (up)
 		report(l, mono_now());
 	(void)qkd_relay_link_up(l->nr->agent, l->peer, up);
+	/* Routes at once: with its last link down no pump would tick it. */
+	qkd_relay_tick(l->nr->agent);
 	pthread_mutex_unlock(&l->nr->lock);
+}
+
+
+/* --- The key manager's side (its connection threads) ------------------- */
+
+static bool kme_serves(void *c, const char *sae)
+{
+	struct node_relay *nr = c;
+	const char *node;
+	bool yes;
+
+	pthread_mutex_lock(&nr->lock);
+	node = qkd_relay_sae_node(nr->agent, sae);
+	yes = node != NULL && strcmp(node, nr->self) != 0;
+	pthread_mutex_unlock(&nr->lock);
+	return yes;
+}
+
+/* Wait until every key of w settled or the deadline passed (lock held). */
+static void wait_settled(struct node_relay *nr, struct relay_waiter *w)
+{
+	struct timespec dl;
+	double t = nr->timeout_s + RELAY_WAIT_MARGIN_S;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (time_t)t;
+	dl.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	while (w->settled < w->n)
+		if (pthread_cond_timedwait(&nr->settled, &nr->lock, &dl) != 0)
+			break;
+}
+
+static void waiter_remove(struct node_relay *nr, struct relay_waiter *w)
+{
+	for (struct relay_waiter **p = &nr->waiters; *p != NULL; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+}
+
+/* enc_keys for a relayed pair: fresh keys from the node's random
+ * generator, each relayed to the slave's node; the answer waits for every
+ * completion notification (docs/relay.md "In the key manager"). */
+static int kme_enc(void *c, const char *master, const char *slave, uint32_t number,
+		   uint32_t size_bits, struct qkd_etsi014_key *keys, const char **why)
+{
+	struct node_relay *nr = c;
+	struct relay_waiter w = { .keys = keys, .n = number };
+	unsigned two = 0;
+	int rc = QKD_ERR_NOMEM;
+
+	w.result = calloc(number, sizeof *w.result);
+	w.shares = calloc(number, sizeof *w.shares);
+	*why = "out of memory";
+	if (w.result == NULL || w.shares == NULL || !nr->rng_ok)
+		goto out;
+	pthread_mutex_lock(&nr->lock);
+	w.next = nr->waiters;
+	nr->waiters = &w;
+	for (uint32_t i = 0; i < number; i++) {
+		const char *sw = NULL;
+
+		qkd_etsi014_uuid_random(&keys[i].id);
+		qkd_rng_bytes(&nr->rng, keys[i].bytes, size_bits / 8);
+		keys[i].len = size_bits / 8;
+		w.result[i] = 1;	/* pending */
+		rc = qkd_relay_start(nr->agent, keys[i].id.b, master, slave, keys[i].bytes,
+				     size_bits, nr->paths, &sw);
+		if (rc != QKD_OK) {
+			w.result[i] = rc;
+			w.settled++;
+			if (w.why == NULL)
+				w.why = sw;
+		}
+	}
+	wait_settled(nr, &w);
+	waiter_remove(nr, &w);
+	pthread_mutex_unlock(&nr->lock);
+	rc = QKD_OK;
+	for (uint32_t i = 0; i < number && rc == QKD_OK; i++) {
+		rc = w.result[i] == 1 ? QKD_ERR_IO : w.result[i];
+		two += w.shares[i] == 2;
+	}
+	if (rc != QKD_OK) {
+		*why = w.why != NULL ? w.why : "the slave SAE's node did not confirm the keys in time";
+		qkd_logf(nr->log, QKD_LOG_WARN, "relay: enc_keys %s -> %s: %u key(s) not relayed: %s",
+			 master, slave, number, *why);
+		for (uint32_t i = 0; i < number; i++)
+			qkd_wipe(keys[i].bytes, keys[i].cap);
+		rc = rc == QKD_ERR_INVAL ? QKD_ERR_INVAL : QKD_ERR_IO;
+	} else {
+		qkd_logf(nr->log, QKD_LOG_INFO, "relay: enc_keys %s -> %s: %u key(s) of %u bits "
+			 "relayed, %u of them as two shares", master, slave, number, size_bits, two);
+	}
+out:
+	free(w.result);
+	free(w.shares);
+	return rc;
+}
+
+static int kme_dec(void *c, const char *master, const char *slave, struct qkd_etsi014_key *keys,
+		   size_t n, size_t *bad, const char **why)
+{
+	struct node_relay *nr = c;
+	uint8_t (*ids)[16] = calloc(n, sizeof *ids);
+	uint8_t **outs = calloc(n, sizeof *outs);
+	size_t *lens = calloc(n, sizeof *lens);
+	int rc = QKD_ERR_NOMEM;
+
+	*bad = n;
+	*why = "out of memory";
+	if (ids == NULL || outs == NULL || lens == NULL)
+		goto out;
+	*why = "this node keeps no relayed keys (no key manager)";
+	rc = QKD_ERR_INVAL;
+	if (nr->inbox == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(ids[i], keys[i].id.b, 16);
+		outs[i] = keys[i].bytes;
+	}
+	pthread_mutex_lock(&nr->lock);
+	rc = qkd_relay_inbox_take(nr->inbox, master, slave, (const uint8_t (*)[16])ids, n, outs,
+				  keys[0].cap, lens, bad, why);
+	pthread_mutex_unlock(&nr->lock);
+	for (size_t i = 0; rc == QKD_OK && i < n; i++)
+		keys[i].len = lens[i];
+	if (rc == QKD_ERR_RANGE)
+		rc = QKD_ERR_IO;
+out:
+	free(ids);
+	free(outs);
+	free(lens);
+	return rc;
+}
+
+/* The least key available on any link of the route to the slave's node:
+ * how many keys a relay could carry now. */
+static int kme_status(void *c, const char *slave, uint32_t key_size,
+		      struct qkd_etsi014_counts *counts, const char **why)
+{
+	struct node_relay *nr = c;
+	const struct qkd_lsdb *db;
+	const struct qkd_route *rt = NULL;
+	const char *node;
+	uint64_t least = UINT64_MAX;
+
+	pthread_mutex_lock(&nr->lock);
+	db = qkd_relay_lsdb(nr->agent);
+	node = qkd_relay_sae_node(nr->agent, slave);
+	if (node != NULL)
+		rt = qkd_routes_get(qkd_relay_routes(nr->agent), node);
+	for (size_t i = 0; rt != NULL && i < rt->hops; i++)
+		for (int e = 0; e < 2; e++) {
+			const struct qkd_lsa *a = qkd_lsdb_get(db, rt->path[i + e]);
+			const struct qkd_lsa_link *l = a != NULL ? qkd_lsa_find_link(a, rt->path[i + 1 - e])
+								 : NULL;
+
+			least = l == NULL ? 0 : l->available_bits < least ? l->available_bits : least;
+		}
+	snprintf(counts->target_kme_id, sizeof counts->target_kme_id, "%s",
+		 node != NULL ? node : "");
+	pthread_mutex_unlock(&nr->lock);
+	*why = NULL;
+	counts->stored_key_count = rt == NULL || least == UINT64_MAX ? 0 : least / key_size;
+	counts->max_key_count = counts->stored_key_count;
+	return QKD_OK;
+}
+
+void node_relay_kme_hooks(struct node_relay *nr, struct node_kme_relay *out)
+{
+	*out = (struct node_kme_relay){ .serves = kme_serves, .enc = kme_enc, .dec = kme_dec,
+					.status = kme_status, .ctx = nr };
 }
 
 /* --- Lifecycle ------------------------------------------------------------ */
@@ -326,16 +553,31 @@ static int relay_agent(struct node_relay *nr, const struct qkd_node_config *cfg)
 		if (cfg->kme.saes[i].link < 0)
 			saes[ns++] = cfg->kme.saes[i].id;
 	c.self = cfg->id;
+	c.relay_timeout_s = cfg->relay.timeout_s > 0 ? cfg->relay.timeout_s : c.relay_timeout_s;
 	c.neighbours = nbs;
 	c.n_neighbours = nr->n;
 	c.saes = saes;
 	c.n_saes = ns;
-	/* Above every LSA an earlier run of this node made. */
-	c.seq_start = (uint64_t)(qkd_wall_seconds() * 1e6);
+	/* Above every LSA an earlier run of this node made: microseconds of
+	 * the real-time clock (a run makes far fewer than 10^6 LSAs a second). */
+	c.seq_start = realtime_us();
 	c.log = nr->log;
 	c.ops = &node_relay_ops;
 	c.ctx = nr;
 	return qkd_relay_new(&c, &nr->agent);
+}
+
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int rc = pthread_condattr_init(&a);
+
+	if (rc == 0)
+		rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return rc;
 }
 
 int node_relay_new(struct node_relay **out, const struct qkd_node_config *cfg,
@@ -353,9 +595,26 @@ int node_relay_new(struct node_relay **out, const struct qkd_node_config *cfg,
 		free(nr);
 		return rc;
 	}
+	if (cond_init_monotonic(&nr->settled) != 0) {
+		pthread_mutex_destroy(&nr->lock);
+		free(nr);
+		return rc;
+	}
 	nr->log = log;
 	nr->last_tick = -1e9;
+	nr->last_expire = -1e9;
+	nr->paths = cfg->relay.paths >= 1 ? cfg->relay.paths : 1;
+	nr->timeout_s = cfg->relay.timeout_s > 0 ? cfg->relay.timeout_s : 5.0;
+	nr->key_ttl_s = cfg->kme.key_ttl_s;
+	snprintf(nr->self, sizeof nr->self, "%s", cfg->id);
+	nr->rng_ok = qkd_rng_init_system(&nr->rng) == QKD_OK;
 	rc = relay_links(nr, cfg, links, nlinks, why);
+	if (rc == QKD_OK && cfg->kme.enabled) {
+		rc = qkd_relay_inbox_open(&nr->inbox, cfg->relay.store, why);
+		if (rc != QKD_OK)
+			qkd_logf(log, QKD_LOG_ERROR, "node %s: relay.store %s: %s", cfg->name,
+				 cfg->relay.store, *why);
+	}
 	if (rc == QKD_OK) {
 		rc = relay_agent(nr, cfg);
 		if (rc != QKD_OK)
@@ -379,12 +638,15 @@ void node_relay_free(struct node_relay *nr)
 	if (nr == NULL)
 		return;
 	qkd_relay_free(nr->agent);
+	qkd_relay_inbox_close(nr->inbox);
+	qkd_rng_cleanup(&nr->rng);
 	for (size_t i = 0; i < nr->n; i++) {
 		if (nr->links[i].q != NULL)
 			queue_clear(&nr->links[i]);
 		free(nr->links[i].q);
 		qkd_store_close(nr->links[i].store);
 	}
+	pthread_cond_destroy(&nr->settled);
 	pthread_mutex_destroy(&nr->lock);
 	free(nr);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "qkd/relay.h"
+#include "../kme/node_kme_int.h"
 #include "node_int.h"
 
 struct node_relay;
@@ -20,6 +21,10 @@ int node_relay_new(struct node_relay **out, const struct qkd_node_config *cfg,
 		   struct qkd_link_ctx *links, size_t nlinks, const struct qkd_logger *log,
 		   const char **why);
 void node_relay_free(struct node_relay *nr);
+
+/* The key manager's hooks into the relay (enc_keys, dec_keys and status
+ * for SAEs of non-adjacent nodes). */
+void node_relay_kme_hooks(struct node_relay *nr, struct node_kme_relay *out);
 
 /* Call fn with the agent under the relay's lock (read only: the lsdb,
  * routes, neighbours and counters); any thread. */
