@@ -22,8 +22,7 @@ for n in $SIZES; do
 	[ -n "$secs" ] || { [ "$n" -ge 1000 ] && secs=10 || secs=60; }
 	cut_at=$(awk -v s="$secs" 'BEGIN { print s / 2 }')
 	# The first link of the generated network is the one cut.
-	"$QKD" netsim --generate random "$n" --seed 1 --duration 0.1 --requests 0 \
-		--write-topology "$TMP/net$n.topo" >/dev/null
+	"$QKD" netsim --generate random "$n" --seed 1 --write-topology "$TMP/net$n.topo" --no-run
 	link=$(awk '$1 == "link" { print $2 "-" $3; exit }' "$TMP/net$n.topo")
 	"$QKD" netsim --topology "$TMP/net$n.topo" --seed 1 --duration "$secs" --requests "$REQ" \
 		--cut "$link@$cut_at" --json >"$TMP/out$n.json"

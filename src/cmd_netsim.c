@@ -21,7 +21,7 @@
 
 enum {
 	O_TOPOLOGY = 256, O_GENERATE, O_WRITE, O_DURATION, O_REQUESTS, O_PATHS, O_SEED, O_CUT,
-	O_ALARM, O_WARMUP, O_TRACE, O_JSON, O_HELP,
+	O_ALARM, O_WARMUP, O_TRACE, O_JSON, O_NO_RUN, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -37,6 +37,7 @@ static const struct option long_opts[] = {
 	{"warmup", required_argument, NULL, O_WARMUP},
 	{"trace", no_argument, NULL, O_TRACE},
 	{"json", no_argument, NULL, O_JSON},
+	{"no-run", no_argument, NULL, O_NO_RUN},
 	{"help", no_argument, NULL, O_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -46,7 +47,7 @@ struct netsim_options {
 	char **argv;
 	int argc;
 	const char *topology, *write;
-	bool generate, json;
+	bool generate, json, no_run;
 	enum qkd_topo_shape shape;
 	uint64_t nodes;
 	size_t n_faults;
@@ -63,6 +64,7 @@ static void help(void)
 	       "  --topology FILE         the network (format: docs/netsim.md)\n"
 	       "  --generate KIND N       a ring, grid or random network of N nodes (3..%d)\n"
 	       "  --write-topology FILE   save the network in the file format\n"
+	       "  --no-run                stop after reading, generating or writing it\n"
 	       "  --duration S            simulated seconds (default 60)\n"
 	       "  --requests R            end-to-end keys asked per second, whole network,\n"
 	       "                          random SAE pairs, 256 bits each (default 10)\n"
@@ -132,6 +134,7 @@ static int parse_one(int c, const char *arg, void *ctx)
 		return 0;
 	case O_TRACE: o->c.trace = true; return 0;
 	case O_JSON: o->json = true; return 0;
+	case O_NO_RUN: o->no_run = true; return 0;
 	default: return -1;
 	}
 }
@@ -249,6 +252,10 @@ int cmd_netsim(int argc, char **argv)
 	}
 	if (o.write != NULL && netsim_write(o.write, t) != 0)
 		goto out;
+	if (o.no_run) {
+		rc = CLI_EXIT_OK;
+		goto out;
+	}
 	progress_init(&prog, !o.json && isatty(STDERR_FILENO));
 	o.c.progress = netsim_progress;
 	o.c.progress_ctx = &prog;

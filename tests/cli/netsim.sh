@@ -81,6 +81,9 @@ check_eq "generated: mismatches 0" "$(j .mismatches)" 0
 check_eq "generated: 40 nodes" "$(j .nodes)" 40
 check "the written topology runs" "$QKD" netsim --topology "$CLI_TMP/r40.topo" --seed 3 --duration 10 --json
 check_eq "read back: the same run" "$(printf '%s' "$OUT" | strip)" "$G1"
+check "--no-run writes and stops" "$QKD" netsim --generate grid 9 --write-topology "$CLI_TMP/g9.topo" --no-run
+check_eq "--no-run: nothing on stdout" "$OUT" ""
+check_eq "--no-run: 9 nodes written" "$(grep -c '^node ' "$CLI_TMP/g9.topo")" 9
 check "generate ring:12 (colon form)" "$QKD" netsim --generate ring:12 --duration 5 --json
 check_eq "ring 12: 12 links" "$(j .links)" 12
 check "generate grid 16" "$QKD" netsim --generate grid 16 --duration 5 --json
