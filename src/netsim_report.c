@@ -21,6 +21,8 @@ static void human_faults(const struct qkd_netsim_config *c, const struct qkd_top
 
 		printf("%-5s %s-%s at %g s: ", v->fault.alarm ? "alarm" : "cut", t->nodes[l->a].id,
 		       t->nodes[l->b].id, v->fault.t);
+		if (v->flood_s >= 0)
+			printf("known everywhere after %.3f ms, ", 1e3 * v->flood_s);
 		if (v->seconds >= 0)
 			printf("converged after %.3f s (%zu nodes routed over it)\n", v->seconds,
 			       v->nodes_using);
@@ -78,9 +80,10 @@ static json_t *json_faults(const struct qkd_topology *t, const struct qkd_netsim
 		const struct qkd_netsim_convergence *v = &r->conv[f];
 		const struct qkd_topo_link *l = &t->links[v->fault.link];
 
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:o, s:I}",
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:o, s:o, s:I}",
 			"kind", v->fault.alarm ? "alarm" : "cut", "a", t->nodes[l->a].id,
 			"b", t->nodes[l->b].id, "t", v->fault.t,
+			"flood_s", v->flood_s >= 0 ? json_real(v->flood_s) : json_null(),
 			"convergence_s", v->seconds >= 0 ? json_real(v->seconds) : json_null(),
 			"nodes_using", (json_int_t)v->nodes_using));
 	}

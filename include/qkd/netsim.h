@@ -78,6 +78,8 @@ struct qkd_netsim_reroute {
 struct qkd_netsim_convergence {
 	struct qkd_netsim_fault fault;
 	double seconds;		/* from the fault until no node's routes use the link; < 0: not by the end */
+	double flood_s;		/* from the fault until every node's database shows the link
+				 * down or alarmed (by either end's LSA); < 0: not by the end */
 	size_t nodes_using;	/* nodes whose routes used the link at the fault */
 };
 

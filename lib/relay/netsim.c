@@ -205,7 +205,8 @@ int qkd_netsim_new(const struct qkd_netsim_config *c, struct qkd_netsim **out,
 	s->nodes = calloc(nn, sizeof *s->nodes);
 	s->links = calloc(s->t->n_links ? s->t->n_links : 1, sizeof *s->links);
 	s->clear = calloc(nn * (c->n_faults ? c->n_faults : 1), sizeof *s->clear);
-	if (s->nodes == NULL || s->links == NULL || s->clear == NULL)
+	s->informed = calloc(nn * (c->n_faults ? c->n_faults : 1), sizeof *s->informed);
+	if (s->nodes == NULL || s->links == NULL || s->clear == NULL || s->informed == NULL)
 		goto out;
 	if (c->trace && (s->hops = malloc(nn * nn * sizeof *s->hops)) == NULL)
 		goto out;
@@ -243,6 +244,7 @@ void qkd_netsim_free(struct qkd_netsim *s)
 	free(s->nodes);
 	free(s->links);
 	free(s->clear);
+	free(s->informed);
 	free(s->hops);
 	free(s->saes);
 	free(s->keys);

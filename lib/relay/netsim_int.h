@@ -105,8 +105,12 @@ struct qkd_netsim {
 	size_t n_lat, cap_lat;
 	/* convergence: clear[f * n_nodes + i], node i clear of fault f's link */
 	bool *clear;
-	bool watching[QKD_NETSIM_FAULTS_MAX];
-	bool happened[QKD_NETSIM_FAULTS_MAX];	/* fault seen, not yet converged */
+	bool watching[QKD_NETSIM_FAULTS_MAX];	/* fault seen, routes not yet clear */
+	bool happened[QKD_NETSIM_FAULTS_MAX];	/* fault seen */
+	/* flood: informed[f * n_nodes + i], node i's database knows of fault f */
+	bool *informed;
+	size_t uninformed[QKD_NETSIM_FAULTS_MAX];
+	size_t flooding;		/* faults with uninformed nodes */
 	struct qkd_netsim_convergence conv[QKD_NETSIM_FAULTS_MAX];
 	size_t n_conv;
 	uint32_t *hops;			/* trace: n x n last next hops */
@@ -125,6 +129,8 @@ int ns_request(struct qkd_netsim *s);
 int ns_after_tick(struct qkd_netsim *s);
 /* Fault f happened: start watching its convergence. */
 int ns_watch(struct qkd_netsim *s, size_t f);
+/* After node i received a message: whether it now knows of the faults. */
+void ns_after_message(struct qkd_netsim *s, size_t i);
 int ns_result(struct qkd_netsim *s, struct qkd_netsim_result *out);
 
 #endif

@@ -67,6 +67,8 @@ static void ns_message(struct qkd_netsim *s, struct ns_event *ev)
 		qkd_logf(s->c.log, QKD_LOG_ERROR, "netsim: %s refused a message from %s: %s",
 			 s->t->nodes[ev->node].id, s->t->nodes[from].id, why ? why : "?");
 	}
+	if (s->flooding)
+		ns_after_message(s, ev->node);
 }
 
 static int ns_tick(struct qkd_netsim *s)

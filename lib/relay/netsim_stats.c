@@ -48,13 +48,59 @@ static bool ns_sweep(struct qkd_netsim *s, size_t f)
 	return all;
 }
 
+/* Whether node i's database shows fault f's link down or alarmed, or no
+ * longer listed, in the LSA of either end. */
+static bool ns_knows(const struct qkd_netsim *s, size_t i, size_t f)
+{
+	const struct ns_link *l = &s->links[s->c.faults[f].link];
+	const struct qkd_lsdb *db = qkd_relay_lsdb(s->nodes[i].r);
+	size_t end[2] = {l->a, l->b};
+
+	for (int k = 0; k < 2; k++) {
+		const struct qkd_lsa *lsa = qkd_lsdb_get(db, s->t->nodes[end[k]].id);
+		const struct qkd_lsa_link *ll;
+
+		if (lsa == NULL)
+			continue;
+		ll = qkd_lsa_find_link(lsa, s->t->nodes[end[1 - k]].id);
+		if (ll == NULL || ll->state != QKD_LSA_UP)
+			return true;
+	}
+	return false;
+}
+
+static void ns_inform(struct qkd_netsim *s, size_t i, size_t f)
+{
+	bool *k = &s->informed[f * s->t->n_nodes + i];
+
+	if (*k || !ns_knows(s, i, f))
+		return;
+	*k = true;
+	if (--s->uninformed[f] == 0) {
+		s->conv[f].flood_s = s->now - s->c.faults[f].t;
+		s->flooding--;
+	}
+}
+
+void ns_after_message(struct qkd_netsim *s, size_t i)
+{
+	for (size_t f = 0; f < s->c.n_faults; f++)
+		if (s->happened[f] && s->uninformed[f] > 0)
+			ns_inform(s, i, f);
+}
+
 int ns_watch(struct qkd_netsim *s, size_t f)
 {
 	size_t nn = s->t->n_nodes, using = 0;
 
 	s->conv[f].fault = s->c.faults[f];
-	s->happened[f] = true;
 	s->conv[f].seconds = -1;
+	s->conv[f].flood_s = -1;
+	s->happened[f] = true;
+	s->uninformed[f] = nn;
+	s->flooding++;
+	for (size_t i = 0; i < nn && s->uninformed[f] > 0; i++)
+		ns_inform(s, i, f);
 	s->watching[f] = !ns_sweep(s, f);
 	for (size_t i = 0; i < nn; i++)
 		using += !s->clear[f * nn + i];
@@ -189,7 +235,7 @@ int ns_result(struct qkd_netsim *s, struct qkd_netsim_result *r)
 	}
 	for (size_t f = 0; f < r->n_conv; f++)
 		r->conv[f] = s->happened[f] ?
-			     s->conv[f] : (struct qkd_netsim_convergence){s->c.faults[f], -1, 0};
+			     s->conv[f] : (struct qkd_netsim_convergence){s->c.faults[f], -1, -1, 0};
 	r->n_trace = s->n_trace;
 	if (s->n_trace)
 		memcpy(r->trace, s->trace, s->n_trace * sizeof *r->trace);

@@ -47,7 +47,7 @@ check_eq "two paths: most keys as two shares" "$(j '.two_path_fraction > 0.9')" 
 
 # --- a cut of A-B at 10 s: A's route to B moves from B to F
 check "cut A-B@10 --trace" "$QKD" netsim --topology "$T" --duration 20 --cut A-B@10 --trace
-check_match "converged" "$OUT" '^cut +A-B at 10 s: converged after 0\.[0-9]+ s'
+check_match "converged" "$OUT" '^cut +A-B at 10 s: known everywhere after [0-9.]+ ms, converged after 0\.[0-9]+ s'
 check_match "trace: A to B moves from B to F" "$OUT" '^reroute 10\.[0-9]+ A B B -> F$'
 check_eq "no route at A through B after the cut" \
 	"$(printf '%s\n' "$OUT" | awk '$1 == "reroute" && $2 >= 10 && $3 == "A" && $7 == "B"' | wc -l)" 0
@@ -55,12 +55,13 @@ check_match "mismatches 0 after the cut" "$OUT" '^key mismatches +0$'
 check "cut --json" "$QKD" netsim --topology "$T" --duration 20 --cut A-B@10 --json --trace
 check_eq "json: one fault, a cut of A-B" "$(j '.faults | length') $(j '.faults[0].kind') $(j '.faults[0].a')-$(j '.faults[0].b')" "1 cut A-B"
 check_eq "json: converged within 1 s" "$(j '.faults[0].convergence_s <= 1')" true
+check_eq "json: known everywhere within 10 ms" "$(j '.faults[0].flood_s > 0 and .faults[0].flood_s < 0.01')" true
 check_eq "json: trace has A B B -> F" \
 	"$(j '[.trace[] | select(.node == "A" and .dest == "B" and .old == "B" and .new == "F")] | length')" 1
 
 # --- an alarm on A-B does the same
 check "alarm A-B@10" "$QKD" netsim --topology "$T" --duration 20 --alarm A-B@10 --trace
-check_match "alarm converged" "$OUT" '^alarm A-B at 10 s: converged after'
+check_match "alarm converged" "$OUT" '^alarm A-B at 10 s: known everywhere after [0-9.]+ ms, converged after'
 check_match "alarm: A to B moves to F" "$OUT" '^reroute 10\.[0-9]+ A B B -> F$'
 
 # --- determinism: the same seed, the same figures and trace (wall time aside)

@@ -143,6 +143,8 @@ static void fault_moves_routes(bool alarm)
 	assert_int_equal(qkd_netsim_finish(s, &r), QKD_OK);
 	assert_int_equal(r.n_conv, 1);
 	assert_true(r.conv[0].seconds >= 0 && r.conv[0].seconds <= 1.0);
+	/* Known everywhere after a flood of a few links' latency (0.15 ms each). */
+	assert_true(r.conv[0].flood_s > 0 && r.conv[0].flood_s < 0.01);
 	assert_true(r.conv[0].nodes_using >= 2);
 	assert_int_equal(r.mismatches, 0);
 	assert_int_equal(r.anomalies, 0);
@@ -189,6 +191,7 @@ static void test_deterministic(void **state)
 	assert_true(r1.latency_p50_s == r2.latency_p50_s && r1.latency_p99_s == r2.latency_p99_s);
 	assert_true(r1.conv[0].seconds == r2.conv[0].seconds);
 	assert_true(r1.conv[1].seconds == r2.conv[1].seconds);
+	assert_true(r1.conv[0].flood_s == r2.conv[0].flood_s && r1.conv[0].flood_s > 0);
 	assert_true(r1.n_trace > 30);	/* every route appears once at least */
 	assert_int_equal(r1.n_trace, r2.n_trace);
 	assert_memory_equal(r1.trace, r2.trace, r1.n_trace * sizeof *r1.trace);
