@@ -124,6 +124,7 @@ valgrind: deps
 # bench/kme.sh: the key manager's figures (kme_fake, then two `qkd node`s).
 # bench/auth.sh: authentication key per round, batches against a tag per message.
 # bench/node_cpu.sh: a node's CPU per round beside qkd sim's (and fiber_bench).
+# bench/relay.sh: relayed enc_keys latency over 1, 2, 4 hops, throughput, reroutes.
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -131,6 +132,7 @@ bench: deps
 	bench/kme.sh $(BUILD)
 	bench/auth.sh $(BUILD)
 	bench/node_cpu.sh $(BUILD)
+	bench/relay.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1
