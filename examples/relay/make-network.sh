@@ -40,8 +40,8 @@ case $log_level in error|warn|info|debug) ;; *) die "LOG_LEVEL '$log_level': err
 # --- read and check the topology (docs/relay.md, "Topology files") --------
 # Output, one record a line: "node ID SAE,SAE..." and
 # "link A B CHANNEL KM DAY", in the order of the file.
-plan=$(awk -v file="$topo" '
-function fail(why) { printf "topology %s:%d: %s\n", file, (at ? at : FNR), why > "/dev/stderr"; bad = 1; exit 1 }
+plan=$(awk -v file="$topo" -v prog="$prog" '
+function fail(why) { printf "%s: topology %s:%d: %s\n", prog, file, (at ? at : FNR), why > "/dev/stderr"; bad = 1; exit 1 }
 function id_ok(s) { return length(s) >= 1 && length(s) <= 63 && s ~ /^[A-Za-z0-9_][A-Za-z0-9._-]*$/ }
 function sae_ok(s) { return length(s) >= 1 && length(s) <= 64 && s ~ /^[A-Za-z0-9._~-]+$/ }
 function real_ok(s) { return s ~ /^([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/ }
@@ -141,6 +141,8 @@ while read -r kind x y z u v; do
 	fi
 done <<<"$plan"
 nlinks=${#link_a[@]}
+# nsaes NODE: how many SAEs the node has.
+nsaes() { local -a a; IFS=, read -ra a <<<"${saes_of[$1]}"; echo "${#a[@]}"; }
 [ $((2 * nlinks)) -le 1000 ] || die "topology $topo: $nlinks links need more than the 1000 ports below BASE+1000"
 [ $((base + 2000 + ${#nodes[@]})) -le 65535 ] || die "BASE_PORT $base: the ports would pass 65535"
 for n in "${nodes[@]}"; do
@@ -148,10 +150,10 @@ for n in "${nodes[@]}"; do
 	[ $# -ge 1 ] || die "topology $topo: node '$n' has no link (a node needs at least one)"
 	[ $# -le 16 ] || die "topology $topo: node '$n' has $# links; a node's configuration holds at most 16 (QKD_NODE_LINKS_MAX)"
 	[ ${#n} -le 60 ] || die "topology $topo: node id '$n' is too long for its KME ID KME_$n (64 characters at most)"
-	count=$(echo "${saes_of[$n]}" | tr ',' '\n' | grep -c . || true)
+	count=$(nsaes "$n")
 	for l in ${links_of[$n]}; do
 		i=$((l - 1)); peer=${link_a[$i]}; [ "$peer" = "$n" ] && peer=${link_b[$i]}
-		count=$((count + $(echo "${saes_of[$peer]}" | tr ',' '\n' | grep -c . || true)))
+		count=$((count + $(nsaes "$peer")))
 	done
 	[ "$count" -le 64 ] || die "topology $topo: node '$n' would know $count SAEs (its own and its neighbours'); a key manager knows at most 64"
 done
