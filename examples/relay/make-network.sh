@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make-network.sh TOPOLOGY OUTDIR [BASE_PORT] - turn a topology file
-# (docs/relay.md, "Topology files") into a network of `qkd node`s on
+# (examples/relay/README.md, "Topology files") into a network of `qkd node`s on
 # loopback: one configuration per node, the bootstrap key of every link,
 # a test PKI for the key managers, and start.sh / stop.sh.
 #
@@ -37,7 +37,7 @@ case $log_level in error|warn|info|debug) ;; *) die "LOG_LEVEL '$log_level': err
 [ -f "$topo" ] && [ -r "$topo" ] || die "topology $topo: no such readable file"
 [ "$(wc -c <"$topo")" -le 1048576 ] || die "topology $topo: larger than 1 MiB"
 
-# --- read and check the topology (docs/relay.md, "Topology files") --------
+# --- read and check the topology (README.md, "Topology files") -----------
 # Output, one record a line: "node ID SAE,SAE..." and
 # "link A B CHANNEL KM DAY", in the order of the file.
 plan=$(awk -v file="$topo" -v prog="$prog" '
