@@ -6,8 +6,9 @@
 
 #include <stddef.h>
 
-/* The largest reply read; a longer one is an error. */
-#define STATUS_REPLY_MAX (1u << 20)
+/* The largest reply read; a longer one is an error. A relay node's
+ * link-state database (4 096 origins at most) makes replies of a few MiB. */
+#define STATUS_REPLY_MAX (1u << 24)
 
 /* Send "status" to the socket at path and read the reply to EOF (5 s at
  * most per read). Returns the reply, NUL-terminated, in a new buffer (the

@@ -283,7 +283,7 @@ for n in ${nodes[*]}; do
 		echo "\$0: node \$n runs already (pid \$(cat "\$n.pid"))" >&2
 		continue
 	fi
-	"\$QKD" node --config "\$PWD/\$n.conf" 2>>"\$n.log" &
+	"\$QKD" node --config "\$PWD/\$n.conf" </dev/null >>"\$n.log" 2>&1 &
 	echo \$! >"\$n.pid"
 done
 echo "started: ${nodes[*]} (qkd status --node \$PWD/NODE.sock)"
@@ -299,7 +299,7 @@ pids=
 for n in ${nodes[*]}; do
 	[ -f "\$n.pid" ] || continue
 	p=\$(cat "\$n.pid")
-	if tr '\0' ' ' <"/proc/\$p/cmdline" 2>/dev/null | grep -q -- "\$PWD/\$n.conf"; then
+	if tr '\0' ' ' <"/proc/\$p/cmdline" 2>/dev/null | grep -qF -- "\$PWD/\$n.conf"; then
 		kill -TERM "\$p" && pids="\$pids \$p"
 	fi
 	rm -f "\$n.pid"
