@@ -135,6 +135,28 @@ static int write_dot(const char *out, const char *text, size_t len)
 	return CLI_EXIT_OK;
 }
 
+/* Whether an executable named name is in a directory of PATH. Checked
+ * before spawning: where posix_spawnp cannot report a failed exec (some
+ * libcs, valgrind), the child would only exit 127. */
+static bool on_path(const char *name)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	char full[4096];
+
+	if (path == NULL)
+		path = "/usr/bin:/bin";
+	for (p = path; ; p = end + 1) {
+		end = strchr(p, ':');
+		if (end == NULL)
+			end = p + strlen(p);
+		if (snprintf(full, sizeof full, "%.*s/%s", (int)(end - p), end == p ? "." : p,
+			     name) < (int)sizeof full && access(full, X_OK) == 0)
+			return true;
+		if (*end == '\0')
+			return false;
+	}
+}
+
 /* Pipe text through `dot -T FORMAT [-o OUT]` and wait for it. */
 static int run_dot(const char *format, const char *out, const char *text, size_t len)
 {
@@ -145,6 +167,10 @@ static int run_dot(const char *format, const char *out, const char *text, size_t
 	pid_t pid;
 
 	snprintf(tflag, sizeof tflag, "-T%s", format);
+	if (!on_path("dot")) {
+		cli_error("netmap", "graphviz 'dot' not found (apt-get install graphviz)");
+		return CLI_EXIT_FAIL;
+	}
 	if (pipe(pfd) != 0) {
 		cli_errorf("netmap", "pipe: %s", strerror(errno));
 		return CLI_EXIT_FAIL;

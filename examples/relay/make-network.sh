@@ -275,15 +275,22 @@ cat >"$out/start.sh" <<EOF
 #!/bin/sh
 # start.sh - start every node of this network in the background (made by
 # make-network.sh from $(basename "$topo")). Logs in NODE.log, pids in NODE.pid.
-# QKD overrides the executable.
+# QKD overrides the executable; NICE=N runs the nodes under nice -n N, so that
+# on a shared machine they take the CPU other work leaves.
 cd "\$(dirname "\$0")" || exit 1
 QKD=\${QKD:-$QKD}
+nice=
+case \${NICE:-} in
+'') ;;
+*[!0-9]*) echo "\$0: NICE='\$NICE': a number 0..19" >&2; exit 2 ;;
+*) nice="nice -n \$NICE" ;;
+esac
 for n in ${nodes[*]}; do
 	if [ -f "\$n.pid" ] && kill -0 "\$(cat "\$n.pid")" 2>/dev/null; then
 		echo "\$0: node \$n runs already (pid \$(cat "\$n.pid"))" >&2
 		continue
 	fi
-	"\$QKD" node --config "\$PWD/\$n.conf" </dev/null >>"\$n.log" 2>&1 &
+	\$nice "\$QKD" node --config "\$PWD/\$n.conf" </dev/null >>"\$n.log" 2>&1 &
 	echo \$! >"\$n.pid"
 done
 echo "started: ${nodes[*]} (qkd status --node \$PWD/NODE.sock)"
