@@ -25,7 +25,10 @@ set -eu
 prog=$(basename "$0")
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "$prog: $*" >&2; exit 1; }
-[ $# -ge 2 ] && [ $# -le 3 ] || { echo "usage: $prog TOPOLOGY OUTDIR [BASE_PORT]" >&2; exit 2; }
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+	echo "usage: $prog TOPOLOGY OUTDIR [BASE_PORT]" >&2
+	exit 2
+fi
 topo=$1 out=$2 base=${3:-7300}
 round_pulses=${ROUND_PULSES:-5e7}
 log_level=${LOG_LEVEL:-info}
@@ -34,7 +37,7 @@ case $base in ''|*[!0-9]*|0*) die "BASE_PORT '$base' is not a port number" ;; es
 [ "$base" -ge 1024 ] || die "BASE_PORT $base: use a port of 1024 or more"
 case $round_pulses in *[!0-9e.]*|'') die "ROUND_PULSES '$round_pulses' is not a number" ;; esac
 case $log_level in error|warn|info|debug) ;; *) die "LOG_LEVEL '$log_level': error, warn, info or debug" ;; esac
-[ -f "$topo" ] && [ -r "$topo" ] || die "topology $topo: no such readable file"
+{ [ -f "$topo" ] && [ -r "$topo" ]; } || die "topology $topo: no such readable file"
 [ "$(wc -c <"$topo")" -le 1048576 ] || die "topology $topo: larger than 1 MiB"
 
 # --- read and check the topology (README.md, "Topology files") -----------
@@ -97,7 +100,7 @@ function link_line(k,   a, b, i, key, val, seen, ch, km, day) {
 			ch = val
 		} else if (key == "km") {
 			if (!real_ok(val) || val + 0 > 100000) fail("km=\x27" val "\x27: a distance 0..100000")
-			km = val
+			km = sprintf("%.10g", val + 0)	# 5. and .5 as libconfig reads them
 		} else if (key == "day") {
 			if (val != "yes" && val != "no") fail("day=\x27" val "\x27: yes or no")
 			day = val
@@ -146,6 +149,7 @@ nsaes() { local -a a; IFS=, read -ra a <<<"${saes_of[$1]}"; echo "${#a[@]}"; }
 [ $((2 * nlinks)) -le 1000 ] || die "topology $topo: $nlinks links need more than the 1000 ports below BASE+1000"
 [ $((base + 2000 + ${#nodes[@]})) -le 65535 ] || die "BASE_PORT $base: the ports would pass 65535"
 for n in "${nodes[@]}"; do
+	# shellcheck disable=SC2086  # one argument per link
 	set -- ${links_of[$n]}
 	[ $# -ge 1 ] || die "topology $topo: node '$n' has no link (a node needs at least one)"
 	[ $# -le 16 ] || die "topology $topo: node '$n' has $# links; a node's configuration holds at most 16 (QKD_NODE_LINKS_MAX)"
@@ -311,7 +315,7 @@ for n in ${nodes[*]}; do
 	fi
 	rm -f "\$n.pid"
 done
-for i in \$(seq 1 200); do
+for _ in \$(seq 1 200); do
 	left=
 	for p in \$pids; do kill -0 "\$p" 2>/dev/null && left="\$left \$p"; done
 	[ -z "\$left" ] && exit 0

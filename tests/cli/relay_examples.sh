@@ -74,7 +74,7 @@ ends_check() {
 # A free range of ports for the 6-node network that runs at the end.
 # mesh6 takes BASE..BASE+13, BASE+1000..BASE+1005 and BASE+2000..BASE+2005.
 base=0
-for try in 1 2 3 4 5 6 7 8; do
+for _ in 1 2 3 4 5 6 7 8; do
 	b=$((20000 + (RANDOM % 400) * 100))
 	busy=$(ss -ltnH | awk -v b="$b" '{ p = $4; sub(/.*:/, "", p); p -= b
 		if ((p >= 0 && p < 14) || (p >= 1000 && p < 1006) || (p >= 2000 && p < 2006)) n++ }
