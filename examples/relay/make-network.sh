@@ -128,7 +128,8 @@ END {
 		if (++deg[lb[i]] > 32) fail("more than 32 links at node \x27" lb[i] "\x27")
 	}
 	if (nn == 0) { at = FNR; fail("no node") }
-	for (i = 1; i <= nn; i++) print "node", nodes[i], (nsae[nodes[i]] == "" ? "-" : nsae[nodes[i]])
+	# "!" for no SAE: no SAE id holds it.
+	for (i = 1; i <= nn; i++) print "node", nodes[i], (nsae[nodes[i]] == "" ? "!" : nsae[nodes[i]])
 	for (i = 1; i <= nl; i++) print "link", la[i], lb[i], lrest[i]
 }' "$topo") || exit 1
 
@@ -137,7 +138,8 @@ declare -A saes_of links_of kme_port_of metrics_port_of
 nodes=() link_a=() link_b=() link_ch=() link_km=() link_day=()
 while read -r kind x y z u v; do
 	if [ "$kind" = node ]; then
-		nodes+=("$x"); saes_of[$x]=${y/#-/}; links_of[$x]=
+		[ "$y" = '!' ] && y=
+		nodes+=("$x"); saes_of[$x]=$y; links_of[$x]=
 	else
 		link_a+=("$x"); link_b+=("$y"); link_ch+=("$z"); link_km+=("$u"); link_day+=("$v")
 		links_of[$x]+=" ${#link_a[@]}"; links_of[$y]+=" ${#link_a[@]}"
@@ -146,6 +148,17 @@ done <<<"$plan"
 nlinks=${#link_a[@]}
 # nsaes NODE: how many SAEs the node has.
 nsaes() { local -a a; IFS=, read -ra a <<<"${saes_of[$1]}"; echo "${#a[@]}"; }
+# A link is named A-B at both ends and keyed by A-B.key: the name must be
+# a valid link name, and two links must never share one (nodes "A" and "B-C",
+# "A-B" and "C" would both give A-B-C, and one key file for two links would
+# use its one-time pads twice).
+declare -A link_named
+for ((i = 0; i < nlinks; i++)); do
+	name="${link_a[$i]}-${link_b[$i]}"
+	[ ${#name} -le 63 ] || die "topology $topo: link $name: its name (the two node ids) is over 63 characters"
+	[ -z "${link_named[$name]:-}" ] || die "topology $topo: links ${link_named[$name]} and ${link_a[$i]} ${link_b[$i]} would both be named $name: rename a node"
+	link_named[$name]="${link_a[$i]} ${link_b[$i]}"
+done
 [ $((2 * nlinks)) -le 1000 ] || die "topology $topo: $nlinks links need more than the 1000 ports below BASE+1000"
 [ $((base + 2000 + ${#nodes[@]})) -le 65535 ] || die "BASE_PORT $base: the ports would pass 65535"
 for n in "${nodes[@]}"; do

@@ -166,6 +166,9 @@ refuse "a bad node id" 'node -A\n' \
 	"topology $T/bad.topo:1: bad node id '-A' (1..63 of [A-Za-z0-9._-], not starting with . or -)"
 refuse "a node without links" 'node A\nnode B\nnode C\nlink A B\n' \
 	"topology $T/bad.topo: node 'C' has no link (a node needs at least one)"
+refuse "two links that would share a name and a key file" \
+	'node A\nnode B-C\nnode A-B\nnode C\nlink A B-C\nlink A-B C\n' \
+	"topology $T/bad.topo: links A B-C and A-B C would both be named A-B-C: rename a node"
 refuse "more links than a node configuration holds" \
 	"node H\n$(for i in $(seq 1 17); do printf 'node L%d\\nlink H L%d\\n' "$i" "$i"; done)" \
 	"topology $T/bad.topo: node 'H' has 17 links; a node's configuration holds at most 16 (QKD_NODE_LINKS_MAX)"
