@@ -31,6 +31,48 @@ static void print_qber(json_t *l)
 	       src != NULL && strcmp(src, "sample") == 0 ? " (sample)" : "");
 }
 
+/* The relay's view: neighbours, routes, and the database in brief. */
+static void print_relay(json_t *r)
+{
+	json_t *v;
+	size_t i;
+
+	printf("  relay (docs/relay.md):\n");
+	json_array_foreach(json_object_get(r, "neighbours"), i, v)
+		printf("    neighbour %s: %s, QBER %.4f, %lld bits available, %lld bit/s\n",
+		       json_string_value(json_object_get(v, "id")),
+		       !json_is_true(json_object_get(v, "up")) ? "down"
+		       : json_is_true(json_object_get(v, "alarmed")) ? "ALARMED" : "up",
+		       json_real_value(json_object_get(v, "qber")),
+		       json_integer_value(json_object_get(v, "available_bits")),
+		       json_integer_value(json_object_get(v, "rate_bps")));
+	json_array_foreach(json_object_get(r, "routes"), i, v) {
+		json_t *hop;
+		size_t k;
+
+		printf("    route to %s via %s, cost %.2f:", json_string_value(json_object_get(v, "dest")),
+		       json_string_value(json_object_get(v, "next_hop")),
+		       json_real_value(json_object_get(v, "cost")));
+		json_array_foreach(json_object_get(v, "path"), k, hop)
+			printf("%s%s", k == 0 ? " " : " > ", json_string_value(hop));
+		printf("\n");
+	}
+	json_array_foreach(json_object_get(r, "lsdb"), i, v) {
+		json_t *l, *sae;
+		size_t k, up = 0;
+
+		json_array_foreach(json_object_get(v, "links"), k, l)
+			up += strcmp(json_string_value(json_object_get(l, "state")), "up") == 0;
+		printf("    node %s: LSA seq %lld, %zu of %zu links up, SAEs",
+		       json_string_value(json_object_get(v, "origin")),
+		       json_integer_value(json_object_get(v, "seq")), up,
+		       json_array_size(json_object_get(v, "links")));
+		json_array_foreach(json_object_get(v, "saes"), k, sae)
+			printf(" %s", json_string_value(sae));
+		printf("%s\n", json_array_size(json_object_get(v, "saes")) == 0 ? " none" : "");
+	}
+}
+
 static void print_human(json_t *j)
 {
 	size_t i;
@@ -109,6 +151,8 @@ static void print_human(json_t *j)
 		if (json_is_string(err))
 			printf("    last error: %s\n", json_string_value(err));
 	}
+	if (json_is_object(json_object_get(j, "relay")))
+		print_relay(json_object_get(j, "relay"));
 }
 
 int cmd_status(int argc, char **argv)

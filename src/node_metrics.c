@@ -39,7 +39,33 @@
 struct scrape {
 	struct qkd_metrics_link links[QKD_NODE_LINKS_MAX];
 	struct qkd_kme_counters kme;
+	struct qkd_metrics_relay relay;
+	struct qkd_metrics_route *routes;	/* relay.routes, malloc'd */
 };
+
+/* The relay's figures, copied under its lock. */
+static void relay_snap(void *ctx, const struct qkd_relay *r)
+{
+	struct scrape *sc = ctx;
+	const struct qkd_routes *rt = qkd_relay_routes(r);
+	size_t n = qkd_routes_count(rt);
+
+	qkd_relay_get_stats(r, &sc->relay.stats);
+	sc->relay.nodes = qkd_lsdb_count(qkd_relay_lsdb(r));
+	sc->routes = calloc(n > 0 ? n : 1, sizeof *sc->routes);
+	if (sc->routes == NULL)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct qkd_route *x = qkd_routes_at(rt, i);
+
+		snprintf(sc->routes[i].dest, sizeof sc->routes[i].dest, "%s", x->dest);
+		snprintf(sc->routes[i].next_hop, sizeof sc->routes[i].next_hop, "%s", x->next_hop);
+		sc->routes[i].cost = x->cost;
+		sc->routes[i].hops = x->hops;
+	}
+	sc->relay.routes = sc->routes;
+	sc->relay.nroutes = n;
+}
 
 /* The text of the snapshot taken now (malloc'd), or NULL. */
 static char *scrape_text(struct node_daemon *d, size_t *len)
@@ -64,8 +90,11 @@ static char *scrape_text(struct node_daemon *d, size_t *len)
 	snap.nlinks = k;
 	if (qkd_node_kme_counters_get(d->node, &sc->kme))
 		snap.kme = &sc->kme;
+	if (qkd_node_relay_view(d->node, relay_snap, sc))
+		snap.relay = &sc->relay;
 	if (qkd_metrics_render(&snap, &text, len) != 0)
 		text = NULL;
+	free(sc->routes);
 	free(sc);
 	return text;
 }

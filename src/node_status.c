@@ -164,7 +164,7 @@ static json_t *link_json(const struct qkd_link_config *c, const struct qkd_link_
 /* The JSON object `qkd status --json` prints (caller decrefs). */
 static json_t *node_status_json(struct node_daemon *d)
 {
-	json_t *j = json_object(), *a = json_array();
+	json_t *j = json_object(), *a = json_array(), *relay;
 	size_t n = qkd_node_nlinks(d->node);
 
 	for (size_t i = 0; i < n; i++) {
@@ -178,6 +178,9 @@ static json_t *node_status_json(struct node_daemon *d)
 	json_object_set_new(j, "kme_listen", d->cfg.kme.enabled ? json_string(d->cfg.kme.listen.text)
 								 : json_null());
 	json_object_set_new(j, "links", a);
+	relay = node_status_relay_json(d);
+	if (relay != NULL)
+		json_object_set_new(j, "relay", relay);
 	return j;
 }
 

@@ -38,6 +38,10 @@ int node_status_listen(struct node_daemon *d, const char *config);
  * and the node's links through qkd_node_link_status and closes only the
  * client sockets, never d->status_fd. Returns NULL. */
 void *node_status_thread(void *arg);
+/* The "relay" object of the status (node_status_relay.c), or NULL when
+ * the node has no relay. Caller decrefs. */
+struct json_t;
+struct json_t *node_status_relay_json(struct node_daemon *d);
 /* Close and remove the socket. */
 void node_status_close(struct node_daemon *d);
 

@@ -240,6 +240,25 @@ QKD_STORE_WUR
 int qkd_store_take_at(struct qkd_store *s, const struct qkd_store_seg *segs, size_t nsegs,
 		      uint8_t *out, size_t outlen, const char **why);
 
+/* The relay's pads (docs/relay.md "Pads"): one end of a link cuts from its
+ * own half of the blocks (id % 2 == parity, as the key manager does:
+ * qkd/kme_store.h), the other consumes exactly those bits. take_half is
+ * take restricted to that half; with below_newest it also leaves out the
+ * store's newest block, which may still be PENDING at the far end (Alice
+ * makes a block final before Bob does: docs/node.md). take_at_half is
+ * take_at refusing (QKD_ERR_INVAL) any segment outside half `parity`.
+ * half_free counts the free FINAL bits take_half could cut. */
+QKD_STORE_WUR
+int qkd_store_take_half(struct qkd_store *s, unsigned parity, bool below_newest, uint64_t nbits,
+			uint8_t *out, size_t outlen, struct qkd_store_seg *segs, size_t max_segs,
+			size_t *nsegs, const char **why);
+QKD_STORE_WUR
+int qkd_store_take_at_half(struct qkd_store *s, unsigned parity, const struct qkd_store_seg *segs,
+			   size_t nsegs, uint8_t *out, size_t outlen, const char **why);
+QKD_STORE_WUR
+int qkd_store_half_free(struct qkd_store *s, unsigned parity, bool below_newest, uint64_t *bits,
+			const char **why);
+
 /* Verify the invariants of docs/keystore.md (SQLite quick_check, foreign
  * keys, consumed ranges disjoint and inside their block and summing to the
  * consumed count, bits and their digests present exactly when PENDING or

@@ -15,6 +15,7 @@
 #include "qkd/kme_server.h"
 #include "qkd/node.h"
 #include "qkd/node_config.h"
+#include "qkd/relay.h"
 
 /* The Content-Type of the text (the format's version 0.0.4). */
 #define QKD_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -27,6 +28,19 @@ struct qkd_metrics_link {
 	struct qkd_link_status status;
 };
 
+/* The relay's figures: its counters, the nodes it knows, its routes. */
+struct qkd_metrics_route {
+	char dest[QKD_NODE_NAME_MAX], next_hop[QKD_NODE_NAME_MAX];
+	double cost;
+	size_t hops;
+};
+struct qkd_metrics_relay {
+	struct qkd_relay_stats stats;
+	size_t nodes;				/* in the link-state database */
+	size_t nroutes;
+	const struct qkd_metrics_route *routes;
+};
+
 struct qkd_metrics_snapshot {
 	const char *node;			/* the node's name */
 	const struct qkd_metrics_link *links;
@@ -34,6 +48,8 @@ struct qkd_metrics_snapshot {
 	/* The key manager's counters; NULL: the node has none, and the
 	 * qkd_kme_ families are left out. */
 	const struct qkd_kme_counters *kme;
+	/* NULL: the node has no relay, and the qkd_relay_ families are left out. */
+	const struct qkd_metrics_relay *relay;
 };
 
 /* Render snap into *out (malloc'd, NUL-terminated, caller frees; *len its

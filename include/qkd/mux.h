@@ -48,6 +48,7 @@
 /* Service ids on the wire. */
 enum qkd_service_id {
 	QKD_SERVICE_KME = 1,		/* the key manager's records (docs/kme.md) */
+	QKD_SERVICE_RELAY = 2,		/* routing and key relay (docs/relay.md) */
 };
 
 struct qkd_mux;

@@ -138,6 +138,14 @@ size_t qkd_node_nlinks(const struct qkd_node *n);
 const struct qkd_link_config *qkd_node_link_config(const struct qkd_node *n, size_t i);
 int qkd_node_link_status(struct qkd_node *n, size_t i, struct qkd_link_status *out);
 
+/* The node's relay agent (qkd/relay.h: its neighbours, link-state
+ * database, routes and counters), shown to fn under the relay's lock, from
+ * any thread; fn must only read and must not call into the node. false
+ * when the node has no relay. */
+struct qkd_relay;
+bool qkd_node_relay_view(struct qkd_node *n, void (*fn)(void *ctx, const struct qkd_relay *r),
+			 void *ctx);
+
 /* The key manager's HTTPS counters (qkd_kme_server_counters), for the
  * metrics. true with *out filled while the node has a running key manager;
  * false (out untouched) when it has none or it has stopped. Any thread. */

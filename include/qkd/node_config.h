@@ -91,6 +91,15 @@ struct qkd_node_kme {
 	struct qkd_node_sae saes[QKD_NODE_SAES_MAX];
 };
 
+/* The relay group (docs/relay.md "Configuration"): the key relay's policy
+ * and where this node keeps the keys relayed to its SAEs. */
+struct qkd_node_relay {
+	unsigned line;			/* of the group; 0: absent, defaults */
+	unsigned paths;			/* 1, or 2: two XOR shares on node-disjoint paths */
+	double timeout_s;		/* the source gives up on a key after this */
+	char store[QKD_NODE_PATH_MAX];	/* relayed keys (default NAME-relay.db beside the file) */
+};
+
 struct qkd_node_config {
 	char name[QKD_NODE_NAME_MAX];
 	/* The node's identity in a network: sent in every link's SYNC and
@@ -107,6 +116,7 @@ struct qkd_node_config {
 	size_t nlinks;
 	struct qkd_link_config links[QKD_NODE_LINKS_MAX];
 	struct qkd_node_kme kme;
+	struct qkd_node_relay relay;
 };
 
 /* Parse path into *cfg (caller-owned, fully initialized on success). On

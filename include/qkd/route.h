@@ -46,6 +46,25 @@ int qkd_routes_new(const char *self, const struct qkd_route_params *p,
 		   struct qkd_routes **out);
 void qkd_routes_free(struct qkd_routes *rt);	/* accepts NULL */
 
+/* What a one-off path must avoid: nodes (a first share's relays, for a
+ * node-disjoint second share) and links (one a relay reported failing,
+ * before its LSA arrives), each link as its two end ids in either order. */
+struct qkd_route_exclude {
+	size_t n_nodes;
+	const char (*nodes)[QKD_NODE_NAME_MAX];
+	size_t n_links;
+	const char (*links)[2][QKD_NODE_NAME_MAX];
+};
+
+/* The cheapest path from src to dst over db's usable links avoiding ex (may
+ * be NULL), without hysteresis: path[0 .. *hops] (cap ids at most), src
+ * first, and its cost. QKD_ERR_NOKEY when dst is unreachable (or src or
+ * dst is excluded or unknown), QKD_ERR_RANGE when the path is longer than
+ * cap - 1 links, QKD_ERR_NOMEM. */
+int qkd_route_path(const struct qkd_lsdb *db, const struct qkd_route_params *p, const char *src,
+		   const char *dst, const struct qkd_route_exclude *ex,
+		   char (*path)[QKD_NODE_NAME_MAX], size_t cap, size_t *hops, double *cost);
+
 /* Recomputes every route from db (which needs self's own LSA: without it
  * nothing is reachable). *changed (may be NULL) counts destinations whose
  * path appeared, disappeared or moved. On error the table is unchanged.

@@ -310,7 +310,7 @@ static int issue_one(struct qkd_store *s, unsigned parity, struct qkd_kme_rec *r
 		return QKD_ERR_INVAL;
 	}
 	if (rc == 0)
-		rc = ks_plan_take(s, (int)parity, r->nbits, r->segs, QKD_KME_KEY_SEGS_MAX,
+		rc = ks_plan_take(s, (int)parity, false, r->nbits, r->segs, QKD_KME_KEY_SEGS_MAX,
 				  &r->nsegs, why);
 	if (rc == 0)
 		rc = ks_consume_all(s, r->segs, r->nsegs, out, r->nbits / 8, why);

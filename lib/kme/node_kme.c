@@ -30,6 +30,7 @@ struct qkd_node_kme_server {
 	struct qkd_kme_sae saes[QKD_NODE_SAES_MAX];	/* the local SAEs, for TLS */
 	size_t nsaes;
 	struct qkd_kme_server *srv;
+	struct node_kme_relay relay;		/* serves NULL: no relay */
 };
 
 static const struct qkd_node_sae *find_sae(const struct qkd_node_kme_server *k, const char *id)
@@ -38,6 +39,16 @@ static const struct qkd_node_sae *find_sae(const struct qkd_node_kme_server *k, 
 		if (strcmp(k->cfg->kme.saes[i].id, id) == 0)
 			return &k->cfg->kme.saes[i];
 	return NULL;
+}
+
+/* A pair for the relay: the local SAE attached here, the remote one
+ * unknown to the configuration but advertised by another node. */
+static bool relayed(const struct qkd_node_kme_server *k, const char *local, const char *remote)
+{
+	const struct qkd_node_sae *l = find_sae(k, local);
+
+	return k->relay.serves != NULL && l != NULL && l->link < 0 && find_sae(k, remote) == NULL &&
+	       k->relay.serves(k->relay.ctx, remote);
 }
 
 /* The remote SAE of a pair whose other SAE (the caller) is local. */
@@ -143,8 +154,11 @@ static int enc(void *ctx, const char *master, const char *slave, uint32_t number
 	size_t kbytes = size_bits / 8, len = (size_t)number * kbytes;
 	struct timespec deadline;
 	uint8_t *bits = NULL;
-	int rc = remote_sae(k, master, slave, &s, why);
+	int rc;
 
+	if (relayed(k, master, slave))
+		return k->relay.enc(k->relay.ctx, master, slave, number, size_bits, keys, why);
+	rc = remote_sae(k, master, slave, &s, why);
 	if (rc != QKD_OK)
 		return rc;
 	if (!link_up(&k->links[s->link].kme)) {
@@ -218,9 +232,12 @@ static int dec(void *ctx, const char *master, const char *slave, struct qkd_etsi
 	size_t *lens = NULL;
 	const char *w = NULL;
 	struct node_kme_slot *slot;
-	int rc = remote_sae(k, slave, master, &m, why);
+	int rc;
 
 	*bad = n;
+	if (relayed(k, slave, master))
+		return k->relay.dec(k->relay.ctx, master, slave, keys, n, bad, why);
+	rc = remote_sae(k, slave, master, &m, why);
 	if (rc != QKD_OK)
 		return rc;
 	slot = &k->stores[m->link];
@@ -275,8 +292,11 @@ static int status(void *ctx, const char *master, const char *slave,
 	struct node_kme_slot *slot;
 	uint64_t bits = 0;
 	const char *w = NULL;
-	int rc = remote_sae(k, master, slave, &s, why);
+	int rc;
 
+	if (relayed(k, master, slave))
+		return k->relay.status(k->relay.ctx, slave, k->cfg->kme.key_size, counts, why);
+	rc = remote_sae(k, master, slave, &s, why);
 	if (rc != QKD_OK)
 		return rc;
 	slot = &k->stores[s->link];
@@ -369,8 +389,8 @@ static int start_janitor(struct qkd_node_kme_server *k, const char **why)
 }
 
 int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_config *cfg,
-		       struct qkd_link_ctx *links, const struct qkd_logger *log,
-		       const char **why)
+		       struct qkd_link_ctx *links, const struct node_kme_relay *relay,
+		       const struct qkd_logger *log, const char **why)
 {
 	const struct qkd_node_kme *c = &cfg->kme;
 	struct qkd_node_kme_server *k = calloc(1, sizeof *k);
@@ -385,6 +405,8 @@ int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_c
 	k->cfg = cfg;
 	k->links = links;
 	k->log = log;
+	if (relay != NULL)
+		k->relay = *relay;
 	for (size_t i = 0; i < cfg->nlinks; i++) {
 		pthread_mutex_init(&k->stores[i].lock, NULL);
 		links[i].kme.cfg = c;

@@ -90,14 +90,30 @@ void node_kme_janitor_stop(struct node_kme_janitor *j);
  * once the keys the peer issued for that pair. */
 struct qkd_node_kme_server;
 
+/* Keys for SAEs attached to nodes that are not neighbours: the node's
+ * relay (lib/node/node_relay.c, docs/relay.md "In the key manager"). The
+ * key manager asks it when a request names an SAE its configuration does
+ * not list. serves: whether some other node advertises sae. enc, dec and
+ * status: as the provider's (qkd/etsi014.h), for such pairs. */
+struct node_kme_relay {
+	bool (*serves)(void *ctx, const char *sae);
+	int (*enc)(void *ctx, const char *master, const char *slave, uint32_t number,
+		   uint32_t size_bits, struct qkd_etsi014_key *keys, const char **why);
+	int (*dec)(void *ctx, const char *master, const char *slave, struct qkd_etsi014_key *keys,
+		   size_t n, size_t *bad, const char **why);
+	int (*status)(void *ctx, const char *slave, uint32_t key_size,
+		      struct qkd_etsi014_counts *counts, const char **why);
+	void *ctx;
+};
+
 /* Start the key manager of cfg (cfg->kme.enabled) over links[0 ..
  * cfg->nlinks), whose contexts are initialized and whose threads have not
  * started: it sets each links[i].kme.cfg. cfg, links and log must outlive
  * the server. 0 with *out running, or an error with *why (static text). */
 __attribute__((warn_unused_result))
 int qkd_node_kme_start(struct qkd_node_kme_server **out, const struct qkd_node_config *cfg,
-		       struct qkd_link_ctx *links, const struct qkd_logger *log,
-		       const char **why);
+		       struct qkd_link_ctx *links, const struct node_kme_relay *relay,
+		       const struct qkd_logger *log, const char **why);
 
 /* The HTTPS port (the configured one). */
 uint16_t qkd_node_kme_port(const struct qkd_node_kme_server *k);

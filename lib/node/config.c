@@ -140,6 +140,38 @@ out:
 	return rc;
 }
 
+static const struct cfg_field relay_fields[] = {
+	{ "paths", cfg_set_uint, NODE(relay.paths), CFG_RANGE, 1, 2 },
+	{ "timeout", cfg_set_real, NODE(relay.timeout_s), CFG_RANGE, 0.5, 120 },
+	{ "store", cfg_set_store, NODE(relay.store), 0, 0, 0 },
+};
+
+/* The relay group, or its defaults: one path, 5 s, NAME-relay.db beside
+ * the file. */
+static int read_relay(struct cfg_ctx *c, const config_setting_t *root, struct qkd_node_config *n)
+{
+	const config_setting_t *s = config_setting_get_member(root, "relay");
+	int rc = QKD_OK;
+
+	n->relay.paths = 1;
+	n->relay.timeout_s = 5.0;
+	if ((size_t)snprintf(n->relay.store, sizeof n->relay.store, "%s/%s-relay.db", c->dir,
+			     n->name) >= sizeof n->relay.store)
+		return cfg_fail(c, NULL, "relay.store: the default path is too long");
+	if (s == NULL)
+		return QKD_OK;
+	n->relay.line = (unsigned)config_setting_source_line(s);
+	if (config_setting_is_group(s))
+		snprintf(c->scope, sizeof c->scope, "relay");
+	rc = cfg_group(c, s, relay_fields, N_OF(relay_fields), n);
+	c->scope[0] = '\0';
+	for (size_t i = 0; rc == QKD_OK && i < n->nlinks; i++)
+		if (strcmp(n->links[i].store, n->relay.store) == 0)
+			rc = cfg_fail(c, s, "relay.store: %s is also link '%s''s store",
+				      n->relay.store, n->links[i].name);
+	return rc;
+}
+
 static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd_node_config *n)
 {
 	const config_setting_t *s;
@@ -150,8 +182,9 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 		s = config_setting_get_elem(root, (unsigned)i);
 		key = config_setting_name(s);
 		if (strcmp(key, "node") != 0 && strcmp(key, "links") != 0 &&
-		    strcmp(key, "kme") != 0)
-			rc = cfg_failk(c, s, key, "unknown key (the file holds node, links and kme)");
+		    strcmp(key, "kme") != 0 && strcmp(key, "relay") != 0)
+			rc = cfg_failk(c, s, key,
+				       "unknown key (the file holds node, links, kme and relay)");
 	}
 	if (rc == QKD_OK && (s = config_setting_get_member(root, "node")) == NULL)
 		rc = cfg_fail(c, NULL, "node: required group is missing");
@@ -171,6 +204,8 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	/* After the links: remote SAEs name them. */
 	if (rc == QKD_OK && (s = config_setting_get_member(root, "kme")) != NULL)
 		rc = cfg_kme_read(c, s, n);
+	if (rc == QKD_OK)
+		rc = read_relay(c, root, n);
 	if (rc == QKD_OK)
 		rc = metrics_unique(c, n);
 	return rc;

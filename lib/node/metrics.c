@@ -331,6 +331,70 @@ static void kme_latency_put(struct mbuf *b, const struct qkd_kme_counters *k)
 	value_u64(b, cum);
 }
 
+/* ---- the relay's families (docs/relay.md "Metrics") ---- */
+
+static void relay_counter(struct mbuf *b, const char *name, const char *help, uint64_t v)
+{
+	family(b, name, "counter", help);
+	sample(b, name);
+	value_u64(b, v);
+}
+
+static void relay_put(struct mbuf *b, const struct qkd_metrics_relay *r)
+{
+	static const char *const outcome[] = { "started", "completed", "failed", "two_paths" };
+	const uint64_t keys[] = { r->stats.relays_started, r->stats.relays_completed,
+				  r->stats.relays_failed, r->stats.relays_two_paths };
+	static const char *const lsa_kind[] = { "originated", "received", "refused" };
+	const uint64_t lsas[] = { r->stats.lsa_originated, r->stats.lsa_received,
+				  r->stats.lsa_refused };
+
+	family(b, "qkd_relay_nodes", "gauge", "Nodes in the link-state database, this one included.");
+	sample(b, "qkd_relay_nodes");
+	value_u64(b, r->nodes);
+	family(b, "qkd_relay_route_cost", "gauge",
+	       "Cost of the route to a node (docs/relay.md, Metric), by destination and next hop.");
+	for (size_t i = 0; i < r->nroutes; i++) {
+		sample(b, "qkd_relay_route_cost");
+		label(b, "dest", r->routes[i].dest);
+		label(b, "next_hop", r->routes[i].next_hop);
+		value_f64(b, r->routes[i].cost);
+	}
+	family(b, "qkd_relay_route_hops", "gauge", "Links on the route to a node.");
+	for (size_t i = 0; i < r->nroutes; i++) {
+		sample(b, "qkd_relay_route_hops");
+		label(b, "dest", r->routes[i].dest);
+		value_u64(b, r->routes[i].hops);
+	}
+	family(b, "qkd_relay_lsa_total", "counter", "Link-state advertisements, by what became of them.");
+	for (size_t i = 0; i < N_OF(lsas); i++) {
+		sample(b, "qkd_relay_lsa_total");
+		label(b, "kind", lsa_kind[i]);
+		value_u64(b, lsas[i]);
+	}
+	family(b, "qkd_relay_keys_total", "counter",
+	       "End-to-end keys this node relayed as their source, by outcome.");
+	for (size_t i = 0; i < N_OF(keys); i++) {
+		sample(b, "qkd_relay_keys_total");
+		label(b, "outcome", outcome[i]);
+		value_u64(b, keys[i]);
+	}
+	relay_counter(b, "qkd_relay_route_changes_total", "Destinations whose path moved.",
+		      r->stats.route_changes);
+	relay_counter(b, "qkd_relay_reroutes_total", "Relay tries after a key's first.",
+		      r->stats.reroutes);
+	relay_counter(b, "qkd_relay_shares_forwarded_total", "Key shares forwarded as a relay.",
+		      r->stats.shares_forwarded);
+	relay_counter(b, "qkd_relay_keys_delivered_total",
+		      "Relayed keys kept for this node's SAEs (as destination).",
+		      r->stats.keys_delivered);
+	relay_counter(b, "qkd_relay_pad_bits_total", "Link key spent on relay pads, sent and received.",
+		      r->stats.pad_bits);
+	relay_counter(b, "qkd_relay_refused_total",
+		      "Relay messages refused: a loop, a spent pad, an unknown key_ID or SAE.",
+		      r->stats.refused);
+}
+
 int qkd_metrics_render(const struct qkd_metrics_snapshot *snap, char **out, size_t *len)
 {
 	struct mbuf b = { .p = NULL };
@@ -351,6 +415,8 @@ int qkd_metrics_render(const struct qkd_metrics_snapshot *snap, char **out, size
 		kme_requests_put(&b, snap->kme);
 		kme_latency_put(&b, snap->kme);
 	}
+	if (snap->relay != NULL)
+		relay_put(&b, snap->relay);
 	if (b.nomem || b.p == NULL) {
 		rc = QKD_ERR_NOMEM;
 		goto out;

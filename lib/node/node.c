@@ -20,6 +20,7 @@
 
 #include "../kme/node_kme_int.h"
 #include "node_int.h"
+#include "node_relay.h"
 
 #include "qkd/error.h"
 
@@ -47,6 +48,7 @@ struct qkd_node {
 	bool started, joined;
 	pthread_mutex_t lock;			/* guards kme */
 	struct qkd_node_kme_server *kme;	/* NULL: none, or stopped */
+	struct node_relay *relay;		/* routing and key relay (node_relay.c) */
 };
 
 static void set_error(struct qkd_node_error *err, unsigned line, const char *fmt, ...)
@@ -92,12 +94,14 @@ static int open_link(struct qkd_node *n, size_t i, struct qkd_node_error *err)
 static int start_kme(struct qkd_node *n, struct qkd_node_error *err)
 {
 	const struct qkd_node_kme *k = &n->cfg.kme;
+	struct node_kme_relay hooks;
 	const char *why = NULL;
 	int rc;
 
 	if (!k->enabled)
 		return QKD_OK;
-	rc = qkd_node_kme_start(&n->kme, &n->cfg, n->links, n->log, &why);
+	node_relay_kme_hooks(n->relay, &hooks);
+	rc = qkd_node_kme_start(&n->kme, &n->cfg, n->links, &hooks, n->log, &why);
 	if (rc != QKD_OK) {
 		set_error(err, k->line, "kme: %s: %s", k->listen.text, why);
 		return rc;
@@ -105,6 +109,18 @@ static int start_kme(struct qkd_node *n, struct qkd_node_error *err)
 	qkd_logf(n->log, QKD_LOG_INFO, "node %s: key manager %s on https://%s", n->cfg.name,
 		 k->id, k->listen.text);
 	return QKD_OK;
+}
+
+/* The relay agent on every link with a named peer: its services are
+ * registered before any link thread runs. */
+static int start_relay(struct qkd_node *n, struct qkd_node_error *err)
+{
+	const char *why = NULL;
+	int rc = node_relay_new(&n->relay, &n->cfg, n->links, n->nctx, n->log, &why);
+
+	if (rc != QKD_OK)
+		set_error(err, 0, "relay: %s", why);
+	return rc;
 }
 
 int qkd_node_new(struct qkd_node **out, const struct qkd_node_config *cfg,
@@ -125,6 +141,8 @@ int qkd_node_new(struct qkd_node **out, const struct qkd_node_config *cfg,
 	atomic_init(&n->stop, false);
 	for (size_t i = 0; i < n->cfg.nlinks && rc == QKD_OK; i++)
 		rc = open_link(n, i, err);
+	if (rc == QKD_OK)
+		rc = start_relay(n, err);
 	if (rc == QKD_OK)
 		rc = start_kme(n, err);
 	if (rc != QKD_OK) {
@@ -223,6 +241,7 @@ void qkd_node_free(struct qkd_node *n)
 	if (n == NULL)
 		return;
 	(void)qkd_node_stop(n);
+	node_relay_free(n->relay);	/* it points into the links */
 	for (size_t i = 0; i < n->nctx; i++)
 		qkd_link_ctx_cleanup(&n->links[i]);
 	pthread_mutex_destroy(&n->lock);
@@ -268,4 +287,13 @@ bool qkd_node_kme_counters_get(struct qkd_node *n, struct qkd_kme_counters *out)
 		qkd_node_kme_counters(n->kme, out);
 	pthread_mutex_unlock(&n->lock);
 	return have;
+}
+
+bool qkd_node_relay_view(struct qkd_node *n, void (*fn)(void *ctx, const struct qkd_relay *r),
+			 void *ctx)
+{
+	if (n->relay == NULL)
+		return false;
+	node_relay_view(n->relay, fn, ctx);
+	return true;
 }

@@ -165,7 +165,7 @@ int qkd_routes_compute(struct qkd_routes *rt, const struct qkd_lsdb *db, size_t 
 		g.db = db;
 		g.n = qkd_lsdb_count(db);
 		src = route_graph_index(&g, rt->self);
-		rc = route_graph_build(&g, db, &rt->p, src);
+		rc = route_graph_build(&g, db, &rt->p, src, NULL);
 		if (rc != QKD_OK)
 			goto out;
 		rc = QKD_ERR_NOMEM;
@@ -222,4 +222,37 @@ size_t qkd_routes_count(const struct qkd_routes *rt)
 const struct qkd_route *qkd_routes_at(const struct qkd_routes *rt, size_t i)
 {
 	return i < rt->n ? &rt->r[i] : NULL;
+}
+
+int qkd_route_path(const struct qkd_lsdb *db, const struct qkd_route_params *p, const char *src,
+		   const char *dst, const struct qkd_route_exclude *ex,
+		   char (*path)[QKD_NODE_NAME_MAX], size_t cap, size_t *hops, double *cost)
+{
+	struct route_graph g = { .db = db, .n = qkd_lsdb_count(db) };
+	size_t s = route_graph_index(&g, src), d = route_graph_index(&g, dst), n = 0;
+	int rc = QKD_ERR_NOKEY;
+
+	*hops = 0;
+	*cost = INFINITY;
+	if (s == g.n || d == g.n || s == d)
+		return QKD_ERR_NOKEY;
+	rc = route_graph_build(&g, db, p, s, ex);
+	if (rc != QKD_OK)
+		goto out;
+	rc = QKD_ERR_NOKEY;
+	if (isinf(g.dist[d]))
+		goto out;
+	for (size_t v = d; g.prev[v] != g.n && n < g.n; v = g.prev[v])
+		n++;
+	rc = QKD_ERR_RANGE;
+	if (n + 1 > cap)
+		goto out;
+	for (size_t i = n + 1, v = d; i-- > 0; v = g.prev[v])
+		strcpy(path[i], qkd_lsdb_at(db, v)->origin);
+	*hops = n;
+	*cost = g.dist[d];
+	rc = QKD_OK;
+out:
+	route_graph_cleanup(&g);
+	return rc;
 }

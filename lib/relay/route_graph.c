@@ -144,8 +144,49 @@ static void graph_dijkstra(struct route_graph *g, bool *done, struct heap_item *
 	}
 }
 
+static bool graph_excluded_node(const struct qkd_route_exclude *ex, const char *id)
+{
+	for (size_t i = 0; i < ex->n_nodes; i++)
+		if (strcmp(ex->nodes[i], id) == 0)
+			return true;
+	return false;
+}
+
+static bool graph_excluded_link(const struct qkd_route_exclude *ex, const char *a, const char *b)
+{
+	for (size_t i = 0; i < ex->n_links; i++)
+		if ((strcmp(ex->links[i][0], a) == 0 && strcmp(ex->links[i][1], b) == 0) ||
+		    (strcmp(ex->links[i][0], b) == 0 && strcmp(ex->links[i][1], a) == 0))
+			return true;
+	return false;
+}
+
+/* Drop the edges ex leaves out: every edge of an excluded node, and the
+ * excluded links in both directions. */
+static void graph_exclude(struct route_graph *g, const struct qkd_route_exclude *ex)
+{
+	for (size_t u = 0; u < g->n; u++) {
+		const char *a = qkd_lsdb_at(g->db, u)->origin;
+		size_t keep = 0;
+
+		if (graph_excluded_node(ex, a)) {
+			g->deg[u] = 0;
+			continue;
+		}
+		for (size_t k = 0; k < g->deg[u]; k++) {
+			struct route_edge e = g->edge[u * QKD_LSA_LINKS_MAX + k];
+			const char *b = qkd_lsdb_at(g->db, e.to)->origin;
+
+			if (!graph_excluded_node(ex, b) && !graph_excluded_link(ex, a, b))
+				g->edge[u * QKD_LSA_LINKS_MAX + keep++] = e;
+		}
+		g->deg[u] = keep;
+	}
+}
+
 int route_graph_build(struct route_graph *g, const struct qkd_lsdb *db,
-		      const struct qkd_route_params *p, size_t src)
+		      const struct qkd_route_params *p, size_t src,
+		      const struct qkd_route_exclude *ex)
 {
 	bool *done = NULL;
 	struct heap_item *heap = NULL;
@@ -169,6 +210,8 @@ int route_graph_build(struct route_graph *g, const struct qkd_lsdb *db,
 		goto out;
 	for (size_t u = 0; u < g->n; u++)
 		graph_edges(g, p, u);
+	if (ex != NULL)
+		graph_exclude(g, ex);
 	graph_dijkstra(g, done, heap, src);
 	rc = QKD_OK;
 out:

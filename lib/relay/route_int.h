@@ -23,9 +23,11 @@ struct route_graph {
 	size_t *prev;			/* predecessor on the shortest path; n for none */
 };
 
-/* Builds the graph of db's usable links and runs Dijkstra from node src. */
+/* Builds the graph of db's usable links and runs Dijkstra from node src;
+ * ex (may be NULL) leaves nodes and links out (qkd_route_path). */
 int route_graph_build(struct route_graph *g, const struct qkd_lsdb *db,
-		      const struct qkd_route_params *p, size_t src);
+		      const struct qkd_route_params *p, size_t src,
+		      const struct qkd_route_exclude *ex);
 void route_graph_cleanup(struct route_graph *g);
 /* Index of node id in db's origin order; n when absent. */
 size_t route_graph_index(const struct route_graph *g, const char *id);

@@ -275,11 +275,13 @@ void ks_bits_clear(uint8_t *buf, uint64_t a, uint64_t b);
 
 /* Plan nbits (>= 1) free FINAL bits, the lowest of the lowest block ids
  * whose id % 2 == parity (or of every block for KS_PARITY_ANY), into
- * segs[0 .. *nsegs) (at most max). Read-only; QKD_ERR_RANGE when there are
- * fewer bits or they span more than max segments. */
+ * segs[0 .. *nsegs) (at most max); with below_newest, only from blocks
+ * older than the store's newest block (qkd_store_take_half). Read-only;
+ * QKD_ERR_RANGE when there are fewer bits or they span more than max
+ * segments. */
 __attribute__((warn_unused_result))
-int ks_plan_take(struct qkd_store *s, int parity, uint64_t nbits, struct qkd_store_seg *segs,
-		 size_t max, size_t *nsegs, const char **why);
+int ks_plan_take(struct qkd_store *s, int parity, bool below_newest, uint64_t nbits,
+		 struct qkd_store_seg *segs, size_t max, size_t *nsegs, const char **why);
 /* Consume segs[0 .. n) in order into out (nbytes, zeroed first), in the
  * caller's write transaction: take_at's checks and bookkeeping. A refusal
  * (unknown block, not final, outside it, bits already consumed) is

@@ -214,8 +214,8 @@ out:
 /* take plans over every block; the key manager's issue over its own half
  * of the blocks only (qkd/kme_store.h), so the two ends never plan the
  * same bits. */
-int ks_plan_take(struct qkd_store *s, int parity, uint64_t nbits, struct qkd_store_seg *segs,
-		 size_t max, size_t *nsegs, const char **why)
+int ks_plan_take(struct qkd_store *s, int parity, bool below_newest, uint64_t nbits,
+		 struct qkd_store_seg *segs, size_t max, size_t *nsegs, const char **why)
 {
 	struct plan plan = { .segs = segs, .max = max, .n = 0, .need = nbits }, *p = &plan;
 	sqlite3_stmt *st = NULL;
@@ -223,9 +223,12 @@ int ks_plan_take(struct qkd_store *s, int parity, uint64_t nbits, struct qkd_sto
 
 	*nsegs = 0;
 	rc = ks_prep(s, "SELECT id, nbits FROM qblock WHERE state = 'final'"
-		     " AND (?1 < 0 OR id % 2 = ?1) ORDER BY id", &st, why);
-	if (rc == 0)
+		     " AND (?1 < 0 OR id % 2 = ?1)"
+		     " AND (?2 = 0 OR id < (SELECT max(id) FROM qblock)) ORDER BY id", &st, why);
+	if (rc == 0) {
 		sqlite3_bind_int(st, 1, parity);
+		sqlite3_bind_int(st, 2, below_newest ? 1 : 0);
+	}
 	while (rc == 0 && p->need > 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
 		rc = plan_block(s, p, (uint64_t)sqlite3_column_int64(st, 0),
 				(uint64_t)sqlite3_column_int64(st, 1), why);
@@ -278,7 +281,7 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 		return rc;
 	rc = ks_require_current(s, why);
 	if (rc == 0)
-		rc = ks_plan_take(s, KS_PARITY_ANY, nbits, segs, max_segs, &n, why);
+		rc = ks_plan_take(s, KS_PARITY_ANY, false, nbits, segs, max_segs, &n, why);
 	if (rc == 0)
 		rc = ks_consume_all(s, segs, n, out, ks_nbytes(nbits), why);
 	rc = ks_finish(s, rc, true, why);

@@ -1012,6 +1012,65 @@ static void test_crash(void **state)
 	}
 }
 
+/* The relay's pads (keystore_half.c): each end cuts from its own half of
+ * the block ids; Alice leaves the newest block alone; the far end
+ * consumes exactly those segments, and only from the cutter's half. */
+static void test_take_half(void **state)
+{
+	struct fix *f = *state;
+	struct qkd_store *s = open_ok(f->path), *peer;
+	uint8_t b[4][16], out[32], again[32];
+	struct qkd_store_seg seg[4];
+	uint64_t avail = 0;
+	size_t ns = 0;
+	const char *why = NULL;
+
+	for (int i = 0; i < 4; i++) {
+		fill_bits(b[i], 128, 40 + i);
+		put_final(s, (uint64_t)i, b[i], 128);	/* blocks 0 .. 3 */
+	}
+	assert_int_equal(qkd_store_half_free(s, 0, false, &avail, &why), QKD_OK);
+	assert_int_equal(avail, 256);
+	assert_int_equal(qkd_store_half_free(s, 1, true, &avail, &why), QKD_OK);
+	assert_int_equal(avail, 128);	/* block 3 is the newest */
+	/* Alice's half, the newest block excluded: 0 and 2, 3 being newest. */
+	assert_int_equal(qkd_store_take_half(s, 0, true, 200, out, sizeof out, seg, 4, &ns, &why),
+			 QKD_OK);
+	assert_int_equal(ns, 2);
+	assert_int_equal(seg[0].id, 0);
+	assert_int_equal(seg[1].id, 2);
+	assert_memory_equal(out, b[0], 16);
+	assert_int_equal(qkd_store_take_half(s, 0, true, 100, out, sizeof out, seg, 4, &ns, &why),
+			 QKD_ERR_RANGE);
+	/* Bob's half, below the newest: block 1 only, block 3 being newest. */
+	assert_int_equal(qkd_store_take_half(s, 1, true, 129, out, sizeof out, seg, 4, &ns, &why),
+			 QKD_ERR_RANGE);
+	assert_int_equal(qkd_store_take_half(s, 1, false, 129, out, sizeof out, seg, 4, &ns, &why),
+			 QKD_OK);
+	assert_int_equal(seg[0].id, 1);
+	assert_int_equal(seg[1].id, 3);
+	assert_int_equal(qkd_store_take_half(s, 2, false, 8, out, sizeof out, seg, 4, &ns, &why),
+			 QKD_ERR_INVAL);
+	qkd_store_close(s);
+
+	/* The far end: a fresh store with the same blocks consumes what was
+	 * cut, from the cutter's half only, and never twice. */
+	assert_int_equal(unlink(f->path), 0);
+	peer = open_ok(f->path);
+	for (int i = 0; i < 4; i++)
+		put_final(peer, (uint64_t)i, b[i], 128);
+	seg[0] = (struct qkd_store_seg){ 1, 0, 128 };
+	seg[1] = (struct qkd_store_seg){ 3, 0, 1 };
+	assert_int_equal(qkd_store_take_at_half(peer, 0, seg, 2, again, sizeof again, &why),
+			 QKD_ERR_INVAL);
+	assert_non_null(strstr(why, "other end's half"));
+	assert_int_equal(qkd_store_take_at_half(peer, 1, seg, 2, again, sizeof again, &why), QKD_OK);
+	assert_memory_equal(again, b[1], 16);
+	assert_int_equal(qkd_store_take_at_half(peer, 1, seg, 2, again, sizeof again, &why),
+			 QKD_ERR_INVAL);
+	qkd_store_close(peer);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1023,6 +1082,7 @@ int main(void)
 		T(test_list_stats),
 		T(test_take_spans_blocks),
 		T(test_take_at),
+		T(test_take_half),
 		T(test_two_handles),
 		T(test_never_twice),
 		T(test_wiped_on_disk),

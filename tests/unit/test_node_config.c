@@ -1198,9 +1198,42 @@ static void test_kme_unknown(void **state)
 	kme_with(f, 30, "kme = 5; /*", 44, "*/", 0);
 	expect_err(f, 30, "kme: expected a group");
 	kme_with(f, 30, "kmes = {", 0);
-	expect_err(f, 30, "kmes: unknown key (the file holds node, links and kme)");
+	expect_err(f, 30, "kmes: unknown key (the file holds node, links, kme and relay)");
 	kme_with(f, 44, "}; kme = 1;", 0);
 	expect_err(f, 44, "duplicate");
+}
+
+/* The relay group: its keys, their domains, the default store. */
+static void test_relay(void **state)
+{
+	struct fix *f = *state;
+	const char *r;
+
+	kme_with(f, 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.relay.line, 0);
+	assert_int_equal(f->cfg.relay.paths, 1);
+	assert_true(f->cfg.relay.timeout_s == 5.0);
+	r = strrchr(f->cfg.relay.store, '/');
+	assert_non_null(r);
+	assert_string_equal(r, "/alice-relay.db");
+	kme_with(f, 44, "}; relay = { paths = 2; timeout = 2.5; store = \"relayed.db\"; };",
+		 0);
+	if (load(f) != QKD_OK)
+		fail_msg("%s", f->err);
+	assert_int_equal(f->cfg.relay.line, 44);
+	assert_int_equal(f->cfg.relay.paths, 2);
+	assert_true(f->cfg.relay.timeout_s == 2.5);
+	path_in(f, "relayed.db", f->cfg.relay.store);
+	kme_with(f, 44, "}; relay = { paths = 3; };", 0);
+	expect_err(f, 44, "relay.paths");
+	kme_with(f, 44, "}; relay = { timeout = 0.1; };", 0);
+	expect_err(f, 44, "relay.timeout");
+	kme_with(f, 44, "}; relay = { hops = 2; };", 0);
+	expect_err(f, 44, "relay.hops: unknown key");
+	kme_with(f, 44, "}; relay = { store = \"alice-ab.db\"; };", 0);
+	expect_err(f, 44, "is also link");
 }
 
 /* ---- the examples ---- */
@@ -1316,7 +1349,7 @@ int main(void)
 		T(test_free_space), T(test_names), T(test_node_ids),
 		T(test_kme_full), T(test_kme_defaults), T(test_kme_first), T(test_kme_missing),
 		T(test_kme_ids), T(test_kme_saes), T(test_kme_sizes), T(test_kme_files),
-		T(test_kme_listen), T(test_metrics_addr), T(test_kme_unknown), T(test_examples),
+		T(test_kme_listen), T(test_metrics_addr), T(test_kme_unknown), T(test_relay), T(test_examples),
 	};
 
 	return cmocka_run_group_tests_name("node_config", tests, NULL, NULL);
