@@ -6,8 +6,8 @@
 # first-named node); each key manager knows its neighbours' SAEs through
 # the right link; a topology it cannot read is refused with
 # `topology FILE:LINE: why` and nothing written. Then the 6-node network
-# runs from start.sh until every link has stored a block, and stop.sh
-# stops it.
+# runs from start.sh until every link has stored a block, relays a key from
+# SAE_A at A to SAE_D at D, is drawn by qkd netmap, and stop.sh stops it.
 # Usage (from the top of the tree): QKD=build/qkd tests/cli/relay_examples.sh
 set -u
 # shellcheck source=tests/cli/lib.sh
@@ -191,6 +191,30 @@ blocks() {	# the fewest blocks stored at any end of any link
 }
 for i in $(seq 1 50); do [ "$(blocks)" -ge 1 ] 2>/dev/null && break; sleep 0.5; done
 check_match "at least one block at each of the 14 ends" "$(blocks)" '^[1-9][0-9]*$'
+# The relay: SAE_A at A gets a key for SAE_D, three hops away, which SAE_D
+# fetches at D. A refuses (400 unknown SAE, then 503) until the LSAs have
+# spread and the routes are there: retried, bounded.
+P=$T/mesh6/pki
+kme() {	# NODE-PORT SAE ARGS...: qkd kme as SAE
+	local port=$1 sae=$2
+	shift 2
+	timeout 30 "$QKD" kme "$1" --url "https://127.0.0.1:$port" "${@:2}" \
+		--ca "$P/ca.pem" --cert "$P/$sae.pem" --cert-key "$P/$sae.key" --json
+}
+for i in $(seq 1 40); do
+	kme $((base + 1000)) SAE_A enc --sae SAE_D >"$T/enc.json" 2>"$T/enc.err" && break
+	sleep 0.5
+done
+check_match "enc_keys at A for SAE_D at D (three hops)" "$(jq -r '.keys[0].key_ID' "$T/enc.json" 2>&1)" \
+	'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+kme $((base + 1003)) SAE_D dec --sae SAE_A --key-id "$(jq -r '.keys[0].key_ID' "$T/enc.json")" \
+	>"$T/dec.json" 2>"$T/dec.err"
+check_eq "dec_keys at D: the same key" "$(jq -r '.keys[0].key' "$T/dec.json" 2>&1)" \
+	"$(jq -r '.keys[0].key' "$T/enc.json" 2>&1)"
+# The map of the live network, as A knows it: every LSA is in by now.
+check "qkd netmap on the running node A" "$QKD" netmap --node "$T/mesh6/A.sock" --format dot
+check_eq "netmap: 6 nodes" "$(grep -cE '^  "[A-F]" \[label=' <<<"$OUT")" 6
+check_eq "netmap: 7 links, all up" "$(grep -cE '^  "[A-F]" -- "[A-F]" \[color="darkgreen"' <<<"$OUT")" 7
 check "stop.sh" "$T/mesh6/stop.sh"
 left=0
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
