@@ -21,7 +21,7 @@ TESTLIBS = -lcmocka
 DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
                libsqlite3-dev libconfig-dev libmicrohttpd-dev libgnutls28-dev libssl-dev \
                libcurl4-gnutls-dev python3 \
-               jq gnuplot-nox valgrind clang libclang-rt-14-dev curl openssl iproute2 procps prometheus
+               jq gnuplot-nox graphviz valgrind clang libclang-rt-14-dev curl openssl iproute2 procps prometheus
 
 LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 APP_SRCS  := $(sort $(wildcard src/*.c))
@@ -124,6 +124,7 @@ valgrind: deps
 # bench/kme.sh: the key manager's figures (kme_fake, then two `qkd node`s).
 # bench/auth.sh: authentication key per round, batches against a tag per message.
 # bench/node_cpu.sh: a node's CPU per round beside qkd sim's (and fiber_bench).
+# bench/relay.sh: relayed enc_keys latency over 1, 2, 4 hops, throughput, reroutes.
 # bench/netsim.sh: qkd netsim at 100 and 1000 nodes (docs/netsim.md "Figures").
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
@@ -132,6 +133,7 @@ bench: deps
 	bench/kme.sh $(BUILD)
 	bench/auth.sh $(BUILD)
 	bench/node_cpu.sh $(BUILD)
+	bench/relay.sh $(BUILD)
 	bench/netsim.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for

@@ -1,21 +1,12 @@
 /* qkd status - ask a running `qkd node` how its links are doing. */
-#include <errno.h>
 #include <jansson.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
-
-#include "qkd/error.h"
-#include "qkd/sysutil.h"
-
-#define STATUS_REPLY_MAX (1u << 20)
+#include "status_client.h"
 
 static void help(void)
 {
@@ -23,53 +14,6 @@ static void help(void)
 	       "Show each link of the node whose status socket is SOCKET (the `status`\n"
 	       "path of its config): state, QBER, key rate, stored bits, authentication\n"
 	       "key left, and whether eavesdropping is suspected.\n");
-}
-
-/* Send "status", read the reply to EOF (bounded, 5 s per read). */
-static char *ask(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = 0, cap = 4096;
-	char *buf = NULL;
-	int fd = -1;
-
-	if (strlen(path) >= sizeof sa.sun_path) {
-		cli_error(path, "socket path too long");
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		cli_errorf(path, "cannot reach the node: %s", strerror(errno));
-		goto fail;
-	}
-	if (qkd_write_all(fd, "status\n", 7) != QKD_OK || (buf = malloc(cap)) == NULL)
-		goto io;
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-
-		if (n + 1 == cap && (cap >= STATUS_REPLY_MAX || !(buf = realloc(buf, cap *= 2))))
-			goto io;
-		if (poll(&p, 1, 5000) <= 0)
-			goto io;
-		r = read(fd, buf + n, cap - 1 - n);
-		if (r < 0)
-			goto io;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-	return buf;
-io:
-	cli_error(path, "no answer from the node");
-fail:
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return NULL;
 }
 
 /* "QBER 1.140 %, ", naming the sample when the last round aborted on it
@@ -215,6 +159,8 @@ int cmd_status(int argc, char **argv)
 {
 	const char *node = NULL;
 	bool as_json = false;
+	char why[256];
+	size_t len;
 	json_t *j;
 	char *reply;
 
@@ -235,10 +181,12 @@ int cmd_status(int argc, char **argv)
 		cli_error("status", "--node SOCKET is required");
 		return CLI_EXIT_USAGE;
 	}
-	reply = ask(node);
-	if (reply == NULL)
+	reply = status_client_ask(node, &len, why, sizeof why);
+	if (reply == NULL) {
+		cli_error(node, why);
 		return CLI_EXIT_FAIL;
-	j = json_loads(reply, 0, NULL);
+	}
+	j = json_loadb(reply, len, 0, NULL);
 	if (j == NULL || !json_is_array(json_object_get(j, "links"))) {
 		cli_error(node, "the node's answer is not a status object");
 		free(reply);

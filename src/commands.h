@@ -13,6 +13,7 @@ int cmd_node(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_eve(int argc, char **argv);
 int cmd_kme(int argc, char **argv);
+int cmd_netmap(int argc, char **argv);
 int cmd_netsim(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{"status", cmd_status, "show the links of a running node"},
 	{"eve", cmd_eve, "eavesdrop on the fiber between two nodes (intercept-resend, beamsplit)"},
 	{"kme", cmd_kme, "ask an ETSI GS QKD 014 key manager for status and keys (client)"},
+	{"netmap", cmd_netmap, "draw the network a node knows, from its link-state database (graphviz)"},
 	{"netsim", cmd_netsim, "simulate the relay network's routing and key relay at scale"},
 };
 

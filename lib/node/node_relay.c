@@ -502,7 +502,9 @@ static int relay_links(struct node_relay *nr, const struct qkd_node_config *cfg,
 		int rc;
 
 		if (lc->peer[0] == '\0' || link_by_peer(nr, lc->peer) != NULL) {
-			qkd_logf(nr->log, QKD_LOG_WARN, "node %s: link %s %s: the relay does not use it",
+			/* Debug: a two-node link without `peer` is an ordinary
+			 * configuration (docs/config.md), not a fault. */
+			qkd_logf(nr->log, QKD_LOG_DEBUG, "node %s: link %s %s: the relay does not use it",
 				 cfg->name, lc->name, lc->peer[0] == '\0' ? "names no peer"
 									  : "reaches a peer another link reaches");
 			continue;

@@ -27,6 +27,12 @@
 #                              the link, at PEER_KME), certificates in $D/pki;
 #                              sync_timeout $KME_SYNC_TIMEOUT (default 10),
 #                              and $KME_EXTRA (settings) in its kme group
+#   relay_link NAME ROLE PEER CLASSICAL FIBER [EXTRA]
+#                              one element of a relay node's links list
+#                              (tests/integration/relay_*.sh): link NAME,
+#                              store NAME-ROLE.db, key NAME.key, the fast
+#                              test optics; EXTRA (settings) appended
+#   relay_kme PORT ID SAE      a kme group with one local SAE
 # Every wait is bounded; each returns non-zero when its time runs out.
 
 free_port() {
@@ -116,5 +122,24 @@ kme = {
   sync_timeout = ${KME_SYNC_TIMEOUT:-10};${KME_EXTRA:+ $KME_EXTRA}
   saes = ( ${saes%, } );
 };
+EOF
+}
+
+relay_link() {
+	cat <<EOF
+  { name = "$1"; role = "$2"; peer = "$3";
+    classical = "127.0.0.1:$4"; fiber = "127.0.0.1:$5";
+    store = "$1-$2.db"; auth_key = "$1.key";
+    auth_reserve_bits = 1048576; round_pulses = 20000000;
+    optical = { distance_km = 1.0; detector_efficiency = 0.5; };${6:+ $6} }
+EOF
+}
+
+relay_kme() {
+	cat <<EOF
+kme = { id = "$2"; listen = "127.0.0.1:$1";
+  cert = "pki/server.pem"; key = "pki/server.key"; ca = "pki/ca.pem";
+  key_size = 256; max_key_size = 8192; max_keys_per_request = 64;
+  saes = ( { id = "$3"; } ); };
 EOF
 }

@@ -33,25 +33,8 @@ check "test PKI written" "$TOP/examples/make-test-pki.sh" "$P" SAE_A SAE_C SAE_Z
 head -c 262144 /dev/urandom >"$D/ab.key"
 head -c 262144 /dev/urandom >"$D/bc.key"
 
-# link NAME ROLE PEER CLASSICAL FIBER: one element of a node's links list.
-link() {
-	cat <<EOF
-  { name = "$1"; role = "$2"; peer = "$3";
-    classical = "127.0.0.1:$4"; fiber = "127.0.0.1:$5";
-    store = "$1-$2.db"; auth_key = "$1.key";
-    auth_reserve_bits = 1048576; round_pulses = 20000000;
-    optical = { distance_km = 1.0; detector_efficiency = 0.5; }; }
-EOF
-}
-# kme PORT ID SAE: a key manager with one local SAE.
-kme() {
-	cat <<EOF
-kme = { id = "$2"; listen = "127.0.0.1:$1";
-  cert = "pki/server.pem"; key = "pki/server.key"; ca = "pki/ca.pem";
-  key_size = 256; max_key_size = 8192; max_keys_per_request = 64;
-  saes = ( { id = "$3"; } ); };
-EOF
-}
+link() { relay_link "$@"; }
+kme() { relay_kme "$@"; }
 { echo "node = { name = \"a\"; status = \"a.sock\"; metrics = \"127.0.0.1:$MA\"; };"
   echo 'links = ('; link ab alice b "$AB_C" "$AB_F"; echo ');'
   kme "$KA" KME_A SAE_A; echo 'relay = { timeout = 5.0; };'; } >"$D/a.conf"
@@ -138,4 +121,8 @@ req a SAE_A GET "/SAE_C/enc_keys?number=1"
 error_is "enc_keys with the relay down: 503 at once" 503 "no route"
 check "nothing is left waiting at c" relay_json c '.relay.stats.keys_delivered == 4'
 check "a's log names the failure" grep -q "not relayed: no route" "$D/a.log"
+stop a
+check_eq "a stops cleanly" "$STOP_RC" 0
+stop c
+check_eq "c stops cleanly" "$STOP_RC" 0
 finish
