@@ -16,8 +16,9 @@ logdir=build/test-logs
 mkdir -p "$logdir"
 
 run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
-	local bin=$1 label=$2 log rc p f
+	local bin=$1 label=$2 log rc p f t0
 	log="$logdir/$(echo "$label" | tr '/ ' '__').log"
+	t0=$SECONDS
 	if [ "${QKD_VALGRIND:-0}" = 1 ] || [ "${3:-}" = valgrind ]; then
 		# QKD_VALGRIND=1: tests with large inputs shrink them (the release and
 		# ASan passes run them whole).
@@ -27,6 +28,7 @@ run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
 		timeout 600 "$bin" >"$log" 2>&1
 	fi
 	rc=$?
+	t0=$((SECONDS - t0))
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
 	p=${p:-0}; f=${f:-0}
@@ -36,10 +38,10 @@ run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
 	passed=$((passed + p)); failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$label (see $log)")
-		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "$label" "$p" "$f" "$rc"
+		printf '%-40s FAIL  %d passed, %d failed (exit %d, %d s)\n' "$label" "$p" "$f" "$rc" "$t0"
 		grep -E '^\[  (FAILED|ERROR)|ERROR: |runtime error|Invalid|definitely' "$log" | head -n 20
 	else
-		printf '%-40s ok    %d passed\n' "$label" "$p"
+		printf '%-40s ok    %d passed (%d s)\n' "$label" "$p" "$t0"
 	fi
 }
 
@@ -52,20 +54,21 @@ run_units() {	# $1 = build dir, $2 = label prefix, $3 = "valgrind" (optional)
 }
 
 run_script() {	# $1 = script
-	local s=$1 log rc p f
+	local s=$1 log rc p f t0=$SECONDS
 	log="$logdir/cli_$(basename "$s" .sh).log"
 	QKD="$PWD/build/qkd" timeout 900 bash "$s" >"$log" 2>&1
 	rc=$?
+	t0=$((SECONDS - t0))
 	p=$(grep -c '^ok ' "$log"); f=$(grep -c '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 	passed=$((passed + p)); failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$s (see $log)")
-		printf '%-40s FAIL  %d passed, %d failed (exit %d)\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p" "$f" "$rc"
+		printf '%-40s FAIL  %d passed, %d failed (exit %d, %d s)\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p" "$f" "$rc" "$t0"
 		grep '^not ok' "$log" | head -n 20
 		tail -n 5 "$log"
 	else
-		printf '%-40s ok    %d passed\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p"
+		printf '%-40s ok    %d passed (%d s)\n' "$(basename "$(dirname "$s")")/$(basename "$s")" "$p" "$t0"
 	fi
 }
 

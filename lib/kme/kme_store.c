@@ -251,21 +251,7 @@ static int kme_put_bits(struct qkd_store *s, int64_t seq, const uint8_t key_id[1
 static int half_available(struct qkd_store *s, unsigned parity, uint64_t *bits,
 			  const char **why)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = ks_prep(s, "SELECT coalesce(sum(nbits - consumed), 0) FROM qblock"
-			 " WHERE state = 'final' AND id % 2 = ?1", &st, why), src;
-
-	*bits = 0;
-	if (rc == 0) {
-		sqlite3_bind_int(st, 1, (int)parity);
-		src = sqlite3_step(st);
-		if (src == SQLITE_ROW)
-			*bits = (uint64_t)sqlite3_column_int64(st, 0);
-		else
-			rc = ks_err(s->db, src == SQLITE_DONE ? SQLITE_CORRUPT : src, why);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return qkd_store_half_free(s, parity, false, bits, why);
 }
 
 /* ---- master's end ---- */

@@ -12,6 +12,7 @@
 #include "qkd/error.h"
 #include "qkd/etsi014.h"
 #include "qkd/lsa.h"
+#include "relay_wire.h"
 
 bool qkd_lsa_node_id_valid(const char *s)
 {
@@ -95,14 +96,6 @@ out:
 	return rc;
 }
 
-static void put_str(struct qkd_wbuf *w, const char *s)
-{
-	size_t n = strlen(s);
-
-	qkd_put_u8(w, (uint8_t)n);
-	qkd_put_bytes(w, s, n);
-}
-
 int qkd_lsa_encode(const struct qkd_lsa *lsa, struct qkd_wbuf *w)
 {
 	const char *why;
@@ -111,13 +104,13 @@ int qkd_lsa_encode(const struct qkd_lsa *lsa, struct qkd_wbuf *w)
 	if (rc != QKD_OK)
 		goto out;
 	qkd_put_u8(w, QKD_LSA_VERSION);
-	put_str(w, lsa->origin);
+	relay_put_id(w, lsa->origin);
 	qkd_put_u64(w, lsa->seq);
 	qkd_put_u8(w, (uint8_t)lsa->n_links);
 	for (size_t i = 0; i < lsa->n_links; i++) {
 		const struct qkd_lsa_link *l = &lsa->links[i];
 
-		put_str(w, l->neighbour);
+		relay_put_id(w, l->neighbour);
 		qkd_put_u8(w, l->state);
 		qkd_put_double(w, l->qber);
 		qkd_put_u64(w, l->stored_bits);
@@ -126,40 +119,15 @@ int qkd_lsa_encode(const struct qkd_lsa *lsa, struct qkd_wbuf *w)
 	}
 	qkd_put_u8(w, (uint8_t)lsa->n_saes);
 	for (size_t i = 0; i < lsa->n_saes; i++)
-		put_str(w, lsa->saes[i]);
+		relay_put_id(w, lsa->saes[i]);
 	rc = w->err;
 out:
 	return rc;
 }
 
-/* A length byte and that many characters into out[cap]; an empty, over-long
- * or NUL-holding string fails the reader (the id checks come later). */
-static void get_str(struct qkd_rbuf *r, char *out, size_t cap)
-{
-	size_t n = qkd_get_u8(r);
-	const uint8_t *b;
-
-	out[0] = '\0';
-	if (!qkd_rbuf_ok(r))
-		return;
-	if (n == 0 || n >= cap) {
-		qkd_rbuf_fail(r, QKD_ERR_RANGE);
-		return;
-	}
-	b = qkd_get_bytes(r, n);
-	if (b == NULL)
-		return;
-	if (memchr(b, '\0', n) != NULL) {
-		qkd_rbuf_fail(r, QKD_ERR_PROTO);
-		return;
-	}
-	memcpy(out, b, n);
-	out[n] = '\0';
-}
-
 static void get_link(struct qkd_rbuf *r, struct qkd_lsa_link *l)
 {
-	get_str(r, l->neighbour, sizeof l->neighbour);
+	relay_get_id(r, l->neighbour, sizeof l->neighbour);
 	l->state = qkd_get_u8(r);
 	l->qber = qkd_get_double(r);
 	l->stored_bits = qkd_get_u64(r);
@@ -185,7 +153,7 @@ int qkd_lsa_decode(struct qkd_lsa *out, const uint8_t *p, size_t n, const char *
 		*why = "unknown LSA version";
 		goto out;
 	}
-	get_str(&r, out->origin, sizeof out->origin);
+	relay_get_id(&r, out->origin, sizeof out->origin);
 	out->seq = qkd_get_u64(&r);
 	out->n_links = qkd_get_u8(&r);
 	if (qkd_rbuf_ok(&r) && out->n_links > QKD_LSA_LINKS_MAX)
@@ -196,7 +164,7 @@ int qkd_lsa_decode(struct qkd_lsa *out, const uint8_t *p, size_t n, const char *
 	if (qkd_rbuf_ok(&r) && out->n_saes > QKD_LSA_SAES_MAX)
 		qkd_rbuf_fail(&r, QKD_ERR_RANGE);
 	for (size_t i = 0; qkd_rbuf_ok(&r) && i < out->n_saes; i++)
-		get_str(&r, out->saes[i], sizeof out->saes[i]);
+		relay_get_id(&r, out->saes[i], sizeof out->saes[i]);
 	if (!qkd_rbuf_done(&r)) {
 		rc = r.err == QKD_ERR_RANGE ? QKD_ERR_RANGE : QKD_ERR_PROTO;
 		*why = qkd_rbuf_ok(&r) ? "bytes after the end" : read_why(r.err);

@@ -20,6 +20,7 @@
 #include "qkd/etsi014.h"
 #include "qkd/relay_msg.h"
 #include "qkd/secret.h"
+#include "relay_wire.h"
 
 /* ---- checks ------------------------------------------------------------ */
 
@@ -144,14 +145,6 @@ out:
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static void put_str(struct qkd_wbuf *w, const char *s)
-{
-	size_t n = strlen(s);
-
-	qkd_put_u8(w, (uint8_t)n);
-	qkd_put_bytes(w, s, n);
-}
-
 static size_t head_size(const struct qkd_relay_head *h)
 {
 	size_t n = 1 + sizeof h->key_id + 5;
@@ -171,7 +164,7 @@ static void put_head(struct qkd_wbuf *w, const struct qkd_relay_head *h)
 	qkd_put_u8(w, h->hop);
 	qkd_put_u8(w, h->n_path);
 	for (size_t i = 0; i < h->n_path; i++)
-		put_str(w, h->path[i]);
+		relay_put_id(w, h->path[i]);
 }
 
 int qkd_relay_key_encode(const struct qkd_relay_key_msg *m, struct qkd_wbuf *w)
@@ -188,8 +181,8 @@ int qkd_relay_key_encode(const struct qkd_relay_key_msg *m, struct qkd_wbuf *w)
 	if (rc != QKD_OK)
 		goto out;
 	put_head(w, &m->h);
-	put_str(w, m->master);
-	put_str(w, m->slave);
+	relay_put_id(w, m->master);
+	relay_put_id(w, m->slave);
 	qkd_put_u32(w, m->nbits);
 	qkd_put_u8(w, (uint8_t)m->n_pad);
 	for (size_t i = 0; i < m->n_pad; i++) {
@@ -223,33 +216,6 @@ out:
 
 /* ---- decoding ---------------------------------------------------------- */
 
-/* A length byte and that many characters into out[cap], as lsa.c reads its
- * ids: an empty or over-long string is a length out of its bound
- * (QKD_ERR_RANGE), a NUL inside would not re-encode (QKD_ERR_PROTO); the
- * id rules are checked after the whole message is read. */
-static void get_str(struct qkd_rbuf *r, char *out, size_t cap)
-{
-	size_t n = qkd_get_u8(r);
-	const uint8_t *b;
-
-	out[0] = '\0';
-	if (!qkd_rbuf_ok(r))
-		return;
-	if (n == 0 || n >= cap) {
-		qkd_rbuf_fail(r, QKD_ERR_RANGE);
-		return;
-	}
-	b = qkd_get_bytes(r, n);
-	if (b == NULL)
-		return;
-	if (memchr(b, '\0', n) != NULL) {
-		qkd_rbuf_fail(r, QKD_ERR_PROTO);
-		return;
-	}
-	memcpy(out, b, n);
-	out[n] = '\0';
-}
-
 /* The head after the version byte; a path over its bound stops the reader
  * before any entry is read into the fixed array. */
 static void get_head(struct qkd_rbuf *r, struct qkd_relay_head *h)
@@ -263,14 +229,14 @@ static void get_head(struct qkd_rbuf *r, struct qkd_relay_head *h)
 	if (qkd_rbuf_ok(r) && h->n_path > QKD_RELAY_PATH_MAX)
 		qkd_rbuf_fail(r, QKD_ERR_RANGE);
 	for (size_t i = 0; qkd_rbuf_ok(r) && i < h->n_path; i++)
-		get_str(r, h->path[i], sizeof h->path[i]);
+		relay_get_id(r, h->path[i], sizeof h->path[i]);
 }
 
 /* The fields of a key message after the head. */
 static void get_key_body(struct qkd_rbuf *r, struct qkd_relay_key_msg *m)
 {
-	get_str(r, m->master, sizeof m->master);
-	get_str(r, m->slave, sizeof m->slave);
+	relay_get_id(r, m->master, sizeof m->master);
+	relay_get_id(r, m->slave, sizeof m->slave);
 	m->nbits = qkd_get_u32(r);
 	if (qkd_rbuf_ok(r) && m->nbits > QKD_RELAY_KEY_BITS_MAX)
 		qkd_rbuf_fail(r, QKD_ERR_RANGE);

@@ -13,41 +13,18 @@
 #include <sqlite3.h>
 
 #include "qkd/error.h"
-#include "qkd/secret.h"
 #include "keystore_int.h"
 
 int qkd_store_take_half(struct qkd_store *s, unsigned parity, bool below_newest, uint64_t nbits,
 			uint8_t *out, size_t outlen, struct qkd_store_seg *segs, size_t max_segs,
 			size_t *nsegs, const char **why)
 {
-	size_t n = 0;
-	int rc;
-
-	ks_why(why, NULL);
-	if (s == NULL || out == NULL || segs == NULL || nsegs == NULL || nbits == 0 ||
-	    parity > 1) {
-		ks_why(why, "no store, buffer or segment array, zero bits, or a parity not 0 or 1");
+	if (parity > 1) {
+		ks_why(why, "a parity not 0 or 1");
 		return QKD_ERR_INVAL;
 	}
-	*nsegs = 0;
-	if (outlen < ks_nbytes(nbits)) {
-		ks_why(why, "buffer too small for the key asked");
-		return QKD_ERR_RANGE;
-	}
-	rc = ks_begin(s, true, why);
-	if (rc != 0)
-		return rc;
-	rc = ks_require_current(s, why);
-	if (rc == 0)
-		rc = ks_plan_take(s, (int)parity, below_newest, nbits, segs, max_segs, &n, why);
-	if (rc == 0)
-		rc = ks_consume_all(s, segs, n, out, ks_nbytes(nbits), why);
-	rc = ks_finish(s, rc, true, why);
-	if (rc != 0)
-		qkd_wipe(out, ks_nbytes(nbits));
-	else
-		*nsegs = n;
-	return rc;
+	return ks_take(s, (int)parity, below_newest, nbits, out, outlen, segs, max_segs, nsegs,
+		       why);
 }
 
 int qkd_store_take_at_half(struct qkd_store *s, unsigned parity, const struct qkd_store_seg *segs,

@@ -282,6 +282,12 @@ void ks_bits_clear(uint8_t *buf, uint64_t a, uint64_t b);
 __attribute__((warn_unused_result))
 int ks_plan_take(struct qkd_store *s, int parity, bool below_newest, uint64_t nbits,
 		 struct qkd_store_seg *segs, size_t max, size_t *nsegs, const char **why);
+/* take (qkd_store_take) restricted as ks_plan_take is: one write
+ * transaction that plans and consumes, out wiped on failure. */
+__attribute__((warn_unused_result))
+int ks_take(struct qkd_store *s, int parity, bool below_newest, uint64_t nbits, uint8_t *out,
+	    size_t outlen, struct qkd_store_seg *segs, size_t max_segs, size_t *nsegs,
+	    const char **why);
 /* Consume segs[0 .. n) in order into out (nbytes, zeroed first), in the
  * caller's write transaction: take_at's checks and bookkeeping. A refusal
  * (unknown block, not final, outside it, bits already consumed) is

@@ -259,9 +259,9 @@ int ks_consume_all(struct qkd_store *s, const struct qkd_store_seg *segs, size_t
 	return rc;
 }
 
-int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t outlen,
-		   struct qkd_store_seg *segs, size_t max_segs, size_t *nsegs,
-		   const char **why)
+int ks_take(struct qkd_store *s, int parity, bool below_newest, uint64_t nbits, uint8_t *out,
+	    size_t outlen, struct qkd_store_seg *segs, size_t max_segs, size_t *nsegs,
+	    const char **why)
 {
 	size_t n = 0;
 	int rc;
@@ -281,7 +281,7 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 		return rc;
 	rc = ks_require_current(s, why);
 	if (rc == 0)
-		rc = ks_plan_take(s, KS_PARITY_ANY, false, nbits, segs, max_segs, &n, why);
+		rc = ks_plan_take(s, parity, below_newest, nbits, segs, max_segs, &n, why);
 	if (rc == 0)
 		rc = ks_consume_all(s, segs, n, out, ks_nbytes(nbits), why);
 	rc = ks_finish(s, rc, true, why);
@@ -290,6 +290,13 @@ int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t out
 	else
 		*nsegs = n;
 	return rc;
+}
+
+int qkd_store_take(struct qkd_store *s, uint64_t nbits, uint8_t *out, size_t outlen,
+		   struct qkd_store_seg *segs, size_t max_segs, size_t *nsegs,
+		   const char **why)
+{
+	return ks_take(s, KS_PARITY_ANY, false, nbits, out, outlen, segs, max_segs, nsegs, why);
 }
 
 uint64_t ks_segs_total(const struct qkd_store_seg *segs, size_t n)
