@@ -72,6 +72,14 @@ int qkd_lsa_encode(const struct qkd_lsa *lsa, struct qkd_wbuf *w);
 __attribute__((warn_unused_result))
 int qkd_lsa_decode(struct qkd_lsa *out, const uint8_t *p, size_t n, const char **why);
 
+/* The bytes of lsa that hold anything: everything before saes, and the
+ * n_saes SAE ids in use (n_saes <= QKD_LSA_SAES_MAX). The database keeps
+ * LSAs this compactly (qkd/lsdb.h), so a held LSA has no saes[] beyond
+ * n_saes: copy one with qkd_lsa_copy, never by assignment. */
+size_t qkd_lsa_size(const struct qkd_lsa *lsa);
+/* *dst = the qkd_lsa_size bytes of src, the rest of dst zeroed. */
+void qkd_lsa_copy(struct qkd_lsa *dst, const struct qkd_lsa *src);
+
 /* The link to neighbour in lsa, or NULL. */
 const struct qkd_lsa_link *qkd_lsa_find_link(const struct qkd_lsa *lsa, const char *neighbour);
 

@@ -184,3 +184,18 @@ const struct qkd_lsa_link *qkd_lsa_find_link(const struct qkd_lsa *lsa, const ch
 			return &lsa->links[i];
 	return NULL;
 }
+
+size_t qkd_lsa_size(const struct qkd_lsa *lsa)
+{
+	size_t n = lsa->n_saes <= QKD_LSA_SAES_MAX ? lsa->n_saes : QKD_LSA_SAES_MAX;
+
+	return offsetof(struct qkd_lsa, saes) + n * sizeof lsa->saes[0];
+}
+
+void qkd_lsa_copy(struct qkd_lsa *dst, const struct qkd_lsa *src)
+{
+	size_t n = qkd_lsa_size(src);
+
+	memcpy(dst, src, n);
+	memset((uint8_t *)dst + n, 0, sizeof *dst - n);
+}

@@ -739,6 +739,47 @@ static void test_grid_4096(void **state)
 	free(l);
 }
 
+/* The database keeps each LSA compactly (qkd_lsa_size): an LSA that
+ * replaces one with more or fewer SAEs is stored whole, and a copy out
+ * (qkd_lsa_copy) reads only what is held. Under ASan a read past the
+ * held bytes would fail. */
+static void test_lsdb_compact(void **state)
+{
+	struct qkd_lsdb *db = NULL;
+	struct qkd_lsa *l = calloc(1, sizeof *l), *out = calloc(1, sizeof *out);
+	const struct qkd_lsa *held;
+	const char *why;
+
+	(void)state;
+	assert_non_null(l);
+	assert_non_null(out);
+	assert_int_equal(qkd_lsdb_new(4, &db), QKD_OK);
+	snprintf(l->origin, sizeof l->origin, "n");
+	l->seq = 1;
+	l->n_saes = 1;
+	snprintf(l->saes[0], sizeof l->saes[0], "SAE_0");
+	assert_int_equal(qkd_lsa_size(l), offsetof(struct qkd_lsa, saes) + sizeof l->saes[0]);
+	assert_int_equal(qkd_lsdb_install(db, l, &why), QKD_OK);
+	l->seq = 2;
+	l->n_saes = QKD_LSA_SAES_MAX;	/* grows */
+	for (size_t i = 0; i < QKD_LSA_SAES_MAX; i++)
+		snprintf(l->saes[i], sizeof l->saes[i], "SAE_%zu", i);
+	assert_int_equal(qkd_lsdb_install(db, l, &why), QKD_OK);
+	held = qkd_lsdb_get(db, "n");
+	assert_int_equal(held->n_saes, QKD_LSA_SAES_MAX);
+	assert_string_equal(held->saes[QKD_LSA_SAES_MAX - 1], "SAE_63");
+	l->seq = 3;
+	l->n_saes = 0;			/* shrinks */
+	assert_int_equal(qkd_lsdb_install(db, l, &why), QKD_OK);
+	qkd_lsa_copy(out, qkd_lsdb_get(db, "n"));
+	assert_int_equal(out->seq, 3);
+	assert_int_equal(out->n_saes, 0);
+	assert_string_equal(out->saes[0], "");	/* zeroed, not the held bytes */
+	qkd_lsdb_free(db);
+	free(l);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +790,7 @@ int main(void)
 		cmocka_unit_test(test_hysteresis),
 		cmocka_unit_test(test_no_own_lsa),
 		cmocka_unit_test(test_lsdb_sequence_and_flood),
+		cmocka_unit_test(test_lsdb_compact),
 		cmocka_unit_test(test_lsa_roundtrip),
 		cmocka_unit_test(test_lsa_malformed),
 		cmocka_unit_test(test_grid_4096),

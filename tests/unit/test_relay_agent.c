@@ -629,7 +629,7 @@ static void test_bad_lsas(void **state)
 	(void)state;
 	qkd_wbuf_init(&w);
 	/* An old LSA of A, arriving at B from C. */
-	lsa = *qkd_lsdb_get(qkd_relay_lsdb(n->ag[1]), "A");
+	qkd_lsa_copy(&lsa, qkd_lsdb_get(qkd_relay_lsdb(n->ag[1]), "A"));
 	lsa.seq--;
 	assert_int_equal(qkd_lsa_encode(&lsa, &w), QKD_OK);
 	qkd_relay_get_stats(n->ag[1], &st0);
@@ -639,7 +639,7 @@ static void test_bad_lsas(void **state)
 	assert_int_equal(qkd_lsdb_get(qkd_relay_lsdb(n->ag[1]), "A")->seq, lsa.seq + 1);
 	assert_non_null(strstr(n->info, "refused: older than the held seq"));
 	/* B's own id with a higher sequence: B jumps past it. */
-	lsa = *qkd_lsdb_get(qkd_relay_lsdb(n->ag[1]), "B");
+	qkd_lsa_copy(&lsa, qkd_lsdb_get(qkd_relay_lsdb(n->ag[1]), "B"));
 	lsa.seq += 1000;
 	lsa.n_links = 0;
 	qkd_wbuf_reset(&w);
