@@ -13,6 +13,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "netsim_report.h"
+#include "netsim_routes.h"
+#include "relay_routes_json.h"
 #include "progress.h"
 
 #include "qkd/error.h"
@@ -21,7 +23,7 @@
 
 enum {
 	O_TOPOLOGY = 256, O_GENERATE, O_WRITE, O_DURATION, O_REQUESTS, O_PATHS, O_SEED, O_CUT,
-	O_ALARM, O_WARMUP, O_TRACE, O_JSON, O_NO_RUN, O_HELP,
+	O_ALARM, O_WARMUP, O_TRACE, O_ROUTES, O_JSON, O_NO_RUN, O_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -36,6 +38,7 @@ static const struct option long_opts[] = {
 	{"alarm", required_argument, NULL, O_ALARM},
 	{"warmup", required_argument, NULL, O_WARMUP},
 	{"trace", no_argument, NULL, O_TRACE},
+	{"routes", required_argument, NULL, O_ROUTES},
 	{"json", no_argument, NULL, O_JSON},
 	{"no-run", no_argument, NULL, O_NO_RUN},
 	{"help", no_argument, NULL, O_HELP},
@@ -53,6 +56,9 @@ struct netsim_options {
 	size_t n_faults;
 	const char *fault_spec[QKD_NETSIM_FAULTS_MAX];
 	bool fault_alarm[QKD_NETSIM_FAULTS_MAX];
+	size_t n_probes;
+	const char *probe_spec[NETSIM_PROBES_MAX];
+	struct netsim_probe probes[NETSIM_PROBES_MAX];	/* in time order once resolved */
 };
 
 static void help(void)
@@ -75,8 +81,10 @@ static void help(void)
 	       "                          (each at most %d times in all)\n"
 	       "  --seed N                requests, keys and pads (default 1)\n"
 	       "  --trace                 print every next-hop change in time order\n"
+	       "  --routes NODE@T         print NODE's route table at time T, as\n"
+	       "                          qkd status shows a node's (at most %d times)\n"
 	       "  --json                  one JSON object on stdout\n",
-	       QKD_TOPO_GEN_MAX, QKD_NETSIM_FAULTS_MAX);
+	       QKD_TOPO_GEN_MAX, QKD_NETSIM_FAULTS_MAX, NETSIM_PROBES_MAX);
 }
 
 static int parse_generate(struct netsim_options *o, const char *arg)
@@ -133,6 +141,13 @@ static int parse_one(int c, const char *arg, void *ctx)
 		o->fault_spec[o->n_faults++] = arg;
 		return 0;
 	case O_TRACE: o->c.trace = true; return 0;
+	case O_ROUTES:
+		if (o->n_probes == NETSIM_PROBES_MAX) {
+			cli_errorf("--routes", "given more than %d times", NETSIM_PROBES_MAX);
+			return -1;
+		}
+		o->probe_spec[o->n_probes++] = arg;
+		return 0;
 	case O_JSON: o->json = true; return 0;
 	case O_NO_RUN: o->no_run = true; return 0;
 	default: return -1;
@@ -179,7 +194,49 @@ static int netsim_faults(struct netsim_options *o, const struct qkd_topology *t)
 		}
 	}
 	o->c.n_faults = o->n_faults;
+	/* The probes, stably in time order: the run stops at each in turn. */
+	for (size_t i = 0; i < o->n_probes; i++) {
+		struct netsim_probe p;
+		size_t k = i;
+
+		if (netsim_probe_parse(t, o->probe_spec[i], &p) != 0)
+			return -1;
+		if (p.t > o->c.duration_s) {
+			cli_errorf("--routes", "%s: after the end of the run (--duration %g)",
+				   o->probe_spec[i], o->c.duration_s);
+			return -1;
+		}
+		for (; k > 0 && o->probes[k - 1].t > p.t; k--)
+			o->probes[k] = o->probes[k - 1];
+		o->probes[k] = p;
+	}
 	return 0;
+}
+
+/* Run the simulation to its end, stopping at each probe to copy the
+ * node's routes. */
+static int netsim_execute(struct netsim_options *o, struct qkd_netsim_result *r)
+{
+	struct qkd_netsim *s = NULL;
+	const char *why = NULL;
+	int rc = qkd_netsim_new(&o->c, &s, &why);
+
+	for (size_t i = 0; rc == QKD_OK && i < o->n_probes; i++) {
+		rc = qkd_netsim_run_until(s, o->probes[i].t);
+		if (rc == QKD_OK) {
+			o->probes[i].routes = relay_routes_json(
+				qkd_relay_routes(qkd_netsim_agent(s, o->probes[i].node)));
+			if (o->probes[i].routes == NULL)
+				rc = QKD_ERR_NOMEM;
+		}
+	}
+	if (rc == QKD_OK)
+		rc = qkd_netsim_finish(s, r);
+	qkd_netsim_free(s);
+	if (rc != QKD_OK)
+		cli_error("netsim", why != NULL ? why : rc == QKD_ERR_NOMEM ? "out of memory" :
+				    "the simulation failed");
+	return rc == QKD_OK ? 0 : -1;
 }
 
 static int netsim_write(const char *path, const struct qkd_topology *t)
@@ -237,7 +294,6 @@ int cmd_netsim(int argc, char **argv)
 	struct qkd_topology *t = NULL;
 	struct qkd_netsim_result r;
 	struct progress prog;
-	const char *why = NULL;
 	int rc = parse(argc, argv, &o);
 
 	memset(&r, 0, sizeof r);
@@ -259,14 +315,20 @@ int cmd_netsim(int argc, char **argv)
 	progress_init(&prog, !o.json && isatty(STDERR_FILENO));
 	o.c.progress = netsim_progress;
 	o.c.progress_ctx = &prog;
-	if (qkd_netsim_run(&o.c, &r, &why) != QKD_OK) {
+	if (netsim_execute(&o, &r) != 0) {
 		progress_done(&prog);
-		cli_error("netsim", why);
 		goto out;
 	}
 	progress_done(&prog);
-	if ((o.json ? netsim_report_json(&o.c, t, &r) : netsim_report_human(&o.c, t, &r)) != 0)
+	if (o.json) {
+		json_t *probes = netsim_probes_json(t, o.probes, o.n_probes);
+
+		if (probes == NULL || netsim_report_json(&o.c, t, &r, probes) != 0)
+			goto out;
+	} else if (netsim_report_human(&o.c, t, &r) != 0 ||
+		   netsim_probes_human(t, o.probes, o.n_probes) != 0) {
 		goto out;
+	}
 	if (r.mismatches != 0 || r.proto_errors != 0) {
 		cli_errorf("netsim", "%llu key mismatches, %llu malformed messages",
 			   (unsigned long long)r.mismatches, (unsigned long long)r.proto_errors);
@@ -274,6 +336,8 @@ int cmd_netsim(int argc, char **argv)
 	}
 	rc = CLI_EXIT_OK;
 out:
+	for (size_t i = 0; i < o.n_probes; i++)
+		json_decref(o.probes[i].routes);
 	qkd_netsim_result_cleanup(&r);
 	qkd_topology_free(t);
 	return rc;

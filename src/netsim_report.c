@@ -106,7 +106,7 @@ static json_t *json_trace(const struct qkd_topology *t, const struct qkd_netsim_
 }
 
 int netsim_report_json(const struct qkd_netsim_config *c, const struct qkd_topology *t,
-		       const struct qkd_netsim_result *r)
+		       const struct qkd_netsim_result *r, json_t *routes)
 {
 	json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:I, s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:I,"
 			      " s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I}",
@@ -126,14 +126,17 @@ int netsim_report_json(const struct qkd_netsim_config *c, const struct qkd_topol
 		"lsa_received", (json_int_t)r->lsa_received, "messages", (json_int_t)r->messages);
 	int rc;
 
-	if (j == NULL)
+	if (j == NULL) {
+		json_decref(routes);
 		return -1;
+	}
 	json_object_set_new(j, "messages_lost", json_integer((json_int_t)r->messages_lost));
 	json_object_set_new(j, "messages_refused", json_integer((json_int_t)r->refused_msgs));
 	json_object_set_new(j, "malformed", json_integer((json_int_t)r->proto_errors));
 	json_object_set_new(j, "anomalies", json_integer((json_int_t)r->anomalies));
 	json_object_set_new(j, "faults", json_faults(t, r));
 	json_object_set_new(j, "trace", c->trace ? json_trace(t, r) : json_null());
+	json_object_set_new(j, "routes", routes != NULL ? routes : json_array());
 	rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	printf("\n");
 	json_decref(j);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "node_status.h"
+#include "relay_routes_json.h"
 
 #include "qkd/relay.h"
 
@@ -35,16 +36,6 @@ static json_t *lsa_json(const struct qkd_lsa *lsa)
 	return o;
 }
 
-static json_t *route_json(const struct qkd_route *rt)
-{
-	json_t *path = json_array();
-
-	for (size_t i = 0; i <= rt->hops; i++)
-		json_array_append_new(path, json_string(rt->path[i]));
-	return json_pack("{s:s, s:s, s:f, s:I, s:o}", "dest", rt->dest, "next_hop", rt->next_hop,
-			 "cost", rt->cost, "hops", (json_int_t)rt->hops, "path", path);
-}
-
 static json_t *stats_json(const struct qkd_relay_stats *s)
 {
 	json_t *o = json_object();
@@ -69,9 +60,8 @@ static json_t *stats_json(const struct qkd_relay_stats *s)
 
 static void relay_fill(void *ctx, const struct qkd_relay *r)
 {
-	json_t *o = ctx, *nbs = json_array(), *db = json_array(), *routes = json_array();
+	json_t *o = ctx, *nbs = json_array(), *db = json_array();
 	const struct qkd_lsdb *lsdb = qkd_relay_lsdb(r);
-	const struct qkd_routes *rts = qkd_relay_routes(r);
 	struct qkd_relay_stats st;
 
 	for (size_t i = 0; i < qkd_relay_neighbour_count(r); i++) {
@@ -86,12 +76,10 @@ static void relay_fill(void *ctx, const struct qkd_relay *r)
 	}
 	for (size_t i = 0; i < qkd_lsdb_count(lsdb); i++)
 		json_array_append_new(db, lsa_json(qkd_lsdb_at(lsdb, i)));
-	for (size_t i = 0; i < qkd_routes_count(rts); i++)
-		json_array_append_new(routes, route_json(qkd_routes_at(rts, i)));
 	qkd_relay_get_stats(r, &st);
 	json_object_set_new(o, "neighbours", nbs);
 	json_object_set_new(o, "lsdb", db);
-	json_object_set_new(o, "routes", routes);
+	json_object_set_new(o, "routes", relay_routes_json(qkd_relay_routes(r)));
 	json_object_set_new(o, "stats", stats_json(&st));
 }
 

@@ -2,12 +2,16 @@
  * link-state database (docs/relay.md "Metric" and "Hysteresis").
  *
  * A link counts only when both ends' LSAs list it. Its cost is
- * 1 + K / (available + 1), the worse of the two ends' reports, so it grows as
- * the link's key pool drains; it is infinite when either end reports it down
- * or alarmed, or its available key is below min_available_bits. Routes are
- * whole paths (the key relay names every hop), chosen by Dijkstra, and a
- * destination's path changes only when a new one is cheaper by the margin
- * or the old one broke. Pure computation: no sockets, no threads, no locks.
+ * 1 + K / (min(available, full) + 1), the worse of the two ends' reports, so
+ * it grows as the link's key pool drains below full; it is infinite when
+ * either end reports it down or alarmed, or its available key is below
+ * min_available_bits. Links with full pools cost the same, so among them
+ * paths go by hops and the fixed tie-break, not by noise in pool sizes
+ * reported at different moments. Routes are whole paths (the key relay
+ * names every hop), chosen by Dijkstra, and a destination's path changes
+ * only when a new one is cheaper by the margin, costs exactly as much (the
+ * tie-break's choice then wins), or the old one broke. Pure computation: no
+ * sockets, no threads, no locks.
  */
 #ifndef QKD_ROUTE_H
 #define QKD_ROUTE_H
@@ -21,10 +25,11 @@
 struct qkd_route_params {
 	double k_bits;			/* K of the metric, > 0 */
 	uint64_t min_available_bits;	/* below: out of key, infinite cost */
+	uint64_t full_bits;		/* at or above: a full pool, the least cost; > 0 */
 	double margin;			/* in [0, 1): hysteresis fraction */
 };
 
-/* K = 1e6 bits, out of key below 4096 bits, margin 0.2. */
+/* K = 1e6 bits, out of key below 4096 bits, full from 2^20 bits, margin 0.2. */
 void qkd_route_params_default(struct qkd_route_params *p);
 
 /* The cost of one end's report of a link (INFINITY when unusable). */

@@ -4,8 +4,11 @@
  *
  * Hysteresis is per destination: the path held from the last compute is
  * re-costed on the new graph and kept unless it broke (a link on it down,
- * alarmed, out of key or no longer listed by both ends) or the new best
- * path is cheaper by more than the margin. Because the key relay names
+ * alarmed, out of key or no longer listed by both ends), the new best path
+ * is cheaper by more than the margin, or the best costs exactly as much
+ * (full links: then the tie-break's path wins, so every node, and netsim,
+ * settles on the path the database alone determines, whatever was held
+ * while the pools were filling). Because the key relay names
  * every hop (source routing), keeping an older path at the source cannot
  * make a forwarding loop.
  */
@@ -29,14 +32,17 @@ void qkd_route_params_default(struct qkd_route_params *p)
 {
 	p->k_bits = 1e6;
 	p->min_available_bits = 4096;
+	p->full_bits = (uint64_t)1 << 20;
 	p->margin = 0.2;
 }
 
 double qkd_route_link_cost(const struct qkd_route_params *p, const struct qkd_lsa_link *l)
 {
+	uint64_t avail = l->available_bits < p->full_bits ? l->available_bits : p->full_bits;
+
 	if (l->state != QKD_LSA_UP || l->available_bits < p->min_available_bits)
 		return INFINITY;
-	return 1.0 + p->k_bits / ((double)l->available_bits + 1.0);
+	return 1.0 + p->k_bits / ((double)avail + 1.0);
 }
 
 int qkd_routes_new(const char *self, const struct qkd_route_params *p,
@@ -46,7 +52,7 @@ int qkd_routes_new(const char *self, const struct qkd_route_params *p,
 
 	*out = NULL;
 	if (!qkd_lsa_node_id_valid(self) || !(p->k_bits > 0.0 && isfinite(p->k_bits)) ||
-	    !(p->margin >= 0.0 && p->margin < 1.0))
+	    !(p->margin >= 0.0 && p->margin < 1.0) || p->full_bits == 0)
 		return QKD_ERR_INVAL;
 	rt = calloc(1, sizeof *rt);
 	if (rt == NULL)
@@ -122,14 +128,17 @@ static int route_fill(const struct route_graph *g, size_t j, const struct qkd_ro
 	return QKD_OK;
 }
 
-/* One destination: keep the held path unless it broke or the new best is
- * cheaper by more than the margin. */
+/* One destination: keep the held path unless it broke, the new best is
+ * cheaper by more than the margin, or the best costs exactly the same
+ * (the sums run in the same order along a path, so equal link costs give
+ * equal totals). */
 static int route_choose(const struct qkd_routes *rt, const struct route_graph *g, size_t j,
 			struct qkd_route *out, size_t *changed)
 {
 	const struct qkd_route *old = qkd_routes_get(rt, qkd_lsdb_at(g->db, j)->origin);
 	double old_cost = old != NULL ? path_cost(g, old) : INFINITY;
-	bool keep = !isinf(old_cost) && !(g->dist[j] < old_cost * (1.0 - rt->p.margin));
+	bool keep = !isinf(old_cost) && !(g->dist[j] < old_cost * (1.0 - rt->p.margin)) &&
+		    g->dist[j] != old_cost;
 	int rc = route_fill(g, j, keep ? old : NULL, out);
 
 	if (rc != QKD_OK)

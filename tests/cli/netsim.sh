@@ -118,6 +118,33 @@ check_exit "cut without time" 2 "$QKD" netsim --topology "$T" --cut A-B
 check_exit "paths 3" 2 "$QKD" netsim --topology "$T" --paths 3
 check_exit "fault after the end" 1 "$QKD" netsim --topology "$T" --duration 5 --cut A-B@9
 
+# --- route tables at given times (--routes NODE@T)
+check "routes A@9.9 A@10.5 with a cut of A-B@10" "$QKD" netsim --topology "$T" --duration 12 \
+	--cut A-B@10 --routes A@10.5 --routes A@9.9 --json
+check_eq "routes: two probes, in time order" "$(j '[.routes[] | "\(.node)@\(.t)"] | join(" ")')" "A@9.9 A@10.5"
+check_eq "routes: before the cut A reaches B directly" \
+	"$(j '.routes[0].routes[] | select(.dest == "B") | .path | join("-")')" "A-B"
+check_eq "routes: after it, around by F" \
+	"$(j '.routes[1].routes[] | select(.dest == "B") | .path | join("-")')" "A-F-E-B"
+check_eq "routes: the status schema (dest next_hop cost hops path)" \
+	"$(j '.routes[0].routes[0] | keys | join(" ")')" "cost dest hops next_hop path"
+check_eq "routes: five destinations, costs as the paths' sums are positive" \
+	"$(j '[.routes[0].routes[] | select(.cost > 0 and .hops == (.path | length) - 1)] | length')" 5
+check "routes in the table" "$QKD" netsim --topology "$T" --duration 3 --routes C@2
+check_match "routes: the table's heading" "$OUT" '^routes of C at 2\.000 s:$'
+check_match "routes: C to A over B" "$OUT" '^  A +cost +[0-9.]+  C B A$'
+check_eq "no probes: an empty array" \
+	"$("$QKD" netsim --topology "$T" --duration 1 --json | jq -c .routes)" "[]"
+check_exit "routes of no node" 2 "$QKD" netsim --topology "$T" --routes Z@1
+check_match "routes of no node: message" "$ERR" "^qkd: --routes: no node 'Z' in the topology"
+check_exit "routes without time" 2 "$QKD" netsim --topology "$T" --routes A
+check_exit "routes at a negative time" 2 "$QKD" netsim --topology "$T" --routes A@-1
+check_exit "routes at time x" 2 "$QKD" netsim --topology "$T" --routes A@x
+check_exit "routes after the end" 2 "$QKD" netsim --topology "$T" --duration 5 --routes A@6
+check_match "routes after the end: message" "$ERR" "^qkd: --routes: A@6: after the end of the run"
+many=(); for i in $(seq 1 65); do many+=(--routes "A@$i"); done
+check_exit "routes 65 times" 2 "$QKD" netsim --topology "$T" "${many[@]}"
+
 # --- the examples' networks, when present
 for f in examples/relay/mesh6.topo examples/relay/ring10.topo; do
 	[ -e "$f" ] || continue

@@ -170,8 +170,8 @@ static double ref_cost(const struct net *nt, size_t i, size_t j)
 			if (x->state != QKD_LSA_UP || y->state != QKD_LSA_UP ||
 			    x->available_bits < 4096 || y->available_bits < 4096)
 				return INFINITY;
-			worst = fmax(1.0 + 1e6 / ((double)x->available_bits + 1.0),
-				     1.0 + 1e6 / ((double)y->available_bits + 1.0));
+			worst = fmax(1.0 + 1e6 / (fmin((double)x->available_bits, 1048576.0) + 1.0),
+				     1.0 + 1e6 / (fmin((double)y->available_bits, 1048576.0) + 1.0));
 		}
 	return worst < 0 ? INFINITY : worst;
 }
@@ -261,10 +261,11 @@ static void test_two_rings(void **state)
 	}
 	e[10] = (struct edge){ "r0", "s0", 0 };
 	e[11] = (struct edge){ "r2", "s2", 0 };
-	/* pools from a fixed LCG, 1e5..1e7 bits: no ties to depend on */
+	/* pools from a fixed LCG, 1e5..1e6 bits (below full): no ties to
+	 * depend on */
 	for (size_t i = 0; i < 12; i++) {
 		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		e[i].avail = 100000 + (x >> 33) % 9900000;
+		e[i].avail = 100000 + (x >> 33) % 900000;
 	}
 	net_build(&nt, nodes, 10, e, 12);
 	check_against_reference(&nt);
@@ -396,6 +397,56 @@ static void test_hysteresis(void **state)
 	(void)state;
 	hysteresis_case(0.2, false);
 	hysteresis_case(0.0, true);	/* the same change flaps with no margin */
+}
+
+/* Full pools cost alike whatever their size, and a held path that costs
+ * exactly as much as the best gives way to the tie-break's choice: the
+ * square a-b-d, a-c-d from a to d. */
+static void test_full_pools_tie_break(void **state)
+{
+	static const char *const nodes[] = { "a", "b", "c", "d" };
+	const struct edge sq[] = {
+		{ "a", "b", 500000 }, { "b", "d", 4000000 }, { "a", "c", 2000000 }, { "c", "d", 9000000 },
+	};
+	struct qkd_route_params p;
+	struct qkd_lsa_link l = { .state = QKD_LSA_UP };
+	struct qkd_routes *rt, *bad = NULL;
+	struct net nt;
+	size_t changed = 0;
+
+	(void)state;
+	qkd_route_params_default(&p);
+	l.available_bits = p.full_bits;
+	double full = qkd_route_link_cost(&p, &l);
+	l.available_bits = 50 * p.full_bits;
+	assert_true(qkd_route_link_cost(&p, &l) == full);
+	l.available_bits = p.full_bits - 65536;
+	assert_true(qkd_route_link_cost(&p, &l) > full);
+	p.full_bits = 0;
+	assert_int_equal(qkd_routes_new("a", &p, &bad), QKD_ERR_INVAL);
+	assert_null(bad);
+	qkd_route_params_default(&p);
+
+	net_build(&nt, nodes, 4, sq, 4);
+	rt = routes_for(&nt, "a", 0.2);
+	assert_string_equal(hop(rt, "d"), "c");		/* a-b is not full yet */
+	set_avail(&nt, "a", "b", 3 * p.full_bits / 2);
+	install_all(&nt);
+	assert_int_equal(qkd_routes_compute(rt, nt.db, &changed), QKD_OK);
+	/* both paths cost 2 full links exactly: b settles first (byte order) */
+	assert_string_equal(hop(rt, "d"), "b");
+	assert_int_equal(changed, 1);		/* d only: b and c are direct */
+	assert_true(qkd_routes_get(rt, "d")->cost == 2.0 * full);
+	/* and it stays there as the pools move above full */
+	set_avail(&nt, "a", "c", 40 * p.full_bits);
+	set_avail(&nt, "a", "b", 2 * p.full_bits);
+	install_all(&nt);
+	assert_int_equal(qkd_routes_compute(rt, nt.db, &changed), QKD_OK);
+	assert_int_equal(changed, 0);
+	assert_string_equal(hop(rt, "d"), "b");
+	qkd_routes_free(rt);
+	check_against_reference(&nt);
+	qkd_lsdb_free(nt.db);
 }
 
 static void test_no_own_lsa(void **state)
@@ -788,6 +839,7 @@ int main(void)
 		cmocka_unit_test(test_drained_link_moves),
 		cmocka_unit_test(test_unusable_links),
 		cmocka_unit_test(test_hysteresis),
+		cmocka_unit_test(test_full_pools_tie_break),
 		cmocka_unit_test(test_no_own_lsa),
 		cmocka_unit_test(test_lsdb_sequence_and_flood),
 		cmocka_unit_test(test_lsdb_compact),
