@@ -50,6 +50,8 @@ int netsim_report_human(const struct qkd_netsim_config *c, const struct qkd_topo
 	       1e3 * r->latency_p99_s);
 	printf("two paths          %.1f %%\n", 100 * r->two_path_fraction);
 	printf("key mismatches     %llu\n", (unsigned long long)r->mismatches);
+	printf("withdrawn          %llu failed keys dropped at the destination, %llu still held\n",
+	       (unsigned long long)r->withdrawn, (unsigned long long)r->orphans);
 	printf("routing            %llu route changes, %llu reroutes, %llu LSAs originated, "
 	       "%llu received\n", (unsigned long long)r->route_changes,
 	       (unsigned long long)r->reroutes, (unsigned long long)r->lsa_originated,
@@ -134,6 +136,8 @@ int netsim_report_json(const struct qkd_netsim_config *c, const struct qkd_topol
 	json_object_set_new(j, "messages_refused", json_integer((json_int_t)r->refused_msgs));
 	json_object_set_new(j, "malformed", json_integer((json_int_t)r->proto_errors));
 	json_object_set_new(j, "anomalies", json_integer((json_int_t)r->anomalies));
+	json_object_set_new(j, "withdrawn", json_integer((json_int_t)r->withdrawn));
+	json_object_set_new(j, "orphans", json_integer((json_int_t)r->orphans));
 	json_object_set_new(j, "faults", json_faults(t, r));
 	json_object_set_new(j, "trace", c->trace ? json_trace(t, r) : json_null());
 	json_object_set_new(j, "routes", routes != NULL ? routes : json_array());

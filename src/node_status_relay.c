@@ -54,6 +54,8 @@ static json_t *stats_json(const struct qkd_relay_stats *s)
 	STAT(keys_delivered);
 	STAT(pad_bits);
 	STAT(refused);
+	STAT(withdrawals_sent);
+	STAT(withdrawals_received);
 #undef STAT
 	return o;
 }

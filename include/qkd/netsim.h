@@ -91,6 +91,8 @@ struct qkd_netsim_result {
 	uint64_t two_paths;		/* completed as two shares */
 	uint64_t mismatches;		/* completed with the destination's bits different or absent: must be 0 */
 	uint64_t anomalies;		/* done or deliver for an unknown or finished key, done twice */
+	uint64_t withdrawn;		/* failed keys the destination held and dropped on withdrawal */
+	uint64_t orphans;		/* failed keys still held at the destination at the end */
 	uint64_t route_changes, reroutes, lsa_originated, lsa_received, refused_msgs;
 	uint64_t messages, messages_lost, proto_errors;	/* proto_errors: a receive refused as malformed */
 	uint64_t pad_bits;		/* link key taken for pads (sender side) */

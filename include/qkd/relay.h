@@ -65,6 +65,12 @@ struct qkd_relay_ops {
 		     unsigned shares, unsigned hops);
 	/* Seconds on a monotonic clock (the simulator's clock in netsim). */
 	double (*now)(void *ctx);
+	/* Destination, may be NULL: the source node withdrew key_id (it gave
+	 * the key up, docs/relay.md "Withdrawal"): drop it if it is held for
+	 * a pair relayed from source and not yet served. *found says whether
+	 * it was. An error is logged; nothing is sent back. */
+	int (*withdraw)(void *ctx, const uint8_t key_id[16], const char *source, bool *found,
+			const char **why);
 };
 
 struct qkd_relay_config {
@@ -147,6 +153,17 @@ int qkd_relay_start(struct qkd_relay *r, const uint8_t key_id[16], const char *m
 		    const char *slave, const uint8_t *key, uint32_t nbits, unsigned shares,
 		    const char **why);
 
+/* Source: withdraw key_id, a key this node relayed to slave's node and
+ * then discarded (an enc_keys that failed as a whole): a WITHDRAW goes over
+ * the current route, and the destination drops the key if it holds it.
+ * Best effort: a withdrawal that cannot get through leaves the key to the
+ * destination's key_ttl (nobody learned its key_ID). A key the agent
+ * gives up on itself (done with an error) is withdrawn without this call.
+ * 0 when sent; QKD_ERR_INVAL (unknown SAE, or the key still in progress)
+ * or QKD_ERR_NOKEY (no route) with *why. */
+int qkd_relay_withdraw(struct qkd_relay *r, const uint8_t key_id[16], const char *slave,
+		       const char **why);
+
 /* The node id that serves SAE id sae, from the database, or NULL. */
 const char *qkd_relay_sae_node(const struct qkd_relay *r, const char *sae);
 
@@ -179,6 +196,8 @@ struct qkd_relay_stats {
 	uint64_t keys_delivered;	/* as destination */
 	uint64_t pad_bits;		/* link key spent on relay pads, sent and received */
 	uint64_t refused;		/* relay messages refused (loop, unknown key_ID, ...) */
+	uint64_t withdrawals_sent;	/* as source */
+	uint64_t withdrawals_received;	/* as destination */
 };
 void qkd_relay_get_stats(const struct qkd_relay *r, struct qkd_relay_stats *out);
 

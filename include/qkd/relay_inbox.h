@@ -11,6 +11,7 @@
 #ifndef QKD_RELAY_INBOX_H
 #define QKD_RELAY_INBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,9 @@ void qkd_relay_inbox_close(struct qkd_relay_inbox *ib);	/* accepts NULL */
 /* Keep key (nbits, a multiple of 8 up to 65536) for the pair master ->
  * slave, relayed from node source, at time now (Unix seconds). The same
  * key_ID again: 0 when it is the same pair and length and, while still
- * held, the same bits (a source retrying after a lost completion);
- * QKD_ERR_VERIFY when it differs. */
+ * held, the same bits (a source retrying after a lost completion), or
+ * already served; QKD_ERR_VERIFY when it differs; QKD_ERR_INVAL when it
+ * expired or was withdrawn (it will never be served). */
 __attribute__((warn_unused_result))
 int qkd_relay_inbox_put(struct qkd_relay_inbox *ib, const uint8_t key_id[16], const char *master,
 			const char *slave, const char *source, const uint8_t *key, uint32_t nbits,
@@ -40,6 +42,14 @@ __attribute__((warn_unused_result))
 int qkd_relay_inbox_take(struct qkd_relay_inbox *ib, const char *master, const char *slave,
 			 const uint8_t (*ids)[16], size_t n, uint8_t **outs, size_t cap,
 			 size_t *lens, size_t *bad, const char **why);
+
+/* The source withdrew key_id (docs/relay.md "Withdrawal"): if it is held,
+ * not yet served, and was relayed from source, its bits go and a tombstone
+ * stays (counted as expired), so it is never served. *found says whether
+ * it was. QKD_ERR_IO with *why. */
+__attribute__((warn_unused_result))
+int qkd_relay_inbox_withdraw(struct qkd_relay_inbox *ib, const uint8_t key_id[16],
+			     const char *source, bool *found, const char **why);
 
 /* Expire keys held longer than ttl_s (0: never) at time now; *n counts them. */
 int qkd_relay_inbox_expire(struct qkd_relay_inbox *ib, int64_t now, uint64_t ttl_s, size_t *n,

@@ -5,7 +5,10 @@
  * are one-time-pad encrypted with that link's key (ITU-T Q.4163 clause 8:
  * the *key relay* message); the destination's *key relay completion
  * notification* travels the same path back, and a *relay failure* does too
- * when a hop cannot forward. Every message names its whole path, source
+ * when a hop cannot forward. A *withdrawal* goes from the source to the
+ * destination when the source gave up on a key (or discards one it
+ * relayed): the destination drops it, so a key whose enc_keys failed is
+ * never served. Every message names its whole path, source
  * first, and the position of the node that receives it, so a relay needs no
  * state to forward and refuses a path that loops. The codec is strict: what
  * decodes re-encodes to the same bytes.
@@ -32,8 +35,9 @@ enum qkd_relay_msg_type {
 	QKD_RELAY_MSG_KEY = 2,		/* key relay: one share, one hop */
 	QKD_RELAY_MSG_COMPLETION = 3,	/* key relay completion notification */
 	QKD_RELAY_MSG_FAILURE = 4,	/* a hop could not forward, or the destination refused */
+	QKD_RELAY_MSG_WITHDRAW = 5,	/* the source gave the key up: drop it */
 };
-#define QKD_RELAY_MSG_TYPES 4
+#define QKD_RELAY_MSG_TYPES 5
 
 /* Why a relay failed (FAILURE's code; docs/relay.md "Failures"). */
 enum qkd_relay_fail {
@@ -67,11 +71,15 @@ struct qkd_relay_key_msg {
 	uint8_t cipher[QKD_RELAY_KEY_BITS_MAX / 8];	/* share XOR pad, nbits / 8 bytes */
 };
 
-/* Completion or failure: travels the path backwards (hop decreasing). */
+/* Completion or failure: travels the path backwards (hop decreasing).
+ * Withdrawal: the same fields, travelling forwards (hop increasing) over
+ * the source's current route, with code and at 0 and attempt, share 0 and
+ * shares 1 (it names the key, not one attempt's share). */
 struct qkd_relay_back_msg {
 	struct qkd_relay_head h;
-	uint8_t code;			/* FAILURE: enum qkd_relay_fail; COMPLETION: 0 */
-	uint8_t at;			/* FAILURE: path index of the node that failed */
+	uint8_t code;			/* FAILURE: enum qkd_relay_fail; else 0 */
+	uint8_t at;			/* FAILURE: path index of the node that failed; else
+					 * COMPLETION n_path - 1, WITHDRAW 0 */
 };
 
 /* Encoders append to w; they refuse (QKD_ERR_INVAL, nothing written) what
@@ -85,6 +93,7 @@ int qkd_relay_key_encode(const struct qkd_relay_key_msg *m, struct qkd_wbuf *w);
 __attribute__((warn_unused_result))
 int qkd_relay_key_decode(struct qkd_relay_key_msg *out, const uint8_t *p, size_t n,
 			 const char **why);
+/* The back codec also carries WITHDRAW (type says which of the three). */
 int qkd_relay_back_encode(const struct qkd_relay_back_msg *m, uint8_t type, struct qkd_wbuf *w);
 __attribute__((warn_unused_result))
 int qkd_relay_back_decode(struct qkd_relay_back_msg *out, uint8_t type, const uint8_t *p,

@@ -393,6 +393,14 @@ static void relay_put(struct mbuf *b, const struct qkd_metrics_relay *r)
 	relay_counter(b, "qkd_relay_refused_total",
 		      "Relay messages refused: a loop, a spent pad, an unknown key_ID or SAE.",
 		      r->stats.refused);
+	family(b, "qkd_relay_withdrawals_total", "counter",
+	       "Withdrawals of keys given up on: sent as source, received as destination.");
+	sample(b, "qkd_relay_withdrawals_total");
+	label(b, "direction", "sent");
+	value_u64(b, r->stats.withdrawals_sent);
+	sample(b, "qkd_relay_withdrawals_total");
+	label(b, "direction", "received");
+	value_u64(b, r->stats.withdrawals_received);
 }
 
 int qkd_metrics_render(const struct qkd_metrics_snapshot *snap, char **out, size_t *len)

@@ -199,8 +199,18 @@ static double op_now(void *c)
 	return mono_now();
 }
 
+static int op_withdraw(void *c, const uint8_t key_id[16], const char *source, bool *found,
+		       const char **why)
+{
+	struct node_relay *nr = c;
+
+	*found = false;
+	return nr->inbox == NULL ? QKD_OK
+				 : qkd_relay_inbox_withdraw(nr->inbox, key_id, source, found, why);
+}
+
 static const struct qkd_relay_ops node_relay_ops = { op_send, op_pad_take, op_pad_use,
-						     op_deliver, op_done, op_now };
+						     op_deliver, op_done, op_now, op_withdraw };
 
 /* --- The service (the link's thread) ------------------------------------ */
 
@@ -355,6 +365,26 @@ static void waiter_remove(struct node_relay *nr, struct relay_waiter *w)
 		}
 }
 
+/* enc_keys answers all or nothing: when any key of w failed, the keys that
+ * did reach the slave's node are withdrawn there, since nobody will learn
+ * their key_IDs (the agent withdraws the failed ones itself). */
+static void withdraw_delivered(struct node_relay *nr, const struct relay_waiter *w,
+			       const char *slave)
+{
+	bool failed = false;
+
+	for (size_t i = 0; i < w->n; i++)
+		failed |= w->result[i] != QKD_OK;
+	for (size_t i = 0; failed && i < w->n; i++) {
+		const char *why = NULL;
+
+		if (w->result[i] == QKD_OK &&
+		    qkd_relay_withdraw(nr->agent, w->keys[i].id.b, slave, &why) != QKD_OK)
+			qkd_logf(nr->log, QKD_LOG_WARN, "relay: a key to %s not withdrawn: %s "
+				 "(it expires there with kme.key_ttl)", slave, why);
+	}
+}
+
 /* enc_keys for a relayed pair: fresh keys from the node's random
  * generator, each relayed to the slave's node; the answer waits for every
  * completion notification (docs/relay.md "In the key manager"). */
@@ -392,6 +422,7 @@ static int kme_enc(void *c, const char *master, const char *slave, uint32_t numb
 	}
 	wait_settled(nr, &w);
 	waiter_remove(nr, &w);
+	withdraw_delivered(nr, &w, slave);
 	pthread_mutex_unlock(&nr->lock);
 	rc = QKD_OK;
 	for (uint32_t i = 0; i < number && rc == QKD_OK; i++) {

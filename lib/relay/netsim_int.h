@@ -80,7 +80,7 @@ struct ns_key {
 	uint8_t src[QKD_NETSIM_KEY_BITS / 8], dst[QKD_NETSIM_KEY_BITS / 8];
 	double t0;
 	uint32_t src_node, dst_node;
-	bool delivered, done;
+	bool delivered, done, failed, withdrawn;
 };
 
 struct ns_sae {

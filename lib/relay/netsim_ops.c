@@ -188,6 +188,7 @@ static void ns_done(void *ctx, const uint8_t key_id[16], int result, const char 
 	k->done = true;
 	if (result != QKD_OK) {
 		s->res.failed++;
+		k->failed = true;
 	} else {
 		s->res.completed++;
 		s->res.relayed_bits += QKD_NETSIM_KEY_BITS;
@@ -199,6 +200,28 @@ static void ns_done(void *ctx, const uint8_t key_id[16], int result, const char 
 	}
 	qkd_wipe(k->src, sizeof k->src);
 	qkd_wipe(k->dst, sizeof k->dst);
+}
+
+/* The source gave the key up: the destination drops what it holds. */
+static int ns_withdraw(void *ctx, const uint8_t key_id[16], const char *source, bool *found,
+		       const char **why)
+{
+	struct ns_node *n = ctx;
+	struct qkd_netsim *s = n->sim;
+	struct ns_key *k = ns_key_find(s, key_id);
+
+	(void)source;
+	(void)why;
+	*found = false;
+	if (k == NULL || k->dst_node != n->idx || (k->done && !k->failed)) {
+		s->res.anomalies++;	/* never sent here, or withdrawn after success */
+		return QKD_OK;
+	}
+	*found = k->delivered && !k->withdrawn;
+	s->res.withdrawn += *found;
+	k->withdrawn = true;
+	qkd_wipe(k->dst, sizeof k->dst);
+	return QKD_OK;
 }
 
 static double ns_now(void *ctx)
@@ -215,6 +238,7 @@ const struct qkd_relay_ops ns_ops = {
 	.deliver = ns_deliver,
 	.done = ns_done,
 	.now = ns_now,
+	.withdraw = ns_withdraw,
 };
 
 static int ns_key_new(struct qkd_netsim *s, struct ns_key **out)

@@ -220,6 +220,8 @@ int ns_result(struct qkd_netsim *s, struct qkd_netsim_result *r)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r->wall_s = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - s->wall0;
 	r->in_flight = r->started - r->completed - r->failed;
+	for (size_t i = 0; i < s->n_keys; i++)
+		r->orphans += s->keys[i].failed && s->keys[i].delivered && !s->keys[i].withdrawn;
 	r->throughput_bps = span > 0 ? (double)r->relayed_bits / span : 0;
 	r->key_per_bit = r->relayed_bits ? (double)r->pad_bits / (double)r->relayed_bits : 0;
 	r->two_path_fraction = r->completed ? (double)r->two_paths / (double)r->completed : 0;

@@ -89,6 +89,11 @@ static int put_again(sqlite3_stmt *st, const char *master, const char *slave, co
 	if (strcmp(state, "ready") == 0 &&
 	    (sqlite3_column_bytes(st, 4) != (int)(nbits / 8) || !qkd_ct_equal(bits, key, nbits / 8)))
 		return QKD_ERR_VERIFY;
+	/* Expired or withdrawn: acknowledging it would tell the source the key
+	 * is here to be served, and it never will be. */
+	*why = "the key_ID expired or was withdrawn here";
+	if (strcmp(state, "expired") == 0)
+		return QKD_ERR_INVAL;
 	*why = NULL;
 	return QKD_OK;
 }
@@ -196,6 +201,26 @@ int qkd_relay_inbox_take(struct qkd_relay_inbox *ib, const char *master, const c
 		for (size_t i = 0; i < n; i++)
 			qkd_wipe(outs[i], cap);
 	}
+	return rc;
+}
+
+int qkd_relay_inbox_withdraw(struct qkd_relay_inbox *ib, const uint8_t key_id[16],
+			     const char *source, bool *found, const char **why)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*found = false;
+	if (sqlite3_prepare_v2(ib->db, "UPDATE relayed_key SET state = 'expired', bits = NULL"
+			       " WHERE key_id = ?1 AND source = ?2 AND state = 'ready'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_fail(ib, why);
+	sqlite3_bind_blob(st, 1, key_id, 16, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? QKD_OK : db_fail(ib, why);
+	if (rc == QKD_OK)
+		*found = sqlite3_changes(ib->db) > 0;
+	sqlite3_finalize(st);
 	return rc;
 }
 

@@ -39,6 +39,7 @@ struct relay_src {
 	unsigned hops;			/* links on the current attempt's longest path */
 	double deadline;
 	bool retry;			/* try again at the next tick (a first hop went down) */
+	bool sent;			/* a share went out: withdraw the key if it fails */
 	char first_hop[QKD_RELAY_SHARES_MAX][QKD_NODE_NAME_MAX];
 	size_t n_avoid;
 	char avoid[RELAY_AVOID_MAX][2][QKD_NODE_NAME_MAX];
@@ -77,6 +78,10 @@ struct qkd_relay {
 	 * raced its retry) is not taken for a forged one. */
 	uint8_t settled[RELAY_SETTLED_MAX][16];
 	size_t settled_next;
+	/* Key_IDs withdrawn at this node as destination, so a share still in
+	 * flight does not bring the key back. */
+	uint8_t withdrawn[RELAY_SETTLED_MAX][16];
+	size_t withdrawn_next;
 };
 
 double relay_now(const struct qkd_relay *r);

@@ -53,7 +53,12 @@ static void src_release(struct relay_src *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Settle a source relay: done is called once, then the slot is wiped. */
+static int withdraw_send(struct qkd_relay *r, const uint8_t key_id[16], const char *dest,
+			 const char **why);
+
+/* Settle a source relay: done is called once, then the slot is wiped. A
+ * key given up on after a share went out is withdrawn: the destination
+ * may hold it with its completion lost. */
 static void src_settle(struct qkd_relay *r, struct relay_src *s, int result, const char *why)
 {
 	uint8_t key_id[16];
@@ -74,6 +79,11 @@ static void src_settle(struct qkd_relay *r, struct relay_src *s, int result, con
 		r->st.relays_failed++;
 		qkd_logf(r->cfg.log, QKD_LOG_WARN, "relay: key %s to %s failed: %s", hex, s->dest,
 			 why);
+		if (s->sent) {
+			const char *wwhy;
+
+			(void)withdraw_send(r, key_id, s->dest, &wwhy);
+		}
 	}
 	src_release(s);
 	r->cfg.ops->done(r->cfg.ctx, key_id, result, why, shares, hops);
@@ -278,6 +288,7 @@ static int src_attempt(struct qkd_relay *r, struct relay_src *s, const char **wh
 			rc = code == QKD_RELAY_FAIL_LINK_DOWN ? QKD_ERR_IO : QKD_ERR_NOKEY;
 			goto out;
 		}
+		s->sent = true;
 		strcpy(s->first_hop[i], path[i][1]);
 		if (hops[i] > s->hops)
 			s->hops = (unsigned)hops[i];
@@ -363,10 +374,63 @@ int qkd_relay_start(struct qkd_relay *r, const uint8_t key_id[16], const char *m
 	r->st.relays_started++;
 	rc = src_try(r, s, why);
 	if (rc != QKD_OK) {
+		const char *wwhy;
+
 		r->st.relays_failed++;
+		if (s->sent)
+			(void)withdraw_send(r, key_id, dest, &wwhy);
 		src_release(s);
 	}
 	return rc;
+}
+
+/* --- Withdrawal -------------------------------------------------------- */
+
+/* A WITHDRAW for key_id to dest over the current route. */
+static int withdraw_send(struct qkd_relay *r, const uint8_t key_id[16], const char *dest,
+			 const char **why)
+{
+	const struct qkd_route *rt = qkd_routes_get(r->routes, dest);
+	struct qkd_relay_back_msg b;
+	char hex[33];
+	int rc = QKD_ERR_NOKEY;
+
+	hex_id(key_id, hex);
+	*why = "no route to the destination";
+	if (rt == NULL || rt->hops + 1 > QKD_RELAY_PATH_MAX)
+		goto out;
+	memset(&b, 0, sizeof b);
+	memcpy(b.h.key_id, key_id, 16);
+	b.h.shares = 1;
+	b.h.hop = 1;
+	b.h.n_path = (uint8_t)(rt->hops + 1);
+	memcpy(b.h.path, rt->path, (rt->hops + 1) * sizeof rt->path[0]);
+	qkd_wbuf_reset(&r->out);
+	*why = "the first link is down";
+	if (qkd_relay_back_encode(&b, QKD_RELAY_MSG_WITHDRAW, &r->out) != QKD_OK ||
+	    !relay_send_out(r, b.h.path[1], QKD_RELAY_MSG_WITHDRAW))
+		goto out;
+	r->st.withdrawals_sent++;
+	rc = QKD_OK;
+out:
+	qkd_logf(r->cfg.log, rc == QKD_OK ? QKD_LOG_INFO : QKD_LOG_WARN,
+		 "relay: key %s withdrawn from %s%s%s", hex, dest, rc == QKD_OK ? "" : ": not sent, ",
+		 rc == QKD_OK ? "" : "the destination keeps it until its key_ttl");
+	return rc;
+}
+
+int qkd_relay_withdraw(struct qkd_relay *r, const uint8_t key_id[16], const char *slave,
+		       const char **why)
+{
+	const char *dest = NULL;
+
+	*why = "no node of the network advertises the slave SAE";
+	if (qkd_lsdb_sae_node(r->db, slave, &dest) != QKD_OK)
+		return QKD_ERR_INVAL;
+	*why = "a relay of this key_ID is in progress";
+	if (src_find(r, key_id) != NULL)
+		return QKD_ERR_INVAL;
+	return withdraw_send(r, key_id, dest, why);
 }
 
 static void settled_note(struct qkd_relay *r, const uint8_t key_id[16])
@@ -497,6 +561,42 @@ static bool master_at_source(const struct qkd_relay *r, const struct qkd_relay_k
 	return false;
 }
 
+static bool withdrawn_known(const struct qkd_relay *r, const uint8_t key_id[16])
+{
+	for (size_t i = 0; i < RELAY_SETTLED_MAX; i++)
+		if (memcmp(r->withdrawn[i], key_id, 16) == 0)
+			return true;
+	return false;
+}
+
+/* A WITHDRAW reached its destination (this node): the key goes, with any
+ * share of it waiting here, and a share still on its way is refused. */
+static void dst_withdraw(struct qkd_relay *r, const struct qkd_relay_back_msg *b)
+{
+	const char *why = NULL;
+	bool found = false;
+	char hex[33];
+	int rc = QKD_OK;
+
+	hex_id(b->h.key_id, hex);
+	for (size_t i = 0; i < r->cfg.relays_max; i++)
+		if (r->dst[i].used && memcmp(r->dst[i].key_id, b->h.key_id, 16) == 0)
+			dst_release(&r->dst[i]);
+	if (!withdrawn_known(r, b->h.key_id)) {
+		memcpy(r->withdrawn[r->withdrawn_next], b->h.key_id, 16);
+		r->withdrawn_next = (r->withdrawn_next + 1) % RELAY_SETTLED_MAX;
+	}
+	r->st.withdrawals_received++;
+	if (r->cfg.ops->withdraw != NULL)
+		rc = r->cfg.ops->withdraw(r->cfg.ctx, b->h.key_id, b->h.path[0], &found, &why);
+	if (rc != QKD_OK)
+		qkd_logf(r->cfg.log, QKD_LOG_ERROR, "relay: key %s withdrawn by %s, but not dropped: %s",
+			 hex, b->h.path[0], why != NULL ? why : "refused");
+	else
+		qkd_logf(r->cfg.log, QKD_LOG_INFO, "relay: key %s withdrawn by its source %s%s", hex,
+			 b->h.path[0], found ? ": dropped" : " (not held here)");
+}
+
 /* A share reached its destination (this node) in plain. 0 or a fail code. */
 static int dst_share(struct qkd_relay *r, const struct qkd_relay_key_msg *m, const uint8_t *plain)
 {
@@ -513,6 +613,11 @@ static int dst_share(struct qkd_relay *r, const struct qkd_relay_key_msg *m, con
 			 m->slave, !relay_sae_local(r, m->slave) ? "the slave SAE is not attached here"
 								 : "the source does not advertise the master SAE");
 		return QKD_RELAY_FAIL_UNKNOWN_SAE;
+	}
+	if (withdrawn_known(r, m->h.key_id)) {
+		qkd_logf(r->cfg.log, QKD_LOG_INFO, "relay: key %s from %s: withdrawn by its source, "
+			 "not kept", hex, m->h.path[0]);
+		return QKD_RELAY_FAIL_STORE;
 	}
 	if (m->h.shares > 1) {
 		d = dst_slot(r, m);
@@ -607,6 +712,34 @@ out:
 	return QKD_OK;
 }
 
+/* A withdrawal: forward it, or drop the key when this node is its end. */
+static int withdraw_receive(struct qkd_relay *r, const char *from, const uint8_t *body, size_t len,
+			    const char **why)
+{
+	struct qkd_relay_back_msg b;
+	int rc = qkd_relay_back_decode(&b, QKD_RELAY_MSG_WITHDRAW, body, len, why);
+
+	if (rc == QKD_ERR_INVAL) {
+		refuse(r, from, "withdrawal", *why);
+		return QKD_OK;
+	}
+	if (rc != QKD_OK)
+		return rc;
+	if (strcmp(b.h.path[b.h.hop], r->self) != 0 || strcmp(b.h.path[b.h.hop - 1], from) != 0) {
+		refuse(r, from, "withdrawal", "this hop is not on its path");
+		return QKD_OK;
+	}
+	if (b.h.hop == b.h.n_path - 1) {
+		dst_withdraw(r, &b);
+		return QKD_OK;
+	}
+	b.h.hop++;
+	qkd_wbuf_reset(&r->out);
+	if (qkd_relay_back_encode(&b, QKD_RELAY_MSG_WITHDRAW, &r->out) == QKD_OK)
+		(void)relay_send_out(r, b.h.path[b.h.hop], QKD_RELAY_MSG_WITHDRAW);
+	return QKD_OK;
+}
+
 static int back_receive(struct qkd_relay *r, const char *from, uint8_t type, const uint8_t *body,
 			size_t len, const char **why)
 {
@@ -643,6 +776,8 @@ int relay_key_receive(struct qkd_relay *r, const char *from, uint8_t type, const
 	case QKD_RELAY_MSG_COMPLETION:
 	case QKD_RELAY_MSG_FAILURE:
 		return back_receive(r, from, type, body, len, why);
+	case QKD_RELAY_MSG_WITHDRAW:
+		return withdraw_receive(r, from, body, len, why);
 	default:
 		*why = "unknown relay message type";
 		return QKD_ERR_PROTO;

@@ -110,17 +110,42 @@ out:
 	return rc;
 }
 
+static bool back_type(uint8_t type)
+{
+	return type == QKD_RELAY_MSG_COMPLETION || type == QKD_RELAY_MSG_FAILURE ||
+	       type == QKD_RELAY_MSG_WITHDRAW;
+}
+
+/* A withdrawal goes forwards and names the key, not a share. */
+static int withdraw_check(const struct qkd_relay_back_msg *m, const char **why)
+{
+	if (m->h.hop < 1) {
+		*why = "a withdrawal received by its source";
+		return QKD_ERR_INVAL;
+	}
+	if (m->code != 0 || m->at != 0 || m->h.attempt != 0 || m->h.share != 0 ||
+	    m->h.shares != 1) {
+		*why = "a withdrawal with a code, a failing node, an attempt or a share";
+		return QKD_ERR_INVAL;
+	}
+	return QKD_OK;
+}
+
 static int back_check(const struct qkd_relay_back_msg *m, uint8_t type, const char **why)
 {
 	int rc = QKD_ERR_INVAL;
 
 	*why = NULL;
-	if (type != QKD_RELAY_MSG_COMPLETION && type != QKD_RELAY_MSG_FAILURE) {
-		*why = "not a completion or failure message type";
+	if (!back_type(type)) {
+		*why = "not a completion, failure or withdrawal message type";
 		goto out;
 	}
 	if (qkd_relay_head_check(&m->h, why) != QKD_OK)
 		goto out;
+	if (type == QKD_RELAY_MSG_WITHDRAW) {
+		rc = withdraw_check(m, why);
+		goto out;
+	}
 	if (m->h.hop > m->h.n_path - 2) {
 		*why = "a message going back received by the destination";
 		goto out;
@@ -317,8 +342,8 @@ int qkd_relay_back_decode(struct qkd_relay_back_msg *out, uint8_t type, const ui
 
 	memset(out, 0, sizeof *out);
 	*why = NULL;
-	if (type != QKD_RELAY_MSG_COMPLETION && type != QKD_RELAY_MSG_FAILURE) {
-		*why = "not a completion or failure message type";
+	if (!back_type(type)) {
+		*why = "not a completion, failure or withdrawal message type";
 		goto out;
 	}
 	rc = QKD_ERR_PROTO;

@@ -1,14 +1,14 @@
 /* libFuzzer target: the key relay message decoders (lib/relay/relay_msg.c,
  * qkd/relay_msg.h, docs/relay.md "Key relay messages"). The first input
- * byte picks the kind (modulo 3: KEY, COMPLETION, FAILURE); the rest is
- * one message.
+ * byte picks the kind (modulo 4: KEY, COMPLETION, FAILURE, WITHDRAW); the
+ * rest is one message.
  *
  * Checks besides not crashing, leaking or reading out of bounds:
  * - what decodes passes the head check and re-encodes to exactly the input
  *   bytes (the format has one encoding per message);
  * - a refused input leaves the output zeroed and gives a reason;
- * - a back message never decodes as both COMPLETION and FAILURE (code 0
- *   belongs to one, codes 1..6 to the other);
+ * - a back message decodes as one of COMPLETION, FAILURE and WITHDRAW at
+ *   most (code 0 at the destination, codes 1..6, code 0 going forwards);
  * - the failure code of a decoded FAILURE has a name.
  */
 #include <stdlib.h>
@@ -47,9 +47,9 @@ static void fuzz_key(const uint8_t *p, size_t n)
 static void fuzz_back(uint8_t type, const uint8_t *p, size_t n)
 {
 	static const struct qkd_relay_back_msg zero;
+	static const uint8_t back_types[] = { QKD_RELAY_MSG_COMPLETION, QKD_RELAY_MSG_FAILURE,
+					      QKD_RELAY_MSG_WITHDRAW };
 	struct qkd_relay_back_msg m, other;
-	uint8_t other_type = type == QKD_RELAY_MSG_COMPLETION ? QKD_RELAY_MSG_FAILURE
-							      : QKD_RELAY_MSG_COMPLETION;
 	struct qkd_wbuf w;
 	const char *why = NULL;
 
@@ -60,8 +60,10 @@ static void fuzz_back(uint8_t type, const uint8_t *p, size_t n)
 	}
 	if (qkd_relay_head_check(&m.h, &why) != QKD_OK)
 		abort();
-	if (qkd_relay_back_decode(&other, other_type, p, n, &why) == QKD_OK)
-		abort();
+	for (size_t i = 0; i < sizeof back_types; i++)
+		if (back_types[i] != type &&
+		    qkd_relay_back_decode(&other, back_types[i], p, n, &why) == QKD_OK)
+			abort();
 	if (type == QKD_RELAY_MSG_FAILURE && strcmp(qkd_relay_fail_name(m.code), "unknown") == 0)
 		abort();
 	qkd_wbuf_init(&w);
@@ -75,15 +77,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1 || size > INPUT_MAX)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fuzz_key(data + 1, size - 1);
 		break;
 	case 1:
 		fuzz_back(QKD_RELAY_MSG_COMPLETION, data + 1, size - 1);
 		break;
-	default:
+	case 2:
 		fuzz_back(QKD_RELAY_MSG_FAILURE, data + 1, size - 1);
+		break;
+	default:
+		fuzz_back(QKD_RELAY_MSG_WITHDRAW, data + 1, size - 1);
 		break;
 	}
 	return 0;

@@ -55,6 +55,7 @@ struct tkey {
 	uint8_t bits[64];
 	uint32_t nbits;
 	int delivered;			/* times deliver was called */
+	int withdrawn;			/* times withdraw found it */
 	char slave[32];
 };
 
@@ -71,6 +72,7 @@ struct tnet {
 	char log[8192];			/* the warnings and errors, for checks */
 	char info[16384];		/* and the info lines */
 	bool refuse_deliver;
+	bool drop_completions;		/* COMPLETION messages vanish */
 };
 
 struct tctx {
@@ -125,6 +127,8 @@ static int t_send(void *c, const char *nb, uint8_t type, const uint8_t *body, si
 
 	if (l < 0 || !n->link[l].up)
 		return QKD_ERR_IO;
+	if (n->drop_completions && type == QKD_RELAY_MSG_COMPLETION)
+		return QKD_OK;
 	assert_true(n->qt - n->qh < QMAX);
 	n->q[n->qt % QMAX] = (struct tmsg){ t->node, to, type, len, malloc(len ? len : 1) };
 	memcpy(n->q[n->qt % QMAX].body, body, len);
@@ -225,6 +229,24 @@ static void t_done(void *c, const uint8_t key_id[16], int result, const char *wh
 	t->net->done_shares = shares;
 }
 
+static int t_withdraw(void *c, const uint8_t key_id[16], const char *source, bool *found,
+		      const char **why)
+{
+	struct tctx *t = c;
+	struct tnet *n = t->net;
+
+	(void)why;
+	assert_string_equal(source, "A");
+	*found = false;
+	for (size_t i = 0; i < n->nkeys[t->node]; i++)
+		if (memcmp(n->keys[t->node][i].id, key_id, 16) == 0 &&
+		    n->keys[t->node][i].withdrawn == 0) {
+			n->keys[t->node][i].withdrawn = 1;
+			*found = true;
+		}
+	return QKD_OK;
+}
+
 static double t_now(void *c)
 {
 	return ((struct tctx *)c)->net->now;
@@ -245,7 +267,7 @@ static void t_log(void *c, enum qkd_log_level lv, const char *line)
 }
 
 static const struct qkd_relay_ops tops = { t_send, t_pad_take, t_pad_use, t_deliver, t_done,
-					   t_now };
+					   t_now, t_withdraw };
 static struct qkd_logger tlog;
 
 static struct tnet *net_new(void)
@@ -611,6 +633,66 @@ static void test_timeout(void **state)
 	net_free(n);
 }
 
+/* A key whose completion is lost: the source gives it up at its timeout
+ * and withdraws it, the destination drops it and refuses it from then on;
+ * a key that completed and was then discarded is withdrawn on request. */
+static void test_withdrawal(void **state)
+{
+	static const uint8_t kid2[16] = { 0x43, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	struct tnet *n = net_up();
+	struct qkd_relay_stats st;
+	const char *why;
+
+	(void)state;
+	n->drop_completions = true;
+	assert_int_equal(qkd_relay_start(n->ag[0], kid, "SAE_A", "SAE_D", key, 256, 1, &why),
+			 QKD_OK);
+	net_run(n);
+	assert_non_null(held(n, 3));			/* D holds it, A does not know */
+	assert_int_equal(held(n, 3)->withdrawn, 0);
+	net_advance(n, 5.5);
+	assert_int_equal(n->done_calls, 1);
+	assert_int_equal(n->done_result, QKD_ERR_IO);
+	assert_int_equal(held(n, 3)->withdrawn, 1);	/* gone at D */
+	assert_non_null(strstr(n->info, "withdrawn by its source A: dropped"));
+	qkd_relay_get_stats(n->ag[0], &st);
+	assert_int_equal(st.withdrawals_sent, 1);
+	qkd_relay_get_stats(n->ag[3], &st);
+	assert_int_equal(st.withdrawals_received, 1);
+	/* The same key_ID again never comes back to life at D. */
+	n->drop_completions = false;
+	assert_int_equal(qkd_relay_start(n->ag[0], kid, "SAE_A", "SAE_D", key, 256, 1, &why),
+			 QKD_OK);
+	net_run(n);
+	assert_int_equal(n->done_calls, 2);
+	assert_int_equal(n->done_result, QKD_ERR_REFUSED);
+	assert_int_equal(held(n, 3)->delivered, 1);
+	assert_non_null(strstr(n->info, "withdrawn by its source, not kept"));
+
+	/* Completed, then discarded by the source's user. */
+	assert_int_equal(qkd_relay_start(n->ag[0], kid2, "SAE_A", "SAE_D", key, 256, 1, &why),
+			 QKD_OK);
+	assert_int_equal(qkd_relay_withdraw(n->ag[0], kid2, "SAE_D", &why), QKD_ERR_INVAL);
+	assert_string_equal(why, "a relay of this key_ID is in progress");
+	net_run(n);
+	assert_int_equal(n->done_result, QKD_OK);
+	assert_int_equal(qkd_relay_withdraw(n->ag[0], kid2, "SAE_Z", &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_relay_withdraw(n->ag[0], kid2, "SAE_D", &why), QKD_OK);
+	net_run(n);
+	assert_int_equal(n->keys[3][1].withdrawn, 1);
+	assert_memory_equal(n->keys[3][1].id, kid2, 16);
+	/* With A's links down there is no route: refused, nothing sent. */
+	link_set(n, 0, false);
+	link_set(n, 5, false);
+	net_advance(n, 0.2);
+	assert_int_equal(qkd_relay_withdraw(n->ag[0], kid2, "SAE_D", &why), QKD_ERR_NOKEY);
+	/* Sent: at the timeout, after D refused the second try (an earlier
+	 * attempt may have been kept there), and on request. */
+	qkd_relay_get_stats(n->ag[0], &st);
+	assert_int_equal(st.withdrawals_sent, 3);
+	net_free(n);
+}
+
 /* Hand a message to node `to` as if `from` sent it. */
 static int inject(struct tnet *n, int from, int to, uint8_t type, const struct qkd_wbuf *w)
 {
@@ -783,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_destination_refuses),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_withdrawal),
 		cmocka_unit_test(test_bad_lsas),
 		cmocka_unit_test(test_bad_relay_messages),
 		cmocka_unit_test(test_config_refused),

@@ -121,6 +121,52 @@ static void test_expire(void **state)
 	assert_int_equal(qkd_relay_inbox_counts(ib, &c, &why), QKD_OK);
 	assert_int_equal(c.expired, 1);
 	assert_int_equal(c.delivered, 1);
+	/* A retry of an expired key is refused: it would never be served. */
+	assert_int_equal(qkd_relay_inbox_put(ib, id1, "SAE_A", "SAE_D", "A", key1, 256, 2001, &why),
+			 QKD_ERR_INVAL);
+	qkd_relay_inbox_close(ib);
+}
+
+static void test_withdraw(void **state)
+{
+	static const uint8_t id3[16] = "key-id-number-03";
+	struct qkd_relay_inbox *ib = NULL;
+	struct qkd_relay_inbox_counts c;
+	uint8_t buf[64], *outs[1] = { buf };
+	size_t lens[1], bad;
+	bool found = true;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(qkd_relay_inbox_open(&ib, path, &why), QKD_OK);
+	assert_int_equal(qkd_relay_inbox_put(ib, id1, "SAE_A", "SAE_D", "A", key1, 256, 10, &why),
+			 QKD_OK);
+	assert_int_equal(qkd_relay_inbox_put(ib, id2, "SAE_A", "SAE_D", "A", key2, 256, 10, &why),
+			 QKD_OK);
+	/* Only the node that relayed it may withdraw it. */
+	assert_int_equal(qkd_relay_inbox_withdraw(ib, id1, "B", &found, &why), QKD_OK);
+	assert_false(found);
+	assert_int_equal(qkd_relay_inbox_withdraw(ib, id1, "A", &found, &why), QKD_OK);
+	assert_true(found);
+	assert_int_equal(qkd_relay_inbox_withdraw(ib, id1, "A", &found, &why), QKD_OK);
+	assert_false(found);		/* once */
+	assert_int_equal(qkd_relay_inbox_withdraw(ib, id3, "A", &found, &why), QKD_OK);
+	assert_false(found);		/* never held */
+	qkd_relay_inbox_close(ib);
+	assert_int_equal(qkd_relay_inbox_open(&ib, path, &why), QKD_OK);	/* on disk */
+	assert_int_equal(qkd_relay_inbox_take(ib, "SAE_A", "SAE_D", &id1, 1, outs, 64, lens, &bad,
+					      &why), QKD_ERR_INVAL);
+	assert_int_equal(qkd_relay_inbox_put(ib, id1, "SAE_A", "SAE_D", "A", key1, 256, 11, &why),
+			 QKD_ERR_INVAL);
+	/* A served key is not withdrawn: its SAE has it. */
+	assert_int_equal(qkd_relay_inbox_take(ib, "SAE_A", "SAE_D", &id2, 1, outs, 64, lens, &bad,
+					      &why), QKD_OK);
+	assert_int_equal(qkd_relay_inbox_withdraw(ib, id2, "A", &found, &why), QKD_OK);
+	assert_false(found);
+	assert_int_equal(qkd_relay_inbox_counts(ib, &c, &why), QKD_OK);
+	assert_int_equal(c.ready, 0);
+	assert_int_equal(c.expired, 1);
+	assert_int_equal(c.delivered, 1);
 	qkd_relay_inbox_close(ib);
 }
 
@@ -147,6 +193,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_take_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_withdraw, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_refused, setup, teardown),
 	};
 

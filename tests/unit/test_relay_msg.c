@@ -428,6 +428,16 @@ static void test_back_roundtrip(void **state)
 		}
 	/* completions: 1+2+3+4; failures: 6 * (1 + 3 + 6 + 10) */
 	assert_int_equal(count, 10 + 6 * 20);
+	/* withdrawals go forwards: every receiver after the source */
+	for (size_t np = 2; np <= 5; np++)
+		for (size_t hop = 1; hop < np; hop++) {
+			back_fixture(&m);
+			set_path(&m.h, ids, np);
+			m.h.hop = (uint8_t)hop;
+			m.code = 0;
+			m.at = 0;
+			back_roundtrip(&m, QKD_RELAY_MSG_WITHDRAW);
+		}
 }
 
 /* Every truncation of each kind, and one byte too many. */
@@ -601,7 +611,7 @@ static void test_back_refused(void **state)
 {
 	struct qkd_relay_back_msg m;
 	struct qkd_wbuf w;
-	static const uint8_t types[] = { 0, QKD_RELAY_MSG_LSA, QKD_RELAY_MSG_KEY, 5, 255 };
+	static const uint8_t types[] = { 0, QKD_RELAY_MSG_LSA, QKD_RELAY_MSG_KEY, 6, 255 };
 
 	(void)state;
 	qkd_wbuf_init(&w);
@@ -636,6 +646,20 @@ static void test_back_refused(void **state)
 	back_fixture(&m); m.at = 4; back_bad(&m, QKD_RELAY_MSG_FAILURE, QKD_ERR_INVAL);	/* n_path */
 	back_fixture(&m); m.h.hop = 3; m.at = 3; back_bad(&m, QKD_RELAY_MSG_FAILURE, QKD_ERR_INVAL);
 	back_fixture(&m); m.h.hop = 2; m.at = 2; back_bad(&m, QKD_RELAY_MSG_FAILURE, QKD_ERR_INVAL);
+	/* withdrawal: forwards, code and at 0, naming the key and not a share */
+	back_fixture(&m); m.code = 0; m.at = 0;
+	back_roundtrip(&m, QKD_RELAY_MSG_WITHDRAW);
+	back_bad(&m, QKD_RELAY_MSG_COMPLETION, QKD_ERR_INVAL);
+	back_bad(&m, QKD_RELAY_MSG_FAILURE, QKD_ERR_INVAL);
+	m.h.hop = 0; back_bad(&m, QKD_RELAY_MSG_WITHDRAW, QKD_ERR_INVAL);	/* at its source */
+	back_fixture(&m); m.at = 0;			/* a code */
+	back_bad(&m, QKD_RELAY_MSG_WITHDRAW, QKD_ERR_INVAL);
+	back_fixture(&m); m.code = 0;			/* a failing node */
+	back_bad(&m, QKD_RELAY_MSG_WITHDRAW, QKD_ERR_INVAL);
+	back_fixture(&m); m.code = 0; m.at = 0; m.h.attempt = 1;
+	back_bad(&m, QKD_RELAY_MSG_WITHDRAW, QKD_ERR_INVAL);
+	back_fixture(&m); m.code = 0; m.at = 0; m.h.shares = 2; m.h.share = 1;
+	back_bad(&m, QKD_RELAY_MSG_WITHDRAW, QKD_ERR_INVAL);
 	/* another message type: refused before any byte is read */
 	back_fixture(&m);
 	raw_back(&w, &m);
