@@ -100,6 +100,12 @@ struct qkd_etsi014_key {
 	uint8_t *bytes;
 	size_t cap;
 	size_t len;
+	/* A key relayed across the network (docs/relay.md "In the key
+	 * manager"): over how many node-disjoint paths (1 or 2) and the
+	 * longest path's links; 0 for a key of this node's own links. When
+	 * set, enc_keys answers them as the key's key_extension
+	 * {"relay": {"paths": P, "hops": H}} (clause 6.3 allows the object). */
+	unsigned relay_paths, relay_hops;
 };
 
 /* What a provider reports for Status, for one (master, slave) pair. */

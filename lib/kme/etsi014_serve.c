@@ -65,6 +65,17 @@ static int provider_fail(int rc, const char *why, json_t *detail, struct qkd_ets
 	}
 }
 
+/* One key of the container: {"key_ID", "key"}, and the key_extension of
+ * a relayed key. */
+static json_t *key_json(const struct qkd_etsi014_key *k, const char *id, const char *b64)
+{
+	if (k->relay_paths == 0)
+		return json_pack("{s:s,s:s}", "key_ID", id, "key", b64);
+	return json_pack("{s:s,s:s,s:{s:{s:I,s:I}}}", "key_ID", id, "key", b64, "key_extension",
+			 "relay", "paths", (json_int_t)k->relay_paths, "hops",
+			 (json_int_t)k->relay_hops);
+}
+
 /* The Key container (clause 6.3) of keys[0..n): {"keys": [{"key_ID": UUID,
  * "key": base64}]}. Every copy of the base64 is wiped: ours here, jansson's
  * by the allocator of qkd_etsi014_init, the body by its owner. */
@@ -82,7 +93,7 @@ static int key_container(const struct qkd_etsi014_key *keys, size_t n, size_t ma
 		qkd_etsi014_uuid_format(&keys[i].id, id);
 		sodium_bin2base64(b64, b64len, keys[i].bytes, keys[i].len,
 				  sodium_base64_VARIANT_ORIGINAL);
-		if (json_array_append_new(arr, json_pack("{s:s,s:s}", "key_ID", id, "key", b64)) != 0)
+		if (json_array_append_new(arr, key_json(&keys[i], id, b64)) != 0)
 			goto out;
 	}
 	if ((root = json_pack("{s:O}", "keys", arr)) != NULL)

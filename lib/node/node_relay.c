@@ -45,7 +45,7 @@ struct relay_waiter {
 	const struct qkd_etsi014_key *keys;
 	size_t n, settled;
 	int *result;			/* per key: 0 delivered, or the error */
-	unsigned *shares;
+	unsigned *shares, *hops;
 	const char *why;		/* the first failure's reason (static) */
 };
 
@@ -179,12 +179,12 @@ static void op_done(void *c, const uint8_t key_id[16], int result, const char *w
 {
 	struct node_relay *nr = c;
 
-	(void)hops;
 	for (struct relay_waiter *w = nr->waiters; w != NULL; w = w->next)
 		for (size_t i = 0; i < w->n; i++)
 			if (memcmp(w->keys[i].id.b, key_id, 16) == 0 && w->result[i] > 0) {
 				w->result[i] = result;
 				w->shares[i] = shares;
+				w->hops[i] = hops;
 				if (result != QKD_OK && w->why == NULL)
 					w->why = why != NULL && why[0] != '\0' ? why : "relay failed";
 				w->settled++;
@@ -398,8 +398,9 @@ static int kme_enc(void *c, const char *master, const char *slave, uint32_t numb
 
 	w.result = calloc(number, sizeof *w.result);
 	w.shares = calloc(number, sizeof *w.shares);
+	w.hops = calloc(number, sizeof *w.hops);
 	*why = "out of memory";
-	if (w.result == NULL || w.shares == NULL || !nr->rng_ok)
+	if (w.result == NULL || w.shares == NULL || w.hops == NULL || !nr->rng_ok)
 		goto out;
 	pthread_mutex_lock(&nr->lock);
 	w.next = nr->waiters;
@@ -428,6 +429,8 @@ static int kme_enc(void *c, const char *master, const char *slave, uint32_t numb
 	for (uint32_t i = 0; i < number && rc == QKD_OK; i++) {
 		rc = w.result[i] == 1 ? QKD_ERR_IO : w.result[i];
 		two += w.shares[i] == 2;
+		keys[i].relay_paths = w.shares[i];
+		keys[i].relay_hops = w.hops[i];
 	}
 	if (rc != QKD_OK) {
 		*why = w.why != NULL ? w.why : "the slave SAE's node did not confirm the keys in time";
@@ -443,6 +446,7 @@ static int kme_enc(void *c, const char *master, const char *slave, uint32_t numb
 out:
 	free(w.result);
 	free(w.shares);
+	free(w.hops);
 	return rc;
 }
 

@@ -126,7 +126,7 @@ check "every link's pool is full (2^20 bits) in A's database within 120 s" \
 
 # The requester: enc_keys at A for SAE_D, then dec_keys at D for what came,
 # in a loop (bounded: 1500 rounds or STOP); one line per try to $D/log:
-# "enc CODE ID KEY" then "dec CODE ID KEY".
+# "enc CODE ID KEY TIME PATHS" then "dec CODE ID KEY".
 requester() {
 	local i code id key
 	for i in $(seq 1 1500); do
@@ -136,7 +136,7 @@ requester() {
 			"https://127.0.0.1:${KP[A]}/api/v1/keys/SAE_D/enc_keys?number=1&size=256" 2>/dev/null)
 		if [ "$code" != 200 ]; then echo "enc $code - - $(date +%s.%N)"; sleep 0.2; continue; fi
 		id=$(jq -r '.keys[0].key_ID' "$D/enc.json"); key=$(jq -r '.keys[0].key' "$D/enc.json")
-		echo "enc 200 $id $key $(date +%s.%N)"
+		echo "enc 200 $id $key $(date +%s.%N) $(jq -r '.keys[0].key_extension.relay.paths' "$D/enc.json")"
 		code=$(curl -sS --max-time 15 --cacert "$P/ca.pem" --cert "$P/SAE_D.pem" \
 			--key "$P/SAE_D.key" -o "$D/dec.json" -w '%{http_code}' -X POST \
 			-H 'Content-Type: application/json' \
@@ -211,6 +211,8 @@ check "every key D served equals the one A gave out" sh -c "
 check "D served every key A gave out (none lost with a completion)" sh -c "
 	awk '\$1 == \"enc\" && \$2 == 200 { n++ } \$1 == \"dec\" && \$2 == 200 { d++ }
 		END { exit n != d }' '$D/log'"
+check "enc_keys says which keys went as two shares (key_extension.relay.paths)" sh -c "
+	awk '\$1 == \"enc\" && \$2 == 200 && \$6 == 2' '$D/log' | grep -q ."
 check "no key_ID twice" sh -c "awk '\$1 == \"enc\" && \$2 == 200 { print \$3 }' '$D/log' | sort | uniq -d | grep -q . && exit 1 || exit 0"
 ID1=$(awk '$1 == "dec" && $2 == 200 { print $3; exit }' "$D/log")
 req_dec() {

@@ -86,6 +86,8 @@ jcheck "status at a: target node c, keys available" '.target_KME_ID == "c" and .
 req a SAE_A GET "/SAE_C/enc_keys?number=4&size=256"
 check_eq "enc_keys at a for SAE_C (two hops): HTTP 200" "$CODE" 200
 check "enc_keys: four keys of 32 bytes with UUIDs" keybytes 32
+jcheck "enc_keys: each key says it went over one path of two hops (key_extension)" \
+	'[.keys[].key_extension.relay | select(.paths == 1 and .hops == 2)] | length == 4'
 ENC=$(pairs_of | sort); IDS=$(ids_of)
 req c SAE_C POST /SAE_A/dec_keys "{\"key_IDs\": $IDS}"
 check_eq "dec_keys at c: HTTP 200" "$CODE" 200

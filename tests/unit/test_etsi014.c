@@ -34,6 +34,7 @@ struct fake {
 	size_t bad;		/* dec: index reported at fault */
 	int short_key;		/* enc: return one byte short */
 	int wrong_id;		/* dec: answer with another id */
+	unsigned relay_paths;	/* enc: keys say they were relayed */
 	unsigned calls;
 	char master[80], slave[80];
 	uint32_t number, size;
@@ -66,6 +67,8 @@ static int fake_enc(void *ctx, const char *master, const char *slave, uint32_t n
 		for (size_t i = 0; i < keys[k].cap; i++)
 			keys[k].bytes[i] = pattern(k, i);
 		keys[k].len = keys[k].cap - (f->short_key ? 1 : 0);
+		keys[k].relay_paths = f->relay_paths;
+		keys[k].relay_hops = f->relay_paths ? 3 : 0;
 	}
 	return 0;
 }
@@ -237,7 +240,8 @@ static void expect_keys(struct call *c, size_t n, size_t len)
 		const char *b64 = json_string_value(json_object_get(k, "key"));
 		struct qkd_etsi014_uuid u;
 
-		assert_int_equal(json_object_size(k), 2);
+		/* key_ID and key, and the key_extension of a relayed key */
+		assert_int_equal(json_object_size(k), c->f.relay_paths ? 3 : 2);
 		assert_non_null(id);
 		assert_non_null(b64);
 		assert_int_equal(qkd_etsi014_uuid_parse(id, strlen(id), &u), 0);
@@ -396,6 +400,20 @@ static void test_enc_get(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 		json_array_get(json_object_get(c->json, "keys"), 2), "key_ID")),
 		"ab000000-0000-0000-0000-000000000002");
+	assert_null(json_object_get(json_array_get(json_object_get(c->json, "keys"), 0),
+				    "key_extension"));
+	/* A relayed key says how it went, in its key_extension (clause 6.3). */
+	c->f.relay_paths = 2;
+	GET(c, "SAE_A", "/api/v1/keys/SAE_B/enc_keys", "number=2");
+	expect_keys(c, 2, 44);
+	for (size_t k = 0; k < 2; k++) {
+		json_t *r = json_object_get(json_object_get(json_array_get(json_object_get(c->json,
+							"keys"), k), "key_extension"), "relay");
+
+		assert_int_equal(json_integer_value(json_object_get(r, "paths")), 2);
+		assert_int_equal(json_integer_value(json_object_get(r, "hops")), 3);
+	}
+	c->f.relay_paths = 0;
 }
 
 static void test_enc_get_errors(void **state)
