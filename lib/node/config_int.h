@@ -1,5 +1,6 @@
 /* config_int.h - internals of the `qkd node` configuration parser
- * (qkd/node_config.h, docs/config.md). Not installed.
+ * (qkd/node_config.h, docs/config.md), whose table-driven machinery `qkd
+ * vpn`'s parser (lib/vpn/vpn_config.c) shares. Not installed.
  *
  * The parser is table driven: each group of the file (node, one link, its
  * optical and protocol groups) is a table of struct cfg_field, one row per
@@ -97,6 +98,8 @@ int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
 
 /* Path setters: the value is resolved against c->dir into a
  * char[QKD_NODE_PATH_MAX], then the file it names is checked. */
+int cfg_set_file_min(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj, size_t min_bytes);	/* regular, readable */
 int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
 		     const struct cfg_field *f, void *obj);	/* regular, readable, >= 4096 bytes */
 int cfg_set_pem(struct cfg_ctx *c, const config_setting_t *s,
@@ -120,6 +123,13 @@ int cfg_link_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_link_
  * and the listening address must differ from every link's addresses. */
 __attribute__((warn_unused_result))
 int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_config *n);
+
+/* Read c->path (at most 1 MiB, no NUL byte), set c->dir to its directory,
+ * and parse it into lc (config_init'ed by the caller, who destroys it):
+ * 0, or the error written (QKD_ERR_IO when unreadable, else
+ * QKD_ERR_INVAL). config_file.c; `qkd vpn`'s parser uses it too. */
+__attribute__((warn_unused_result))
+int cfg_file_read(struct cfg_ctx *c, config_t *lc);
 
 /* Lexical checks libconfig 1.5 does not make, on the file's text:
  * *include_line: first line with an @include directive (0: none);

@@ -107,25 +107,27 @@ out:
 	return rc;
 }
 
-int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
-		     const struct cfg_field *f, void *obj)
+int cfg_set_file_min(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj, size_t min_bytes)
 {
 	char *path = (char *)obj + f->off;
 
 	if (resolve(c, s, f->key, false, path) != QKD_OK)
 		return QKD_ERR_INVAL;
-	return check_file(c, s, f->key, path, CFG_AUTH_KEY_MIN_BYTES);
+	return check_file(c, s, f->key, path, (long long)min_bytes);
+}
+
+int cfg_set_auth_key(struct cfg_ctx *c, const config_setting_t *s,
+		     const struct cfg_field *f, void *obj)
+{
+	return cfg_set_file_min(c, s, f, obj, CFG_AUTH_KEY_MIN_BYTES);
 }
 
 /* The contents are the TLS library's to judge when the server starts. */
 int cfg_set_pem(struct cfg_ctx *c, const config_setting_t *s,
 		const struct cfg_field *f, void *obj)
 {
-	char *path = (char *)obj + f->off;
-
-	if (resolve(c, s, f->key, false, path) != QKD_OK)
-		return QKD_ERR_INVAL;
-	return check_file(c, s, f->key, path, 1);
+	return cfg_set_file_min(c, s, f, obj, 1);
 }
 
 int cfg_set_store(struct cfg_ctx *c, const config_setting_t *s,

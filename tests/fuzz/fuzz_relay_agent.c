@@ -109,7 +109,19 @@ static double f_now(void *c)
 	return clock_s;
 }
 
-static const struct qkd_relay_ops ops = { f_send, f_take, f_use, f_deliver, f_done, f_now };
+static int f_withdraw(void *c, const uint8_t key_id[16], const char *source, bool *found,
+		      const char **why)
+{
+	(void)c;
+	(void)key_id;
+	(void)source;
+	(void)why;
+	*found = false;
+	return QKD_OK;
+}
+
+static const struct qkd_relay_ops ops = { f_send, f_take, f_use, f_deliver, f_done, f_now,
+					  f_withdraw };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
