@@ -568,12 +568,15 @@ static void test_counter_exhaustion(void **state)
 	qkd_esp_sa_free(i);
 }
 
-static void test_lifetimes(void **state)
+static const struct qkd_esp_params life_params = {
+	.dir = QKD_ESP_OUT, .spi = 0x4000, .keymat = km256, .keymat_len = 36, .now = 1000,
+	.soft = { .seconds = 60, .bytes = 250, .packets = 8 },
+	.hard = { .seconds = 90, .bytes = 300, .packets = 10 },
+};
+
+static void test_lifetime_seconds_bytes(void **state)
 {
-	struct qkd_esp_params p = { .dir = QKD_ESP_OUT, .spi = 0x4000, .keymat = km256,
-				    .keymat_len = 36, .now = 1000,
-				    .soft = { .seconds = 60, .bytes = 250, .packets = 8 },
-				    .hard = { .seconds = 90, .bytes = 300, .packets = 10 } };
+	struct qkd_esp_params p = life_params;
 	struct qkd_esp_sa *o = NULL, *i = NULL;
 	uint8_t in[100] = { 0 }, pkt[160], out[160], nh;
 	size_t plen, olen;
@@ -610,7 +613,16 @@ static void test_lifetimes(void **state)
 	assert_int_equal(qkd_esp_encapsulate(o, 4, in, 0, pkt, sizeof pkt, &plen), QKD_ERR_NOKEY);
 	qkd_esp_sa_free(o);
 	qkd_esp_sa_free(i);
+}
 
+static void test_lifetime_packets(void **state)
+{
+	struct qkd_esp_params p = life_params;
+	struct qkd_esp_sa *o = NULL, *i = NULL;
+	uint8_t in[1] = { 0 }, pkt[64], out[64], nh;
+	size_t plen, olen;
+
+	(void)state;
 	/* packets: soft at 8, hard at 10, in both directions */
 	p.soft.bytes = p.hard.bytes = 0;
 	p.dir = QKD_ESP_OUT;
@@ -681,7 +693,8 @@ int main(void)
 		cmocka_unit_test(test_bad_trailer),
 		cmocka_unit_test(test_wrong_spi_and_replay),
 		cmocka_unit_test(test_counter_exhaustion),
-		cmocka_unit_test(test_lifetimes),
+		cmocka_unit_test(test_lifetime_seconds_bytes),
+		cmocka_unit_test(test_lifetime_packets),
 		cmocka_unit_test(test_peek_and_classify),
 	};
 
