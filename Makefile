@@ -127,6 +127,8 @@ valgrind: deps
 # bench/relay.sh: relayed enc_keys latency over 1, 2, 4 hops, throughput, reroutes.
 # bench/netsim.sh: qkd netsim at 100 and 1000 nodes (docs/netsim.md "Figures";
 # the 1000-node run takes about 3 min and 8.4 GB of memory).
+# build/bench/esp_bench: ESP encapsulate+decapsulate on one core, 1400-byte
+# packets, AES-256-GCM: the crypto ceiling of `qkd vpn` (docs/vpn.md).
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -136,6 +138,7 @@ bench: deps
 	bench/node_cpu.sh $(BUILD)
 	bench/relay.sh $(BUILD)
 	bench/netsim.sh $(BUILD)
+	$(BUILD)/bench/esp_bench
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1

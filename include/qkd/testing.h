@@ -1,0 +1,19 @@
+/* qkd/testing.h - entry points for tests and benchmarks only, never called
+ * by the daemon (STYLE.md "Names": test-only switches live here, not in the
+ * production API). */
+#ifndef QKD_TESTING_H
+#define QKD_TESTING_H
+
+#include <stdint.h>
+
+struct qkd_esp_sa;
+
+/* Place an SA's sequence state at seq, as if it had run that long, so a test
+ * reaches the 2^32 or 2^64 end of the counter or a published vector's
+ * sequence number without sending billions of packets. Outbound: seq is the
+ * last number sent (the next packet carries seq + 1). Inbound: the replay
+ * window's top becomes seq, with nothing marked received. Counters of bytes
+ * and packets are left as they are. */
+void qkd_esp_testing_set_seq(struct qkd_esp_sa *sa, uint64_t seq);
+
+#endif
