@@ -39,13 +39,16 @@ struct qkd_ike_sa_keys {
 void qkd_ike_sa_keys_wipe(struct qkd_ike_sa_keys *k);
 
 /* prf(K, S) = HMAC-SHA-256(K, S[0] | S[1] | ...). n parts, any may be
- * empty; out may alias nothing in the inputs. */
+ * empty; the key may not (QKD_ERR_INVAL: no IKE prf is keyed with nothing).
+ * out may alias nothing in the inputs. */
 QKD_IKE_WUR int qkd_ike_prf(const uint8_t *key, size_t key_len, const struct qkd_ike_span *s,
 			    size_t n, uint8_t out[QKD_IKE_PRF_LEN]);
 
 /* prf+(K, S) of section 2.13: T1 | T2 | ..., Tk = prf(K, Tk-1 | S | k),
- * truncated to out_len <= QKD_IKE_PRFPLUS_MAX octets. (With HMAC-SHA-256
- * this is HKDF-Expand of RFC 5869 with PRK = K and info = S.) */
+ * truncated to 0 < out_len <= QKD_IKE_PRFPLUS_MAX octets. (With
+ * HMAC-SHA-256 this is HKDF-Expand of RFC 5869 with PRK = K and info = S.)
+ * out must not alias the key or S (the functions below that allow
+ * aliasing go through a temporary). */
 QKD_IKE_WUR int qkd_ike_prfplus(const uint8_t *key, size_t key_len, const struct qkd_ike_span *s,
 				size_t n, uint8_t *out, size_t out_len);
 

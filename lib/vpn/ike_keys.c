@@ -169,10 +169,14 @@ int qkd_ike_sa_keys_derive(const uint8_t skeyseed[QKD_IKE_PRF_LEN], struct qkd_i
 	if ((rc = qkd_ike_prfplus(skeyseed, QKD_IKE_PRF_LEN, s, 4, buf, total)) != 0)
 		goto out;
 	/* Order of section 2.14; SK_ai and SK_ar take no octets (AEAD). */
-	memcpy(out->sk_d, p, QKD_IKE_PRF_LEN), p += QKD_IKE_PRF_LEN;
-	memcpy(out->sk_ei, p, e), p += e;
-	memcpy(out->sk_er, p, e), p += e;
-	memcpy(out->sk_pi, p, QKD_IKE_PRF_LEN), p += QKD_IKE_PRF_LEN;
+	memcpy(out->sk_d, p, QKD_IKE_PRF_LEN);
+	p += QKD_IKE_PRF_LEN;
+	memcpy(out->sk_ei, p, e);
+	p += e;
+	memcpy(out->sk_er, p, e);
+	p += e;
+	memcpy(out->sk_pi, p, QKD_IKE_PRF_LEN);
+	p += QKD_IKE_PRF_LEN;
 	memcpy(out->sk_pr, p, QKD_IKE_PRF_LEN);
 	out->enc_len = e;
 out:

@@ -264,6 +264,17 @@ int qkd_ike_notify_parse(const struct qkd_ike_pld *pld, struct qkd_ike_notify *n
 	return 0;
 }
 
+/* Section 3.11: deleting the IKE SA names no SPI; ESP and AH SPIs are
+ * four octets; no other protocol is deleted here. */
+static bool delete_shape_ok(const struct qkd_ike_delete *d)
+{
+	if (d->protocol == QKD_IKE_PROTO_IKE)
+		return d->spi_size == 0 && d->nspi == 0;
+	if (d->protocol == QKD_IKE_PROTO_ESP || d->protocol == QKD_IKE_PROTO_AH)
+		return d->spi_size == 4;
+	return false;
+}
+
 int qkd_ike_delete_parse(const struct qkd_ike_pld *pld, struct qkd_ike_delete *d,
 			 const char **why)
 {
@@ -277,11 +288,7 @@ int qkd_ike_delete_parse(const struct qkd_ike_pld *pld, struct qkd_ike_delete *d
 	d->protocol = qkd_get_u8(&r);
 	d->spi_size = qkd_get_u8(&r);
 	d->nspi = qkd_get_u16(&r);
-	/* Section 3.11: deleting the IKE SA names no SPI; ESP and AH SPIs
-	 * are four octets. */
-	if (d->protocol == QKD_IKE_PROTO_IKE ? (d->spi_size != 0 || d->nspi != 0)
-	    : (d->protocol == QKD_IKE_PROTO_ESP || d->protocol == QKD_IKE_PROTO_AH)
-	    ? d->spi_size != 4 : true)
+	if (!delete_shape_ok(d))
 		return bad(why, "Delete protocol, SPI size and count disagree");
 	if ((size_t)d->nspi * d->spi_size != qkd_rbuf_left(&r))
 		return bad(why, "Delete SPI count differs from the payload length");
