@@ -262,7 +262,13 @@ const struct qkd_ike_pld *qkd_ike_msg_find(const struct qkd_ike_msg *m, uint8_t 
 
 /* Appends a message (or a header-less inner chain) to w, which the caller
  * owns; each add links the previous payload's Next Payload field to it.
- * Errors are sticky in b->err (and w->err); qkd_ike_build_end reports. */
+ * Each qkd_ike_add_* writes the payload of the same name (RFC 7296 sections
+ * 3.3 to 3.14) and copies every span it is given: the builder keeps no
+ * pointer into the caller's structs, which may be freed or reused at once.
+ * Errors are sticky in b->err (and w->err); qkd_ike_build_end reports:
+ * QKD_ERR_INVAL for a payload that its parser would refuse (nonce length,
+ * empty SA or TS, SPI sizes, anything after SK), QKD_ERR_RANGE for bounds,
+ * QKD_ERR_NOMEM when w cannot grow. */
 struct qkd_ike_builder {
 	struct qkd_wbuf *w;
 	size_t start;		/* offset of the message in w */
