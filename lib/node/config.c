@@ -18,23 +18,6 @@ const char *qkd_link_role_name(enum qkd_link_role r)
 	return "unknown";
 }
 
-static int set_log_level(struct cfg_ctx *c, const config_setting_t *s,
-			 const struct cfg_field *f, void *obj)
-{
-	struct qkd_node_config *n = obj;
-	const char *v = NULL;
-
-	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
-		return QKD_ERR_INVAL;
-	for (int l = QKD_LOG_ERROR; l <= QKD_LOG_DEBUG; l++) {
-		if (strcmp(v, qkd_log_level_name((enum qkd_log_level)l)) == 0) {
-			n->log_level = (enum qkd_log_level)l;
-			return QKD_OK;
-		}
-	}
-	return cfg_failk(c, s, f->key, "'%s' is not a log level (error, warn, info, debug)", v);
-}
-
 static int set_metrics(struct cfg_ctx *c, const config_setting_t *s,
 		       const struct cfg_field *f, void *obj)
 {
@@ -49,7 +32,7 @@ static const struct cfg_field node_fields[] = {
 	{ "id", cfg_set_name, NODE(id), 0, 0, 0 },
 	{ "status", cfg_set_status, NODE(status), CFG_REQUIRED, 0, 0 },
 	{ "log_file", cfg_set_log_file, NODE(log_file), 0, 0, 0 },
-	{ "log_level", set_log_level, 0, 0, 0, 0 },
+	{ "log_level", cfg_set_log_level, NODE(log_level), 0, 0, 0 },
 	{ "metrics", set_metrics, NODE(metrics), 0, 0, 0 },
 };
 
@@ -204,26 +187,19 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	return rc;
 }
 
+/* cfg_load's root callback. */
+static int read_root_node(struct cfg_ctx *c, const config_setting_t *root, void *obj)
+{
+	return read_root(c, root, obj);
+}
+
 int qkd_node_config_load(const char *path, struct qkd_node_config *cfg, char *err, size_t errlen)
 {
-	struct cfg_ctx c;
-	config_t lc;
-	int rc;
-
-	memset(&c, 0, sizeof c);
-	c.path = path;
-	c.err = err;
-	c.errlen = errlen;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (path == NULL || cfg == NULL)
 		return QKD_ERR_INVAL;
 	memset(cfg, 0, sizeof *cfg);
 	cfg->log_level = QKD_LOG_INFO;
-	config_init(&lc);
-	rc = cfg_file_read(&c, &lc);
-	if (rc == QKD_OK)
-		rc = read_root(&c, config_root_setting(&lc), cfg);
-	config_destroy(&lc);
-	return rc;
+	return cfg_load(path, err, errlen, cfg, read_root_node);
 }

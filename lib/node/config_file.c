@@ -121,3 +121,22 @@ int cfg_file_read(struct cfg_ctx *c, config_t *lc)
 	free(text);
 	return rc;
 }
+
+int cfg_load(const char *path, char *err, size_t errlen, void *obj,
+	     int (*root)(struct cfg_ctx *c, const config_setting_t *root, void *obj))
+{
+	struct cfg_ctx c;
+	config_t lc;
+	int rc;
+
+	memset(&c, 0, sizeof c);
+	c.path = path;
+	c.err = err;
+	c.errlen = errlen;
+	config_init(&lc);
+	rc = cfg_file_read(&c, &lc);
+	if (rc == QKD_OK)
+		rc = root(&c, config_root_setting(&lc), obj);
+	config_destroy(&lc);
+	return rc;
+}

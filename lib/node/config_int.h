@@ -95,6 +95,8 @@ int cfg_set_name(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj);	/* char[QKD_NODE_NAME_MAX] */
 int cfg_set_addr(struct cfg_ctx *c, const config_setting_t *s,
 		 const struct cfg_field *f, void *obj);	/* struct qkd_node_addr */
+int cfg_set_log_level(struct cfg_ctx *c, const config_setting_t *s,
+		      const struct cfg_field *f, void *obj);	/* enum qkd_log_level by name */
 
 /* Path setters: the value is resolved against c->dir into a
  * char[QKD_NODE_PATH_MAX], then the file it names is checked. */
@@ -130,6 +132,13 @@ int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_c
  * QKD_ERR_INVAL). config_file.c; `qkd vpn`'s parser uses it too. */
 __attribute__((warn_unused_result))
 int cfg_file_read(struct cfg_ctx *c, config_t *lc);
+
+/* A whole load: a context for path and err[0..errlen) (err emptied first),
+ * the file read and parsed (cfg_file_read), then root(c, the root
+ * setting, obj). The caller has set obj's defaults. 0 or the error. */
+__attribute__((warn_unused_result))
+int cfg_load(const char *path, char *err, size_t errlen, void *obj,
+	     int (*root)(struct cfg_ctx *c, const config_setting_t *root, void *obj));
 
 /* Lexical checks libconfig 1.5 does not make, on the file's text:
  * *include_line: first line with an @include directive (0: none);

@@ -311,3 +311,19 @@ int cfg_set_name(struct cfg_ctx *c, const config_setting_t *s,
 	strcpy((char *)obj + f->off, v);
 	return QKD_OK;
 }
+
+int cfg_set_log_level(struct cfg_ctx *c, const config_setting_t *s,
+		      const struct cfg_field *f, void *obj)
+{
+	const char *v = NULL;
+
+	if (cfg_get_string(c, s, f->key, &v) != QKD_OK)
+		return QKD_ERR_INVAL;
+	for (int l = QKD_LOG_ERROR; l <= QKD_LOG_DEBUG; l++) {
+		if (strcmp(v, qkd_log_level_name((enum qkd_log_level)l)) == 0) {
+			*(enum qkd_log_level *)((char *)obj + f->off) = (enum qkd_log_level)l;
+			return QKD_OK;
+		}
+	}
+	return cfg_failk(c, s, f->key, "'%s' is not a log level (error, warn, info, debug)", v);
+}

@@ -11,22 +11,6 @@
 #define GW(f) offsetof(struct qkd_vpn_config, f)
 #define KME(f) offsetof(struct qkd_vpn_kme, f)
 
-static int set_log_level(struct cfg_ctx *c, const config_setting_t *s, const struct cfg_field *f,
-			 void *obj)
-{
-	struct qkd_vpn_config *v = obj;
-	const char *val = NULL;
-
-	if (cfg_get_string(c, s, f->key, &val) != QKD_OK)
-		return QKD_ERR_INVAL;
-	for (int l = QKD_LOG_ERROR; l <= QKD_LOG_DEBUG; l++)
-		if (strcmp(val, qkd_log_level_name((enum qkd_log_level)l)) == 0) {
-			v->log_level = (enum qkd_log_level)l;
-			return QKD_OK;
-		}
-	return cfg_failk(c, s, f->key, "'%s' is not a log level (error, warn, info, debug)", val);
-}
-
 static int set_tun(struct cfg_ctx *c, const config_setting_t *s, const struct cfg_field *f,
 		   void *obj)
 {
@@ -49,7 +33,7 @@ static const struct cfg_field gateway_fields[] = {
 	{ "tun", set_tun, 0, 0, 0, 0 },
 	{ "mtu", cfg_set_uint, GW(mtu), CFG_RANGE, QKD_TUN_MTU_MIN, 9000 },
 	{ "log_file", cfg_set_log_file, GW(log_file), 0, 0, 0 },
-	{ "log_level", set_log_level, 0, 0, 0, 0 },
+	{ "log_level", cfg_set_log_level, GW(log_level), 0, 0, 0 },
 	{ "metrics", cfg_set_addr, GW(metrics), 0, 0, 0 },
 };
 
@@ -148,16 +132,14 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	return rc;
 }
 
+/* cfg_load's root callback. */
+static int read_root_vpn(struct cfg_ctx *c, const config_setting_t *root, void *obj)
+{
+	return read_root(c, root, obj);
+}
+
 int qkd_vpn_config_load(const char *path, struct qkd_vpn_config *cfg, char *err, size_t errlen)
 {
-	struct cfg_ctx c;
-	config_t lc;
-	int rc;
-
-	memset(&c, 0, sizeof c);
-	c.path = path;
-	c.err = err;
-	c.errlen = errlen;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (path == NULL || cfg == NULL)
@@ -166,10 +148,5 @@ int qkd_vpn_config_load(const char *path, struct qkd_vpn_config *cfg, char *err,
 	cfg->log_level = QKD_LOG_INFO;
 	strcpy(cfg->tun, "qkd0");
 	cfg->mtu = 1400;
-	config_init(&lc);
-	rc = cfg_file_read(&c, &lc);
-	if (rc == QKD_OK)
-		rc = read_root(&c, config_root_setting(&lc), cfg);
-	config_destroy(&lc);
-	return rc;
+	return cfg_load(path, err, errlen, cfg, read_root_vpn);
 }
