@@ -115,8 +115,19 @@ static void fixture_init(struct fixture *f)
 		assert_int_equal(fwrite(key, 1, sizeof key, fp), sizeof key);
 		fclose(fp);
 	}
-	for (size_t i = 0; i < 4; i++)
-		f->port[i] = free_port();
+	/* Four different ports: the kernel may hand a just-closed port out
+	 * again at once, and the config refuses two links' addresses alike. */
+	for (size_t i = 0; i < 4; i++) {
+		bool dup = true;
+
+		for (int tries = 0; dup && tries < 100; tries++) {
+			f->port[i] = free_port();
+			dup = false;
+			for (size_t j = 0; j < i; j++)
+				dup |= f->port[j] == f->port[i];
+		}
+		assert_false(dup);
+	}
 	snprintf(f->conf, sizeof f->conf, "%s/n.conf", f->dir);
 	fp = fopen(f->conf, "w");
 	assert_non_null(fp);
