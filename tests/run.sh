@@ -15,20 +15,30 @@ failures=()
 logdir=build/test-logs
 mkdir -p "$logdir"
 
-run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
-	local bin=$1 label=$2 log rc p f t0
-	log="$logdir/$(echo "$label" | tr '/ ' '__').log"
-	t0=$SECONDS
+log_of() {	# $1 = label
+	echo "$logdir/$(echo "$1" | tr '/ ' '__').log"
+}
+
+# Run one cmocka binary into its log; "RC SECONDS" goes to LOG.rc.
+run_cmocka_exec() {	# $1 = binary, $2 = log, $3 = "valgrind" to run under valgrind
+	local t0=$SECONDS rc
 	if [ "${QKD_VALGRIND:-0}" = 1 ] || [ "${3:-}" = valgrind ]; then
 		# QKD_VALGRIND=1: tests with large inputs shrink them (the release and
 		# ASan passes run them whole).
 		QKD_VALGRIND=1 timeout 1200 valgrind -q --error-exitcode=99 --leak-check=full \
-			--errors-for-leak-kinds=definite "$bin" >"$log" 2>&1
+			--errors-for-leak-kinds=definite "$1" >"$2" 2>&1
 	else
-		timeout 600 "$bin" >"$log" 2>&1
+		timeout 600 "$1" >"$2" 2>&1
 	fi
 	rc=$?
-	t0=$((SECONDS - t0))
+	echo "$rc $((SECONDS - t0))" >"$2.rc"
+}
+
+# Count and print one binary's result from its log.
+run_cmocka_report() {	# $1 = label
+	local label=$1 log rc t p f
+	log=$(log_of "$label")
+	read -r rc t <"$log.rc" || { rc=125; t=0; }
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n1)
 	p=${p:-0}; f=${f:-0}
@@ -38,18 +48,33 @@ run_cmocka() {	# $1 = binary, $2 = label, $3 = "valgrind" to run under valgrind
 	passed=$((passed + p)); failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$label (see $log)")
-		printf '%-40s FAIL  %d passed, %d failed (exit %d, %d s)\n' "$label" "$p" "$f" "$rc" "$t0"
+		printf '%-40s FAIL  %d passed, %d failed (exit %d, %d s)\n' "$label" "$p" "$f" "$rc" "$t"
 		grep -E '^\[  (FAILED|ERROR)|ERROR: |runtime error|Invalid|definitely' "$log" | head -n 20
 	else
-		printf '%-40s ok    %d passed (%d s)\n' "$label" "$p" "$t0"
+		printf '%-40s ok    %d passed (%d s)\n' "$label" "$p" "$t"
 	fi
 }
 
+# Every test binary of a build, QKD_TEST_JOBS (default 2) at a time: the
+# unit tests share no files or ports they did not make themselves (a port
+# a test needs free is taken by binding port 0). Results print in order,
+# once all have run.
 run_units() {	# $1 = build dir, $2 = label prefix, $3 = "valgrind" (optional)
-	local b
+	local b bins=() running=0 jobs=${QKD_TEST_JOBS:-2}
 	for b in "$1"/tests/test_*; do
-		[ -x "$b" ] || continue
-		run_cmocka "$b" "$2$(basename "$b")" "${3:-}"
+		[ -x "$b" ] && bins+=("$b")
+	done
+	for b in "${bins[@]+"${bins[@]}"}"; do
+		if [ "$running" -ge "$jobs" ]; then
+			wait -n
+			running=$((running - 1))
+		fi
+		run_cmocka_exec "$b" "$(log_of "$2$(basename "$b")")" "${3:-}" &
+		running=$((running + 1))
+	done
+	wait
+	for b in "${bins[@]+"${bins[@]}"}"; do
+		run_cmocka_report "$2$(basename "$b")"
 	done
 }
 
