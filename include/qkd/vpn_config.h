@@ -119,6 +119,10 @@ int qkd_vpn_prefix_parse(const char *s, struct qkd_vpn_prefix *out, const char *
 /* Whether a and b share any address. */
 bool qkd_vpn_prefix_overlap(const struct qkd_vpn_prefix *a, const struct qkd_vpn_prefix *b);
 
+/* Whether addr (of family, 4 or 6; IPv4 in its first 4 bytes) lies in p. */
+bool qkd_vpn_prefix_contains(const struct qkd_vpn_prefix *p, uint8_t family,
+			     const uint8_t addr[16]);
+
 const char *qkd_vpn_qkd_policy_name(enum qkd_vpn_qkd_policy p);
 
 #endif

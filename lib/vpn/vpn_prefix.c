@@ -60,6 +60,15 @@ int qkd_vpn_prefix_parse(const char *s, struct qkd_vpn_prefix *out, const char *
 	return QKD_OK;
 }
 
+bool qkd_vpn_prefix_contains(const struct qkd_vpn_prefix *p, uint8_t family,
+			     const uint8_t addr[16])
+{
+	struct qkd_vpn_prefix host = { .family = family, .len = family == 4 ? 32 : 128 };
+
+	memcpy(host.addr, addr, 16);
+	return qkd_vpn_prefix_overlap(p, &host);	/* a host overlaps p iff p holds it */
+}
+
 bool qkd_vpn_prefix_overlap(const struct qkd_vpn_prefix *a, const struct qkd_vpn_prefix *b)
 {
 	unsigned n = a->len < b->len ? a->len : b->len;
