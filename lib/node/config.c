@@ -148,8 +148,10 @@ static int read_relay(struct cfg_ctx *c, const config_setting_t *root, struct qk
 	return rc;
 }
 
-static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd_node_config *n)
+/* cfg_load's root callback: obj is the struct qkd_node_config. */
+static int read_root(struct cfg_ctx *c, const config_setting_t *root, void *obj)
 {
+	struct qkd_node_config *n = obj;
 	const config_setting_t *s;
 	const char *key;
 	int rc = QKD_OK;
@@ -187,19 +189,12 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	return rc;
 }
 
-/* cfg_load's root callback. */
-static int read_root_node(struct cfg_ctx *c, const config_setting_t *root, void *obj)
-{
-	return read_root(c, root, obj);
-}
 
 int qkd_node_config_load(const char *path, struct qkd_node_config *cfg, char *err, size_t errlen)
 {
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-	if (path == NULL || cfg == NULL)
-		return QKD_ERR_INVAL;
-	memset(cfg, 0, sizeof *cfg);
-	cfg->log_level = QKD_LOG_INFO;
-	return cfg_load(path, err, errlen, cfg, read_root_node);
+	if (cfg != NULL) {
+		memset(cfg, 0, sizeof *cfg);
+		cfg->log_level = QKD_LOG_INFO;
+	}
+	return cfg_load(path, err, errlen, cfg, read_root);
 }

@@ -129,6 +129,10 @@ int cfg_load(const char *path, char *err, size_t errlen, void *obj,
 	config_t lc;
 	int rc;
 
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || obj == NULL)
+		return QKD_ERR_INVAL;
 	memset(&c, 0, sizeof c);
 	c.path = path;
 	c.err = err;

@@ -133,9 +133,10 @@ int cfg_kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_node_c
 __attribute__((warn_unused_result))
 int cfg_file_read(struct cfg_ctx *c, config_t *lc);
 
-/* A whole load: a context for path and err[0..errlen) (err emptied first),
- * the file read and parsed (cfg_file_read), then root(c, the root
- * setting, obj). The caller has set obj's defaults. 0 or the error. */
+/* A whole load: err[0..errlen) emptied, QKD_ERR_INVAL for a NULL path or
+ * obj, then a context for path, the file read and parsed (cfg_file_read),
+ * and root(c, the root setting, obj). The caller has set obj's defaults.
+ * 0 or the error. */
 __attribute__((warn_unused_result))
 int cfg_load(const char *path, char *err, size_t errlen, void *obj,
 	     int (*root)(struct cfg_ctx *c, const config_setting_t *root, void *obj));

@@ -99,8 +99,10 @@ static int kme_read(struct cfg_ctx *c, const config_setting_t *g, struct qkd_vpn
 	return rc;
 }
 
-static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd_vpn_config *v)
+/* cfg_load's root callback: obj is the struct qkd_vpn_config. */
+static int read_root(struct cfg_ctx *c, const config_setting_t *root, void *obj)
 {
+	struct qkd_vpn_config *v = obj;
 	const config_setting_t *s;
 	int rc = QKD_OK;
 
@@ -132,21 +134,14 @@ static int read_root(struct cfg_ctx *c, const config_setting_t *root, struct qkd
 	return rc;
 }
 
-/* cfg_load's root callback. */
-static int read_root_vpn(struct cfg_ctx *c, const config_setting_t *root, void *obj)
-{
-	return read_root(c, root, obj);
-}
 
 int qkd_vpn_config_load(const char *path, struct qkd_vpn_config *cfg, char *err, size_t errlen)
 {
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-	if (path == NULL || cfg == NULL)
-		return QKD_ERR_INVAL;
-	memset(cfg, 0, sizeof *cfg);
-	cfg->log_level = QKD_LOG_INFO;
-	strcpy(cfg->tun, "qkd0");
-	cfg->mtu = 1400;
-	return cfg_load(path, err, errlen, cfg, read_root_vpn);
+	if (cfg != NULL) {
+		memset(cfg, 0, sizeof *cfg);
+		cfg->log_level = QKD_LOG_INFO;
+		strcpy(cfg->tun, "qkd0");
+		cfg->mtu = 1400;
+	}
+	return cfg_load(path, err, errlen, cfg, read_root);
 }
