@@ -5,7 +5,9 @@
 #   ca.pem, ca.key            a test CA (ECDSA P-256, 1 year)
 #   server.pem, server.key    the KME's certificate: CN localhost,
 #                             subjectAltName IP:127.0.0.1, IP:::1 and
-#                             DNS:localhost, extendedKeyUsage serverAuth
+#                             DNS:localhost (and $PKI_SERVER_SAN, e.g.
+#                             "IP:10.0.0.1", when set), extendedKeyUsage
+#                             serverAuth
 #   SAE_ID.pem, SAE_ID.key    one client certificate per SAE (default SAE_A
 #                             and SAE_B): CN = the SAE ID,
 #                             extendedKeyUsage clientAuth
@@ -64,7 +66,7 @@ keyUsage=critical,digitalSignature"
 newkey server
 sign server localhost "$leaf
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"
+subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost${PKI_SERVER_SAN:+,$PKI_SERVER_SAN}"
 for id in "$@"; do
 	newkey "$id"
 	sign "$id" "$id" "$leaf

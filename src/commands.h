@@ -15,5 +15,6 @@ int cmd_eve(int argc, char **argv);
 int cmd_kme(int argc, char **argv);
 int cmd_netmap(int argc, char **argv);
 int cmd_netsim(int argc, char **argv);
+int cmd_vpn(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@ static const struct command commands[] = {
 	{"kme", cmd_kme, "ask an ETSI GS QKD 014 key manager for status and keys (client)"},
 	{"netmap", cmd_netmap, "draw the network a node knows, from its link-state database (graphviz)"},
 	{"netsim", cmd_netsim, "simulate the relay network's routing and key relay at scale"},
+	{"vpn", cmd_vpn, "an IPsec gateway keyed with QKD (IKEv2 + RFC 8784/9867, ESP in UDP)"},
 };
 
 static void usage(FILE *f)

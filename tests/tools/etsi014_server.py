@@ -6,6 +6,11 @@
 #
 #   etsi014_server.py --pki DIR     (ca.pem, server.pem, server.key of
 #                                    examples/make-test-pki.sh)
+#                     [--host ADDR] [--port N]   (default 127.0.0.1, any port)
+#                     [--flip-file PATH]  while PATH exists, every key that
+#                                    dec_keys hands out has its first bit
+#                                    flipped: a KME serving wrong bits
+#                                    (tests/integration/vpn.sh)
 #
 # Mutual TLS: a client certificate of the CA is required; its subject CN is
 # the caller's SAE ID. Prints "listening 127.0.0.1 PORT" once serving; stops
@@ -41,6 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 KEY_SIZE, MIN_SIZE, MAX_SIZE, MAX_KEYS = 256, 64, 4096, 32
+FLIP_FILE = None
 STORE = {}  # lowercase key_ID -> (master, slave, bytes)
 LOCK = threading.Lock()
 
@@ -137,6 +143,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, "key_ID unknown", [{"key_ID": kid}])
             for kid in ids:
                 key = STORE.pop(kid.lower())[2]
+                if FLIP_FILE and os.path.exists(FLIP_FILE):
+                    key = bytes([key[0] ^ 0x80]) + key[1:]
                 keys.append({"key_ID": kid, "key": base64.b64encode(key).decode()})
         return self.send(200, {"keys": keys})
 
@@ -205,17 +213,22 @@ def misbehave(h, sae, res):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pki", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--flip-file")
     args = ap.parse_args()
+    global FLIP_FILE
+    FLIP_FILE = args.flip_file
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(os.path.join(args.pki, "server.pem"), os.path.join(args.pki, "server.key"))
     ctx.load_verify_locations(os.path.join(args.pki, "ca.pem"))
     ctx.verify_mode = ssl.CERT_REQUIRED
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     httpd.daemon_threads = True
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print("listening 127.0.0.1 %d" % httpd.server_address[1], flush=True)
+    print("listening %s %d" % (args.host, httpd.server_address[1]), flush=True)
     httpd.serve_forever()
 
 
