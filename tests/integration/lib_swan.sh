@@ -24,6 +24,7 @@
 #   swan_start NAME NS      charon-systemd of instance NAME in namespace NS,
 #                           its own vici socket, log and config; waits at most
 #                           10 s for the vici socket, then loads the config
+#                           and, if it initiates, initiates (at most 10 s)
 #   swan_ctl NAME ARGS...   swanctl ARGS against instance NAME
 #   swan_wait_sa NAME CHILD [SECONDS]
 #                           bounded poll (default 15 s) of --list-sas until
@@ -107,8 +108,10 @@ swan_ctl() {
 #   ppk_id= ppk=            the PPK's identity (an ETSI 014 key_ID) and its
 #                           bytes in hex; ppk_id empty = no PPK
 #   ppk_required=yes|no     (default yes) no: fall back to no PPK
-#   initiate=yes|no         (default no) yes: start_action = start, so
-#                           this side initiates as soon as it is loaded
+#   initiate=yes|no         (default no) yes: swan_start initiates the
+#                           CHILD "net" (and its IKE SA) once loaded. Not a
+#                           start_action: with one, reloading a changed
+#                           connection (a new ppk_id) would initiate again
 #   dh=x25519|modp2048      (default x25519) the IKE and the PFS group
 #   pfs=yes|no              (default yes) a DH in CREATE_CHILD_SA
 #   rekey=SECONDS           IKE rekey_time (default 0: none)
@@ -152,7 +155,6 @@ swan_conf() {
 			echo "    esp_proposals = aes256gcm16"
 		fi
 		echo "    rekey_time = ${c[child_rekey]}"
-		[ "${c[initiate]}" = yes ] && echo "    start_action = start"
 		echo "  } }"
 		echo "} }"
 		echo "secrets {"
@@ -162,6 +164,7 @@ swan_conf() {
 			"${c[ppk_id]}" "${c[ppk]}"
 		echo "}"
 	} >"$d/swanctl.conf"
+	echo "${c[initiate]}" >"$d/initiate"
 }
 
 # swan_conf_strongswan DIR LEVEL: the instance's strongswan.conf on stdout.
@@ -170,7 +173,9 @@ swan_conf() {
 # TUN device ipsec0. port = 0 gives IKE on UDP 500 a random port, so every
 # IKE message and ESP packet goes through the NAT-T socket, port_nat_t =
 # 4500, with the non-ESP marker (RFC 3948 section 2.2), as `qkd vpn` does.
-# Short retransmission so a lost peer fails within the tests' waits.
+# Short retransmission so a lost peer fails within the tests' waits;
+# make_before_break: a re-authentication builds the new IKE and CHILD SAs
+# before it deletes the old ones, as `qkd vpn` rekeys.
 swan_conf_strongswan() {
 	cat <<EOC
 charon-systemd {
@@ -181,6 +186,7 @@ charon-systemd {
   retransmit_base = 1.4
   retransmit_tries = 3
   install_virtual_ip = no
+  make_before_break = yes
   plugins {
     vici {
       socket = unix://$1/charon.vici
@@ -229,7 +235,9 @@ swan_start() {
 		sleep 0.1
 	done
 	[ -S "$d/charon.vici" ] || return 1
-	swan_ctl "$n" --load-all --file "$d/swanctl.conf" >"$d/load.out" 2>&1
+	swan_ctl "$n" --load-all --file "$d/swanctl.conf" >"$d/load.out" 2>&1 || return 1
+	[ "$(cat "$d/initiate")" = yes ] || return 0
+	swan_ctl "$n" --initiate --child net --timeout 10 >"$d/initiate.out" 2>&1
 }
 
 swan_wait_sa() {

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# tests/integration/swan_swan.sh - strongSwan against strongSwan with a PPK
+# (RFC 8784) across four network namespaces, h1 - gw1 - gw2 - h2
+# (tests/integration/lib_swan.sh): the reference run of issue 14 item 7, so
+# that when one gateway becomes `qkd vpn` the only unknown is `qkd vpn`.
+# The PPK plays a QKD key: its id is a key_ID (a UUID, as ETSI GS QKD 014
+# hands out) and its secret 32 random bytes, loaded with swanctl.
+#
+#   - IKE SA with the PPK (both ends log "using PPK for PPK_ID <key_ID>",
+#     --list-sas shows /PPK), AES-GCM-16-256, PRF SHA2-256, X25519, UDP
+#     4500 at both ends, CHILD_SA TUNNEL-in-UDP;
+#   - ping and iperf3 -t 2 h1 -> h2 through the tunnel, counted in the
+#     CHILD_SA's bytes;
+#   - a different PPK on the responder: IKE_AUTH fails, nothing installed;
+#   - a new key_ID and PPK loaded with swanctl --load-creds/--load-conns: an
+#     IKE rekey and a CHILD rekey do not use it (strongSwan 5.9.8 has no
+#     RFC 9867), a re-authentication does, and traffic flows after it.
+#
+# Needs root and ip netns: otherwise one "ok - ... # SKIP" line. Every wait
+# is bounded; the namespaces and charons are removed by the EXIT trap.
+# Usage: bash tests/integration/swan_swan.sh (KEEP=1 keeps the logs).
+set -u
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/../cli/lib.sh"
+# shellcheck source=tests/integration/lib_swan.sh
+. "$(dirname "$0")/lib_swan.sh"
+
+if [ "$(id -u)" -ne 0 ] || ! ip netns list >/dev/null 2>&1 ||
+   ! command -v swanctl >/dev/null || [ ! -x "$SWAN_CHARON" ]; then
+	echo "ok - strongSwan to strongSwan # SKIP needs root, ip netns, charon-systemd and swanctl"
+	exit 0
+fi
+SWAN_DIR=$CLI_TMP
+cli_cleanup_hook() { swan_net_down; }
+
+hex() { head -c "$1" /dev/urandom | od -An -tx1 -v | tr -d ' \n'; }
+uuid() { cat /proc/sys/kernel/random/uuid; }
+PSK=$(hex 32)
+ID1=$(uuid)
+PPK1=$(hex 32)
+ID2=$(uuid)
+PPK2=$(hex 32)
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+sas() { swan_ctl "$1" --list-sas 2>/dev/null; }
+# The number of IKE_AUTHs that used the PPK of key_ID $2 in $1's log.
+ppk_uses() { grep -c "using PPK for PPK_ID '$2'" "$(swan_log "$1")"; }
+# conf NAME PPK_ID PPK [KEY=VALUE...]: gw1 initiates, gw2 responds.
+conf() {
+	local n=$1 id=$2 k=$3
+	shift 3
+	if [ "$n" = gw1 ]; then
+		swan_conf gw1 local="$SWAN_GW1" remote="$SWAN_GW2" local_ts="$SWAN_NET1" \
+			remote_ts="$SWAN_NET2" local_id=gw1.qkd.test remote_id=gw2.qkd.test \
+			psk="$PSK" ppk_id="$id" ppk="$k" initiate=yes "$@"
+	else
+		swan_conf gw2 local="$SWAN_GW2" remote="$SWAN_GW1" local_ts="$SWAN_NET2" \
+			remote_ts="$SWAN_NET1" local_id=gw2.qkd.test remote_id=gw1.qkd.test \
+			psk="$PSK" ppk_id="$id" ppk="$k" "$@"
+	fi
+}
+
+check "four namespaces h1 - gw1 - gw2 - h2 with veth links" swan_net_up
+check "h1 cannot reach h2 before the tunnel (no route through gw1)" \
+	sh -c "! ip netns exec $SWAN_NS_H1 ping -c 1 -W 1 $SWAN_H2 >/dev/null 2>&1"
+
+# --- a mismatched PPK: the responder holds other bytes under the same key_ID.
+conf gw2 "$ID1" "$PPK2"
+conf gw1 "$ID1" "$PPK1"
+check "charon gw2 (responder) starts in its namespace and loads its config" \
+	swan_start gw2 "$SWAN_NS_GW2"
+swan_start gw1 "$SWAN_NS_GW1"
+check_match "different PPK bytes: the initiation fails" "$(cat "$SWAN_DIR/gw1/initiate.out")" \
+	"establishing CHILD_SA 'net' failed|initiate failed"
+check_eq "... no SA is left at either end" "$(sas gw1)$(sas gw2)" ""
+check_match "... the initiator saw AUTHENTICATION_FAILED" \
+	"$(cat "$(swan_log gw1)")" "received AUTHENTICATION_FAILED notify"
+swan_stop gw1
+swan_stop gw2
+mv "$SWAN_DIR/gw1" "$SWAN_DIR/gw1.mismatch"
+mv "$SWAN_DIR/gw2" "$SWAN_DIR/gw2.mismatch"
+
+# --- the same PPK at both ends.
+conf gw2 "$ID1" "$PPK1"
+conf gw1 "$ID1" "$PPK1"
+check "charon gw2 (responder) restarts with the right PPK" swan_start gw2 "$SWAN_NS_GW2"
+check "charon gw1 (initiator) starts and initiates" swan_start gw1 "$SWAN_NS_GW1"
+check "the CHILD_SA is installed at gw1" swan_wait_sa gw1 net 15
+check "the CHILD_SA is installed at gw2" swan_wait_sa gw2 net 5
+S1=$(sas gw1)
+S2=$(sas gw2)
+check_match "gw1: IKE SA AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519 with PPK" "$S1" \
+	"^  AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519/PPK$"
+check_match "gw2: the same, with PPK" "$S2" "^  AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519/PPK$"
+check_match "gw1: IKE from port 4500 to port 4500" "$S1" \
+	"local  'gw1.qkd.test' @ $SWAN_GW1\\[4500\\]"
+check_match "... remote port 4500" "$S1" "remote 'gw2.qkd.test' @ $SWAN_GW2\\[4500\\]"
+check_match "gw1: ESP AES_GCM_16-256 in UDP, tunnel mode" "$S1" \
+	"net: #[0-9]+, reqid [0-9]+, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256"
+check_match "gw1: the subnets as traffic selectors" "$S1" \
+	"local  192\\.168\\.11\\.0/24"
+check_eq "gw1 used the PPK of key_ID $ID1 once" "$(ppk_uses gw1 "$ID1")" 1
+check_eq "gw2 used the PPK of key_ID $ID1 once" "$(ppk_uses gw2 "$ID1")" 1
+check "ping h1 -> h2 through the tunnel: 3 of 3" \
+	sh -c "ip netns exec $SWAN_NS_H1 ping -c 3 -W 2 -i 0.2 $SWAN_H2 | grep -q ' 3 received'"
+
+# iperf3 -t 2; the server answers one client and exits.
+in_ns "$SWAN_NS_H2" iperf3 -s -1 -B "$SWAN_H2" >"$SWAN_DIR/iperf3-s.out" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 50); do
+	in_ns "$SWAN_NS_H2" ss -ltn | grep -q ":5201 " && break
+	sleep 0.1
+done
+check "iperf3 -t 2 h1 -> h2 (TCP) through the tunnel" \
+	in_ns "$SWAN_NS_H1" timeout 15 iperf3 -c "$SWAN_H2" -t 2 -J
+BPS=$(printf '%s' "$OUT" | jq -r '.end.sum_received.bits_per_second // 0' 2>/dev/null)
+echo "# iperf3 -t 2 through strongSwan kernel-libipsec: $(awk -v b="${BPS:-0}" 'BEGIN { printf "%.2f", b / 1e9 }') Gbit/s" >&2
+check "... more than 1 Mbit/s arrived" awk -v b="${BPS:-0}" 'BEGIN { exit !(b > 1e6) }'
+OUTB=$(sas gw1 | awk '$1 == "out" { print $3; exit }')
+check "... gw1's outbound ESP SA carried over 1 MB" awk -v b="${OUTB:-0}" 'BEGIN { exit !(b > 1e6) }'
+
+# --- a fresh QKD key: a new key_ID and PPK replace the old at both ends.
+conf gw2 "$ID2" "$PPK2"
+conf gw1 "$ID2" "$PPK2"
+# A strongSwan 5.9.8 responder accepts only the PPK_ID of its connection's
+# ppk_id ("received PPK_ID X, but require Y" otherwise): the connection is
+# reloaded with the new key_ID as well as the credentials.
+check "gw2: swanctl --load-creds loads the new PPK, unloads the old" \
+	swan_ctl gw2 --load-creds --clear --file "$SWAN_DIR/gw2/swanctl.conf"
+check_match "... gw2 says so" "$OUT" "loaded ppk secret 'ppk-1'"
+check "gw2: --load-conns (ppk_id $ID2)" \
+	swan_ctl gw2 --load-conns --file "$SWAN_DIR/gw2/swanctl.conf"
+check "gw1: --load-creds and --load-conns (ppk_id $ID2)" sh -c \
+	"STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-creds --clear --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici &&
+	 STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-conns --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici"
+check "an IKE rekey (CREATE_CHILD_SA) succeeds" swan_ctl gw1 --rekey --ike qkd
+check "a CHILD rekey succeeds" swan_ctl gw1 --rekey --child net
+check "... and traffic flows after both" \
+	sh -c "sleep 1; ip netns exec $SWAN_NS_H1 ping -c 2 -W 2 -i 0.2 $SWAN_H2 | grep -q ' 2 received'"
+check_eq "... but neither rekey used the new PPK (no RFC 9867 in 5.9.8)" \
+	"$(ppk_uses gw1 "$ID2") $(ppk_uses gw2 "$ID2")" "0 0"
+check_match "... the rekeyed IKE SA still says PPK (it derives from the old SK_d)" \
+	"$(sas gw1)" "CURVE_25519/PPK$"
+# Until both ends logged the PPK of $1 at least once, at most 15 s.
+wait_ppk() {
+	local i
+	for i in $(seq 1 75); do
+		[ "$(ppk_uses gw1 "$1")" -ge 1 ] && [ "$(ppk_uses gw2 "$1")" -ge 1 ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# Re-authentication with the new key_ID: a new IKE SA from the reloaded
+# connection, then the old one terminated (make before break).
+IKE2=$(sas gw1 | awk '/^qkd: #/ { gsub(/[#,]/, "", $2); print $2; exit }')
+check "re-authentication: swanctl --initiate builds a second IKE SA" \
+	swan_ctl gw1 --initiate --child net --timeout 10
+check "... which used the new PPK at both ends" wait_ppk "$ID2"
+check_eq "... exactly once at gw1" "$(ppk_uses gw1 "$ID2")" 1
+check_eq "... and at gw2" "$(ppk_uses gw2 "$ID2")" 1
+check "the old IKE SA #$IKE2 is terminated" \
+	swan_ctl gw1 --terminate --ike-id "$IKE2" --timeout 10
+check "... a CHILD_SA is still installed" swan_wait_sa gw1 net 5
+check_eq "... one IKE SA is left at each end" \
+	"$(sas gw1 | grep -c '^qkd: #') $(sas gw2 | grep -c '^qkd: #')" "1 1"
+check_match "... with the PPK" "$(sas gw1)" "CURVE_25519/PPK$"
+check "ping h1 -> h2 after the re-authentication: 3 of 3" \
+	sh -c "ip netns exec $SWAN_NS_H1 ping -c 3 -W 2 -i 0.2 $SWAN_H2 | grep -q ' 3 received'"
+
+# --- swanctl --rekey --reauth rebuilds the IKE SA from the configuration
+# the SA was made with, not the reloaded one: with the PPK of ID2 replaced
+# by ID3's in the credentials and the connection, it still asks for ID2.
+ID3=$(uuid)
+conf gw1 "$ID3" "$(hex 32)"
+swan_ctl gw1 --load-creds --clear --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
+swan_ctl gw1 --load-conns --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
+# charon delays a re-authentication while a rekeyed CHILD_SA is still
+# there (charon.delete_rekeyed_delay, 5 s): wait for it to go.
+settled() {
+	local i
+	for i in $(seq 1 50); do
+		sas gw1 | grep -Eq '^  net: .*(REKEYED|DELETING|DELETED)' || return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "no rekeyed CHILD_SA is left after 10 s" settled
+check "swanctl --rekey --ike qkd --reauth is started" swan_ctl gw1 --rekey --ike qkd --reauth
+wait_log() {
+	local i
+	for i in $(seq 1 50); do grep -q "$1" "$(swan_log gw1)" && return 0; sleep 0.2; done
+	return 1
+}
+check "... and asks for the PPK of the old key_ID $ID2, not $ID3" \
+	wait_log "PPK required but no PPK found for '$ID2'"
+check_eq "... never for $ID3" "$(grep -Ec "(PPK_ID|no PPK found for) '$ID3'" "$(swan_log gw1)")" 0
+finish
