@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/lib_swan.sh - strongSwan gateways in network namespaces,
 # the peers of `qkd vpn`'s interop tests and benchmark (issue 14 item 7,
 # docs/vpn.md "Interoperability with strongSwan"). Source it, do not run it;
@@ -39,6 +40,7 @@
 # /etc/ipsec.secrets, no resolv.conf, no journal logging) and the vici
 # socket is a file under SWAN_DIR.
 
+# shellcheck disable=SC2034  # the addresses are for the sourcing scripts
 SWAN_H1=192.168.11.2
 SWAN_GW1_IN=192.168.11.1
 SWAN_GW1=10.99.0.1
@@ -123,7 +125,7 @@ swan_conf() {
 	local n=$1 kv d
 	shift
 	local -A c=([ppk_required]=yes [initiate]=no [dh]=x25519 [pfs]=yes [rekey]=0
-		[reauth]=0 [child_rekey]=0 [ppk_id]= [ppk]= [log]=2)
+		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [log]=2)
 	for kv in "$@"; do c[${kv%%=*}]=${kv#*=}; done
 	d=$SWAN_DIR/$n
 	mkdir -p "$d" || return 1
@@ -250,11 +252,11 @@ swan_wait_sa() {
 }
 
 swan_stop() {
-	local pid i
+	local pid
 	eval "pid=\${SWAN_PID_$1:-}"
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+	for _ in $(seq 1 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	eval "SWAN_PID_$1="

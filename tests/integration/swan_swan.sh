@@ -19,6 +19,7 @@
 # Needs root and ip netns: otherwise one "ok - ... # SKIP" line. Every wait
 # is bounded; the namespaces and charons are removed by the EXIT trap.
 # Usage: bash tests/integration/swan_swan.sh (KEEP=1 keeps the logs).
+# shellcheck disable=SC2317  # functions run by check and the EXIT trap
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
@@ -44,6 +45,28 @@ in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 sas() { swan_ctl "$1" --list-sas 2>/dev/null; }
 # The number of IKE_AUTHs that used the PPK of key_ID $2 in $1's log.
 ppk_uses() { grep -c "using PPK for PPK_ID '$2'" "$(swan_log "$1")"; }
+# Until both ends logged the PPK of $1 at least once, at most 15 s.
+wait_ppk() {
+	for _ in $(seq 1 75); do
+		[ "$(ppk_uses gw1 "$1")" -ge 1 ] && [ "$(ppk_uses gw2 "$1")" -ge 1 ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# Until gw1 has no rekeyed CHILD_SA left, at most 10 s: charon delays a
+# re-authentication while one is there (charon.delete_rekeyed_delay, 5 s).
+settled() {
+	for _ in $(seq 1 50); do
+		sas gw1 | grep -Eq '^  net: .*(REKEYED|DELETING|DELETED)' || return 0
+		sleep 0.2
+	done
+	return 1
+}
+# Until gw1 logged a line matching $1, at most 10 s.
+wait_log() {
+	for _ in $(seq 1 50); do grep -q "$1" "$(swan_log gw1)" && return 0; sleep 0.2; done
+	return 1
+}
 # conf NAME PPK_ID PPK [KEY=VALUE...]: gw1 initiates, gw2 responds.
 conf() {
 	local n=$1 id=$2 k=$3
@@ -140,15 +163,6 @@ check_eq "... but neither rekey used the new PPK (no RFC 9867 in 5.9.8)" \
 	"$(ppk_uses gw1 "$ID2") $(ppk_uses gw2 "$ID2")" "0 0"
 check_match "... the rekeyed IKE SA still says PPK (it derives from the old SK_d)" \
 	"$(sas gw1)" "CURVE_25519/PPK$"
-# Until both ends logged the PPK of $1 at least once, at most 15 s.
-wait_ppk() {
-	local i
-	for i in $(seq 1 75); do
-		[ "$(ppk_uses gw1 "$1")" -ge 1 ] && [ "$(ppk_uses gw2 "$1")" -ge 1 ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # Re-authentication with the new key_ID: a new IKE SA from the reloaded
 # connection, then the old one terminated (make before break).
 IKE2=$(sas gw1 | awk '/^qkd: #/ { gsub(/[#,]/, "", $2); print $2; exit }')
@@ -173,23 +187,8 @@ ID3=$(uuid)
 conf gw1 "$ID3" "$(hex 32)"
 swan_ctl gw1 --load-creds --clear --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
 swan_ctl gw1 --load-conns --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
-# charon delays a re-authentication while a rekeyed CHILD_SA is still
-# there (charon.delete_rekeyed_delay, 5 s): wait for it to go.
-settled() {
-	local i
-	for i in $(seq 1 50); do
-		sas gw1 | grep -Eq '^  net: .*(REKEYED|DELETING|DELETED)' || return 0
-		sleep 0.2
-	done
-	return 1
-}
 check "no rekeyed CHILD_SA is left after 10 s" settled
 check "swanctl --rekey --ike qkd --reauth is started" swan_ctl gw1 --rekey --ike qkd --reauth
-wait_log() {
-	local i
-	for i in $(seq 1 50); do grep -q "$1" "$(swan_log gw1)" && return 0; sleep 0.2; done
-	return 1
-}
 check "... and asks for the PPK of the old key_ID $ID2, not $ID3" \
 	wait_log "PPK required but no PPK found for '$ID2'"
 check_eq "... never for $ID3" "$(grep -Ec "(PPK_ID|no PPK found for) '$ID3'" "$(swan_log gw1)")" 0
