@@ -22,7 +22,9 @@
 #                           write the strongswan.conf and swanctl.conf of the
 #                           instance NAME into $SWAN_DIR/NAME/ (see swan_conf's
 #                           comment for the keys)
-#   swan_start NAME NS      charon-systemd of instance NAME in namespace NS,
+#   swan_start NAME NS [CPU]
+#                           charon-systemd of instance NAME in namespace NS
+#                           (pinned to CPU with taskset if given),
 #                           its own vici socket, log and config; waits at most
 #                           10 s for the vici socket, then loads the config
 #                           and, if it initiates, initiates (at most 10 s)
@@ -32,6 +34,7 @@
 #                           CHILD is INSTALLED; 0 if it came, 1 if not
 #   swan_stop NAME          SIGTERM, at most 5 s, then SIGKILL
 #   swan_log NAME           the instance's charon log file
+#   swan_pid NAME           its charon's pid (empty once stopped)
 #
 # The caller sets SWAN_DIR (a scratch directory it removes) before
 # swan_conf. charon-systemd writes no pid file and, with the
@@ -93,6 +96,7 @@ swan_net_down() {
 }
 
 swan_log() { echo "$SWAN_DIR/$1/charon.log"; }
+swan_pid() { eval "echo \${SWAN_PID_$1:-}"; }
 
 swan_ctl() {
 	local n=$1
@@ -223,12 +227,15 @@ swanctl {
 EOC
 }
 
-# swan_start NAME NS: charon of instance NAME in namespace NS, then its
-# swanctl.conf loaded. The charon's pid in SWAN_PID_NAME.
+# swan_start NAME NS [CPU]: charon of instance NAME in namespace NS (all
+# its threads on CPU if given, with taskset), then its swanctl.conf loaded.
+# The charon's pid in SWAN_PID_NAME.
 swan_start() {
 	local n=$1 ns=$2 d=$SWAN_DIR/$1 i
 	rm -f "$d/charon.vici"
-	STRONGSWAN_CONF=$d/strongswan.conf ip netns exec "$ns" "$SWAN_CHARON" \
+	local pin=()
+	[ -n "${3:-}" ] && pin=(taskset -c "$3")
+	STRONGSWAN_CONF=$d/strongswan.conf "${pin[@]}" ip netns exec "$ns" "$SWAN_CHARON" \
 		>"$d/charon.out" 2>&1 &
 	eval "SWAN_PID_$n=$!"
 	SWAN_STARTED+=("$n")

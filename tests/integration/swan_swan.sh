@@ -105,6 +105,16 @@ mv "$SWAN_DIR/gw2" "$SWAN_DIR/gw2.mismatch"
 # --- the same PPK at both ends.
 conf gw2 "$ID1" "$PPK1"
 conf gw1 "$ID1" "$PPK1"
+# The link between the gateways is captured (headers only) from before
+# IKE_SA_INIT to after the ping, to see ports and framing on the wire.
+CAP=$SWAN_DIR/out0.pcap
+if command -v tshark >/dev/null; then
+	ip netns exec "$SWAN_NS_GW1" tshark -q -i out0 -f udp -s 128 -a duration:30 -w "$CAP" \
+		>"$SWAN_DIR/tshark.out" 2>&1 &
+	TSHARK=$!
+	PIDS+=("$TSHARK")
+	for _ in $(seq 1 50); do grep -q "Capturing on" "$SWAN_DIR/tshark.out" && break; sleep 0.1; done
+fi
 check "charon gw2 (responder) restarts with the right PPK" swan_start gw2 "$SWAN_NS_GW2"
 check "charon gw1 (initiator) starts and initiates" swan_start gw1 "$SWAN_NS_GW1"
 check "the CHILD_SA is installed at gw1" swan_wait_sa gw1 net 15
@@ -125,6 +135,26 @@ check_eq "gw1 used the PPK of key_ID $ID1 once" "$(ppk_uses gw1 "$ID1")" 1
 check_eq "gw2 used the PPK of key_ID $ID1 once" "$(ppk_uses gw2 "$ID1")" 1
 check "ping h1 -> h2 through the tunnel: 3 of 3" \
 	sh -c "ip netns exec $SWAN_NS_H1 ping -c 3 -W 2 -i 0.2 $SWAN_H2 | grep -q ' 3 received'"
+
+if [ -n "${TSHARK:-}" ]; then
+	sleep 0.5	# the last packets reach the file
+	kill -INT "$TSHARK"
+	wait "$TSHARK"
+	# One line per packet: source port, destination port, IKE exchange type
+	# (34 IKE_SA_INIT, 35 IKE_AUTH), the non-ESP marker, ESP SPI.
+	W=$(tshark -r "$CAP" -T fields -e udp.srcport -e udp.dstport -e isakmp.exchangetype \
+		-e udpencap.non_esp_marker -e esp.spi 2>/dev/null)
+	check_eq "on the wire: every UDP packet goes from port 4500 to port 4500" \
+		"$(printf '%s\n' "$W" | awk -F'\t' '$1 != 4500 || $2 != 4500' | wc -l)" 0
+	check_eq "... IKE_SA_INIT and IKE_AUTH, a request and a response each, after the non-ESP marker" \
+		"$(printf '%s\n' "$W" | awk -F'\t' '($3 == 34 || $3 == 35) && $4 != "" { n[$3]++ }
+			END { print n[34] + 0, n[35] + 0 }')" "2 2"
+	check_eq "... the pings as ESP in UDP (RFC 3948): 3 packets on each of 2 SPIs" \
+		"$(printf '%s\n' "$W" | awk -F'\t' '$5 != "" { n[$5]++ }
+			END { for (s in n) if (n[s] >= 3) k++; print k + 0 }')" 2
+else
+	cli_ok "on the wire: ports and framing # SKIP no tshark"
+fi
 
 # iperf3 -t 2; the server answers one client and exits.
 in_ns "$SWAN_NS_H2" iperf3 -s -1 -B "$SWAN_H2" >"$SWAN_DIR/iperf3-s.out" 2>&1 &
