@@ -76,7 +76,7 @@ run() {
 		'BEGIN { printf "%-22s %8.2f %9.0f %% %9.0f %%\n", l, b / 1e9, 100 * a / hz / t, 100 * c / hz / t }'
 }
 
-echo "strongSwan $(swan_ctl gw1 --version --daemon 2>/dev/null | awk '$1 == "version:" { print $2 }') charon-systemd + kernel-libipsec, ESP AES_GCM_16-256 in UDP 4500, IKE with PPK"
+echo "$(swan_ctl gw1 --version --daemon 2>/dev/null | head -n1), kernel-libipsec, ESP AES_GCM_16-256 in UDP 4500, IKE with PPK"
 echo "gw1 charon on CPU $CPU1, gw2 charon on CPU $CPU2; iperf3 TCP h1 -> h2, $TIME s per row; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-22s %8s %11s %11s\n' "run" "Gbit/s" "gw1 CPU" "gw2 CPU"
 run "TCP, 1 stream" 1
