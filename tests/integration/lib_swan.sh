@@ -114,6 +114,11 @@ swan_ctl() {
 #   ppk_id= ppk=            the PPK's identity (an ETSI 014 key_ID) and its
 #                           bytes in hex; ppk_id empty = no PPK
 #   ppk_required=yes|no     (default yes) no: fall back to no PPK
+#   ppk_any=yes|no          (default no) yes: the connection names no
+#                           ppk_id, so as a responder it takes any PPK_ID
+#                           whose PPK it holds (a 5.9.8 responder with a
+#                           ppk_id refuses every other PPK_ID); ppk_id= then
+#                           only names the secret
 #   initiate=yes|no         (default no) yes: swan_start initiates the
 #                           CHILD "net" (and its IKE SA) once loaded. Not a
 #                           start_action: with one, reloading a changed
@@ -129,7 +134,7 @@ swan_conf() {
 	local n=$1 kv d
 	shift
 	local -A c=([ppk_required]=yes [initiate]=no [dh]=x25519 [pfs]=yes [rekey]=0
-		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [log]=2)
+		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [ppk_any]=no [log]=2)
 	for kv in "$@"; do c[${kv%%=*}]=${kv#*=}; done
 	d=$SWAN_DIR/$n
 	mkdir -p "$d" || return 1
@@ -147,7 +152,7 @@ swan_conf() {
 		echo "  rekey_time = ${c[rekey]}"
 		echo "  reauth_time = ${c[reauth]}"
 		if [ -n "${c[ppk_id]}" ]; then
-			echo "  ppk_id = ${c[ppk_id]}"
+			[ "${c[ppk_any]}" = yes ] || echo "  ppk_id = ${c[ppk_id]}"
 			echo "  ppk_required = ${c[ppk_required]}"
 		fi
 		printf '  local {\n    auth = psk\n    id = %s\n  }\n' "${c[local_id]}"

@@ -174,14 +174,10 @@ check "... gw1's outbound ESP SA carried over 1 MB" awk -v b="${OUTB:-0}" 'BEGIN
 # --- a fresh QKD key: a new key_ID and PPK replace the old at both ends.
 conf gw2 "$ID2" "$PPK2"
 conf gw1 "$ID2" "$PPK2"
-# A strongSwan 5.9.8 responder accepts only the PPK_ID of its connection's
-# ppk_id ("received PPK_ID X, but require Y" otherwise): the connection is
-# reloaded with the new key_ID as well as the credentials.
+# gw2 takes the new credentials only; its connection still says ppk_id ID1.
 check "gw2: swanctl --load-creds loads the new PPK, unloads the old" \
 	swan_ctl gw2 --load-creds --clear --file "$SWAN_DIR/gw2/swanctl.conf"
 check_match "... gw2 says so" "$OUT" "loaded ppk secret 'ppk-1'"
-check "gw2: --load-conns (ppk_id $ID2)" \
-	swan_ctl gw2 --load-conns --file "$SWAN_DIR/gw2/swanctl.conf"
 check "gw1: --load-creds and --load-conns (ppk_id $ID2)" sh -c \
 	"STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-creds --clear --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici &&
 	 STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-conns --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici"
@@ -196,6 +192,18 @@ check_match "... the rekeyed IKE SA still says PPK (it derives from the old SK_d
 # Re-authentication with the new key_ID: a new IKE SA from the reloaded
 # connection, then the old one terminated (make before break).
 IKE2=$(sas gw1 | awk '/^qkd: #/ { gsub(/[#,]/, "", $2); print $2; exit }')
+# A strongSwan 5.9.8 responder whose connection names a ppk_id refuses any
+# other PPK_ID, even one whose PPK it holds.
+check_exit "a new IKE SA with the new key_ID, gw2's connection naming the old: refused" 1 \
+	sh -c "STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --initiate --child net --timeout 10 \
+		--uri unix://$SWAN_DIR/gw1/charon.vici >/dev/null 2>&1 || { echo 'qkd: refused' >&2; exit 1; }"
+check_match "... gw2: \"received PPK_ID '$ID2', but require '$ID1'\"" "$(cat "$(swan_log gw2)")" \
+	"received PPK_ID '$ID2', but require '$ID1'"
+# Without a ppk_id in its connection the responder takes any PPK_ID whose
+# PPK it holds: the way to follow QKD key_IDs it cannot know in advance.
+conf gw2 "$ID2" "$PPK2" ppk_any=yes
+check "gw2: --load-conns without a ppk_id (ppk_required = yes)" \
+	swan_ctl gw2 --load-conns --file "$SWAN_DIR/gw2/swanctl.conf"
 check "re-authentication: swanctl --initiate builds a second IKE SA" \
 	swan_ctl gw1 --initiate --child net --timeout 10
 check "... which used the new PPK at both ends" wait_ppk "$ID2"
