@@ -35,6 +35,10 @@
 #   swan_stop NAME          SIGTERM, at most 5 s, then SIGKILL
 #   swan_log NAME           the instance's charon log file
 #   swan_pid NAME           its charon's pid (empty once stopped)
+#   swan_tshark_ike NAME PCAP TSHARK_ARGS...
+#                           tshark -r PCAP decrypting the first IKE SA of
+#                           the capture with the keys instance NAME logged
+#                           (it needs ike_log=4)
 #
 # The caller sets SWAN_DIR (a scratch directory it removes) before
 # swan_conf. charon-systemd writes no pid file and, with the
@@ -128,17 +132,21 @@ swan_ctl() {
 #   rekey=SECONDS           IKE rekey_time (default 0: none)
 #   reauth=SECONDS          IKE reauth_time (default 0: none)
 #   child_rekey=SECONDS     CHILD rekey_time (default 0: none)
-#   log=N                   charon's log level for ike/cfg/enc (default 2)
+#   log=N                   charon's log level for ike/cfg/enc/chd/knl/esp
+#                           (default 2)
+#   ike_log=N               the ike level alone (default: log); 4 logs the
+#                           IKE SA keys, for swan_tshark_ike
 # The connection is "qkd", its CHILD "net".
 swan_conf() {
 	local n=$1 kv d
 	shift
 	local -A c=([ppk_required]=yes [initiate]=no [dh]=x25519 [pfs]=yes [rekey]=0
-		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [ppk_any]=no [log]=2)
+		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [ppk_any]=no [log]=2 [ike_log]="")
 	for kv in "$@"; do c[${kv%%=*}]=${kv#*=}; done
 	d=$SWAN_DIR/$n
 	mkdir -p "$d" || return 1
-	swan_conf_strongswan "$d" "${c[log]}" >"$d/strongswan.conf" || return 1
+	swan_conf_strongswan "$d" "${c[log]}" "${c[ike_log]:-${c[log]}}" \
+		>"$d/strongswan.conf" || return 1
 	{
 		echo "connections { qkd {"
 		echo "  version = 2"
@@ -178,7 +186,8 @@ swan_conf() {
 	echo "${c[initiate]}" >"$d/initiate"
 }
 
-# swan_conf_strongswan DIR LEVEL: the instance's strongswan.conf on stdout.
+# swan_conf_strongswan DIR LEVEL IKE_LEVEL: the instance's strongswan.conf
+# on stdout.
 # Only the plugins the tests need are loaded (load_modular would read
 # /etc/strongswan.d); kernel-libipsec does ESP in userspace through the
 # TUN device ipsec0. port = 0 gives IKE on UDP 500 a random port, so every
@@ -216,7 +225,7 @@ charon-systemd {
       ike_name = yes
       flush_line = yes
       default = 1
-      ike = $2
+      ike = $3
       cfg = $2
       enc = $2
       chd = $2
@@ -273,4 +282,31 @@ swan_stop() {
 	wait "$pid" 2>/dev/null
 	eval "SWAN_PID_$1="
 	return 0
+}
+
+# swan_sk NAME KEY: the hex of the first "KEY secret => N bytes" dump in
+# NAME's log (Sk_ei, Sk_er: logged at ike level 4).
+swan_sk() {
+	awk -v k="$2 secret =>" '
+		index($0, k) { n = $0; sub(/.*=> /, "", n); n = n + 0; on = 1; next }
+		on {
+			line = $0; sub(/.*> +[0-9]+: /, "", line)
+			for (i = 1; i <= 16 && got < n; i++) {
+				b = substr(line, 3 * i - 2, 2); if (b !~ /^[0-9A-F][0-9A-F]$/) break
+				out = out tolower(b); got++
+			}
+			if (got >= n) { print out; exit }
+		}' "$(swan_log "$1")"
+}
+
+swan_tshark_ike() {
+	local n=$1 pcap=$2 spis ei er
+	shift 2
+	spis=$(tshark -r "$pcap" -Y 'isakmp.exchangetype == 35' -T fields \
+		-e isakmp.ispi -e isakmp.rspi 2>/dev/null | head -n1)
+	ei=$(swan_sk "$n" Sk_ei)
+	er=$(swan_sk "$n" Sk_er)
+	# The IKEv2 decryption table of Wireshark: SPIs, SK_ei, SK_er, the
+	# cipher, SK_ai, SK_ar (none with an AEAD), the integrity algorithm.
+	tshark -r "$pcap" -o "uat:ikev2_decryption_table:${spis%%$'\t'*},${spis##*$'\t'},$ei,$er,\"AES-GCM-256 with 16 octet ICV [RFC5282]\",,,\"NONE [RFC4306]\"" "$@"
 }

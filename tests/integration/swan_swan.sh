@@ -9,12 +9,21 @@
 #   - IKE SA with the PPK (both ends log "using PPK for PPK_ID <key_ID>",
 #     --list-sas shows /PPK), AES-GCM-16-256, PRF SHA2-256, X25519, UDP
 #     4500 at both ends, CHILD_SA TUNNEL-in-UDP;
+#   - on the wire (tshark on the gateways' link): UDP 4500 to 4500 only,
+#     IKE after the non-ESP marker, ESP in UDP; IKE_AUTH decrypted with the
+#     keys gw1 logs at ike level 4: PPK_IDENTITY is PPK_ID_FIXED and the
+#     key_ID's characters, no NO_PPK_AUTH (ppk_required), an empty
+#     PPK_IDENTITY in the response;
 #   - ping and iperf3 -t 2 h1 -> h2 through the tunnel, counted in the
 #     CHILD_SA's bytes;
 #   - a different PPK on the responder: IKE_AUTH fails, nothing installed;
 #   - a new key_ID and PPK loaded with swanctl --load-creds/--load-conns: an
 #     IKE rekey and a CHILD rekey do not use it (strongSwan 5.9.8 has no
-#     RFC 9867), a re-authentication does, and traffic flows after it.
+#     RFC 9867); a responder whose connection names the old ppk_id refuses
+#     it, one that names none takes it; a re-authentication by a new IKE SA
+#     (swanctl --initiate, then the old one terminated) uses it, and traffic
+#     flows after it; swanctl --rekey --reauth would not: it rebuilds the
+#     IKE SA from the configuration the old one was made with.
 #
 # Needs root and ip netns: otherwise one "ok - ... # SKIP" line. Every wait
 # is bounded; the namespaces and charons are removed by the EXIT trap.
@@ -104,12 +113,12 @@ mv "$SWAN_DIR/gw2" "$SWAN_DIR/gw2.mismatch"
 
 # --- the same PPK at both ends.
 conf gw2 "$ID1" "$PPK1"
-conf gw1 "$ID1" "$PPK1"
-# The link between the gateways is captured (headers only) from before
+conf gw1 "$ID1" "$PPK1" ike_log=4
+# The link between the gateways is captured from before
 # IKE_SA_INIT to after the ping, to see ports and framing on the wire.
 CAP=$SWAN_DIR/out0.pcap
 if command -v tshark >/dev/null; then
-	ip netns exec "$SWAN_NS_GW1" tshark -q -i out0 -f udp -s 128 -a duration:30 -w "$CAP" \
+	ip netns exec "$SWAN_NS_GW1" tshark -q -i out0 -f udp -a duration:30 -w "$CAP" \
 		>"$SWAN_DIR/tshark.out" 2>&1 &
 	TSHARK=$!
 	PIDS+=("$TSHARK")
@@ -152,6 +161,21 @@ if [ -n "${TSHARK:-}" ]; then
 	check_eq "... the pings as ESP in UDP (RFC 3948): 3 packets on each of 2 SPIs" \
 		"$(printf '%s\n' "$W" | awk -F'\t' '$5 != "" { n[$5]++ }
 			END { for (s in n) if (n[s] >= 3) k++; print k + 0 }')" 2
+	# IKE_AUTH decrypted with the keys gw1 logged (ike level 4): notify
+	# types and data, the request's line first.
+	N=$(swan_tshark_ike gw1 "$CAP" -Y 'isakmp.exchangetype == 35' -T fields \
+		-e isakmp.notify.msgtype -e isakmp.notify.data 2>/dev/null)
+	# notify TYPE LINE: the data of notify TYPE in line LINE of N, "-" if
+	# it has none, nothing if it is absent.
+	notify() {
+		printf '%s\n' "$N" | awk -F'\t' -v t="$1" -v l="$2" 'NR == l {
+			nt = split($1, ty, ","); split($2, da, ",")
+			for (i = 1; i <= nt; i++) if (ty[i] == t) print (da[i] == "<MISSING>" || da[i] == "") ? "-" : da[i] }'
+	}
+	check_eq "IKE_AUTH request, decrypted: PPK_IDENTITY (16436) is PPK_ID_FIXED (2) then the key_ID's 36 ASCII characters" \
+		"$(notify 16436 1)" "02$(printf '%s' "$ID1" | od -An -tx1 -v | tr -d ' \n')"
+	check_eq "... no NO_PPK_AUTH (16437) with ppk_required = yes" "$(notify 16437 1)" ""
+	check_eq "IKE_AUTH response: PPK_IDENTITY without data" "$(notify 16436 2)" "-"
 else
 	cli_ok "on the wire: ports and framing # SKIP no tshark"
 fi
