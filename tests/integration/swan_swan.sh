@@ -207,6 +207,9 @@ check "gw1: --load-creds and --load-conns (ppk_id $ID2)" sh -c \
 	 STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-conns --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici"
 check "an IKE rekey (CREATE_CHILD_SA) succeeds" swan_ctl gw1 --rekey --ike qkd
 check "a CHILD rekey succeeds" swan_ctl gw1 --rekey --child net
+check "... with a DH exchange (PFS): ESP:AES_GCM_16-256/CURVE_25519" \
+	sh -c "for _ in \$(seq 1 25); do STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --list-sas \
+		--uri unix://$SWAN_DIR/gw1/charon.vici | grep -q 'INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/CURVE_25519' && exit 0; sleep 0.2; done; exit 1"
 check "... and traffic flows after both" \
 	sh -c "sleep 1; ip netns exec $SWAN_NS_H1 ping -c 2 -W 2 -i 0.2 $SWAN_H2 | grep -q ' 2 received'"
 check_eq "... but neither rekey used the new PPK (no RFC 9867 in 5.9.8)" \
