@@ -112,8 +112,9 @@ swan_ctl() {
 # swan_conf NAME KEY=VALUE...: the configuration of instance NAME.
 #   local= remote=          the gateways' outer addresses (IKE and ESP, UDP 4500)
 #   local_ts= remote_ts=    the protected subnets
-#   local_id= remote_id=    IKE identities: "gw1.qkd.test" is an FQDN,
-#                           "@#0a0b..." a KEY_ID (hex)
+#   local_id= remote_id=    IKE identities: "gw1.qkd.test" goes out as
+#                           ID_FQDN, "keyid:gw1" as ID_KEY_ID with the
+#                           bytes "gw1" ("@#0a0b" for the bytes in hex)
 #   psk=                    the pre-shared key, hex
 #   ppk_id= ppk=            the PPK's identity (an ETSI 014 key_ID) and its
 #                           bytes in hex; ppk_id empty = no PPK
@@ -143,6 +144,9 @@ swan_conf() {
 	local -A c=([ppk_required]=yes [initiate]=no [dh]=x25519 [pfs]=yes [rekey]=0
 		[reauth]=0 [child_rekey]=0 [ppk_id]="" [ppk]="" [ppk_any]=no [log]=2 [ike_log]="")
 	for kv in "$@"; do c[${kv%%=*}]=${kv#*=}; done
+	for kv in local remote local_ts remote_ts local_id remote_id psk; do
+		[ -n "${c[$kv]:-}" ] || { echo "swan_conf $n: $kv= is missing" >&2; return 1; }
+	done
 	d=$SWAN_DIR/$n
 	mkdir -p "$d" || return 1
 	swan_conf_strongswan "$d" "${c[log]}" "${c[ike_log]:-${c[log]}}" \
