@@ -29,6 +29,9 @@
 #                           10 s for the vici socket, then loads the config
 #                           and, if it initiates, initiates (at most 10 s)
 #   swan_ctl NAME ARGS...   swanctl ARGS against instance NAME
+#   swan_ppk NAME KEY_ID KEY
+#                           load a new QKD key as the PPK of a running
+#                           instance (credentials and connection)
 #   swan_wait_sa NAME CHILD [SECONDS]
 #                           bounded poll (default 15 s) of --list-sas until
 #                           CHILD is INSTALLED; 0 if it came, 1 if not
@@ -117,7 +120,8 @@ swan_ctl() {
 #                           bytes "gw1" ("@#0a0b" for the bytes in hex)
 #   psk=                    the pre-shared key, hex
 #   ppk_id= ppk=            the PPK's identity (an ETSI 014 key_ID) and its
-#                           bytes in hex; ppk_id empty = no PPK
+#                           bytes in hex, or "0s" and base64 (an ETSI 014
+#                           key as served); ppk_id empty = no PPK
 #   ppk_required=yes|no     (default yes) no: fall back to no PPK
 #   ppk_any=yes|no          (default no) yes: the connection names no
 #                           ppk_id, so as a responder it takes any PPK_ID
@@ -183,11 +187,28 @@ swan_conf() {
 		echo "secrets {"
 		printf '  ike-1 {\n    id-a = %s\n    id-b = %s\n    secret = 0x%s\n  }\n' \
 			"${c[local_id]}" "${c[remote_id]}" "${c[psk]}"
-		[ -n "${c[ppk_id]}" ] && printf '  ppk-1 {\n    id = %s\n    secret = 0x%s\n  }\n' \
-			"${c[ppk_id]}" "${c[ppk]}"
+		kv=0x${c[ppk]}
+		[ "${c[ppk]#0s}" != "${c[ppk]}" ] && kv=${c[ppk]}
+		[ -n "${c[ppk_id]}" ] && printf '  ppk-1 {\n    id = %s\n    secret = %s\n  }\n' \
+			"${c[ppk_id]}" "$kv"
 		echo "}"
 	} >"$d/swanctl.conf"
 	echo "${c[initiate]}" >"$d/initiate"
+	printf '%s\n' "$@" >"$d/args"
+}
+
+# swan_ppk NAME KEY_ID KEY: a new QKD key as instance NAME's PPK, in a
+# running charon: its configuration rewritten with the arguments swan_conf
+# had, ppk_id=KEY_ID and ppk=KEY (hex, or 0s and base64), then
+# swanctl --load-creds --clear (the old PPK is unloaded) and --load-conns
+# (the connection's new ppk_id; IKE SAs made before keep the old). Output
+# of swanctl in $SWAN_DIR/NAME/ppk.out.
+swan_ppk() {
+	local n=$1 d=$SWAN_DIR/$1 args=()
+	mapfile -t args <"$d/args" || return 1
+	swan_conf "$n" "${args[@]}" ppk_id="$2" ppk="$3" || return 1
+	swan_ctl "$n" --load-creds --clear --file "$d/swanctl.conf" >"$d/ppk.out" 2>&1 &&
+	swan_ctl "$n" --load-conns --file "$d/swanctl.conf" >>"$d/ppk.out" 2>&1
 }
 
 # swan_conf_strongswan DIR LEVEL IKE_LEVEL: the instance's strongswan.conf

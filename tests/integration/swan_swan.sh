@@ -45,6 +45,8 @@ cli_cleanup_hook() { swan_net_down; }
 
 hex() { head -c "$1" /dev/urandom | od -An -tx1 -v | tr -d ' \n'; }
 uuid() { cat /proc/sys/kernel/random/uuid; }
+# The base64 of the bytes of hex $1, as an ETSI 014 key is served.
+b64() { printf '%b' "$(printf '%s' "$1" | sed 's/../\\x&/g')" | base64 -w0; }
 PSK=$(hex 32)
 ID1=$(uuid)
 PPK1=$(hex 32)
@@ -197,14 +199,13 @@ check "... gw1's outbound ESP SA carried over 1 MB" awk -v b="${OUTB:-0}" 'BEGIN
 
 # --- a fresh QKD key: a new key_ID and PPK replace the old at both ends.
 conf gw2 "$ID2" "$PPK2"
-conf gw1 "$ID2" "$PPK2"
 # gw2 takes the new credentials only; its connection still says ppk_id ID1.
 check "gw2: swanctl --load-creds loads the new PPK, unloads the old" \
 	swan_ctl gw2 --load-creds --clear --file "$SWAN_DIR/gw2/swanctl.conf"
 check_match "... gw2 says so" "$OUT" "loaded ppk secret 'ppk-1'"
-check "gw1: --load-creds and --load-conns (ppk_id $ID2)" sh -c \
-	"STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-creds --clear --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici &&
-	 STRONGSWAN_CONF=$SWAN_DIR/gw1/strongswan.conf swanctl --load-conns --file $SWAN_DIR/gw1/swanctl.conf --uri unix://$SWAN_DIR/gw1/charon.vici"
+check "gw1: swan_ppk: --load-creds and --load-conns (ppk_id $ID2, the key in base64)" \
+	swan_ppk gw1 "$ID2" "0s$(b64 "$PPK2")"
+check_match "... the secret went in as base64" "$(cat "$SWAN_DIR/gw1/swanctl.conf")" "secret = 0s[A-Za-z0-9+/]{43}="
 check "an IKE rekey (CREATE_CHILD_SA) succeeds" swan_ctl gw1 --rekey --ike qkd
 check "a CHILD rekey succeeds" swan_ctl gw1 --rekey --child net
 check "... with a DH exchange (PFS): ESP:AES_GCM_16-256/CURVE_25519" \
@@ -249,9 +250,7 @@ check "ping h1 -> h2 after the re-authentication: 3 of 3" \
 # the SA was made with, not the reloaded one: with the PPK of ID2 replaced
 # by ID3's in the credentials and the connection, it still asks for ID2.
 ID3=$(uuid)
-conf gw1 "$ID3" "$(hex 32)"
-swan_ctl gw1 --load-creds --clear --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
-swan_ctl gw1 --load-conns --file "$SWAN_DIR/gw1/swanctl.conf" >/dev/null 2>&1
+check "gw1: swan_ppk (ppk_id $ID3)" swan_ppk gw1 "$ID3" "$(hex 32)"
 check "no rekeyed CHILD_SA is left after 10 s" settled
 check "swanctl --rekey --ike qkd --reauth is started" swan_ctl gw1 --rekey --ike qkd --reauth
 check "... and asks for the PPK of the old key_ID $ID2, not $ID3" \
