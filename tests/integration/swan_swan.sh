@@ -23,7 +23,8 @@
 #     it, one that names none takes it; a re-authentication by a new IKE SA
 #     (swanctl --initiate, then the old one terminated) uses it, and traffic
 #     flows after it; swanctl --rekey --reauth would not: it rebuilds the
-#     IKE SA from the configuration the old one was made with.
+#     IKE SA from the configuration the old one was made with;
+#   - the other direction: gw2 initiates, gw1 answers, ping h2 -> h1.
 #
 # Needs root and ip netns: otherwise one "ok - ... # SKIP" line. Every wait
 # is bounded; the namespaces and charons are removed by the EXIT trap.
@@ -256,4 +257,22 @@ check "swanctl --rekey --ike qkd --reauth is started" swan_ctl gw1 --rekey --ike
 check "... and asks for the PPK of the old key_ID $ID2, not $ID3" \
 	wait_log "PPK required but no PPK found for '$ID2'"
 check_eq "... never for $ID3" "$(grep -Ec "(PPK_ID|no PPK found for) '$ID3'" "$(swan_log gw1)")" 0
+
+# --- the other direction: gw2 initiates, gw1 answers, a fourth key.
+swan_stop gw1
+swan_stop gw2
+mv "$SWAN_DIR/gw1" "$SWAN_DIR/gw1.first"
+mv "$SWAN_DIR/gw2" "$SWAN_DIR/gw2.first"
+ID4=$(uuid)
+PPK4=$(hex 32)
+swan_conf gw1 local="$SWAN_GW1" remote="$SWAN_GW2" local_ts="$SWAN_NET1" remote_ts="$SWAN_NET2" \
+	local_id=gw1.qkd.test remote_id=gw2.qkd.test psk="$PSK" ppk_id="$ID4" ppk="$PPK4" ppk_any=yes
+swan_conf gw2 local="$SWAN_GW2" remote="$SWAN_GW1" local_ts="$SWAN_NET2" remote_ts="$SWAN_NET1" \
+	local_id=gw2.qkd.test remote_id=gw1.qkd.test psk="$PSK" ppk_id="$ID4" ppk="$PPK4" initiate=yes
+check "gw1 restarts as the responder" swan_start gw1 "$SWAN_NS_GW1"
+check "gw2 restarts and initiates" swan_start gw2 "$SWAN_NS_GW2"
+check "the CHILD_SA is installed at gw2" swan_wait_sa gw2 net 15
+check_eq "... with the PPK of $ID4 at both ends" "$(ppk_uses gw1 "$ID4") $(ppk_uses gw2 "$ID4")" "1 1"
+check "ping h2 -> h1: 3 of 3" \
+	sh -c "ip netns exec $SWAN_NS_H2 ping -c 3 -W 2 -i 0.2 $SWAN_H1 | grep -q ' 3 received'"
 finish
