@@ -19,7 +19,8 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 TIME=${TIME:-10}
 CPU1=${CPU1:-0}
 CPU2=${CPU2:-1}
-if [ "$(id -u)" -ne 0 ] || ! command -v swanctl >/dev/null || ! command -v iperf3 >/dev/null; then
+if [ "$(id -u)" -ne 0 ] || ! command -v swanctl >/dev/null || ! command -v iperf3 >/dev/null ||
+   [ ! -x /usr/sbin/charon-systemd ]; then
 	echo "vpn_swan.sh: skipped: needs root, swanctl, charon-systemd and iperf3" >&2
 	exit 0
 fi
