@@ -22,7 +22,7 @@ DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
                libsqlite3-dev libconfig-dev libmicrohttpd-dev libgnutls28-dev libssl-dev \
                libcurl4-gnutls-dev python3 \
                jq gnuplot-nox graphviz valgrind clang libclang-rt-14-dev curl openssl iproute2 iputils-ping procps prometheus \
-               libevent-dev
+               libevent-dev strongswan-swanctl charon-systemd libcharon-extra-plugins iperf3 tshark util-linux
 
 LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 APP_SRCS  := $(sort $(wildcard src/*.c))
@@ -130,6 +130,9 @@ valgrind: deps
 # the 1000-node run takes about 3 min and 8.4 GB of memory).
 # build/bench/esp_bench: ESP encapsulate+decapsulate on one core, 1400-byte
 # packets, AES-256-GCM: the crypto ceiling of `qkd vpn` (docs/vpn.md).
+# bench/vpn_swan.sh: iperf3 TCP through two strongSwan kernel-libipsec gateways
+# in network namespaces, each charon on one core: the figure `qkd vpn` must
+# beat (docs/vpn.md "Interoperability with strongSwan"; needs root).
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -140,6 +143,7 @@ bench: deps
 	bench/relay.sh $(BUILD)
 	bench/netsim.sh $(BUILD)
 	$(BUILD)/bench/esp_bench
+	bench/vpn_swan.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1
