@@ -10,8 +10,10 @@
  * the old pair keeps working and the initiator retries with a fresh key.
  * The rekey's initiator deletes the old pair IKE_DELETE_GRACE_S after
  * installing the new one (ike_sa_info.c sends the Delete). Simultaneous
- * rekeys are avoided by role: the end with `initiate` answers a colliding
- * request with TEMPORARY_FAILURE and the other end gives its own up. */
+ * rekeys are settled by role: only the original initiator of the IKE SA
+ * rekeys on time; when a soft expiry makes the other end rekey the same
+ * pair at once, the IKE SA's initiator answers TEMPORARY_FAILURE and the
+ * other end gives its own up (its pair is being replaced anyway). */
 #include <string.h>
 
 #include "ike_sa_int.h"
@@ -483,7 +485,7 @@ int ike_rekey_request(struct qkd_ike *ike, struct ike_isa *s, uint32_t id,
 			     "CREATE_CHILD_SA other than a Child SA rekey");
 		return QKD_OK;
 	}
-	if (ike->rk.active && ike->t->initiate && n.spi.len == 4 &&
+	if (ike->rk.active && s->initiator && n.spi.len == 4 &&
 	    ike_child_by_in(ike, ike->rk.old_in) != NULL &&
 	    ike_child_by_out(ike, rd32(n.spi.p)) == ike_child_by_in(ike, ike->rk.old_in)) {
 		rekey_refuse(ike, s, id, IKE_N_TEMPORARY_FAILURE, NULL, 0, "rekey collision");

@@ -141,6 +141,20 @@ out:
 	return rc;
 }
 
+/* For Wireshark (--keylog): SK_e* are the same with or without a PPK
+ * (RFC 8784 mixes only SK_d and SK_p*), so they are final here. */
+static void keylog(struct qkd_ike *ike, const struct ike_isa *s)
+{
+	struct qkd_ike_keylog kl = { .sk_ei = s->k.sk_ei, .sk_er = s->k.sk_er,
+				     .enc_len = s->k.enc_len };
+
+	if (ike->ops->keylog == NULL)
+		return;
+	memcpy(kl.spi_i, s->spi_i, 8);
+	memcpy(kl.spi_r, s->spi_r, 8);
+	ike->ops->keylog(ike->arg, &kl);
+}
+
 /* The keys of a new IKE SA from the exchange's values (section 2.14). */
 static int derive(struct qkd_ike *ike, struct ike_isa *s, struct qkd_ike_span peer_ke)
 {
@@ -157,6 +171,7 @@ static int derive(struct qkd_ike *ike, struct ike_isa *s, struct qkd_ike_span pe
 	if (rc == QKD_OK) {
 		s->k = s->k0;
 		s->keys_ok = true;
+		keylog(ike, s);
 	}
 	qkd_wipe(gir, sizeof gir);
 	qkd_wipe(seed, sizeof seed);

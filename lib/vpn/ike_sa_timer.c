@@ -179,7 +179,7 @@ static void up_timers(struct qkd_ike *ike, double now)
 		ike->rk.retry_at = 0;
 		if (c != NULL)
 			ike_rekey_start(ike, c, now);
-	} else if (ike->t->initiate && !ike->rk.active && ike->next_rekey_at != 0 &&
+	} else if (s->initiator && !ike->rk.active && ike->next_rekey_at != 0 &&
 		   now >= ike->next_rekey_at && c != NULL) {
 		ike_rekey_start(ike, c, now);
 	}
@@ -242,7 +242,7 @@ double qkd_ike_next_timer(const struct qkd_ike *ike, double now)
 		earliest(&t, ike->ppk_i.retry_at);
 	if (ike->sa != NULL && ike->sa->ph == PH_UP) {
 		earliest(&t, ike->rk.retry_at);
-		if (ike->t->initiate && !ike->rk.active)
+		if (ike->sa->initiator && !ike->rk.active)
 			earliest(&t, ike->next_rekey_at);
 		for (size_t i = 0; i < IKE_DELETES; i++)
 			if (ike->del[i].used)

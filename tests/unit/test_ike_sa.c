@@ -60,6 +60,9 @@ struct side {
 	struct inst in[CMAX];
 	size_t n_in, n_del;
 	unsigned ev[16];
+	unsigned keylogs;
+	struct qkd_ike_keylog kl;
+	uint8_t kl_ei[36];
 	char last[16][64];
 	unsigned sent;
 };
@@ -196,8 +199,18 @@ static void on_event(void *arg, enum qkd_ike_event ev, const char *detail)
 	snprintf(sd->last[ev], sizeof sd->last[ev], "%s", detail);
 }
 
+static void on_keylog(void *arg, const struct qkd_ike_keylog *k)
+{
+	struct side *sd = arg;
+
+	sd->keylogs++;
+	sd->kl = *k;
+	assert_true(k->enc_len == 20 || k->enc_len == 36);
+	memcpy(sd->kl_ei, k->sk_ei, k->enc_len);
+}
+
 static const struct qkd_ike_ops ops = { net_send, child_install, child_delete, ppk_request,
-					on_event, NULL };
+					on_event, on_keylog };
 
 static const uint8_t psk[] = "a pre-shared key of the test, 32+ octets long";
 
@@ -392,6 +405,10 @@ static void test_establish_ppk(void **state_)
 		assert_int_equal(w->s[i].ev[QKD_IKE_EV_CHILD_UP], 1);
 		assert_int_equal(w->s[i].ev[QKD_IKE_EV_QKD_FALLBACK], 0);
 	}
+	assert_int_equal(w->s[0].keylogs, 1);
+	assert_int_equal(w->s[1].keylogs, 1);
+	assert_memory_equal(w->s[0].kl.spi_r, w->s[1].kl.spi_r, 8);
+	assert_memory_equal(w->s[0].kl_ei, w->s[1].kl_ei, 36);
 	assert_string_equal(qkd_ike_state_name(QKD_IKE_ESTABLISHED), "established");
 	assert_string_equal(qkd_ike_event_name(QKD_IKE_EV_PPK_MISMATCH), "ppk_mismatch");
 	world_free(w);
@@ -718,6 +735,149 @@ static void test_close(void **state_)
 	world_free(w);
 }
 
+static void test_collision(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_ike_status a, b;
+
+	(void)state_;
+	w->s[1].t.initiate = true;
+	world_open(w, 100, 30);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	assert_int_equal(qkd_ike_start(w->s[1].ike, w->now), QKD_OK);
+	run(w, 3);
+	qkd_ike_status(w->s[0].ike, &a);
+	qkd_ike_status(w->s[1].ike, &b);
+	assert_int_equal(a.state, QKD_IKE_ESTABLISHED);
+	assert_int_equal(b.state, QKD_IKE_ESTABLISHED);
+	assert_memory_equal(a.spi_i, b.spi_i, 8);	/* one IKE SA, not two */
+	assert_memory_equal(a.spi_r, b.spi_r, 8);
+	assert_int_not_equal(a.initiator, b.initiator);
+	assert_int_equal(n_live(&w->s[0]), 1);
+	assert_int_equal(n_live(&w->s[1]), 1);
+	check_pair(w, true);
+	run(w, 60);	/* one rekey, by the IKE SA's initiator */
+	check_pair(w, true);
+	assert_int_equal(w->s[0].n_in, 2);
+	assert_int_equal(live(&w->s[a.initiator ? 0 : 1])->c.initiator, true);
+	world_free(w);
+}
+
+static void test_soft_expiry(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+
+	(void)state_;
+	world_open(w, 100, 30);
+	establish(w);
+	qkd_ike_child_soft_expired(w->s[1].ike, live(&w->s[1])->c.spi_in, w->now);
+	run(w, 3);
+	check_pair(w, true);
+	assert_true(live(&w->s[1])->c.initiator);	/* the responder rekeyed */
+	assert_int_equal(w->s[0].n_in, 2);
+	assert_int_equal(w->s[0].n_del, 1);
+	assert_int_equal(w->s[1].n_del, 1);
+	assert_int_equal(w->nkeys, 2);
+	/* an SPI that is not ours is ignored */
+	qkd_ike_child_soft_expired(w->s[1].ike, 12345, w->now);
+	run(w, 1);
+	assert_int_equal(w->s[0].n_in, 2);
+	world_free(w);
+}
+
+/* Policies that cannot agree: nothing installed, the reason on both ends. */
+static void test_policy_refusals(void **state_)
+{
+	static const enum qkd_vpn_qkd_policy pol[3][2] = {
+		{ QKD_VPN_QKD_OFF, QKD_VPN_QKD_REQUIRED },
+		{ QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_OFF },
+		{ QKD_VPN_QKD_PREFERRED, QKD_VPN_QKD_OFF },
+	};
+
+	(void)state_;
+	for (size_t k = 0; k < 3; k++) {
+		struct world *w = world_new(pol[k][0], pol[k][1]);
+
+		world_open(w, 100, 30);
+		assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+		run(w, 1);
+		if (k < 2) {
+			assert_int_equal(w->s[0].n_in + w->s[1].n_in, 0);
+			assert_int_equal(w->s[0].ev[QKD_IKE_EV_AUTH_FAILED], 1);
+			assert_int_equal(w->s[1].ev[QKD_IKE_EV_AUTH_FAILED], k == 0 ? 1 : 0);
+		} else {
+			check_pair(w, false);	/* preferred falls back at once */
+			assert_int_equal(w->s[0].ev[QKD_IKE_EV_QKD_FALLBACK], 1);
+		}
+		world_free(w);
+	}
+}
+
+static void test_identity_and_ts(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_OFF, QKD_VPN_QKD_OFF);
+	const struct inst *c;
+
+	(void)state_;
+	snprintf(w->s[1].t.remote_id, sizeof w->s[1].t.remote_id, "gw-c.example");
+	world_open(w, 100, 30);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	run(w, 0.5);
+	assert_int_equal(w->s[1].ev[QKD_IKE_EV_AUTH_FAILED], 1);
+	assert_int_equal(w->s[0].n_in + w->s[1].n_in, 0);
+	world_free(w);
+
+	w = world_new(QKD_VPN_QKD_OFF, QKD_VPN_QKD_OFF);
+	prefix(&w->s[1].t.remote_ts[0], "10.9.0.0/16");
+	prefix(&w->s[1].t.remote_ts[1], "fd09::/64");
+	world_open(w, 100, 30);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	run(w, 0.5);
+	assert_int_equal(w->s[1].ev[QKD_IKE_EV_NO_PROPOSAL], 1);
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_NO_PROPOSAL], 1);
+	assert_int_equal(w->s[0].n_in + w->s[1].n_in, 0);
+	world_free(w);
+
+	w = world_new(QKD_VPN_QKD_OFF, QKD_VPN_QKD_OFF);	/* narrowed to a /24 */
+	prefix(&w->s[1].t.local_ts[0], "10.2.5.0/24");
+	w->s[1].t.n_local_ts = 1;
+	world_open(w, 100, 30);
+	establish(w);
+	check_pair(w, false);
+	c = live(&w->s[0]);
+	assert_int_equal(c->c.ts_remote.n, 1);
+	assert_int_equal(c->c.ts_remote.ts[0].start[2], 5);
+	assert_int_equal(c->c.ts_remote.ts[0].end[3], 255);
+	assert_int_equal(c->c.ts_local.n, 2);
+	world_free(w);
+}
+
+static void test_init_flood(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_OFF, QKD_VPN_QKD_OFF);
+	struct qkd_ike_status st;
+	struct pkt init;
+
+	(void)state_;
+	world_open(w, 100, 30);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	assert_int_equal(w->nq, 1);
+	init = w->q[0];
+	w->nq = 0;
+	for (int i = 0; i < 30; i++) {
+		init.p[0] = (uint8_t)i;	/* a new SPIi: a new request */
+		(void)qkd_ike_input(w->s[1].ike, init.p, init.len, w->now);
+	}
+	qkd_ike_status(w->s[1].ike, &st);
+	assert_int_equal(st.stats.init_dropped, 10);
+	assert_int_equal(w->s[1].sent, 20);
+	free(init.p);
+	for (size_t i = 0; i < w->nq; i++)
+		free(w->q[i].p);
+	w->nq = 0;
+	world_free(w);
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -756,6 +916,11 @@ int main(void)
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_close),
+		cmocka_unit_test(test_collision),
+		cmocka_unit_test(test_soft_expiry),
+		cmocka_unit_test(test_policy_refusals),
+		cmocka_unit_test(test_identity_and_ts),
+		cmocka_unit_test(test_init_flood),
 		cmocka_unit_test(test_args),
 	};
 
