@@ -99,6 +99,7 @@ void ike_teardown(struct qkd_ike *ike, double now, const char *why, bool restart
 	ike_isa_drop(ike, ike->old);
 	ike_isa_drop(ike, ike->sa);
 	ike_rekey_clear(ike);
+	ike_irekey_clear(ike);
 	ike_ppk_clear(&ike->ppk_i);
 	ike_pend_clear(ike);
 	memset(ike->del, 0, sizeof ike->del);
@@ -172,6 +173,7 @@ void qkd_ike_free(struct qkd_ike *ike)
 	ike_isa_free(ike->half);
 	ike_isa_free(ike->old);
 	qkd_ike_dh_free(ike->rk.dh);
+	qkd_ike_dh_free(ike->irk.dh);
 	qkd_wbuf_cleanup(&ike->pend.pt);
 	qkd_free_secret(ike->psk, ike->psk_len);
 	qkd_free_secret(ike, sizeof *ike);
@@ -295,6 +297,8 @@ static int input_response(struct qkd_ike *ike, struct ike_isa *s, const uint8_t 
 		rc = ike_auth_response(ike, s, &in, now);
 	else if (done.kind == X_REKEY)
 		rc = ike_rekey_response(ike, s, &in, now);
+	else if (done.kind == X_IKE_REKEY)
+		rc = ike_irekey_response(ike, s, &in, now);
 	else
 		rc = ike_info_response(ike, s, &done, &in, now);
 out:

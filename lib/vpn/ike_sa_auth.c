@@ -275,6 +275,7 @@ void ike_promote(struct qkd_ike *ike, struct ike_isa *s, double now)
 	ike->restart_at = 0;
 	ike->st.ike_up++;
 	ike->next_rekey_at = now + ike->t->rekey_s;
+	ike->ike_rekey_at = s->initiator && ike->t->ike_rekey_s > 0 ? now + ike->t->ike_rekey_s : 0;
 	ike_event(ike, QKD_IKE_EV_IKE_UP, s->ppk ? s->ppk_id : "no QKD key");
 	ike_log(ike, QKD_LOG_INFO, "IKE SA up as %s%s%s", s->initiator ? "initiator" : "responder",
 		s->ppk ? ", PPK " : "", s->ppk ? s->ppk_id : "");

@@ -480,11 +480,8 @@ int ike_rekey_request(struct qkd_ike *ike, struct ike_isa *s, uint32_t id,
 	struct qkd_ike_notify n;
 	char key_id[QKD_IKE_KEY_ID_LEN + 1];
 
-	if (ike_find_notify(m, QKD_IKE_N_REKEY_SA, &n) == NULL) {
-		rekey_refuse(ike, s, id, QKD_IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0,
-			     "CREATE_CHILD_SA other than a Child SA rekey");
-		return QKD_OK;
-	}
+	if (ike_find_notify(m, QKD_IKE_N_REKEY_SA, &n) == NULL)
+		return ike_irekey_request(ike, s, id, m, now);	/* or refused there */
 	if (ike->rk.active && s->initiator && n.spi.len == 4 &&
 	    ike_child_by_in(ike, ike->rk.old_in) != NULL &&
 	    ike_child_by_out(ike, rd32(n.spi.p)) == ike_child_by_in(ike, ike->rk.old_in)) {
@@ -570,14 +567,14 @@ static int rekey_i_fail(struct qkd_ike *ike, const struct qkd_ike_msg *m, uint16
 
 /* The peer's answer about the QKD key: 1 with SK_d' in sk_d, 2 without a
  * QKD key, 0 refused (the new pair is deleted at the peer). */
-static int rekey_i_key(struct qkd_ike *ike, const struct qkd_ike_msg *m, uint32_t peer_spi,
-		       uint8_t sk_d[QKD_IKE_PRF_LEN], double now)
+static int rekey_i_key(struct qkd_ike *ike, const struct ike_isa *s, const struct qkd_ike_msg *m,
+		       uint32_t peer_spi, uint8_t sk_d[QKD_IKE_PRF_LEN], double now)
 {
 	bool used = ike_find_notify(m, QKD_IKE_N_PPK_IDENTITY, NULL) != NULL;
 
-	memcpy(sk_d, ike->sa->k.sk_d, QKD_IKE_PRF_LEN);
+	memcpy(sk_d, s->k.sk_d, QKD_IKE_PRF_LEN);
 	if (ike->ppk_i.have && used)
-		return qkd_ike_ppk_mix_sk_d(ike->sa->k.sk_d, ike->ppk_i.key, ike->ppk_i.len,
+		return qkd_ike_ppk_mix_sk_d(s->k.sk_d, ike->ppk_i.key, ike->ppk_i.len,
 					    sk_d) == QKD_OK ? 1 : 0;
 	if (used)
 		return 0;
@@ -594,13 +591,13 @@ static int rekey_i_key(struct qkd_ike *ike, const struct qkd_ike_msg *m, uint32_
 	return 2;
 }
 
-static int rekey_i_pair(struct qkd_ike *ike, const struct qkd_ike_msg *m,
+static int rekey_i_pair(struct qkd_ike *ike, const struct ike_isa *s, const struct qkd_ike_msg *m,
 			const struct qkd_ike_choice *c, const struct rekey_in *r,
 			struct qkd_ike_child *ch, double now)
 {
 	uint8_t sk_d[QKD_IKE_PRF_LEN], gir[QKD_IKE_DH_MAX];
 	size_t gl = 0;
-	int k = rekey_i_key(ike, m, rd32(c->spi), sk_d, now), rc = QKD_ERR_PROTO;
+	int k = rekey_i_key(ike, s, m, rd32(c->spi), sk_d, now), rc = QKD_ERR_PROTO;
 
 	if (k == 0)
 		goto out;
@@ -642,7 +639,6 @@ int ike_rekey_response(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_
 	const char *why;
 	uint16_t err;
 
-	(void)s;
 	memset(&r, 0, sizeof r);
 	memset(&ch, 0, sizeof ch);
 	if (ike_error_notify(m, &err))
@@ -654,7 +650,7 @@ int ike_rekey_response(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_
 			    r.ke.group != qkd_ike_dh_group(ike->rk.dh))) ||
 	    qkd_ike_ts_parse(a, &r.tsi, &why) != QKD_OK || qkd_ike_ts_parse(b, &r.tsr, &why) != QKD_OK ||
 	    qkd_ike_accept(ike->t, &r.sa, QKD_IKE_PROTO_ESP, ke != NULL, &c) != QKD_OK ||
-	    (ke != NULL && c.group != r.ke.group) || rekey_i_pair(ike, m, &c, &r, &ch, now) != QKD_OK) {
+	    (ke != NULL && c.group != r.ke.group) || rekey_i_pair(ike, s, m, &c, &r, &ch, now) != QKD_OK) {
 		ike_event(ike, QKD_IKE_EV_NO_PROPOSAL, "CREATE_CHILD_SA response refused");
 		ike_rekey_clear(ike);
 		ike->rk.retry_at = now + IKE_BACKOFF_MAX_S / 6;

@@ -136,8 +136,15 @@ void ike_info_send_dpd(struct qkd_ike *ike, double now)
 
 void ike_info_send_delete_ike(struct qkd_ike *ike, struct ike_isa *s, double now)
 {
+	ike_info_send_delete_old(ike, s, now);
+	ike->close_sent = true;
+}
+
+/* The Delete of an IKE SA that a rekey replaced (section 2.18): its Child
+ * SAs have moved to the new one, so only it goes. */
+void ike_info_send_delete_old(struct qkd_ike *ike, struct ike_isa *s, double now)
+{
 	struct qkd_ike_delete d = { QKD_IKE_PROTO_IKE, 0, 0, { NULL, 0 } };
 
 	send_chain(ike, s, X_DEL_IKE, &d, now);
-	ike->close_sent = true;
 }

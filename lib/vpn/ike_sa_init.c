@@ -106,7 +106,7 @@ static int send_init_request(struct qkd_ike *ike, struct ike_isa *s, double now)
 	return rc;
 }
 
-static void new_spi8(uint8_t spi[8])
+void ike_new_spi8(uint8_t spi[8])
 {
 	static const uint8_t zero[8];
 
@@ -122,7 +122,7 @@ int ike_init_start(struct qkd_ike *ike, uint16_t group, double now)
 
 	if (s == NULL)
 		goto out;
-	new_spi8(s->spi_i);
+	ike_new_spi8(s->spi_i);
 	s->ni_len = IKE_NONCE_LEN;
 	ike_rand(s->ni, s->ni_len);
 	s->group = group;
@@ -399,7 +399,7 @@ static struct ike_isa *responder_sa(struct qkd_ike *ike, const struct qkd_ike_ms
 	if (s == NULL)
 		return NULL;
 	memcpy(s->spi_i, m->hdr.spi_i, 8);
-	new_spi8(s->spi_r);
+	ike_new_spi8(s->spi_r);
 	memcpy(s->ni, p->nonce.p, p->nonce.len);
 	s->ni_len = p->nonce.len;
 	s->nr_len = IKE_NONCE_LEN;

@@ -41,7 +41,7 @@ enum ike_phase {
 };
 
 /* What our request in flight is. */
-enum ike_kind { X_NONE, X_INIT, X_AUTH, X_REKEY, X_DEL_CHILD, X_DPD, X_DEL_IKE };
+enum ike_kind { X_NONE, X_INIT, X_AUTH, X_REKEY, X_DEL_CHILD, X_DPD, X_DEL_IKE, X_IKE_REKEY };
 
 struct ike_req {
 	enum ike_kind kind;
@@ -121,6 +121,14 @@ struct ike_rekey {
 	double retry_at;	/* 0: none */
 };
 
+/* Our IKE SA rekey in flight (section 2.18). */
+struct ike_irekey {
+	bool active;
+	uint8_t spi[8];
+	uint8_t ni[IKE_NONCE_LEN];
+	struct qkd_ike_dh *dh;
+};
+
 /* A peer's request parked while its QKD key is fetched. */
 struct ike_pend {
 	bool on;
@@ -144,7 +152,8 @@ struct qkd_ike {
 	struct ike_child child[IKE_CHILDREN];
 	struct ike_del del[IKE_DELETES];
 	struct ike_rekey rk;
-	uint16_t rk_group;	/* PFS group of rekeys: 0 the first, else the peer's choice */
+	uint16_t rk_group;
+	struct ike_irekey irk;	/* PFS group of rekeys: 0 the first, else the peer's choice */
 	struct ike_ppk ppk_i, ppk_r;
 	struct ike_pend pend;
 	uint64_t token;
@@ -249,6 +258,16 @@ int ike_info_response(struct qkd_ike *ike, struct ike_isa *s, const struct ike_r
 void ike_info_send_delete_child(struct qkd_ike *ike, struct ike_del *d, double now);
 void ike_info_send_dpd(struct qkd_ike *ike, double now);
 void ike_info_send_delete_ike(struct qkd_ike *ike, struct ike_isa *s, double now);
+void ike_info_send_delete_old(struct qkd_ike *ike, struct ike_isa *s, double now);
+
+/* ike_sa_rekey.c */
+void ike_irekey_start(struct qkd_ike *ike, double now);
+void ike_irekey_clear(struct qkd_ike *ike);
+int ike_irekey_request(struct qkd_ike *ike, struct ike_isa *s, uint32_t id,
+		       const struct qkd_ike_msg *m, double now);
+int ike_irekey_response(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_ike_msg *m,
+			double now);
+void ike_new_spi8(uint8_t spi[8]);
 
 /* ike_ts.c */
 void ike_ts_from_prefixes(const struct qkd_vpn_prefix *p, size_t n, struct qkd_ike_tss *out);

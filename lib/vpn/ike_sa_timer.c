@@ -187,6 +187,8 @@ static void up_timers(struct qkd_ike *ike, double now)
 		return;
 	if (ike->rk.active && !ike->rk.sent)
 		ike_rekey_send(ike, now);
+	if (ike->ike_rekey_at != 0 && now >= ike->ike_rekey_at && !ike->rk.active)
+		ike_irekey_start(ike, now);	/* waits for a free window */
 	d = due_delete(ike, now);
 	if (ike->sa != NULL && ike->sa->out.kind == X_NONE && d != NULL)
 		ike_info_send_delete_child(ike, d, now);
@@ -248,6 +250,7 @@ double qkd_ike_next_timer(const struct qkd_ike *ike, double now)
 			if (ike->del[i].used)
 				earliest(&t, ike->del[i].at);
 		earliest(&t, ike->sa->last_rx + ike->dpd_s);
+		earliest(&t, ike->ike_rekey_at);
 	}
 	return t < now ? now : t;
 }

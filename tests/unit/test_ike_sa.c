@@ -878,6 +878,38 @@ static void test_init_flood(void **state_)
 	world_free(w);
 }
 
+static void test_ike_rekey(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_ike_status a0, a, b;
+
+	(void)state_;
+	w->s[0].t.ike_rekey_s = 100;
+	w->s[1].t.ike_rekey_s = 100;
+	world_open(w, 100, 30);
+	establish(w);
+	qkd_ike_status(w->s[0].ike, &a0);
+	run(w, 250);
+	qkd_ike_status(w->s[0].ike, &a);
+	qkd_ike_status(w->s[1].ike, &b);
+	assert_int_equal(a.state, QKD_IKE_ESTABLISHED);
+	assert_int_equal(a.stats.ike_rekeys, 2);
+	assert_int_equal(b.stats.ike_rekeys, 2);
+	assert_memory_not_equal(a.spi_i, a0.spi_i, 8);
+	assert_memory_equal(a.spi_i, b.spi_i, 8);
+	assert_memory_equal(a.spi_r, b.spi_r, 8);
+	assert_true(a.initiator);
+	assert_int_equal(a.stats.bad_messages + b.stats.bad_messages, 0);
+	assert_int_equal(a.stats.ike_up, 1);	/* never down */
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_DOWN], 0);
+	/* the Child SAs moved over and are rekeyed under the new SK_d */
+	check_pair(w, true);
+	assert_int_equal(a.stats.child_rekeys, 4);
+	assert_int_equal(n_live(&w->s[0]), 1);
+	assert_int_equal(n_live(&w->s[1]), 1);
+	world_free(w);
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -921,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_policy_refusals),
 		cmocka_unit_test(test_identity_and_ts),
 		cmocka_unit_test(test_init_flood),
+		cmocka_unit_test(test_ike_rekey),
 		cmocka_unit_test(test_args),
 	};
 
