@@ -100,7 +100,8 @@ QKD_IKE_WUR int qkd_ike_ppk_mix_sk_d(const uint8_t sk_d[QKD_IKE_PRF_LEN], const 
 				     size_t ppk_len, uint8_t out[QKD_IKE_PRF_LEN]);
 
 /* PPK confirmation carried in PPK_IDENTITY_KEY (RFC 9867): the first 8
- * octets of prf(PPK, Ni | Nr | SPIi | SPIr). */
+ * octets of prf(PPK, Ni | Nr | SPIi | SPIr). nr may be empty (len 0): in
+ * a CREATE_CHILD_SA request the responder's nonce is not known yet. */
 QKD_IKE_WUR int qkd_ike_ppk_confirm(const uint8_t *ppk, size_t ppk_len, struct qkd_ike_span ni,
 				    struct qkd_ike_span nr, const uint8_t spi_i[8],
 				    const uint8_t spi_r[8], uint8_t out[QKD_IKE_PPK_CONFIRM_LEN]);

@@ -13,11 +13,20 @@
  * object, except qkd_ike_ppk_answer, which may be called from inside
  * ops->ppk_request (a key that is already at hand).
  *
- * Files: lib/vpn/ike_sa.c (the exchanges), ike_msg.c (message IDs,
- * windows, retransmission), ike_sk.c (the Encrypted payload, RFC 5282),
- * ike_dh.c (X25519, MODP-2048), ike_proposal.c (SA payloads from the
- * tunnel's policy and their selection). Messages: qkd/ike_pld.h; keys:
- * qkd/ike_keys.h.
+ * Files: lib/vpn/ike_sa.c (object, dispatch, teardown), ike_sa_timer.c
+ * (timers, QKD key answers, close, status), ike_sa_init.c (IKE_SA_INIT,
+ * COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_sa_child.c (Child SAs,
+ * CREATE_CHILD_SA, RFC 9867), ike_sa_rekey.c (the IKE SA rekey),
+ * ike_sa_info.c (INFORMATIONAL), ike_ts.c (traffic selectors), ike_msg.c
+ * (message IDs, windows, retransmission), ike_sk.c (the Encrypted payload,
+ * qkd/ike_sk.h), ike_dh.c (qkd/ike_dh.h), ike_proposal.c
+ * (qkd/ike_proposal.h). Messages: qkd/ike_pld.h; keys: qkd/ike_keys.h.
+ *
+ * Who rekeys: the original initiator of the current IKE SA rekeys the
+ * Child SA every tunnel->rekey_s and the IKE SA every ike_rekey_s; either
+ * end rekeys a Child SA on qkd_ike_child_soft_expired. When both tunnels
+ * have initiate = true and start at once, the IKE SA with the lower SPIi
+ * survives (docs/ike.md "State machine").
  *
  * Errors: QKD_ERR_INVAL (arguments), QKD_ERR_NOMEM, QKD_ERR_PROTO (a
  * message refused: it is dropped, counted and logged; the object is
@@ -161,8 +170,11 @@ QKD_IKE_WUR int qkd_ike_new(const struct qkd_ike_params *p, struct qkd_ike **out
 /* Wipes every key and frees; no callback is called. Accepts NULL. */
 void qkd_ike_free(struct qkd_ike *ike);
 
-/* Begin IKE_SA_INIT as initiator (the tunnel has initiate = true), or do
- * nothing if an IKE SA exists or is being set up. */
+/* Begin IKE_SA_INIT as initiator, or do nothing (0) if an IKE SA exists
+ * or is being set up. QKD_ERR_INVAL when the tunnel has initiate = false.
+ * After a failure or the peer's death an initiator starts again by itself
+ * (qkd_ike_tick), after 1 s for a QKD key mismatch, else after a backoff
+ * of 2 s doubling to 60 s; qkd_ike_close stops that. */
 QKD_IKE_WUR int qkd_ike_start(struct qkd_ike *ike, double now);
 
 /* Whether a message with these IKE SPIs (from its header) belongs here: an

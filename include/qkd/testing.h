@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct qkd_esp_sa;
+struct qkd_ike_dh;
 
 /* Place an SA's sequence state at seq, as if it had run that long, so a test
  * reaches the 2^32 or 2^64 end of the counter or a published vector's
@@ -15,5 +16,9 @@ struct qkd_esp_sa;
  * window's top becomes seq, with nothing marked received. Counters of bytes
  * and packets are left as they are. */
 void qkd_esp_testing_set_seq(struct qkd_esp_sa *sa, uint64_t seq);
+
+/* An X25519 key exchange object (qkd/ike_dh.h) with a given private key,
+ * so the RFC 7748 section 6.1 vectors can be checked. 0 or QKD_ERR_NOMEM. */
+int qkd_ike_dh_testing_x25519(const uint8_t priv[32], struct qkd_ike_dh **out);
 
 #endif

@@ -237,7 +237,9 @@ int qkd_ike_ppk_confirm(const uint8_t *ppk, size_t ppk_len, struct qkd_ike_span 
 	uint8_t full[QKD_IKE_PRF_LEN];
 	int rc;
 
-	if (!nonce_ok(ni) || !nonce_ok(nr))
+	/* Nr may be empty: a CREATE_CHILD_SA request precedes the responder's
+	 * nonce (docs/ike.md "State machine", our reading of RFC 9867). */
+	if (!nonce_ok(ni) || (nr.len != 0 && !nonce_ok(nr)))
 		return QKD_ERR_INVAL;
 	rc = qkd_ike_prf(ppk, ppk_len, s, 4, full);
 	if (rc == 0)
