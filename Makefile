@@ -15,13 +15,14 @@ OPT     ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Werror
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH) $(WARN) -Iinclude -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS   = -lsqlite3 -lconfig -lmicrohttpd -lgnutls -lcurl -lsodium -lcrypto -ljansson -lm -lpthread $(EXTRA_LDLIBS)
+LDLIBS   = -lsqlite3 -lconfig -lmicrohttpd -lgnutls -lcurl -lsodium -lcrypto -ljansson -levent -lm -lpthread $(EXTRA_LDLIBS)
 TESTLIBS = -lcmocka
 
 DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
                libsqlite3-dev libconfig-dev libmicrohttpd-dev libgnutls28-dev libssl-dev \
                libcurl4-gnutls-dev python3 \
-               jq gnuplot-nox graphviz valgrind clang libclang-rt-14-dev curl openssl iproute2 iputils-ping procps prometheus
+               jq gnuplot-nox graphviz valgrind clang libclang-rt-14-dev curl openssl iproute2 iputils-ping procps prometheus \
+               libevent-dev iperf3
 
 LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 APP_SRCS  := $(sort $(wildcard src/*.c))
