@@ -4,9 +4,11 @@
 #ifndef QKD_TESTING_H
 #define QKD_TESTING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct qkd_esp_sa;
+struct qkd_dataplane;
 
 /* Place an SA's sequence state at seq, as if it had run that long, so a test
  * reaches the 2^32 or 2^64 end of the counter or a published vector's
@@ -15,5 +17,13 @@ struct qkd_esp_sa;
  * window's top becomes seq, with nothing marked received. Counters of bytes
  * and packets are left as they are. */
 void qkd_esp_testing_set_seq(struct qkd_esp_sa *sa, uint64_t seq);
+
+/* The benchmark's no-crypto mode of the data plane (bench/vpn_tun.sh,
+ * tests/tools/esp_gw --plain): the same TUN reads, policy lookup, batches
+ * and sendmmsg/recvmmsg, but the inner packet travels as the UDP payload
+ * behind a 4-byte tag (the tunnel's index + 1, a reserved SPI that no SA
+ * has) instead of ESP, and no SA is used. Both gateways must be in it.
+ * Never for real traffic: nothing is encrypted or authenticated. */
+void qkd_dataplane_testing_plain(struct qkd_dataplane *dp, bool on);
 
 #endif
