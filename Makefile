@@ -130,6 +130,8 @@ valgrind: deps
 # the 1000-node run takes about 3 min and 8.4 GB of memory).
 # build/bench/esp_bench: ESP encapsulate+decapsulate on one core, 1400-byte
 # packets, AES-256-GCM: the crypto ceiling of `qkd vpn` (docs/vpn.md).
+# bench/vpn_tun.sh: iperf3 through two ESP test gateways (tests/tools/esp_gw) in
+# network namespaces, ESP AES-256-GCM against the no-crypto mode (root only).
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -140,6 +142,7 @@ bench: deps
 	bench/relay.sh $(BUILD)
 	bench/netsim.sh $(BUILD)
 	$(BUILD)/bench/esp_bench
+	bench/vpn_tun.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1
