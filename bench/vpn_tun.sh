@@ -11,7 +11,8 @@
 # a table of Gbit/s, each gateway's CPU share over the run and packets per
 # UDP batch at gw2, then the ratio ESP / plain. The iperf3 processes are
 # not pinned: on a small machine they share the gateways' cores, which
-# the figures include.
+# the figures include. VPN_MTU=N (default 1400, up to 9000) sets the TUN
+# and hosts' MTU.
 set -u
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -d "$1" ]; then
@@ -74,7 +75,7 @@ run() {
 
 ESP=$(run esp) || { echo "$0: the ESP run failed" >&2; exit 1; }
 PLAIN=$(run plain --plain) || { echo "$0: the plain run failed" >&2; exit 1; }
-echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways, ${SECS} s, MTU 1400, $(nproc) CPUs"
+echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways, ${SECS} s, MTU $VPN_MTU, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-22s %10s %10s %10s %14s\n' mode Gbit/s "gw1 CPU%" "gw2 CPU%" "pkts/rx batch"
 printf '%s\n%s\n' "$ESP" "$PLAIN" | while read -r m g c1 c2 pb; do
 	[ "$m" = esp ] && m="ESP AES-256-GCM" || m="plain (no crypto)"

@@ -41,13 +41,16 @@ static int seal(struct qkd_dataplane *dp, size_t t, const struct qkd_ip_addrs *a
  * policy is what the operator needs to know. Formatted only when logged. */
 static void no_policy(struct qkd_dataplane *dp, const struct qkd_ip_addrs *a)
 {
-	char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?", why[128];
+	char src[INET6_ADDRSTRLEN] = "?", dst[INET6_ADDRSTRLEN] = "?";
+	char why[2 * INET6_ADDRSTRLEN + 64];
 	int af = a->family == 4 ? AF_INET : AF_INET6;
 
-	if (dp_drop_logs(dp, QKD_DP_DROP_NO_POLICY)) {
-		inet_ntop(af, a->src, src, sizeof src);
-		inet_ntop(af, a->dst, dst, sizeof dst);
+	if (!dp_drop_logs(dp, QKD_DP_DROP_NO_POLICY)) {
+		dp_drop(dp, QKD_DP_DROP_NO_POLICY, SIZE_MAX, "");
+		return;
 	}
+	inet_ntop(af, a->src, src, sizeof src);
+	inet_ntop(af, a->dst, dst, sizeof dst);
 	snprintf(why, sizeof why, "no tunnel's selectors cover %s -> %s (protocol %u)", src, dst,
 		 (unsigned)a->next);
 	dp_drop(dp, QKD_DP_DROP_NO_POLICY, SIZE_MAX, why);

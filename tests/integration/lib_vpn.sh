@@ -17,10 +17,13 @@
 #                         waits (5 s at most) for "ready" and the routes
 #   vpn_gw_stop N         SIGTERM, wait (5 s at most) for its JSON
 #   H1 H2 GW1 GW2         the namespace names; VPN_PID[N] the gateways' pids
+#   VPN_MTU               the TUN and hosts' MTU (default 1400; the transit
+#                         link gets 100 bytes more for ESP, UDP and IP)
 
 VPN_K1=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fa0a1a2a3
 VPN_K2=f0f1f2f3f4f5f6f7f8f9fafbfcfdfeffe0e1e2e3e4e5e6e7e8e9eaebecedeeefb0b1b2b3
 declare -a VPN_PID=()
+VPN_MTU=${VPN_MTU:-1400}
 
 vpn_ns_up() {
 	local s=$1 n
@@ -55,10 +58,12 @@ vpn_ns_up() {
 	for n in "$H1:eth0" "$GW1:h1" "$GW1:tr0" "$GW2:tr0" "$GW2:h2" "$H2:eth0"; do
 		ip -n "${n%%:*}" link set "${n#*:}" up
 	done
-	ip -n "$H1" link set eth0 mtu 1400
-	ip -n "$H2" link set eth0 mtu 1400
-	ip -n "$GW1" link set h1 mtu 1400
-	ip -n "$GW2" link set h2 mtu 1400
+	ip -n "$H1" link set eth0 mtu "$VPN_MTU"
+	ip -n "$H2" link set eth0 mtu "$VPN_MTU"
+	ip -n "$GW1" link set h1 mtu "$VPN_MTU"
+	ip -n "$GW2" link set h2 mtu "$VPN_MTU"
+	ip -n "$GW1" link set tr0 mtu $((VPN_MTU + 100))
+	ip -n "$GW2" link set tr0 mtu $((VPN_MTU + 100))
 	ip -n "$H1" route add default via 10.81.1.1
 	ip -n "$H1" -6 route add default via fd81:1::1
 	ip -n "$H2" route add default via 10.81.2.1
@@ -84,7 +89,7 @@ vpn_gw_config() {
 	else me=10.81.0.2 peer=10.81.0.1 lo=10.81.2.0/24 re=10.81.1.0/24 lo6=fd81:2::/64 re6=fd81:1::/64; fi
 	printf 'a psk the test gateway never uses, 32 bytes or more\n' >"$dir/psk.key"
 	cat >"$dir/gw$n.conf" <<EOF
-gateway = { name = "gw$n"; listen = "$me:4500"; status = "gw$n.sock"; tun = "qkd0"; mtu = 1400; log_level = "info"; };
+gateway = { name = "gw$n"; listen = "$me:4500"; status = "gw$n.sock"; tun = "qkd0"; mtu = $VPN_MTU; log_level = "info"; };
 tunnels = ( { name = "h1-h2"; peer = "$peer:4500"; remote_id = "peer"; psk = "psk.key";
   local_ts = [ "$lo", "$lo6" ]; remote_ts = [ "$re", "$re6" ];
   rekey = 600.0; lifetime_seconds = [ 600, 1200 ]; qkd = "off"; } );
