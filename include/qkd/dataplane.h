@@ -49,8 +49,8 @@ struct qkd_dataplane_ops {
 	 * tunnel. */
 	void (*acquire)(void *arg, size_t t);
 	/* The SA with this SPI (inbound or outbound) reached a soft limit
-	 * (bytes, packets, or seconds on params.now's clock), or a hard one
-	 * with no soft limit set: rekey. Once per SA. */
+	 * (bytes, packets, or seconds on params.now's clock) or a hard one:
+	 * rekey. Once per SA, found when the SA is checked in. */
 	void (*soft_expired)(void *arg, size_t t, uint32_t spi, enum qkd_esp_dir dir);
 };
 
