@@ -28,8 +28,9 @@ static enum qkd_dp_drop decap_drop(int rc)
 }
 
 /* An authentic inner packet of tunnel t: check it against the tunnel's
- * selectors, hand it to the kernel. nh: ESP's next header, 0 in plain mode. */
-static void deliver(struct qkd_dataplane *dp, size_t t, const uint8_t *pkt, size_t len, uint8_t nh)
+ * selectors, hand it to the kernel. nh: ESP's next header (tunnel mode:
+ * 4 or 41, the inner version), or -1 in plain mode, which has none. */
+static void deliver(struct qkd_dataplane *dp, size_t t, const uint8_t *pkt, size_t len, int nh)
 {
 	struct qkd_ip_addrs a;
 	const char *why;
@@ -38,7 +39,7 @@ static void deliver(struct qkd_dataplane *dp, size_t t, const uint8_t *pkt, size
 		dp_drop(dp, QKD_DP_DROP_MALFORMED, t, why);
 		return;
 	}
-	if (nh != 0 && nh != (a.family == 4 ? 4 : 41)) {
+	if (nh >= 0 && nh != (a.family == 4 ? 4 : 41)) {
 		dp_drop(dp, QKD_DP_DROP_MALFORMED, t, "next header is not the inner packet's version");
 		return;
 	}
@@ -68,7 +69,7 @@ static void esp_packet(struct qkd_dataplane *dp, const uint8_t *pkt, size_t len)
 		return;
 	}
 	if (dp->plain && spi >= 1 && spi <= dp->ntunnels) {
-		deliver(dp, spi - 1, pkt + DP_PLAIN_TAG_LEN, len - DP_PLAIN_TAG_LEN, 0);
+		deliver(dp, spi - 1, pkt + DP_PLAIN_TAG_LEN, len - DP_PLAIN_TAG_LEN, -1);
 		return;
 	}
 	h = dp_hold_in(dp, spi);

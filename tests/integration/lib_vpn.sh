@@ -68,6 +68,13 @@ vpn_ns_up() {
 	ip -n "$H1" -6 route add default via fd81:1::1
 	ip -n "$H2" route add default via 10.81.2.1
 	ip -n "$H2" -6 route add default via fd81:2::1
+	# Resolve the neighbours now: the first IPv6 packet forwarded to a host
+	# otherwise waits about a second for neighbour discovery.
+	ip netns exec "$GW1" ping -6 -c 1 -W 2 fd81:1::2 >/dev/null
+	ip netns exec "$GW2" ping -6 -c 1 -W 2 fd81:2::2 >/dev/null
+	ip netns exec "$GW1" ping -c 1 -W 2 10.81.1.2 >/dev/null
+	ip netns exec "$GW2" ping -c 1 -W 2 10.81.2.2 >/dev/null
+	return 0
 }
 
 vpn_ns_down() {

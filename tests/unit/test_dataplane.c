@@ -374,13 +374,16 @@ static void test_refusals_at_b(void **state)
 	seal(a_out, inner, v4(inner, 100, "10.1.0.6", "10.2.3.4", 0x66), pkt, &n);
 	to_b(f, pkt, n);				/* fourth: no second report */
 	assert_int_equal(pump_until_tun(f, &f->b, got, sizeof got), 100);
+	/* Authentic, but next header 0 where tunnel mode carries 4 or 41. */
+	assert_int_equal(qkd_esp_encapsulate(a_out, 0, inner, 100, pkt, sizeof pkt, &n), QKD_OK);
+	to_b(f, pkt, n);
 	pump(f, 30);
 
 	qkd_dataplane_stats(f->b.dp, &s);
 	assert_int_equal(s.drops[QKD_DP_DROP_REPLAY], 1);
 	assert_int_equal(s.drops[QKD_DP_DROP_BAD_ICV], 1);
 	assert_int_equal(s.drops[QKD_DP_DROP_UNKNOWN_SPI], 1);
-	assert_int_equal(s.drops[QKD_DP_DROP_MALFORMED], 1);
+	assert_int_equal(s.drops[QKD_DP_DROP_MALFORMED], 2);
 	assert_int_equal(s.drops[QKD_DP_DROP_POLICY_IN], 1);
 	assert_int_equal(s.keepalives, 1);
 	assert_int_equal(s.ike_in, 1);
@@ -388,6 +391,7 @@ static void test_refusals_at_b(void **state)
 	assert_int_equal(tb.in_packets, 3);
 	assert_int_equal(tb.drops[QKD_DP_DROP_REPLAY], 1);
 	assert_int_equal(tb.drops[QKD_DP_DROP_UNKNOWN_SPI], 0);	/* no tunnel known */
+	assert_int_equal(tb.drops[QKD_DP_DROP_MALFORMED], 1);	/* after decapsulation */
 	assert_int_equal(f->b.calls.ike, 1);
 	assert_int_equal(f->b.calls.ike_len, 2);
 	assert_memory_equal(f->b.calls.ike_msg, "hi", 2);
