@@ -16,6 +16,7 @@
 # and keeps the best. "Gbit/s per core" is the throughput over the busier
 # gateway's CPU share: what one core would carry were the gateway the only
 # limit (utime + stime, so the kernel's work in its system calls counts).
+# PIN=0 runs the gateways unpinned, for comparison.
 set -u
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -d "$1" ]; then
@@ -37,6 +38,9 @@ case $SECS in ''|*[!0-9]*) echo "$0: SECONDS '$SECS' is not a number" >&2; exit 
 D=$(mktemp -d /tmp/qkd-vpn-bench.XXXXXX)
 trap 'vpn_ns_down; rm -rf "$D"' EXIT
 LAST=$(($(nproc) - 1))
+# PIN=0 leaves the gateways to the scheduler (for comparison).
+if [ "${PIN:-1}" = 0 ]; then PIN1=(env) PIN2=(env) PINNED="not pinned"
+else PIN1=(taskset -c 0) PIN2=(taskset -c "$LAST") PINNED="pinned to CPUs 0 and $LAST"; fi
 TICKS=$(getconf CLK_TCK)
 
 vpn_ns_up "b$$" || { echo "$0: could not make the namespaces" >&2; exit 1; }
@@ -50,9 +54,9 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 run() {
 	local mode=$1 bps c1 c2 t0 t1 secs reads batches srv
 	shift
-	vpn_gw_start 1 "$D/gw1.out" taskset -c 0 "$GW" --config "$D/1/gw1.conf" --spi-in 0x1001 \
+	vpn_gw_start 1 "$D/gw1.out" "${PIN1[@]}" "$GW" --config "$D/1/gw1.conf" --spi-in 0x1001 \
 		--spi-out 0x2001 --key-in "$VPN_K2" --key-out "$VPN_K1" "$@" || return 1
-	vpn_gw_start 2 "$D/gw2.out" taskset -c "$LAST" "$GW" --config "$D/2/gw2.conf" \
+	vpn_gw_start 2 "$D/gw2.out" "${PIN2[@]}" "$GW" --config "$D/2/gw2.conf" \
 		--spi-in 0x2001 --spi-out 0x1001 --key-in "$VPN_K1" --key-out "$VPN_K2" "$@" || return 1
 	ip netns exec "$H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
 	srv=$!
@@ -67,6 +71,7 @@ run() {
 	wait "$srv"
 	vpn_gw_stop 1
 	vpn_gw_stop 2
+	jq -r "\"# \\(.end.sum_sent.retransmits) retransmits; per second: \\([.intervals[].sum.bits_per_second / 1e6 | floor])\"" "$D/iperf.json" >&2
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json")
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 	reads=$(tail -n1 "$D/gw2.out" | jq -r '.tunnels[0].in_packets + .tunnels[0].drops.io')
@@ -87,7 +92,7 @@ for _ in $(seq 1 "$REPS"); do
 done
 ESP=$(best "${E[@]}")
 PLAIN=$(best "${P[@]}")
-echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways, ${SECS} s, MTU $VPN_MTU," \
+echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways ($PINNED), ${SECS} s, MTU $VPN_MTU," \
 	"best of $REPS, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-20s %8s %9s %9s %14s %15s\n' mode Gbit/s "gw1 CPU%" "gw2 CPU%" "pkts/rx batch" \
 	"Gbit/s per core"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/lib_vpn.sh - four network namespaces for the data plane
 # of `qkd vpn` (source it, do not run it; used by vpn_dataplane.sh and
 # bench/vpn_tun.sh). Root only. Every address lives inside the namespaces;
@@ -20,7 +21,9 @@
 #   VPN_MTU               the TUN and hosts' MTU (default 1400; the transit
 #                         link gets 100 bytes more for ESP, UDP and IP)
 
+# shellcheck disable=SC2034  # the keys are for the sourcing script
 VPN_K1=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fa0a1a2a3
+# shellcheck disable=SC2034
 VPN_K2=f0f1f2f3f4f5f6f7f8f9fafbfcfdfeffe0e1e2e3e4e5e6e7e8e9eaebecedeeefb0b1b2b3
 declare -a VPN_PID=()
 VPN_MTU=${VPN_MTU:-1400}
@@ -115,7 +118,7 @@ vpn_gw_start() {
 	if [ "$n" = 1 ]; then ns=$GW1; else ns=$GW2; fi
 	: >"$out"
 	ip netns exec "$ns" "$@" >"$out" 2>"$out.err" &
-	VPN_PID[$n]=$!
+	VPN_PID[n]=$!
 	for i in $(seq 1 50); do
 		vpn_gw_ready "$n" "$out" && break
 		sleep 0.1
@@ -146,6 +149,6 @@ vpn_gw_stop() {
 	kill -9 "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
 	local rc=$?
-	VPN_PID[$n]=
+	VPN_PID[n]=
 	return "$rc"
 }

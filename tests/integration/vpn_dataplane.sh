@@ -21,6 +21,7 @@ set -u
 QKD=${QKD:-build/qkd}
 GW=${ESP_GW:-$(dirname "$QKD")/tests/tools/esp_gw}
 D=$CLI_TMP
+# shellcheck disable=SC2317  # called by the EXIT trap and below
 cli_cleanup_hook() { vpn_ns_down; }
 
 check "four namespaces h1, gw1, gw2, h2 are made and wired" vpn_ns_up "t$$"
@@ -31,8 +32,10 @@ vpn_gw_config "$D/2" 2
 vpn_gw_config "$D/2v4" 2
 sed -i 's/, "fd81:[12]::\/64"//g' "$D/2v4/gw2.conf"
 
+# shellcheck disable=SC2317  # called through check
 gw1() { vpn_gw_start 1 "$D/gw1.out" "$GW" --config "$D/1/gw1.conf" --spi-in 0x1001 \
 	--spi-out 0x2001 --key-in "$VPN_K2" --key-out "$VPN_K1"; }
+# shellcheck disable=SC2317  # called through check
 gw2() {	# CONFIG KEY_IN
 	vpn_gw_start 2 "$D/gw2.out" "$GW" --config "$1" --spi-in 0x2001 --spi-out 0x1001 \
 		--key-in "$2" --key-out "$VPN_K2"
@@ -51,12 +54,12 @@ check_eq "IPv4: h1 -> h2, 3 pings, 3 replies" "$(received "$H1" -c 3 -i 0.2 -W 2
 check_eq "IPv4: h2 -> h1, 3 pings, 3 replies" "$(received "$H2" -c 3 -i 0.2 -W 2 10.81.1.2)" 3
 check_eq "IPv6: h1 -> h2, 3 pings, 3 replies" "$(received "$H1" -6 -c 3 -i 0.2 -W 3 fd81:2::2)" 3
 check_eq "a packet of the full MTU (1400 bytes, DF) crosses both ways" \
-	"$(received "$H1" -c 1 -W 2 -M do -s 1372 10.81.2.2)" 1
+	"$(received "$H1" -c 1 -W 2 -M "do" -s 1372 10.81.2.2)" 1
 
 in_ns "$H2" timeout 20 iperf3 -s -1 >"$D/iperf_s.out" 2>&1 &
 IPERF_S=$!
 PIDS+=("$IPERF_S")
-for i in $(seq 1 30); do in_ns "$H2" ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.1; done
+for _ in $(seq 1 30); do in_ns "$H2" ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.1; done
 in_ns "$H1" timeout 20 iperf3 -c 10.81.2.2 -t 3 -J >"$D/iperf.json" 2>"$D/iperf.err"
 BPS=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json" 2>/dev/null)
 wait "$IPERF_S" 2>/dev/null
