@@ -133,6 +133,8 @@ valgrind: deps
 # bench/vpn_swan.sh: iperf3 TCP through two strongSwan kernel-libipsec gateways
 # in network namespaces, each charon on one core: the figure `qkd vpn` must
 # beat (docs/vpn.md "Interoperability with strongSwan"; needs root).
+# bench/vpn_tun.sh: iperf3 through two ESP test gateways (tests/tools/esp_gw) in
+# network namespaces, ESP AES-256-GCM against the no-crypto mode (root only).
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -144,6 +146,7 @@ bench: deps
 	bench/netsim.sh $(BUILD)
 	$(BUILD)/bench/esp_bench
 	bench/vpn_swan.sh $(BUILD)
+	bench/vpn_tun.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1

@@ -13,7 +13,14 @@
  * packet. Every refusal is counted per reason (and per tunnel where the
  * tunnel is known) and never stops the loop.
  *
- * Files: lib/vpn/dataplane.c (the loop), dataplane_udp.c (the socket).
+ * The SAs are checked out of the SA manager once per batch and checked in
+ * at its end, so a removal waits at most one batch. Every callback of
+ * qkd_dataplane_ops runs with no SA checked out: it may install or remove
+ * SAs (the IKE state machine runs on the same loop).
+ *
+ * Files: lib/vpn/dataplane.c (the object, events, counters, the batch's
+ * SAs), dataplane_out.c (TUN to UDP), dataplane_in.c (UDP to TUN),
+ * dataplane_udp.c (the socket). Private: dataplane_int.h.
  */
 #ifndef QKD_DATAPLANE_H
 #define QKD_DATAPLANE_H
@@ -24,6 +31,7 @@
 #include <sys/socket.h>
 
 #include "qkd/log.h"
+#include "qkd/netaddr.h"
 #include "qkd/sa_mgr.h"
 #include "qkd/tun.h"
 #include "qkd/vpn_config.h"
@@ -40,8 +48,9 @@ struct qkd_dataplane_ops {
 	 * caller starts IKE if it is idle. Rate-limited to once a second per
 	 * tunnel. */
 	void (*acquire)(void *arg, size_t t);
-	/* The SA with this SPI (inbound or outbound) reached a soft bytes or
-	 * packets limit: rekey. Once per SA. */
+	/* The SA with this SPI (inbound or outbound) reached a soft limit
+	 * (bytes, packets, or seconds on params.now's clock) or a hard one:
+	 * rekey. Once per SA, found when the SA is checked in. */
 	void (*soft_expired)(void *arg, size_t t, uint32_t spi, enum qkd_esp_dir dir);
 };
 
@@ -80,7 +89,8 @@ struct qkd_dataplane_params {
 	const struct qkd_dataplane_ops *ops;
 	void *arg;
 	const struct qkd_logger *log;		/* may be NULL; drops log rate-limited */
-	double (*now)(void);			/* monotonic seconds, for SA lifetimes */
+	double (*now)(void);			/* monotonic seconds, for SA lifetimes and
+						 * rate limits; NULL: CLOCK_MONOTONIC */
 };
 
 struct qkd_dataplane;
@@ -91,14 +101,26 @@ int qkd_dataplane_new(const struct qkd_dataplane_params *p, struct qkd_dataplane
  * Accepts NULL. */
 void qkd_dataplane_free(struct qkd_dataplane *dp);
 
+/* The gateway's UDP socket on addr (IKE and ESP share it, RFC 3948):
+ * non-blocking, close-on-exec, bound, with send and receive buffers of
+ * QKD_DATAPLANE_SOCKBUF bytes where the kernel allows (batches of
+ * QKD_DATAPLANE_BATCH datagrams must fit). *fd is the caller's to close.
+ * 0, or QKD_ERR_IO with errno kept and nothing left open. */
+#define QKD_DATAPLANE_SOCKBUF (4u << 20)
+__attribute__((warn_unused_result))
+int qkd_dataplane_udp_open(const struct qkd_netaddr *addr, int *fd);
+
 /* Send an IKE message to `to`, with the non-ESP marker. 0 or QKD_ERR_IO. */
 __attribute__((warn_unused_result))
 int qkd_dataplane_send_ike(struct qkd_dataplane *dp, const struct sockaddr *to,
 			   socklen_t tolen, const uint8_t *msg, size_t len);
 
+/* Copies of the counters (a tunnel index out of range gives zeros). */
 void qkd_dataplane_stats(const struct qkd_dataplane *dp, struct qkd_dp_stats *all);
 void qkd_dataplane_tunnel_stats(const struct qkd_dataplane *dp, size_t t,
 				struct qkd_dp_tunnel_stats *out);
+/* "no_policy", "no_sa", ... (static; "unknown" outside the enum): the
+ * names of docs/vpn.md "Counters" and of the test gateway's JSON. */
 const char *qkd_dp_drop_name(enum qkd_dp_drop d);
 
 #endif

@@ -13,8 +13,13 @@
  * installs the new pair next to the old; the new outbound SA becomes
  * active at once (this end initiated the rekey) or when the first packet
  * arrives on its inbound partner (this end responded), or when the old
- * pair is removed. The old inbound SA keeps accepting packets until it is
- * removed, so nothing in flight is lost.
+ * pair is removed. A pair installed on a tunnel with no active outbound
+ * SA is active at once (there is nothing to break). The old inbound SA
+ * keeps accepting packets until it is removed, so nothing in flight is
+ * lost.
+ *
+ * A caller must hold no checkout of its own while it calls remove, flush
+ * or list: they wait for checkins.
  *
  * Files: lib/vpn/sa_mgr.c. Errors: QKD_ERR_INVAL (arguments, an SPI in
  * use), QKD_ERR_RANGE (the tunnel holds QKD_SA_MGR_INBOUND_MAX inbound
@@ -50,16 +55,20 @@ int qkd_sa_mgr_install(struct qkd_sa_mgr *m, size_t t, struct qkd_esp_sa *in,
 		       struct qkd_esp_sa *out, bool activate);
 
 /* Remove the pair whose inbound SPI is spi_in (its outbound partner goes
- * with it). If the removed outbound SA was active, the newest pending one
- * becomes active. Waits for the SAs to be checked in. */
+ * with it). It is hidden from lookups at once; if its outbound SA was
+ * active, the newest remaining pair's (pending or older) becomes active,
+ * and with none the tunnel has no outbound SA. Then waits for both SAs to
+ * be checked in, and wipes and frees them. QKD_ERR_NOKEY: no such pair
+ * (or it is being removed already). */
 __attribute__((warn_unused_result))
 int qkd_sa_mgr_remove(struct qkd_sa_mgr *m, uint32_t spi_in);
 /* Remove every SA of tunnel t (its IKE SA went away). */
 void qkd_sa_mgr_flush(struct qkd_sa_mgr *m, size_t t);
 
-/* The inbound SA with this SPI, locked to the caller, and its tunnel; NULL
- * when none. The first checkout of an SA whose partner is pending makes
- * the partner active: the peer has moved to the new pair. */
+/* The inbound SA with this SPI, locked to the caller, and its tunnel (t
+ * may be NULL); NULL when none. The first checkout of an SA whose partner
+ * is pending makes the partner active: the peer has moved to the new
+ * pair. An SA checked out by another caller is waited for. */
 struct qkd_esp_sa *qkd_sa_mgr_checkout_in(struct qkd_sa_mgr *m, uint32_t spi, size_t *t);
 /* The active outbound SA of tunnel t, locked to the caller; NULL when the
  * tunnel has none. */
@@ -76,7 +85,9 @@ struct qkd_sa_info {
 	enum qkd_esp_state state;
 };
 /* Up to cap SAs of tunnel t (all tunnels when t == SIZE_MAX) into out, in
- * installation order; returns how many there are (may exceed cap). */
+ * installation order, each pair inbound then outbound; returns how many
+ * there are (may exceed cap). An SA's counters are read while it is
+ * checked in (this waits for a checkout to end). */
 size_t qkd_sa_mgr_list(struct qkd_sa_mgr *m, size_t t, uint64_t now, struct qkd_sa_info *out,
 		       size_t cap);
 
