@@ -22,7 +22,8 @@ DEB_PACKAGES = gcc make pkg-config libcmocka-dev libjansson-dev libsodium-dev \
                libsqlite3-dev libconfig-dev libmicrohttpd-dev libgnutls28-dev libssl-dev \
                libcurl4-gnutls-dev python3 \
                jq gnuplot-nox graphviz valgrind clang libclang-rt-14-dev curl openssl iproute2 iputils-ping procps prometheus \
-               libevent-dev strongswan-swanctl charon-systemd libcharon-extra-plugins iperf3 tshark util-linux
+               libevent-dev strongswan-swanctl charon-systemd libcharon-extra-plugins iperf3 tshark util-linux \
+               python3-cryptography
 
 LIB_SRCS  := $(sort $(shell find lib -name '*.c'))
 APP_SRCS  := $(sort $(wildcard src/*.c))

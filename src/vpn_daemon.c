@@ -25,8 +25,6 @@
 
 /* How long a stopping gateway waits for its peers to confirm the deletes. */
 #define VPN_CLOSE_SECONDS 3.0
-/* Socket buffers: a batch of 64 full-size datagrams many times over. */
-#define VPN_SOCKBUF_BYTES (4 << 20)
 /* A PSK file longer than this is not a key. */
 #define VPN_PSK_MAX 1024
 
@@ -60,26 +58,6 @@ static int read_psk(const char *path, uint8_t *buf, size_t *len, char *why, size
 	return 0;
 }
 
-static int open_udp(struct vpn_daemon *d, char *why, size_t whylen)
-{
-	const struct qkd_netaddr *a = &d->cfg.listen.sa;
-	int one = 1, buf = VPN_SOCKBUF_BYTES;
-	int fd = socket(qkd_netaddr_family(a), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
-		snprintf(why, whylen, "listen %s: %s", d->cfg.listen.text, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return QKD_ERR_IO;
-	}
-	/* Best effort: the kernel caps them at rmem_max/wmem_max. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-	d->udp_fd = fd;
-	return 0;
-}
-
 static int new_tunnels(struct vpn_daemon *d, char *why, size_t whylen)
 {
 	uint8_t psk[VPN_PSK_MAX + 1];
@@ -102,6 +80,7 @@ static int new_tunnels(struct vpn_daemon *d, char *why, size_t whylen)
 		p.arg = vt;
 		p.log = &d->log;
 		p.cookie_threshold = 16;
+		p.dpd_s = d->cfg.tunnels[i].dpd_s;
 		rc = qkd_ike_new(&p, &vt->ike);
 		qkd_wipe(psk, sizeof psk);
 		if (rc != 0)
@@ -187,7 +166,10 @@ static int open_io(struct vpn_daemon *d, char *why, size_t whylen)
 		snprintf(why, whylen, "tun %s: %s", d->cfg.tun, w ? w : qkd_strerror(rc));
 		return rc;
 	}
-	return open_udp(d, why, whylen);
+	rc = qkd_dataplane_udp_open(&d->cfg.listen.sa, &d->udp_fd);
+	if (rc != 0)
+		snprintf(why, whylen, "listen %s: %s", d->cfg.listen.text, strerror(errno));
+	return rc;
 }
 
 static int open_loop(struct vpn_daemon *d, char *why, size_t whylen)
@@ -272,6 +254,7 @@ void vpn_daemon_free(struct vpn_daemon *d)
 	d->kme = NULL;
 	for (size_t i = 0; i < d->cfg.n_tunnels; i++)
 		qkd_ike_free(d->tunnels[i].ike);
+	vpn_glue_free_deferred(d);
 	qkd_dataplane_free(d->dp);
 	qkd_sa_mgr_free(d->sad);
 	if (d->kme_ev)

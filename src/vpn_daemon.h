@@ -63,6 +63,16 @@ struct vpn_tunnel {
 	char last_event[160];
 };
 
+/* A fresh QKD key held back for the tunnel's ppk_lead before the IKE
+ * layer may name it to the peer. */
+#define VPN_DEFERRED_MAX 16
+struct vpn_deferred {
+	struct vpn_daemon *d;
+	struct event *ev;
+	bool busy;
+	struct vpn_kme_result r;
+};
+
 struct vpn_logsink {
 	pthread_mutex_t lock;
 	FILE *f;
@@ -82,6 +92,7 @@ struct vpn_daemon {
 	int kme_fd;
 	struct event *kme_ev, *timer, *sig_term, *sig_int;
 	struct vpn_tunnel tunnels[QKD_VPN_TUNNELS_MAX];
+	struct vpn_deferred deferred[VPN_DEFERRED_MAX];
 	FILE *keylog;
 	int status_fd;
 	struct event *status_ev;
@@ -106,6 +117,8 @@ extern const struct qkd_ike_ops vpn_ike_ops;
 extern const struct qkd_dataplane_ops vpn_dp_ops;
 /* Hand every waiting key manager answer to its tunnel's IKE. */
 void vpn_glue_kme_ready(struct vpn_daemon *d);
+/* Free the held-back keys (wiped) and their timers, at shutdown. */
+void vpn_glue_free_deferred(struct vpn_daemon *d);
 /* Re-arm the timer at the earliest IKE deadline. */
 void vpn_glue_arm_timer(struct vpn_daemon *d);
 

@@ -25,9 +25,16 @@ static int ike_send(void *arg, const uint8_t *msg, size_t len)
 				      msg, len);
 }
 
+/* The SA's lifetimes from the tunnel's (RFC 4301 4.4.2.1). The rekey
+ * every tunnel->rekey_s is the IKE SA initiator's timer (qkd/ike_sa.h);
+ * the soft seconds limit, which would fire at both ends at once and make
+ * them rekey twice, is a backstop halfway to the hard one. Bytes and
+ * packets, which only the data plane sees, rekey at their soft limit. */
 static void limits_of(const struct qkd_vpn_tunnel *t, struct qkd_esp_params *p)
 {
-	p->soft.seconds = t->seconds.soft;
+	p->soft.seconds = t->seconds.hard > t->seconds.soft
+				  ? t->seconds.soft + (t->seconds.hard - t->seconds.soft) / 2
+				  : t->seconds.soft;
 	p->hard.seconds = t->seconds.hard;
 	p->soft.bytes = t->kbytes.soft * 1024u;
 	p->hard.bytes = t->kbytes.hard * 1024u;
@@ -269,21 +276,78 @@ const struct qkd_dataplane_ops vpn_dp_ops = {
 
 /* ---- key manager answers and the timer ---- */
 
+static void deliver(struct vpn_daemon *d, struct vpn_kme_result *r)
+{
+	(void)qkd_ike_ppk_answer(d->tunnels[r->tunnel].ike, r->token, r->status, r->key_id, r->key,
+				 r->key_len, vpn_now());
+	qkd_wipe(r, sizeof *r);
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct vpn_deferred *df = arg;
+
+	(void)fd;
+	(void)what;
+	deliver(df->d, &df->r);
+	df->busy = false;
+	vpn_glue_arm_timer(df->d);
+}
+
+/* Hold a fresh key for the tunnel's ppk_lead (docs/vpn.md, "strongSwan
+ * as responder"): false when no slot is free, and it goes at once. */
+static bool defer(struct vpn_daemon *d, const struct vpn_kme_result *r, double lead)
+{
+	struct timeval tv = {(time_t)lead, (suseconds_t)((lead - (double)(time_t)lead) * 1e6)};
+
+	for (size_t i = 0; i < VPN_DEFERRED_MAX; i++) {
+		struct vpn_deferred *df = &d->deferred[i];
+
+		if (df->busy)
+			continue;
+		if (!df->ev)
+			df->ev = evtimer_new(d->base, on_deferred, df);
+		if (!df->ev || evtimer_add(df->ev, &tv) != 0)
+			return false;
+		df->d = d;
+		df->r = *r;
+		df->busy = true;
+		return true;
+	}
+	return false;
+}
+
 void vpn_glue_kme_ready(struct vpn_daemon *d)
 {
 	struct vpn_kme_result r;
 
 	while (vpn_kme_take(d->kme, &r)) {
-		struct vpn_tunnel *vt = &d->tunnels[r.tunnel];
+		const struct qkd_vpn_tunnel *t = &d->cfg.tunnels[r.tunnel];
 
-		if (r.status != 0)
-			qkd_logf(&d->log, QKD_LOG_WARN, "vpn: tunnel %s: key manager: %s",
-				 d->cfg.tunnels[r.tunnel].name, r.why);
-		(void)qkd_ike_ppk_answer(vt->ike, r.token, r.status, r.key_id, r.key, r.key_len,
-					 vpn_now());
-		qkd_wipe(&r, sizeof r);
+		if (r.status != 0) {
+			qkd_logf(&d->log, QKD_LOG_WARN, "vpn: tunnel %s: key manager: %s", t->name,
+				 r.why);
+		} else if (!r.fetched_for_peer && t->ppk_lead_s > 0) {
+			qkd_logf(&d->log, QKD_LOG_INFO,
+				 "vpn: tunnel %s: QKD key_ID %s fetched; named to the peer in %.1f s",
+				 t->name, r.key_id, t->ppk_lead_s);
+			if (defer(d, &r, t->ppk_lead_s)) {
+				qkd_wipe(&r, sizeof r);
+				continue;
+			}
+		}
+		deliver(d, &r);
 	}
 	vpn_glue_arm_timer(d);
+}
+
+void vpn_glue_free_deferred(struct vpn_daemon *d)
+{
+	for (size_t i = 0; i < VPN_DEFERRED_MAX; i++) {
+		if (d->deferred[i].ev)
+			event_free(d->deferred[i].ev);
+		qkd_wipe(&d->deferred[i], sizeof d->deferred[i]);
+	}
 }
 
 void vpn_glue_arm_timer(struct vpn_daemon *d)

@@ -76,6 +76,15 @@ void vpn_keylog_child(struct vpn_daemon *d, size_t t, const struct qkd_ike_child
 	fflush(d->keylog);
 }
 
+static void hex_bare(FILE *f, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+/* The table's SPI and key fields are byte buffers, which a UAT record
+ * writes as bare hex; its algorithm fields are quoted names. AES-GCM has
+ * no SK_ai/SK_ar: empty, with "NONE". */
 void vpn_keylog_ike(struct vpn_daemon *d, size_t t, const struct qkd_ike_keylog *k)
 {
 	FILE *f = d->keylog;
@@ -83,19 +92,15 @@ void vpn_keylog_ike(struct vpn_daemon *d, size_t t, const struct qkd_ike_keylog 
 	(void)t;
 	if (!f)
 		return;
-	fputs("uat:ikev2_decryption_table:\"", f);
-	for (int i = 0; i < 8; i++)
-		fprintf(f, "%02x", k->spi_i[i]);
-	fputs("\",\"", f);
-	for (int i = 0; i < 8; i++)
-		fprintf(f, "%02x", k->spi_r[i]);
-	fputs("\",\"", f);
-	for (size_t i = 0; i < k->enc_len; i++)
-		fprintf(f, "%02x", k->sk_ei[i]);
-	fputs("\",\"", f);
-	for (size_t i = 0; i < k->enc_len; i++)
-		fprintf(f, "%02x", k->sk_er[i]);
-	fprintf(f, "\",\"AES-GCM-%zu with 16 octet ICV [RFC5282]\",\"\",\"\",\"NONE [RFC4306]\"\n",
+	fputs("uat:ikev2_decryption_table:", f);
+	hex_bare(f, k->spi_i, 8);
+	fputc(',', f);
+	hex_bare(f, k->spi_r, 8);
+	fputc(',', f);
+	hex_bare(f, k->sk_ei, k->enc_len);
+	fputc(',', f);
+	hex_bare(f, k->sk_er, k->enc_len);
+	fprintf(f, ",\"AES-GCM-%zu with 16 octet ICV [RFC5282]\",,,\"NONE [RFC4306]\"\n",
 		(k->enc_len - 4) * 8);
 	fflush(f);
 }

@@ -105,6 +105,7 @@ static void serve(struct kme_worker *w, const struct kme_req *q, struct vpn_kme_
 	memset(r, 0, sizeof *r);
 	r->tunnel = q->tunnel;
 	r->token = q->r.token;
+	r->fetched_for_peer = q->r.op == QKD_IKE_PPK_GET;
 	if (q->r.op == QKD_IKE_PPK_NEW) {
 		struct qkd_kme_enc_request er = {.number = 1, .size_bits = (uint32_t)q->r.bits};
 

@@ -13,6 +13,7 @@
 #ifndef QKD_VPN_KME_H
 #define QKD_VPN_KME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ struct vpn_kme_result {
 	size_t key_len;
 	char why[320];			/* when status != 0: the KME's answer or the error */
 	double seconds;			/* how long the request took */
+	bool fetched_for_peer;		/* dec_keys: the peer chose this key */
 };
 
 /* Start one worker per cfg->kmes entry. *notify_fd becomes readable when

@@ -91,11 +91,11 @@ static void ike(struct evbuffer *b, struct vpn_daemon *d, const struct tunnel_fi
 	for (size_t t = 0; t < d->cfg.n_tunnels; t++)
 		evbuffer_add_printf(b, "qkd_vpn_tunnel_up{tunnel=\"%s\"} %d\n", d->cfg.tunnels[t].name,
 				    f[t].ike.state == QKD_IKE_ESTABLISHED);
-	family(b, "qkd_vpn_qkd_key_bits_total", "counter", "QKD key bits mixed into SAs.");
+	family(b, "qkd_vpn_qkd_key_bytes_total", "counter", "QKD key mixed into SAs.");
 	for (size_t t = 0; t < d->cfg.n_tunnels; t++)
-		evbuffer_add_printf(b, "qkd_vpn_qkd_key_bits_total{tunnel=\"%s\"} %llu\n",
+		evbuffer_add_printf(b, "qkd_vpn_qkd_key_bytes_total{tunnel=\"%s\"} %llu\n",
 				    d->cfg.tunnels[t].name,
-				    (unsigned long long)d->tunnels[t].qkd_bits);
+				    (unsigned long long)d->tunnels[t].qkd_bits / 8);
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg)

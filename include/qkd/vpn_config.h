@@ -87,6 +87,11 @@ struct qkd_vpn_tunnel {
 	size_t kme_index;
 	char peer_sae[QKD_NODE_SAE_ID_MAX + 1];	/* the peer gateway's SAE ID */
 	double key_wait_s;		/* wait for QKD key this long (default 300) */
+	/* How long an initiator holds a fresh QKD key before it names it to
+	 * the peer (default 0): time for a peer that cannot fetch keys itself
+	 * (strongSwan, fed by a script) to be given it. */
+	double ppk_lead_s;
+	double dpd_s;			/* liveness check after this much silence (default 30) */
 };
 
 struct qkd_vpn_config {

@@ -167,6 +167,8 @@ static const struct cfg_field tunnel_fields[] = {
 	{ "kme", cfg_set_name, TUN(kme), 0, 0, 0 },
 	{ "peer_sae", cfg_set_name, TUN(peer_sae), 0, 0, 0 },
 	{ "key_wait", cfg_set_real, TUN(key_wait_s), CFG_RANGE, 0, 86400 },
+	{ "ppk_lead", cfg_set_real, TUN(ppk_lead_s), CFG_RANGE, 0, 60 },
+	{ "dpd", cfg_set_real, TUN(dpd_s), CFG_RANGE, 1, 3600 },
 };
 
 static void tunnel_defaults(struct qkd_vpn_tunnel *t, const char *gateway)
@@ -182,6 +184,7 @@ static void tunnel_defaults(struct qkd_vpn_tunnel *t, const char *gateway)
 	t->ike_rekey_s = 14400;
 	t->qkd = QKD_VPN_QKD_REQUIRED;
 	t->key_wait_s = 300;
+	t->dpd_s = 30;
 }
 
 /* The checks between keys, once all are read. */

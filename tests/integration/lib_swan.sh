@@ -7,13 +7,14 @@
 # ESP is done in charon's userspace and reaches the kernel through a TUN
 # device, ipsec0, in each gateway's namespace).
 #
-# The topology, four namespaces named with the caller's $$ so that several
-# runs can coexist, addresses only inside them:
+# The topology is lib_vpn.sh's (sourced here): four namespaces named with
+# the caller's $$ so that several runs can coexist, addresses only inside
+# them:
 #
 #   h1 192.168.11.2 --- 192.168.11.1 gw1 10.99.0.1 --- 10.99.0.2 gw2 192.168.12.1 --- 192.168.12.2 h2
 #
-#   swan_net_up             make the namespaces, veth pairs, addresses and
-#                           the hosts' default routes; sets SWAN_NS_H1,
+#   swan_net_up             vpn_ns_up: the namespaces, veth pairs, addresses
+#                           and the hosts' default routes; SWAN_NS_H1,
 #                           SWAN_NS_GW1, SWAN_NS_GW2, SWAN_NS_H2 and the
 #                           SWAN_* addresses below
 #   swan_net_down           stop every charon started here and delete the
@@ -50,56 +51,34 @@
 # /etc/ipsec.secrets, no resolv.conf, no journal logging) and the vici
 # socket is a file under SWAN_DIR.
 
+# The namespaces and addresses are lib_vpn.sh's, so `qkd vpn` and charon
+# meet in the same four namespaces.
+# shellcheck source=tests/integration/lib_vpn.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_vpn.sh"
 # shellcheck disable=SC2034  # the addresses are for the sourcing scripts
-SWAN_H1=192.168.11.2
+SWAN_H1=$VPN_H1
 SWAN_GW1_IN=192.168.11.1
-SWAN_GW1=10.99.0.1
-SWAN_GW2=10.99.0.2
+SWAN_GW1=$VPN_G1
+SWAN_GW2=$VPN_G2
 SWAN_GW2_IN=192.168.12.1
-SWAN_H2=192.168.12.2
-SWAN_NET1=192.168.11.0/24
-SWAN_NET2=192.168.12.0/24
-SWAN_NS_H1=qs-h1-$$
-SWAN_NS_GW1=qs-gw1-$$
-SWAN_NS_GW2=qs-gw2-$$
-SWAN_NS_H2=qs-h2-$$
+SWAN_H2=$VPN_H2
+SWAN_NET1=$VPN_NET1
+SWAN_NET2=$VPN_NET2
+SWAN_NS_H1=$VPN_NS_H1
+SWAN_NS_GW1=$VPN_NS_G1
+SWAN_NS_GW2=$VPN_NS_G2
+SWAN_NS_H2=$VPN_NS_H2
 SWAN_CHARON=${SWAN_CHARON:-/usr/sbin/charon-systemd}
 # The names of the instances started, for swan_net_down.
 SWAN_STARTED=()
 
-# swan_link NS_A DEV_A ADDR_A NS_B DEV_B ADDR_B: a veth pair made inside
-# the namespaces, so no name is ever taken in the caller's namespace.
-swan_link() {
-	ip -n "$1" link add "$2" type veth peer name "$5" netns "$4" &&
-	ip -n "$1" addr add "$3/24" dev "$2" &&
-	ip -n "$4" addr add "$6/24" dev "$5" &&
-	ip -n "$1" link set "$2" up &&
-	ip -n "$4" link set "$5" up
-}
-
-swan_net_up() {
-	local ns
-	for ns in "$SWAN_NS_H1" "$SWAN_NS_GW1" "$SWAN_NS_GW2" "$SWAN_NS_H2"; do
-		ip netns add "$ns" || return 1
-		ip -n "$ns" link set lo up || return 1
-	done
-	swan_link "$SWAN_NS_H1" eth0 "$SWAN_H1" "$SWAN_NS_GW1" in0 "$SWAN_GW1_IN" &&
-	swan_link "$SWAN_NS_GW1" out0 "$SWAN_GW1" "$SWAN_NS_GW2" out0 "$SWAN_GW2" &&
-	swan_link "$SWAN_NS_GW2" in0 "$SWAN_GW2_IN" "$SWAN_NS_H2" eth0 "$SWAN_H2" &&
-	ip -n "$SWAN_NS_H1" route add default via "$SWAN_GW1_IN" &&
-	ip -n "$SWAN_NS_H2" route add default via "$SWAN_GW2_IN" &&
-	ip netns exec "$SWAN_NS_GW1" sysctl -qw net.ipv4.ip_forward=1 &&
-	ip netns exec "$SWAN_NS_GW2" sysctl -qw net.ipv4.ip_forward=1
-}
+swan_net_up() { vpn_ns_up; }
 
 swan_net_down() {
-	local n ns
+	local n
 	for n in "${SWAN_STARTED[@]+"${SWAN_STARTED[@]}"}"; do swan_stop "$n"; done
 	SWAN_STARTED=()
-	for ns in "$SWAN_NS_H1" "$SWAN_NS_GW1" "$SWAN_NS_GW2" "$SWAN_NS_H2"; do
-		ip netns del "$ns" 2>/dev/null
-	done
-	return 0
+	vpn_ns_down
 }
 
 swan_log() { echo "$SWAN_DIR/$1/charon.log"; }

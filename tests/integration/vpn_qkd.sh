@@ -19,7 +19,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 EX=$HERE/../../examples
 D=$CLI_TMP
 SECONDS_RUN=${VPN_QKD_SECONDS:-60}
-cli_cleanup_hook() { vpn_ns_down; }
+PIDS=()
+cli_cleanup_hook() {
+	local p
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do { wait "$p"; } 2>/dev/null; done
+	vpn_ns_down
+}
 
 if ! vpn_ns_up; then
 	cli_ok "vpn_qkd: # SKIP needs root and network namespaces"
@@ -43,6 +49,7 @@ bg_in() {
 	local ns=$1 name=$2
 	shift 2
 	(cd "$D" && exec ip netns exec "$ns" "$@" 2>>"$D/run/$name.stderr") &
+	PIDS+=("$!")
 }
 bg_in "$VPN_NS_G1" node-a "$QKD" node --config "$D/node-a.conf"
 bg_in "$VPN_NS_G2" node-b "$QKD" node --config "$D/node-b.conf"
@@ -68,27 +75,31 @@ check "h1 pings h2" vpn_ping "$VPN_NS_H1" "$VPN_H2"
 r0=$(st gw-a | jq '.tunnels[0].counters.child_rekeys')
 vpn_exec "$VPN_NS_H2" iperf3 -s -1 -D -p 5201 >/dev/null 2>&1
 sleep 0.3
-vpn_exec "$VPN_NS_H1" timeout $((SECONDS_RUN + 20)) iperf3 -c "$VPN_H2" -p 5201 -u -b 20M \
+vpn_exec "$VPN_NS_H1" timeout $((SECONDS_RUN + 20)) iperf3 -c "$VPN_H2" -p 5201 -u -b 20M -w 4M --get-server-output \
 	-l 1200 -t "$SECONDS_RUN" -J >"$D/iperf.json" 2>&1
 r1=$(st gw-a | jq '.tunnels[0].counters.child_rekeys')
 sent=$(jq '.end.sum.packets' "$D/iperf.json" 2>/dev/null)
 lost=$(jq '.end.sum.lost_packets' "$D/iperf.json" 2>/dev/null)
-cli_diag "UDP 20 Mbit/s for ${SECONDS_RUN} s: $sent datagrams, $lost lost; $((r1 - r0)) rekeys"
+echo "# UDP 20 Mbit/s for ${SECONDS_RUN} s: $sent datagrams, $lost lost; $((r1 - r0)) rekeys"
 check "iperf3 ran ($sent datagrams)" test "${sent:-0}" -gt 1000
 check_eq "not one datagram lost across the rekeys" "$lost" 0
+check_eq "every packet gw-a encapsulated, gw-b accepted" \
+	"$(st gw-b | jq '.tunnels[0].traffic.in_packets')" "$(st gw-a | jq '.tunnels[0].traffic.out_packets')"
 check "a rekey every 5 s: at least $((SECONDS_RUN / 5 - 2)) during the stream" \
 	test $((r1 - r0)) -ge $((SECONDS_RUN / 5 - 2))
 KEYS=$(grep -o 'QKD key [0-9a-f-]\{36\}' "$D/run/gw-a.log" | awk '{print $3}')
-cli_diag "$(echo "$KEYS" | wc -l) Child SAs, $(echo "$KEYS" | sort -u | wc -l) distinct key_IDs"
+echo "# $(echo "$KEYS" | wc -l) Child SAs, $(echo "$KEYS" | sort -u | wc -l) distinct key_IDs"
 check "every Child SA had a key_ID of its own" test "$(echo "$KEYS" | sort | uniq -d | wc -l)" -eq 0
 KEYS_B=$(grep -o 'QKD key [0-9a-f-]\{36\}' "$D/run/gw-b.log" | awk '{print $3}' | sort)
 check_eq "gw-b installed the same key_IDs" "$KEYS_B" "$(echo "$KEYS" | sort)"
+st gw-b >"$D/gw-b.status.json"
+st gw-a >"$D/gw-a.status.json"
 check_eq "no packet dropped for want of an SA, by SPI, ICV or replay (gw-b)" \
 	"$(st gw-b | jq '.tunnels[0].traffic.drops | .no_sa + .unknown_spi + .bad_icv + .replay + .expired')" 0
 LAT=$(st gw-a | jq -r '.tunnels[0].rekey_latency | "p50 \(.p50_s) s, p99 \(.p99_s) s over \(.n)"')
 BITS=$(st gw-a | jq '.tunnels[0].qkd_bits')
 UPS=$(st gw-a | jq '.uptime_s')
-cli_diag "rekey latency (enc_keys included): $LAT"
-cli_diag "QKD key used: $BITS bits in $UPS s, $(awk -v b="$BITS" -v s="$UPS" 'BEGIN { printf "%.0f", b * 3600 / s }') bits per hour at rekey = 5 s"
+echo "# rekey latency (enc_keys included): $LAT"
+echo "# QKD key used: $BITS bits in $UPS s, $(awk -v b="$BITS" -v s="$UPS" 'BEGIN { printf "%.0f", b * 3600 / s }') bits per hour at rekey = 5 s"
 check "the rekey latency was measured" test "$(st gw-a | jq '.tunnels[0].rekey_latency.n')" -ge 2
 finish
