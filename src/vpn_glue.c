@@ -113,7 +113,7 @@ static int ike_child_install(void *arg, const struct qkd_ike_child *c)
 	vt->installs++;
 	if (c->qkd)
 		vt->qkd_bits += 256;
-	if (c->initiator && vt->exchange_started > 0) {
+	if (c->initiator && c->old_spi_in != 0 && vt->exchange_started > 0) {
 		latency_add(vt, now - vt->exchange_started);
 		vt->exchange_started = 0;
 	}

@@ -24,7 +24,7 @@ RUN=$HERE/run
 bg_in() {		# bg_in NS LOG CMD...: CMD in namespace NS, detached, in $HERE
 	local ns=$1 log=$2
 	shift 2
-	(cd "$HERE" && setsid ip netns exec "$ns" "$@" </dev/null >>"$log" 2>&1 &)
+	(cd "$HERE" && exec setsid ip netns exec "$ns" "$@") </dev/null >>"$log" 2>&1 &
 }
 
 wait_for() {		# wait_for SECONDS CMD...: until CMD succeeds

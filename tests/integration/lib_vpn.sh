@@ -69,12 +69,20 @@ vpn_ns_up() {
 		vpn_exec "$VPN_NS_G2" sysctl -qw net.ipv4.ip_forward=1 || { vpn_ns_down; return 1; }
 }
 
+# Processes still in the namespaces get SIGTERM (a gateway deletes its
+# SAs at the peer), 3 s, then SIGKILL.
 vpn_ns_down() {
-	local ns pids
+	local ns pids="" i
 	for ns in "$VPN_NS_H1" "$VPN_NS_G1" "$VPN_NS_G2" "$VPN_NS_H2"; do
-		ip netns list 2>/dev/null | grep -qw "$ns" || continue
-		pids=$(ip netns pids "$ns" 2>/dev/null)
-		[ -n "$pids" ] && kill -9 $pids 2>/dev/null
+		ip netns list 2>/dev/null | grep -qw "$ns" && pids="$pids $(ip netns pids "$ns" 2>/dev/null)"
+	done
+	# shellcheck disable=SC2086  # a list of pids
+	if [ -n "${pids// /}" ]; then
+		kill -TERM $pids 2>/dev/null
+		for i in $(seq 1 30); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
+		kill -9 $pids 2>/dev/null
+	fi
+	for ns in "$VPN_NS_H1" "$VPN_NS_G1" "$VPN_NS_G2" "$VPN_NS_H2"; do
 		ip netns del "$ns" 2>/dev/null
 	done
 	return 0
