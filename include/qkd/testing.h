@@ -26,4 +26,9 @@ void qkd_esp_testing_set_seq(struct qkd_esp_sa *sa, uint64_t seq);
  * Never for real traffic: nothing is encrypted or authenticated. */
 void qkd_dataplane_testing_plain(struct qkd_dataplane *dp, bool on);
 
+/* Whether the data plane sends runs of datagrams as UDP GSO sends (on by
+ * default; it turns itself off when the kernel refuses one): off, every
+ * datagram is its own send, for the benchmark's comparison. */
+void qkd_dataplane_testing_gso(struct qkd_dataplane *dp, bool on);
+
 #endif
