@@ -124,6 +124,13 @@ static size_t group(struct qkd_dataplane *dp, size_t from, size_t n)
 	return g;
 }
 
+/* The errors of a kernel or route that cannot do UDP GSO (EIO: no
+ * checksum offload), as opposed to ones any datagram would get. */
+static bool gso_refused(int e)
+{
+	return e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP;
+}
+
 static void group_dropped(struct qkd_dataplane *dp, size_t k, const char *why)
 {
 	for (size_t i = dp->gfirst[k]; i < dp->gfirst[k] + dp->gcount[k]; i++)
@@ -153,7 +160,7 @@ void dp_udp_flush(struct qkd_dataplane *dp, size_t n)
 				group_dropped(dp, done, "the UDP send buffer is full");
 			break;
 		}
-		if (dp->gcount[done] > 1 && !dp->gso_off) {
+		if (dp->gcount[done] > 1 && !dp->gso_off && gso_refused(errno)) {
 			/* No UDP GSO on this path (EIO: no checksum offload; EINVAL):
 			 * send this batch's rest, and all later ones, one by one. */
 			qkd_logf(dp->p.log, QKD_LOG_INFO, "dataplane: UDP GSO refused (%s): off",
