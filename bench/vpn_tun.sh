@@ -16,7 +16,7 @@
 # and keeps the best. "Gbit/s per core" is the throughput over the busier
 # gateway's CPU share: what one core would carry were the gateway the only
 # limit (utime + stime, so the kernel's work in its system calls counts).
-# PIN=0 runs the gateways unpinned, for comparison.
+# PIN=0 runs the gateways unpinned, GSO=0 without UDP GSO, for comparison.
 set -u
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -d "$1" ]; then
@@ -38,6 +38,9 @@ case $SECS in ''|*[!0-9]*) echo "$0: SECONDS '$SECS' is not a number" >&2; exit 
 D=$(mktemp -d /tmp/qkd-vpn-bench.XXXXXX)
 trap 'vpn_ns_down; rm -rf "$D"' EXIT
 LAST=$(($(nproc) - 1))
+# GSO=0: every datagram its own send (esp_gw --no-gso), for comparison.
+GSO_ARG=()
+[ "${GSO:-1}" = 0 ] && GSO_ARG=(--no-gso)
 # PIN=0 leaves the gateways to the scheduler (for comparison).
 if [ "${PIN:-1}" = 0 ]; then PIN1=(env) PIN2=(env) PINNED="not pinned"
 else PIN1=(taskset -c 0) PIN2=(taskset -c "$LAST") PINNED="pinned to CPUs 0 and $LAST"; fi
@@ -87,13 +90,13 @@ run() {
 best() { printf '%s\n' "$@" | sort -k2 -g | tail -n1; }
 E=() P=()
 for _ in $(seq 1 "$REPS"); do
-	E+=("$(run esp)") || { echo "$0: the ESP run failed" >&2; exit 1; }
-	P+=("$(run plain --plain)") || { echo "$0: the plain run failed" >&2; exit 1; }
+	E+=("$(run esp "${GSO_ARG[@]}")") || { echo "$0: the ESP run failed" >&2; exit 1; }
+	P+=("$(run plain --plain "${GSO_ARG[@]}")") || { echo "$0: the plain run failed" >&2; exit 1; }
 done
 ESP=$(best "${E[@]}")
 PLAIN=$(best "${P[@]}")
 echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways ($PINNED), ${SECS} s, MTU $VPN_MTU," \
-	"best of $REPS, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+	"UDP GSO ${GSO:-1}, best of $REPS, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-20s %8s %9s %9s %14s %15s\n' mode Gbit/s "gw1 CPU%" "gw2 CPU%" "pkts/rx batch" \
 	"Gbit/s per core"
 printf '%s\n%s\n' "$ESP" "$PLAIN" | while read -r m g c1 c2 pb; do

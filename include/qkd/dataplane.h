@@ -95,6 +95,11 @@ struct qkd_dataplane_params {
 
 struct qkd_dataplane;
 
+/* A data plane on p->base, its two events added; p is copied, everything
+ * it points to is borrowed and must outlive the data plane (cfg's tunnel
+ * indexes are the SA manager's). Buffers are sized from p->tun->mtu.
+ * 0 and *out, or QKD_ERR_INVAL (no base, TUN fd, UDP fd, tunnels or SA
+ * manager) or QKD_ERR_NOMEM; *out is NULL on error. */
 __attribute__((warn_unused_result))
 int qkd_dataplane_new(const struct qkd_dataplane_params *p, struct qkd_dataplane **out);
 /* Stops its events and frees (the TUN, socket and SAs are the caller's).

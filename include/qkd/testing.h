@@ -30,4 +30,9 @@ int qkd_ike_dh_testing_x25519(const uint8_t priv[32], struct qkd_ike_dh **out);
  * Never for real traffic: nothing is encrypted or authenticated. */
 void qkd_dataplane_testing_plain(struct qkd_dataplane *dp, bool on);
 
+/* Whether the data plane sends runs of datagrams as UDP GSO sends (on by
+ * default; it turns itself off when the kernel refuses one): off, every
+ * datagram is its own send, for the benchmark's comparison. */
+void qkd_dataplane_testing_gso(struct qkd_dataplane *dp, bool on);
+
 #endif

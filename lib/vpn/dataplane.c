@@ -291,3 +291,8 @@ void qkd_dataplane_testing_plain(struct qkd_dataplane *dp, bool on)
 {
 	dp->plain = on;
 }
+
+void qkd_dataplane_testing_gso(struct qkd_dataplane *dp, bool on)
+{
+	dp->gso_off = !on;
+}

@@ -6,6 +6,9 @@
  * the TUN device. Neighbours: dataplane.c (SAs, counters), dataplane_out.c
  * (the other direction). */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
 
 #include "dataplane_int.h"
 #include "qkd/spd.h"
@@ -91,16 +94,11 @@ static void esp_packet(struct qkd_dataplane *dp, const uint8_t *pkt, size_t len)
 	deliver(dp, h->tunnel, dp->plaintext, out_len, nh);
 }
 
-static void one_datagram(struct qkd_dataplane *dp, size_t i)
+/* One datagram of message i (one of several when UDP GRO coalesced them). */
+static void one_datagram(struct qkd_dataplane *dp, size_t i, const uint8_t *pkt, size_t len)
 {
 	const struct msghdr *mh = &dp->rxm[i].msg_hdr;
-	const uint8_t *pkt = dp->rx + i * dp->rx_slot;
-	size_t len = dp->rxm[i].msg_len;
 
-	if (mh->msg_flags & MSG_TRUNC) {
-		dp_drop(dp, QKD_DP_DROP_MALFORMED, SIZE_MAX, "a datagram larger than the receive slot");
-		return;
-	}
 	switch (qkd_esp_udp_classify(pkt, len)) {
 	case QKD_ESP_UDP_KEEPALIVE:
 		dp->stats.keepalives++;
@@ -121,6 +119,42 @@ static void one_datagram(struct qkd_dataplane *dp, size_t i)
 	}
 }
 
+/* The segment size of a message UDP GRO coalesced, or 0 (one datagram). */
+static size_t gro_size(const struct msghdr *mh)
+{
+	for (const struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)mh, (struct cmsghdr *)c)) {
+		int seg;
+
+		if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO ||
+		    c->cmsg_len < CMSG_LEN(sizeof seg))
+			continue;
+		memcpy(&seg, CMSG_DATA(c), sizeof seg);
+		return seg > 0 ? (size_t)seg : 0;
+	}
+	return 0;
+}
+
+static void one_message(struct qkd_dataplane *dp, size_t i)
+{
+	const struct msghdr *mh = &dp->rxm[i].msg_hdr;
+	const uint8_t *pkt = dp->rx + i * dp->rx_slot;
+	size_t len = dp->rxm[i].msg_len, seg;
+
+	if (mh->msg_flags & MSG_TRUNC) {
+		dp_drop(dp, QKD_DP_DROP_MALFORMED, SIZE_MAX, "a datagram larger than the receive slot");
+		return;
+	}
+	seg = gro_size(mh);
+	if (seg == 0 || seg >= len) {
+		one_datagram(dp, i, pkt, len);
+		return;
+	}
+	/* Coalesced datagrams of seg bytes each, the last possibly shorter. */
+	for (size_t off = 0; off < len; off += seg)
+		one_datagram(dp, i, pkt + off, len - off < seg ? len - off : seg);
+}
+
 /* One recvmmsg; returns how many datagrams it brought. */
 static int receive(struct qkd_dataplane *dp)
 {
@@ -130,7 +164,9 @@ static int receive(struct qkd_dataplane *dp)
 		dp->rxm[i].msg_hdr = (struct msghdr){ .msg_name = &dp->rxfrom[i],
 						      .msg_namelen = sizeof dp->rxfrom[i],
 						      .msg_iov = &dp->rxiov[i],
-						      .msg_iovlen = 1 };
+						      .msg_iovlen = 1,
+						      .msg_control = dp->rxctl[i].buf,
+						      .msg_controllen = sizeof dp->rxctl[i].buf };
 		dp->rxm[i].msg_len = 0;
 	}
 	do {
@@ -149,7 +185,7 @@ void dp_udp_readable(struct qkd_dataplane *dp)
 		dp->stats.udp_batches++;
 		dp->now = dp_clock(dp);
 		for (int i = 0; i < n; i++)
-			one_datagram(dp, (size_t)i);
+			one_message(dp, (size_t)i);
 		dp_release(dp);
 		if (n < DP_BATCH)
 			break;

@@ -18,10 +18,14 @@
 /* SAs remembered per tunnel as already reported soft-expired: more than a
  * tunnel can hold at once (QKD_SA_MGR_INBOUND_MAX pairs, two SAs each). */
 #define DP_NOTIFIED_PER_TUNNEL (4 * QKD_SA_MGR_INBOUND_MAX)
-/* The rx slot holds any datagram a peer may send: an ESP packet of a
- * larger MTU than ours, or an IKE message. */
-#define DP_RX_SLOT_MIN 16384u
+/* The rx slot holds anything the socket may hand over: a datagram of up
+ * to 64 KiB, or as many datagrams coalesced by UDP GRO. */
+#define DP_RX_SLOT_MIN 65536u
 #define DP_PLAIN_TAG_LEN 4
+/* One UDP GSO send (UDP_SEGMENT): at most this many datagrams, and bytes
+ * under the 64 KiB of one IP packet with its headers. */
+#define DP_GSO_SEGS 64
+#define DP_GSO_BYTES 65000u
 
 /* An SA checked out for the current batch. */
 struct dp_held {
@@ -58,7 +62,19 @@ struct qkd_dataplane {
 	struct mmsghdr txm[DP_BATCH], rxm[DP_BATCH];
 	struct iovec txiov[DP_BATCH], rxiov[DP_BATCH];
 	struct sockaddr_storage rxfrom[DP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} rxctl[DP_BATCH];		/* UDP_GRO: the size of coalesced datagrams */
 	size_t txtunnel[DP_BATCH], txinner[DP_BATCH];
+	/* The batch as sent: groups of consecutive slots for one peer. */
+	struct mmsghdr gm[DP_BATCH];
+	size_t gfirst[DP_BATCH], gcount[DP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} gctl[DP_BATCH];
+	bool gso_off;			/* the kernel refused UDP_SEGMENT once */
 
 	struct dp_held held[DP_BATCH];
 	size_t nheld;

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "dataplane_int.h"
@@ -39,6 +41,9 @@ int qkd_dataplane_udp_open(const struct qkd_netaddr *addr, int *fd)
 			goto out;
 	}
 	set_buffers(s);
+	/* Accept datagrams coalesced by UDP GRO (Linux 5.0): a peer's GSO send
+	 * arrives as one message. Without it the kernel splits them first. */
+	(void)setsockopt(s, SOL_UDP, UDP_GRO, &(int){ 1 }, sizeof(int));
 	if (bind(s, (const struct sockaddr *)&addr->ss, addr->len) != 0)
 		goto out;
 	*fd = s;
@@ -79,30 +84,94 @@ static void sent(struct qkd_dataplane *dp, size_t i)
 	ts->out_bytes += dp->txinner[i];
 }
 
+/* Group the slots from..n-1 into dp->gm: consecutive datagrams to one
+ * tunnel of one size (the last may be shorter) go out as one UDP GSO send
+ * (UDP_SEGMENT, Linux 4.18): the kernel's UDP, IP and veth path runs once
+ * for the group instead of once a datagram, and a peer socket with
+ * UDP_GRO receives it whole. Returns the number of groups. */
+static size_t group(struct qkd_dataplane *dp, size_t from, size_t n)
+{
+	size_t g = 0;
+
+	for (size_t i = from; i < n; g++) {
+		size_t size = dp->txiov[i].iov_len, j = i + 1;
+		size_t max = DP_GSO_BYTES / size < DP_GSO_SEGS ? DP_GSO_BYTES / size : DP_GSO_SEGS;
+		struct msghdr *mh = &dp->gm[g].msg_hdr;
+
+		while (!dp->gso_off && j < n && j - i < max && dp->txtunnel[j] == dp->txtunnel[i] &&
+		       dp->txiov[j].iov_len <= size)
+			if (dp->txiov[j++].iov_len < size)
+				break;		/* a shorter one ends the group */
+		*mh = (struct msghdr){ .msg_name = dp->txm[i].msg_hdr.msg_name,
+				       .msg_namelen = dp->txm[i].msg_hdr.msg_namelen,
+				       .msg_iov = &dp->txiov[i], .msg_iovlen = j - i };
+		if (j - i > 1) {
+			uint16_t seg = (uint16_t)size;
+			struct cmsghdr *c;
+
+			mh->msg_control = dp->gctl[g].buf;
+			mh->msg_controllen = sizeof dp->gctl[g].buf;
+			c = CMSG_FIRSTHDR(mh);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof seg);
+			memcpy(CMSG_DATA(c), &seg, sizeof seg);
+		}
+		dp->gfirst[g] = i;
+		dp->gcount[g] = j - i;
+		i = j;
+	}
+	return g;
+}
+
+/* The errors of a kernel or route that cannot do UDP GSO (EIO: no
+ * checksum offload), as opposed to ones any datagram would get. */
+static bool gso_refused(int e)
+{
+	return e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP;
+}
+
+static void group_dropped(struct qkd_dataplane *dp, size_t k, const char *why)
+{
+	for (size_t i = dp->gfirst[k]; i < dp->gfirst[k] + dp->gcount[k]; i++)
+		dp_drop(dp, QKD_DP_DROP_IO, dp->txtunnel[i], why);
+}
+
 void dp_udp_flush(struct qkd_dataplane *dp, size_t n)
 {
-	size_t done = 0;
+	size_t done = 0, g = group(dp, 0, n);
 
-	/* Each round either sends some or gives up one datagram: at most n
-	 * rounds. A full socket buffer drops the rest at once, never spins. */
-	while (done < n) {
-		int r = sendmmsg(dp->p.udp_fd, dp->txm + done, (unsigned)(n - done), MSG_DONTWAIT);
+	/* Each round sends some groups, gives up one, or turns GSO off (once):
+	 * bounded. A full socket buffer drops the rest at once, never spins. */
+	while (done < g) {
+		int r = sendmmsg(dp->p.udp_fd, dp->gm + done, (unsigned)(g - done), MSG_DONTWAIT);
 
 		if (r > 0) {
-			for (size_t i = done; i < done + (size_t)r; i++)
-				sent(dp, i);
+			for (size_t k = done; k < done + (size_t)r; k++)
+				for (size_t i = dp->gfirst[k]; i < dp->gfirst[k] + dp->gcount[k]; i++)
+					sent(dp, i);
 			done += (size_t)r;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			for (; done < n; done++)
-				dp_drop(dp, QKD_DP_DROP_IO, dp->txtunnel[done], "the UDP send buffer is full");
+			for (; done < g; done++)
+				group_dropped(dp, done, "the UDP send buffer is full");
 			break;
 		}
+		if (dp->gcount[done] > 1 && !dp->gso_off && gso_refused(errno)) {
+			/* No UDP GSO on this path (EIO: no checksum offload; EINVAL):
+			 * send this batch's rest, and all later ones, one by one. */
+			qkd_logf(dp->p.log, QKD_LOG_INFO, "dataplane: UDP GSO refused (%s): off",
+				 strerror(errno));
+			dp->gso_off = true;
+			g = group(dp, dp->gfirst[done], n);
+			done = 0;
+			continue;
+		}
 		/* One datagram the kernel refused (no route, too big): skip it. */
-		dp_drop(dp, QKD_DP_DROP_IO, dp->txtunnel[done], "sendmmsg refused a datagram");
+		group_dropped(dp, done, "sendmmsg refused a datagram");
 		done++;
 	}
 }

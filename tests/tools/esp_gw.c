@@ -5,7 +5,7 @@
  * Nothing here is how the daemon keys its SAs (IKEv2 with QKD key).
  *
  *   esp_gw --config FILE --spi-in N --spi-out N --key-in HEX --key-out HEX
- *          [--plain]
+ *          [--plain] [--no-gso]
  *
  * Reads a `qkd vpn` configuration (docs/vpn.md "Configuration"), opens its
  * TUN device (name and MTU from the file), binds its listen address, and
@@ -14,7 +14,8 @@
  * in hex (AES key || 4-byte salt, RFC 4106 s8.1: 72 digits for the
  * AES-256-GCM a tunnel's `esp = "aes256gcm16"` asks for, 40 for AES-128),
  * ESN on, lifetimes from the tunnel's lifetime_* settings. --plain runs the
- * benchmark's no-crypto mode (qkd/testing.h) instead. Prints "ready" once
+ * benchmark's no-crypto mode (qkd/testing.h) instead; --no-gso sends every
+ * datagram on its own (no UDP GSO), for the benchmark's comparison. Prints "ready" once
  * packets flow, logs to stderr, and on SIGTERM or SIGINT prints its
  * counters as one JSON object on stdout and exits 0.
  */
@@ -42,7 +43,7 @@ struct opts {
 	unsigned long spi_in, spi_out;
 	uint8_t key_in[KEYMAT_MAX], key_out[KEYMAT_MAX];
 	size_t key_in_len, key_out_len;
-	bool plain;
+	bool plain, no_gso;
 };
 
 static double now_s(void)
@@ -99,7 +100,7 @@ static bool parse_spi(const char *s, unsigned long *out)
 static int usage(const char *why)
 {
 	fprintf(stderr, "qkd: esp_gw: %s\nusage: esp_gw --config FILE --spi-in N --spi-out N "
-			"--key-in HEX --key-out HEX [--plain]\n", why);
+			"--key-in HEX --key-out HEX [--plain] [--no-gso]\n", why);
 	return 1;
 }
 
@@ -109,6 +110,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "config", required_argument, NULL, 'c' }, { "spi-in", required_argument, NULL, 'i' },
 		{ "spi-out", required_argument, NULL, 'o' }, { "key-in", required_argument, NULL, 'I' },
 		{ "key-out", required_argument, NULL, 'O' }, { "plain", no_argument, NULL, 'p' },
+		{ "no-gso", no_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -126,6 +128,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			continue;
 		else if (c == 'p')
 			o->plain = true;
+		else if (c == 'g')
+			o->no_gso = true;
 		else
 			return usage("a bad option or value (SPIs 256 .. 2^32-256, keys 40 or 72 hex digits)");
 	}
@@ -282,6 +286,7 @@ static int run(struct gw *g, const struct opts *o)
 	    evsignal_add(g->sigint, NULL) != 0 || qkd_dataplane_new(&p, &g->dp) != QKD_OK)
 		return QKD_ERR_NOMEM;
 	qkd_dataplane_testing_plain(g->dp, o->plain);
+	qkd_dataplane_testing_gso(g->dp, !o->no_gso);
 	printf("ready\n");
 	fflush(stdout);
 	if (event_base_dispatch(g->base) < 0)

@@ -313,6 +313,35 @@ static void test_both_ways(void **state)
 	assert_int_equal(f->b.calls.soft, 0);	/* 2 packets: under the soft limit of 3 */
 }
 
+/* A burst of packets read in one batch: runs of one size go out as UDP GSO
+ * sends and may arrive coalesced (UDP GRO on loopback); every packet comes
+ * out intact and in order, runs broken by a shorter packet or the end. */
+static void test_burst(void **state)
+{
+	static const size_t sizes[] = { 1000, 1000, 1000, 500, 1000, 60, 60, 1400 };
+	struct fix *f = *state;
+	uint8_t p[64][1400], got[2048];
+	size_t len[64], n = 0;
+	struct qkd_dp_tunnel_stats tb;
+	struct qkd_dp_stats s;
+
+	for (size_t run = 0; run < 8; run++)
+		for (size_t k = 0; k < (run % 2 ? 3 : 6) && n < 44; k++, n++) {
+			len[n] = v4(p[n], sizes[run], "10.1.0.5", "10.2.3.4", (uint8_t)n);
+			assert_int_equal(send(f->a.ft.peer, p[n], len[n], 0), (ssize_t)len[n]);
+		}
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(pump_until_tun(f, &f->b, got, sizeof got), len[i]);
+		assert_memory_equal(got, p[i], len[i]);
+	}
+	qkd_dataplane_tunnel_stats(f->b.dp, 0, &tb);
+	qkd_dataplane_stats(f->b.dp, &s);
+	assert_int_equal(tb.in_packets, n);
+	assert_true(s.udp_batches < n);
+	for (int d = 0; d < QKD_DP_DROP_COUNT; d++)
+		assert_int_equal(s.drops[d], 0);
+}
+
 static void test_plain(void **state)
 {
 	struct fix *f = *state;
@@ -443,6 +472,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_at_b, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_at_a, setup, teardown),
