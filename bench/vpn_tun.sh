@@ -3,7 +3,7 @@
 # plane through TUN (docs/vpn.md "Figures"; issue 14's target: 1 Gbit/s and
 # at least 70 % of the same TUN path without crypto). Root only.
 #
-# The four namespaces of tests/integration/lib_vpn.sh (h1 -- gw1 == gw2 --
+# The four namespaces of tests/integration/lib_espgw.sh (h1 -- gw1 == gw2 --
 # h2), each gateway a tests/tools/esp_gw pinned to one core (taskset: gw1
 # on CPU 0, gw2 on the last CPU); iperf3 TCP h1 -> h2 for SECONDS (default
 # 10), once with ESP AES-256-GCM and once with --plain (the same batches and
@@ -33,8 +33,8 @@ for c in jq iperf3 taskset; do
 	command -v "$c" >/dev/null || { echo "$0: $c is not installed" >&2; exit 1; }
 done
 case $SECS in ''|*[!0-9]*) echo "$0: SECONDS '$SECS' is not a number" >&2; exit 2 ;; esac
-# shellcheck source=tests/integration/lib_vpn.sh
-. "$TOP/tests/integration/lib_vpn.sh"
+# shellcheck source=tests/integration/lib_espgw.sh
+. "$TOP/tests/integration/lib_espgw.sh"
 D=$(mktemp -d /tmp/qkd-vpn-bench.XXXXXX)
 trap 'vpn_ns_down; rm -rf "$D"' EXIT
 LAST=$(($(nproc) - 1))
@@ -46,7 +46,7 @@ if [ "${PIN:-1}" = 0 ]; then PIN1=(env) PIN2=(env) PINNED="not pinned"
 else PIN1=(taskset -c 0) PIN2=(taskset -c "$LAST") PINNED="pinned to CPUs 0 and $LAST"; fi
 TICKS=$(getconf CLK_TCK)
 
-vpn_ns_up "b$$" || { echo "$0: could not make the namespaces" >&2; exit 1; }
+vpn_ns_up || { echo "$0: could not make the namespaces" >&2; exit 1; }
 mkdir -p "$D/1" "$D/2"
 vpn_gw_config "$D/1" 1
 vpn_gw_config "$D/2" 2
@@ -61,13 +61,13 @@ run() {
 		--spi-out 0x2001 --key-in "$VPN_K2" --key-out "$VPN_K1" "$@" || return 1
 	vpn_gw_start 2 "$D/gw2.out" "${PIN2[@]}" "$GW" --config "$D/2/gw2.conf" \
 		--spi-in 0x2001 --spi-out 0x1001 --key-in "$VPN_K1" --key-out "$VPN_K2" "$@" || return 1
-	ip netns exec "$H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
+	ip netns exec "$VPN_NS_H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
 	srv=$!
-	for _ in $(seq 1 30); do ip netns exec "$H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
+	for _ in $(seq 1 30); do ip netns exec "$VPN_NS_H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
 	c1=$(cpu_ticks "${VPN_PID[1]}")
 	c2=$(cpu_ticks "${VPN_PID[2]}")
 	t0=$(date +%s.%N)
-	ip netns exec "$H1" timeout $((SECS + 15)) iperf3 -c 10.81.2.2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
+	ip netns exec "$VPN_NS_H1" timeout $((SECS + 15)) iperf3 -c $VPN_H2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
 	t1=$(date +%s.%N)
 	c1=$(($(cpu_ticks "${VPN_PID[1]}") - c1))
 	c2=$(($(cpu_ticks "${VPN_PID[2]}") - c2))

@@ -4,6 +4,7 @@
 #
 #     h1 ---------- g1 ============ g2 ---------- h2
 #   192.168.11.2   .11.1  10.99.0.1  10.99.0.2  .12.1   192.168.12.2
+#   fd11::2      fd11::1                      fd12::1   fd12::2
 #
 # h1 and h2 are hosts whose traffic the gateways g1 and g2 carry through
 # their tunnel; g1 and g2 reach each other over 10.99.0.0/24. Every
@@ -16,15 +17,19 @@
 #                         loopback up in each, forwarding on in g1 and g2;
 #                         non-zero when this machine cannot (not root, no netns)
 #   vpn_ns_down           remove them and everything in them (idempotent)
-#   vpn_route_tun NS DEV  route the far hosts' subnet into DEV in gateway NS
+#   vpn_route_tun NS DEV  route the far hosts' subnets (IPv4 and IPv6) into
+#                         DEV in gateway NS, with a queue of 4096 packets
 #   vpn_exec NS CMD...    run CMD in namespace NS
 #   vpn_ping FROM TO [N]  N (default 3) pings, 0.2 s apart, 1 s deadline each
 #
 # Interfaces: eth0 in the hosts; in0 (to the host) and out0 (to the other
 # gateway, where ESP travels: capture there) in the gateways.
 #
-# Addresses, for the scripts: VPN_H1 VPN_H2 (hosts), VPN_G1 VPN_G2 (the
-# gateways' outer addresses), VPN_NET1 VPN_NET2 (the host subnets).
+# Addresses, for the scripts: VPN_H1 VPN_H2 and VPN_H1_6 VPN_H2_6 (hosts),
+# VPN_G1 VPN_G2 (the gateways' outer addresses), VPN_NET1 VPN_NET2 and
+# VPN_NET1_6 VPN_NET2_6 (the host subnets). VPN_MTU (default 1400) is the
+# hosts' links' MTU, the tunnel's; the link between the gateways gets 100
+# bytes more for ESP, UDP and IP, so TCP never depends on PMTU discovery.
 
 VPN_ID=${VPN_ID:-$$}
 VPN_NS_H1="qv${VPN_ID}h1"
@@ -37,6 +42,11 @@ VPN_G1=10.99.0.1
 VPN_G2=10.99.0.2
 VPN_NET1=192.168.11.0/24
 VPN_NET2=192.168.12.0/24
+VPN_H1_6=fd11::2
+VPN_H2_6=fd12::2
+VPN_NET1_6=fd11::/64
+VPN_NET2_6=fd12::/64
+VPN_MTU=${VPN_MTU:-1400}
 
 vpn_exec() {
 	local ns=$1
@@ -61,12 +71,44 @@ vpn_ns_up() {
 	done
 	vpn_link "$VPN_NS_H1" eth0 "$VPN_H1/24" "$VPN_NS_G1" in0 192.168.11.1/24 &&
 		vpn_link "$VPN_NS_G1" out0 "$VPN_G1/24" "$VPN_NS_G2" out0 "$VPN_G2/24" &&
-		vpn_link "$VPN_NS_G2" in0 192.168.12.1/24 "$VPN_NS_H2" eth0 "$VPN_H2/24" ||
-		{ vpn_ns_down; return 1; }
+		vpn_link "$VPN_NS_G2" in0 192.168.12.1/24 "$VPN_NS_H2" eth0 "$VPN_H2/24" &&
+		vpn_ns_six && vpn_ns_mtu || { vpn_ns_down; return 1; }
 	vpn_exec "$VPN_NS_H1" ip route add default via 192.168.11.1 &&
-		vpn_exec "$VPN_NS_H2" ip route add default via 192.168.12.1 &&
-		vpn_exec "$VPN_NS_G1" sysctl -qw net.ipv4.ip_forward=1 &&
-		vpn_exec "$VPN_NS_G2" sysctl -qw net.ipv4.ip_forward=1 || { vpn_ns_down; return 1; }
+		vpn_exec "$VPN_NS_H2" ip route add default via 192.168.12.1 || { vpn_ns_down; return 1; }
+	# Resolve the neighbours now: the first packet forwarded to a host
+	# would otherwise wait up to a second for ARP or neighbour discovery.
+	vpn_exec "$VPN_NS_G1" ping -c 1 -W 2 "$VPN_H1" >/dev/null
+	vpn_exec "$VPN_NS_G2" ping -c 1 -W 2 "$VPN_H2" >/dev/null
+	vpn_exec "$VPN_NS_G1" ping -6 -c 1 -W 2 "$VPN_H1_6" >/dev/null
+	vpn_exec "$VPN_NS_G2" ping -6 -c 1 -W 2 "$VPN_H2_6" >/dev/null
+	return 0
+}
+
+# IPv6 on the hosts' links; forwarding in the gateways. No link-local
+# address on devices made later (qkd0) and no all-routers group: the kernel
+# then sends no router solicitation or MLD report into a tunnel (they would
+# be NO_POLICY drops).
+vpn_ns_six() {
+	local ns
+	for ns in "$VPN_NS_G1" "$VPN_NS_G2"; do
+		vpn_exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+			net.ipv6.conf.default.addr_gen_mode=1 net.ipv6.conf.default.forwarding=0 || return 1
+	done
+	ip -n "$VPN_NS_H1" addr add "$VPN_H1_6/64" dev eth0 nodad &&
+		ip -n "$VPN_NS_G1" addr add fd11::1/64 dev in0 nodad &&
+		ip -n "$VPN_NS_G2" addr add fd12::1/64 dev in0 nodad &&
+		ip -n "$VPN_NS_H2" addr add "$VPN_H2_6/64" dev eth0 nodad &&
+		ip -n "$VPN_NS_H1" -6 route add default via fd11::1 &&
+		ip -n "$VPN_NS_H2" -6 route add default via fd12::1
+}
+
+vpn_ns_mtu() {
+	ip -n "$VPN_NS_H1" link set eth0 mtu "$VPN_MTU" &&
+		ip -n "$VPN_NS_G1" link set in0 mtu "$VPN_MTU" &&
+		ip -n "$VPN_NS_G2" link set in0 mtu "$VPN_MTU" &&
+		ip -n "$VPN_NS_H2" link set eth0 mtu "$VPN_MTU" &&
+		ip -n "$VPN_NS_G1" link set out0 mtu $((VPN_MTU + 100)) &&
+		ip -n "$VPN_NS_G2" link set out0 mtu $((VPN_MTU + 100))
 }
 
 # Processes still in the namespaces get SIGTERM (a gateway deletes its
@@ -89,9 +131,11 @@ vpn_ns_down() {
 }
 
 vpn_route_tun() {
-	local far=$VPN_NET2
-	[ "$1" = "$VPN_NS_G2" ] && far=$VPN_NET1
-	vpn_exec "$1" ip route replace "$far" dev "$2"
+	local far=$VPN_NET2 far6=$VPN_NET2_6
+	[ "$1" = "$VPN_NS_G2" ] && far=$VPN_NET1 far6=$VPN_NET1_6
+	vpn_exec "$1" ip link set "$2" txqueuelen 4096 &&
+		vpn_exec "$1" ip route replace "$far" dev "$2" &&
+		vpn_exec "$1" ip -6 route replace "$far6" dev "$2"
 }
 
 vpn_ping() {

@@ -2,7 +2,7 @@
 # tests/integration/vpn_dataplane.sh - the data plane of `qkd vpn`
 # (qkd/dataplane.h, qkd/sa_mgr.h; docs/vpn.md "Data plane") between two
 # gateways in four network namespaces this test makes and removes itself
-# (tests/integration/lib_vpn.sh): h1 -- gw1 == ESP in UDP == gw2 -- h2.
+# (tests/integration/lib_espgw.sh): h1 -- gw1 == ESP in UDP == gw2 -- h2.
 # The gateways are tests/tools/esp_gw with one static SA pair each
 # (test-only manual keying, no IKE). Checks: IPv4 pings both ways, IPv6,
 # a packet of the full MTU, iperf3 TCP h1 -> h2 for 3 s; then the counters
@@ -15,8 +15,8 @@
 set -u
 # shellcheck source=tests/cli/lib.sh
 . "$(dirname "$0")/../cli/lib.sh"
-# shellcheck source=tests/integration/lib_vpn.sh
-. "$(dirname "$0")/lib_vpn.sh"
+# shellcheck source=tests/integration/lib_espgw.sh
+. "$(dirname "$0")/lib_espgw.sh"
 
 QKD=${QKD:-build/qkd}
 GW=${ESP_GW:-$(dirname "$QKD")/tests/tools/esp_gw}
@@ -24,13 +24,13 @@ D=$CLI_TMP
 # shellcheck disable=SC2317  # called by the EXIT trap and below
 cli_cleanup_hook() { vpn_ns_down; }
 
-check "four namespaces h1, gw1, gw2, h2 are made and wired" vpn_ns_up "t$$"
+check "four namespaces h1, gw1, gw2, h2 are made and wired" vpn_ns_up
 mkdir -p "$D/1" "$D/2" "$D/2v4"
 vpn_gw_config "$D/1" 1
 vpn_gw_config "$D/2" 2
 # gw2 without the IPv6 selectors, for the POLICY_IN check.
 vpn_gw_config "$D/2v4" 2
-sed -i 's/, "fd81:[12]::\/64"//g' "$D/2v4/gw2.conf"
+sed -i 's/, "fd1[12]::\/64"//g' "$D/2v4/gw2.conf"
 
 # shellcheck disable=SC2317  # called through check
 gw1() { vpn_gw_start 1 "$D/gw1.out" "$GW" --config "$D/1/gw1.conf" --spi-in 0x1001 \
@@ -50,17 +50,17 @@ received() {	# NS ARGS...: how many of the pings came back
 
 check "gw1 runs the data plane" gw1
 check "gw2 runs the data plane" gw2 "$D/2/gw2.conf" "$VPN_K1"
-check_eq "IPv4: h1 -> h2, 3 pings, 3 replies" "$(received "$H1" -c 3 -i 0.2 -W 2 10.81.2.2)" 3
-check_eq "IPv4: h2 -> h1, 3 pings, 3 replies" "$(received "$H2" -c 3 -i 0.2 -W 2 10.81.1.2)" 3
-check_eq "IPv6: h1 -> h2, 3 pings, 3 replies" "$(received "$H1" -6 -c 3 -i 0.2 -W 3 fd81:2::2)" 3
+check_eq "IPv4: h1 -> h2, 3 pings, 3 replies" "$(received "$VPN_NS_H1" -c 3 -i 0.2 -W 2 $VPN_H2)" 3
+check_eq "IPv4: h2 -> h1, 3 pings, 3 replies" "$(received "$VPN_NS_H2" -c 3 -i 0.2 -W 2 $VPN_H1)" 3
+check_eq "IPv6: h1 -> h2, 3 pings, 3 replies" "$(received "$VPN_NS_H1" -6 -c 3 -i 0.2 -W 3 $VPN_H2_6)" 3
 check_eq "a packet of the full MTU (1400 bytes, DF) crosses both ways" \
-	"$(received "$H1" -c 1 -W 2 -M "do" -s 1372 10.81.2.2)" 1
+	"$(received "$VPN_NS_H1" -c 1 -W 2 -M "do" -s 1372 $VPN_H2)" 1
 
-in_ns "$H2" timeout 20 iperf3 -s -1 >"$D/iperf_s.out" 2>&1 &
+in_ns "$VPN_NS_H2" timeout 20 iperf3 -s -1 >"$D/iperf_s.out" 2>&1 &
 IPERF_S=$!
 PIDS+=("$IPERF_S")
-for _ in $(seq 1 30); do in_ns "$H2" ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.1; done
-in_ns "$H1" timeout 20 iperf3 -c 10.81.2.2 -t 3 -J >"$D/iperf.json" 2>"$D/iperf.err"
+for _ in $(seq 1 30); do in_ns "$VPN_NS_H2" ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.1; done
+in_ns "$VPN_NS_H1" timeout 20 iperf3 -c $VPN_H2 -t 3 -J >"$D/iperf.json" 2>"$D/iperf.err"
 BPS=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json" 2>/dev/null)
 wait "$IPERF_S" 2>/dev/null
 check "iperf3 TCP h1 -> h2 for 3 s moves data ($(awk -v b="${BPS:-0}" 'BEGIN { printf "%.0f", b / 1e6 }') Mbit/s)" \
@@ -83,9 +83,9 @@ check_eq "no drop at gw2" "$(stats 2 '[.drops[]] | add')" 0
 BADKEY=ff${VPN_K1:2}
 check "gw1 restarts" gw1
 check "gw2 restarts with a wrong inbound key" gw2 "$D/2/gw2.conf" "$BADKEY"
-check_eq "with the wrong key, no ping comes back" "$(received "$H1" -c 3 -i 0.2 -W 1 10.81.2.2)" 0
-check_eq "h1 -> 10.81.3.5 (routed into qkd0, no tunnel covers it): no reply" \
-	"$(received "$H1" -c 2 -i 0.2 -W 1 10.81.3.5)" 0
+check_eq "with the wrong key, no ping comes back" "$(received "$VPN_NS_H1" -c 3 -i 0.2 -W 1 $VPN_H2)" 0
+check_eq "h1 -> 192.168.13.5 (routed into qkd0, no tunnel covers it): no reply" \
+	"$(received "$VPN_NS_H1" -c 2 -i 0.2 -W 1 192.168.13.5)" 0
 vpn_gw_stop 1
 vpn_gw_stop 2
 SENT=$(stats 1 '.tunnels[0].out_packets')
@@ -99,8 +99,8 @@ check_eq "... and no other drop" "$(stats 1 '[.drops[]] | add')" 2
 # gw2's policy lacks IPv6: authentic IPv6 packets are outside its SA's selectors.
 check "gw1 restarts" gw1
 check "gw2 restarts with IPv4 selectors only" gw2 "$D/2v4/gw2.conf" "$VPN_K1"
-check_eq "IPv4 still crosses" "$(received "$H1" -c 2 -i 0.2 -W 2 10.81.2.2)" 2
-check_eq "IPv6 does not" "$(received "$H1" -6 -c 2 -i 0.2 -W 1 fd81:2::2)" 0
+check_eq "IPv4 still crosses" "$(received "$VPN_NS_H1" -c 2 -i 0.2 -W 2 $VPN_H2)" 2
+check_eq "IPv6 does not" "$(received "$VPN_NS_H1" -6 -c 2 -i 0.2 -W 1 $VPN_H2_6)" 0
 vpn_gw_stop 1
 vpn_gw_stop 2
 check_eq "gw2 counted the IPv6 packets as POLICY_IN" "$(stats 2 '.tunnels[0].drops.policy_in')" 2
