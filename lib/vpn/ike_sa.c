@@ -104,6 +104,7 @@ void ike_teardown(struct qkd_ike *ike, double now, const char *why, bool restart
 	ike_pend_clear(ike);
 	memset(ike->del, 0, sizeof ike->del);
 	ike->next_rekey_at = ike->ike_rekey_at = 0;
+	ike->peer_no_9867 = false;
 	if (was) {
 		ike_event(ike, QKD_IKE_EV_IKE_DOWN, why);
 		ike_log(ike, QKD_LOG_INFO, "IKE SA down: %s", why);

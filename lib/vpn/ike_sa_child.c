@@ -154,7 +154,9 @@ void ike_rekey_start(struct qkd_ike *ike, struct ike_child *c, double now)
 	ike->rk.active = true;
 	ike->rk.old_in = c->spi_in;
 	ike->rk.old_out = c->spi_out;
-	ike->rk.with_ppk = ike->t->qkd != QKD_VPN_QKD_OFF;
+	/* preferred stops drawing keys a peer without RFC 9867 never uses */
+	ike->rk.with_ppk = ike->t->qkd == QKD_VPN_QKD_REQUIRED ||
+			   (ike->t->qkd == QKD_VPN_QKD_PREFERRED && !ike->peer_no_9867);
 	ike->next_rekey_at = 0;
 	ike_rekey_send(ike, now);
 }
@@ -584,6 +586,7 @@ static int rekey_i_key(struct qkd_ike *ike, const struct ike_isa *s, const struc
 		return 0;
 	}
 	if (ike->rk.with_ppk) {
+		ike->peer_no_9867 = ike->ppk_i.have;	/* it had the key and did not use it */
 		ike->st.qkd_fallbacks++;
 		ike_event(ike, QKD_IKE_EV_QKD_FALLBACK, "peer rekeyed without the QKD key");
 		ike_log(ike, QKD_LOG_ERROR, "Child SA rekeyed WITHOUT a QKD key (peer)");

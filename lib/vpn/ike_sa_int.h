@@ -159,6 +159,7 @@ struct qkd_ike {
 	uint64_t token;
 	double restart_at, backoff, next_rekey_at, ike_rekey_at;
 	bool closing, close_sent;
+	bool peer_no_9867;	/* a rekey came back without PPK_IDENTITY */
 	uint8_t secret[2][32];
 	uint8_t secret_ver;
 	double secret_at;

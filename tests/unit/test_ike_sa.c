@@ -682,14 +682,31 @@ static void test_groups(void **state_)
 	}
 }
 
+static unsigned log_lines;
+
+static void count_line(void *ctx, enum qkd_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	assert_non_null(strstr(line, "to-a"));
+	log_lines++;
+}
+
 static void test_malformed(void **state_)
 {
 	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_logger lg = { count_line, NULL, QKD_LOG_WARN };
+	struct qkd_ike_params p = { .tunnel = &w->s[1].t, .psk = psk, .psk_len = sizeof psk - 1,
+				    .ops = &ops, .arg = &w->s[1], .cookie_threshold = 100,
+				    .log = &lg };
 	struct qkd_ike_status st;
 	uint8_t junk[300];
 
 	(void)state_;
 	world_open(w, 100, 30);
+	qkd_ike_free(w->s[1].ike);
+	assert_int_equal(qkd_ike_new(&p, &w->s[1].ike), QKD_OK);
+	log_lines = 0;
 	for (size_t i = 0; i < sizeof junk; i++)
 		junk[i] = (uint8_t)(i * 13);
 	assert_int_equal(qkd_ike_input(w->s[1].ike, junk, sizeof junk, w->now), QKD_ERR_PROTO);
@@ -711,6 +728,10 @@ static void test_malformed(void **state_)
 	qkd_ike_status(w->s[1].ike, &st);
 	assert_true(st.stats.bad_messages >= 2 + w->q[0].len * 8 / 7);
 	assert_int_equal(w->s[1].ev[QKD_IKE_EV_BAD_MESSAGE], st.stats.bad_messages);
+	assert_int_equal(log_lines, 1);	/* all at one instant: one line a second */
+	w->now += 1.5;
+	assert_int_equal(qkd_ike_input(w->s[1].ike, junk, 10, w->now), QKD_ERR_PROTO);
+	assert_int_equal(log_lines, 2);
 	run(w, 2);	/* the genuine one still works */
 	check_pair(w, true);
 	/* a replayed IKE_AUTH request gets the cached response, nothing more */
@@ -808,6 +829,13 @@ static void test_policy_refusals(void **state_)
 		} else {
 			check_pair(w, false);	/* preferred falls back at once */
 			assert_int_equal(w->s[0].ev[QKD_IKE_EV_QKD_FALLBACK], 1);
+			/* rekeys: the first draws a key the peer ignores (no RFC
+			 * 9867), later ones draw none */
+			run(w, 125);
+			check_pair(w, false);
+			assert_int_equal(w->s[0].n_in, 3);
+			assert_int_equal(w->s[0].ev[QKD_IKE_EV_QKD_FALLBACK], 2);
+			assert_int_equal(w->nkeys, 1);
 		}
 		world_free(w);
 	}
