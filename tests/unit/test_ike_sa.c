@@ -74,6 +74,8 @@ struct world {
 	size_t nq;
 	unsigned drop[2];	/* drop the next N datagrams from this side */
 	bool cut[2];		/* drop everything from this side */
+	unsigned loss_pct;	/* drop this share of datagrams (a fixed LCG) */
+	uint32_t lcg;
 	/* the KME */
 	struct kkey keys[64];
 	size_t nkeys;
@@ -91,6 +93,9 @@ static int net_send(void *arg, const uint8_t *msg, size_t len)
 
 	sd->sent++;
 	if (w->cut[sd->idx] || (w->drop[sd->idx] > 0 && w->drop[sd->idx]--))
+		return 0;
+	w->lcg = w->lcg * 1103515245u + 12345u;
+	if (w->loss_pct > 0 && (w->lcg >> 16) % 100 < w->loss_pct)
 		return 0;
 	assert_true(w->nq < QMAX);
 	w->q[w->nq].to = 1 - sd->idx;
@@ -938,6 +943,44 @@ static void test_ike_rekey(void **state_)
 	world_free(w);
 }
 
+/* A fifth of all datagrams lost for ten minutes of rekeys, then a clean
+ * network: the two ends must agree on one pair, with nothing left over. */
+static void lossy(uint32_t seed, unsigned pct)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_ike_status a, b;
+
+	print_message("loss %u%%, seed %u\n", pct, seed);
+	w->loss_pct = pct;
+	w->lcg = seed;
+	w->s[0].t.ike_rekey_s = 250;
+	w->s[1].t.ike_rekey_s = 250;
+	world_open(w, 100, 10);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	run(w, 600);
+	w->loss_pct = 0;
+	run(w, 130);
+	qkd_ike_status(w->s[0].ike, &a);
+	qkd_ike_status(w->s[1].ike, &b);
+	assert_int_equal(a.state, QKD_IKE_ESTABLISHED);
+	assert_int_equal(b.state, QKD_IKE_ESTABLISHED);
+	assert_true(a.stats.retransmits > 0);
+	assert_true(a.stats.child_rekeys >= 8);
+	check_pair(w, true);
+	assert_int_equal(n_live(&w->s[0]), 1);
+	assert_int_equal(n_live(&w->s[1]), 1);
+	world_free(w);
+}
+
+static void test_lossy(void **state_)
+{
+	static const uint32_t seeds[] = { 42, 7, 1234, 99, 2026, 5 };
+
+	(void)state_;
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+		lossy(seeds[i], i % 2 == 0 ? 20 : 30);
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -982,6 +1025,7 @@ int main(void)
 		cmocka_unit_test(test_identity_and_ts),
 		cmocka_unit_test(test_init_flood),
 		cmocka_unit_test(test_ike_rekey),
+		cmocka_unit_test(test_lossy),
 		cmocka_unit_test(test_args),
 	};
 
