@@ -61,6 +61,7 @@ struct side {
 	size_t n_in, n_del;
 	unsigned ev[16];
 	unsigned keylogs;
+	unsigned refuse_installs;	/* child_install fails this many times */
 	struct qkd_ike_keylog kl;
 	uint8_t kl_ei[36];
 	char last[16][64];
@@ -111,6 +112,10 @@ static int child_install(void *arg, const struct qkd_ike_child *c)
 {
 	struct side *sd = arg;
 
+	if (sd->refuse_installs > 0) {
+		sd->refuse_installs--;
+		return QKD_ERR_NOMEM;
+	}
 	assert_true(sd->n_in < CMAX);
 	sd->in[sd->n_in].c = *c;
 	sd->in[sd->n_in].deleted = false;
@@ -981,6 +986,29 @@ static void test_lossy(void **state_)
 		lossy(seeds[i], i % 2 == 0 ? 20 : 30);
 }
 
+/* The responder's data plane refuses the first pair: the initiator's half
+ * is deleted through an INFORMATIONAL Delete; at the rekey time the
+ * initiator, with no pair left, starts the IKE SA over. */
+static void test_install_refused(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+
+	(void)state_;
+	world_open(w, 100, 30);
+	w->s[1].refuse_installs = 1;
+	establish(w);
+	assert_int_equal(w->s[1].n_in, 0);
+	assert_int_equal(w->s[0].n_in, 1);
+	assert_int_equal(w->s[0].n_del, 1);	/* deleted at the peer's request */
+	assert_int_equal(w->s[1].n_del, 0);	/* never installed, never deleted */
+	assert_int_equal(n_live(&w->s[0]), 0);
+	run(w, 65);	/* at the rekey time, with nothing to rekey, it starts over */
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_DOWN], 1);
+	assert_int_equal(state(&w->s[0]), QKD_IKE_ESTABLISHED);
+	check_pair(w, true);
+	world_free(w);
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -1026,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_init_flood),
 		cmocka_unit_test(test_ike_rekey),
 		cmocka_unit_test(test_lossy),
+		cmocka_unit_test(test_install_refused),
 		cmocka_unit_test(test_args),
 	};
 
