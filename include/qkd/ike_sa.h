@@ -15,8 +15,9 @@
  *
  * Files: lib/vpn/ike_sa.c (object, dispatch, teardown), ike_sa_timer.c
  * (timers, QKD key answers, close, status), ike_sa_init.c (IKE_SA_INIT,
- * COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_sa_child.c (Child SAs,
- * CREATE_CHILD_SA, RFC 9867), ike_sa_rekey.c (the IKE SA rekey),
+ * COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_child.c (the pairs and
+ * their keys), ike_sa_child.c (CREATE_CHILD_SA, RFC 9867), ike_sa_rekey.c
+ * (the IKE SA rekey),
  * ike_sa_info.c (INFORMATIONAL), ike_ts.c (traffic selectors), ike_msg.c
  * (message IDs, windows, retransmission), ike_sk.c (the Encrypted payload,
  * qkd/ike_sk.h), ike_dh.c (qkd/ike_dh.h), ike_proposal.c

@@ -104,6 +104,7 @@ void ike_teardown(struct qkd_ike *ike, double now, const char *why, bool restart
 	ike_pend_clear(ike);
 	memset(ike->del, 0, sizeof ike->del);
 	ike->next_rekey_at = ike->ike_rekey_at = 0;
+	ike->peer_no_9867 = false;
 	if (was) {
 		ike_event(ike, QKD_IKE_EV_IKE_DOWN, why);
 		ike_log(ike, QKD_LOG_INFO, "IKE SA down: %s", why);
@@ -238,29 +239,30 @@ static int input_init(struct qkd_ike *ike, const uint8_t *msg, size_t len,
 {
 	static const uint8_t zero[8];
 	struct ike_isa *s = init_sa(ike, m->hdr.spi_i);
+	const char *bad = NULL;
+	int rc = QKD_OK;
 
-	if (m->hdr.msg_id != 0) {
-		ike_bad(ike, now, "IKE_SA_INIT with a message ID other than 0");
-		return QKD_ERR_PROTO;
-	}
-	if ((m->hdr.flags & QKD_IKE_FLAG_R) != 0) {
-		if (s == NULL || !s->initiator || s->ph != PH_INIT_SENT ||
-		    (m->hdr.flags & QKD_IKE_FLAG_I) != 0) {
-			ike_bad(ike, now, "unexpected IKE_SA_INIT response");
-			return QKD_ERR_PROTO;
-		}
-		return ike_init_response(ike, s, msg, len, m, now);
-	}
-	if (!spi_eq(m->hdr.spi_r, zero) || (m->hdr.flags & QKD_IKE_FLAG_I) == 0) {
-		ike_bad(ike, now, "IKE_SA_INIT request with SPIr or without the I flag");
-		return QKD_ERR_PROTO;
-	}
-	if (s != NULL && !s->initiator && s->ph == PH_HALF_OPEN && s->init_i.len == len &&
-	    memcmp(s->init_i.p, msg, len) == 0) {
+	if (m->hdr.msg_id != 0)
+		bad = "IKE_SA_INIT with a message ID other than 0";
+	else if ((m->hdr.flags & QKD_IKE_FLAG_R) != 0 &&
+		 (s == NULL || !s->initiator || s->ph != PH_INIT_SENT ||
+		  (m->hdr.flags & QKD_IKE_FLAG_I) != 0))
+		bad = "unexpected IKE_SA_INIT response";
+	else if ((m->hdr.flags & QKD_IKE_FLAG_R) == 0 &&
+		 (!spi_eq(m->hdr.spi_r, zero) || (m->hdr.flags & QKD_IKE_FLAG_I) == 0))
+		bad = "IKE_SA_INIT request with SPIr or without the I flag";
+	if (bad != NULL) {
+		ike_bad(ike, now, bad);
+		rc = QKD_ERR_PROTO;
+	} else if ((m->hdr.flags & QKD_IKE_FLAG_R) != 0) {
+		rc = ike_init_response(ike, s, msg, len, m, now);
+	} else if (s != NULL && !s->initiator && s->ph == PH_HALF_OPEN && s->init_i.len == len &&
+		   memcmp(s->init_i.p, msg, len) == 0) {
 		(void)ike->ops->send(ike->arg, s->init_r.p, s->init_r.len);	/* retransmitted */
-		return QKD_OK;
+	} else {
+		rc = ike_init_request(ike, msg, len, m, now);
 	}
-	return ike_init_request(ike, msg, len, m, now);
+	return rc;
 }
 
 /* The peer's I flag is set exactly when it is the original initiator,
@@ -364,21 +366,29 @@ int qkd_ike_input(struct qkd_ike *ike, const uint8_t *msg, size_t len, double no
 	struct qkd_ike_msg m;
 	struct ike_isa *s;
 	const char *why = NULL;
+	int rc = QKD_ERR_INVAL;
 
 	if (ike == NULL || msg == NULL)
-		return QKD_ERR_INVAL;
-	if (qkd_ike_msg_parse(msg, len, &m, &why) != QKD_OK) {
+		goto out;
+	rc = qkd_ike_msg_parse(msg, len, &m, &why);
+	if (rc != QKD_OK) {
 		ike_bad(ike, now, why != NULL ? why : "malformed message");
-		return QKD_ERR_PROTO;
+		rc = QKD_ERR_PROTO;
+		goto out;
 	}
-	if (m.hdr.exchange == QKD_IKE_SA_INIT)
-		return input_init(ike, msg, len, &m, now);
+	if (m.hdr.exchange == QKD_IKE_SA_INIT) {
+		rc = input_init(ike, msg, len, &m, now);
+		goto out;
+	}
 	s = find_sa(ike, m.hdr.spi_i, m.hdr.spi_r);
 	if (s == NULL) {
 		ike_bad(ike, now, "unknown IKE SPIs");
-		return QKD_ERR_PROTO;
+		rc = QKD_ERR_PROTO;
+	} else if ((m.hdr.flags & QKD_IKE_FLAG_R) != 0) {
+		rc = input_response(ike, s, msg, len, &m, now);
+	} else {
+		rc = input_request(ike, s, msg, len, &m, now);
 	}
-	if ((m.hdr.flags & QKD_IKE_FLAG_R) != 0)
-		return input_response(ike, s, msg, len, &m, now);
-	return input_request(ike, s, msg, len, &m, now);
+out:
+	return rc;
 }

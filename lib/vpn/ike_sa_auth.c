@@ -373,30 +373,35 @@ static int auth_i_child(struct qkd_ike *ike, struct ike_isa *s, const struct qkd
 	return QKD_OK;
 }
 
+static bool auth_r_proof(const struct qkd_ike *ike, const struct ike_isa *s,
+			 struct qkd_ike_span idb, struct qkd_ike_span got)
+{
+	struct qkd_ike_auth_input in = { { s->init_r.p, s->init_r.len }, { s->ni, s->ni_len },
+					 s->k.sk_pr, idb };
+
+	return qkd_ike_psk_auth_check(ike->psk, ike->psk_len, &in, got) == QKD_OK;
+}
+
 int ike_auth_response(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_ike_msg *m,
 		      double now)
 {
 	struct qkd_ike_span idb, got;
 	uint16_t err;
-	int r;
+	int rc;
 
 	if (ike_error_notify(m, &err))
-		return auth_i_fail(ike, s, m, err, now);
-	if (!id_matches(m, QKD_IKE_PT_IDR, ike->t->remote_id, &idb))
-		return auth_i_local_fail(ike, now, "IDr is not the tunnel's remote_id");
-	if (!auth_data(m, &got))
-		return auth_i_local_fail(ike, now, "no PSK AUTH payload");
-	r = auth_i_ppk_check(ike, s, m, now);
-	if (r != 1)
-		return r;
-	{
-		struct qkd_ike_auth_input in = { { s->init_r.p, s->init_r.len },
-						 { s->ni, s->ni_len }, s->k.sk_pr, idb };
-
-		if (qkd_ike_psk_auth_check(ike->psk, ike->psk_len, &in, got) != QKD_OK)
-			return auth_i_local_fail(ike, now, "responder's AUTH does not verify");
-	}
-	return auth_i_child(ike, s, m, now);
+		rc = auth_i_fail(ike, s, m, err, now);
+	else if (!id_matches(m, QKD_IKE_PT_IDR, ike->t->remote_id, &idb))
+		rc = auth_i_local_fail(ike, now, "IDr is not the tunnel's remote_id");
+	else if (!auth_data(m, &got))
+		rc = auth_i_local_fail(ike, now, "no PSK AUTH payload");
+	else if (auth_i_ppk_check(ike, s, m, now) != 1)
+		rc = QKD_OK;	/* refused, and the SA is gone */
+	else if (!auth_r_proof(ike, s, idb, got))
+		rc = auth_i_local_fail(ike, now, "responder's AUTH does not verify");
+	else
+		rc = auth_i_child(ike, s, m, now);
+	return rc;
 }
 
 /* ---- responder ---- */

@@ -1,5 +1,4 @@
-/* ike_sa_child.c - Child SAs: their keys (RFC 7296 section 2.17), the
- * table of installed pairs, and the CREATE_CHILD_SA rekey (sections 1.3.3,
+/* ike_sa_child.c - the CREATE_CHILD_SA rekey of a Child SA (sections 1.3.3,
  * 2.8) carrying a fresh QKD key each time by RFC 9867: the request sends
  * PPK_IDENTITY_KEY (PPK_ID_FIXED key_ID | 8-octet confirmation computed
  * with Ni and an empty Nr, since the request precedes Nr: our reading of
@@ -20,125 +19,6 @@
 #include "qkd/error.h"
 #include "qkd/secret.h"
 
-int ike_child_keys(struct qkd_ike *ike, const uint8_t sk_d[QKD_IKE_PRF_LEN],
-		   struct qkd_ike_span gir, struct qkd_ike_span ni, struct qkd_ike_span nr,
-		   bool exch_initiator, struct qkd_ike_child *c)
-{
-	uint8_t km[2 * QKD_IKE_KEYMAT_MAX];
-	size_t kl = ike->t->esp.key_bits / 8 + QKD_IKE_GCM_SALT_LEN;
-	int rc = qkd_ike_child_keymat(sk_d, gir, ni, nr, km, 2 * kl);
-
-	if (rc == QKD_OK) {	/* initiator-to-responder first (section 2.17) */
-		memcpy(exch_initiator ? c->key_out : c->key_in, km, kl);
-		memcpy(exch_initiator ? c->key_in : c->key_out, km + kl, kl);
-		c->key_len = kl;
-		c->initiator = exch_initiator;
-	}
-	qkd_wipe(km, sizeof km);
-	return rc;
-}
-
-struct ike_child *ike_child_by_in(struct qkd_ike *ike, uint32_t spi_in)
-{
-	for (size_t i = 0; i < IKE_CHILDREN; i++)
-		if (ike->child[i].used && ike->child[i].spi_in == spi_in)
-			return &ike->child[i];
-	return NULL;
-}
-
-struct ike_child *ike_child_by_out(struct qkd_ike *ike, uint32_t spi_out)
-{
-	for (size_t i = 0; i < IKE_CHILDREN; i++)
-		if (ike->child[i].used && ike->child[i].spi_out == spi_out)
-			return &ike->child[i];
-	return NULL;
-}
-
-struct ike_child *ike_child_current(struct qkd_ike *ike)
-{
-	struct ike_child *best = NULL;
-
-	for (size_t i = 0; i < IKE_CHILDREN; i++)
-		if (ike->child[i].used && (best == NULL || ike->child[i].at >= best->at))
-			best = &ike->child[i];
-	return best;
-}
-
-void ike_child_forget(struct qkd_ike *ike, uint32_t spi_in)
-{
-	struct ike_child *c = ike_child_by_in(ike, spi_in);
-
-	if (c != NULL)
-		memset(c, 0, sizeof *c);
-}
-
-void ike_children_delete_all(struct qkd_ike *ike)
-{
-	for (size_t i = 0; i < IKE_CHILDREN; i++) {
-		if (ike->child[i].used)
-			ike->ops->child_delete(ike->arg, ike->child[i].spi_in, ike->child[i].spi_out);
-		memset(&ike->child[i], 0, sizeof ike->child[i]);
-	}
-}
-
-uint32_t ike_new_spi(void)
-{
-	uint32_t v;
-
-	do
-		ike_rand(&v, sizeof v);
-	while (v < 256);	/* 1..255 are reserved (RFC 4303 section 2.1) */
-	return v;
-}
-
-void ike_queue_delete(struct qkd_ike *ike, uint32_t spi_in, uint32_t spi_out, bool installed,
-		      double at)
-{
-	for (size_t i = 0; i < IKE_DELETES; i++) {
-		if (!ike->del[i].used) {
-			ike->del[i] = (struct ike_del){ true, installed, spi_in, spi_out, at };
-			return;
-		}
-	}
-	if (installed) {	/* no room: delete locally now; the peer's pair times out */
-		ike->ops->child_delete(ike->arg, spi_in, spi_out);
-		ike_child_forget(ike, spi_in);
-	}
-}
-
-/* Hand a pair to the data plane; the struct is wiped after the call. A
- * refused pair is deleted at the peer. The oldest slot makes room. */
-void ike_child_install(struct qkd_ike *ike, struct qkd_ike_child *c, double now)
-{
-	struct ike_child *slot = NULL;
-	int rc;
-
-	for (size_t i = 0; i < IKE_CHILDREN && slot == NULL; i++)
-		if (!ike->child[i].used)
-			slot = &ike->child[i];
-	if (slot == NULL) {
-		slot = &ike->child[0];
-		for (size_t i = 1; i < IKE_CHILDREN; i++)
-			if (ike->child[i].at < slot->at)
-				slot = &ike->child[i];
-		ike->ops->child_delete(ike->arg, slot->spi_in, slot->spi_out);
-	}
-	rc = ike->ops->child_install(ike->arg, c);
-	memset(slot, 0, sizeof *slot);
-	if (rc != QKD_OK) {
-		ike_log(ike, QKD_LOG_ERROR, "Child SA %08x refused by the data plane", c->spi_in);
-		ike_queue_delete(ike, c->spi_in, c->spi_out, false, now);
-	} else {
-		*slot = (struct ike_child){ .used = true, .spi_in = c->spi_in,
-					    .spi_out = c->spi_out, .qkd = c->qkd, .at = now,
-					    .ts_l = c->ts_local, .ts_r = c->ts_remote };
-		memcpy(slot->key_id, c->key_id, sizeof slot->key_id);
-		ike->st.child_up++;
-		ike_event(ike, QKD_IKE_EV_CHILD_UP, c->qkd ? c->key_id : "no QKD key");
-	}
-	qkd_wipe(c, sizeof *c);
-}
-
 void ike_rekey_clear(struct qkd_ike *ike)
 {
 	qkd_ike_dh_free(ike->rk.dh);
@@ -154,7 +34,9 @@ void ike_rekey_start(struct qkd_ike *ike, struct ike_child *c, double now)
 	ike->rk.active = true;
 	ike->rk.old_in = c->spi_in;
 	ike->rk.old_out = c->spi_out;
-	ike->rk.with_ppk = ike->t->qkd != QKD_VPN_QKD_OFF;
+	/* preferred stops drawing keys a peer without RFC 9867 never uses */
+	ike->rk.with_ppk = ike->t->qkd == QKD_VPN_QKD_REQUIRED ||
+			   (ike->t->qkd == QKD_VPN_QKD_PREFERRED && !ike->peer_no_9867);
 	ike->next_rekey_at = 0;
 	ike_rekey_send(ike, now);
 }
@@ -584,6 +466,7 @@ static int rekey_i_key(struct qkd_ike *ike, const struct ike_isa *s, const struc
 		return 0;
 	}
 	if (ike->rk.with_ppk) {
+		ike->peer_no_9867 = ike->ppk_i.have;	/* it had the key and did not use it */
 		ike->st.qkd_fallbacks++;
 		ike_event(ike, QKD_IKE_EV_QKD_FALLBACK, "peer rekeyed without the QKD key");
 		ike_log(ike, QKD_LOG_ERROR, "Child SA rekeyed WITHOUT a QKD key (peer)");

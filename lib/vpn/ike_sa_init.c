@@ -417,6 +417,15 @@ static struct ike_isa *responder_sa(struct qkd_ike *ike, const struct qkd_ike_ms
 	return s;
 }
 
+/* An INVALID_KE_PAYLOAD answer names the group we want (section 1.2). */
+static void invalid_ke(struct qkd_ike *ike, const struct qkd_ike_msg *m, uint16_t group)
+{
+	uint8_t g[2] = { (uint8_t)(group >> 8), (uint8_t)group };
+
+	init_notify(ike, m, QKD_IKE_N_INVALID_KE_PAYLOAD, g, 2);
+	ike_event(ike, QKD_IKE_EV_NO_PROPOSAL, "INVALID_KE_PAYLOAD sent");
+}
+
 int ike_init_request(struct qkd_ike *ike, const uint8_t *msg, size_t len,
 		     const struct qkd_ike_msg *m, double now)
 {
@@ -424,36 +433,37 @@ int ike_init_request(struct qkd_ike *ike, const uint8_t *msg, size_t len,
 	struct qkd_ike_choice c;
 	struct ike_isa *s;
 	const char *why = "IKE_SA_INIT request";
-	uint8_t g[2];
+	int rc = QKD_OK;
 
 	if (ike->closing || rate_limited(ike, now))
-		return QKD_OK;
-	if (read_init(m, &p, &why) != QKD_OK) {
+		goto out;
+	rc = read_init(m, &p, &why);
+	if (rc != QKD_OK) {
 		ike_bad(ike, now, why);
-		return QKD_ERR_PROTO;
+		rc = QKD_ERR_PROTO;
+		goto out;
 	}
 	ike_cookie_rotate(ike, now);
 	if (cookie_gate(ike, m, p.nonce) != 0 || !collision_ok(ike, m))
-		return QKD_OK;
+		goto out;
 	if (qkd_ike_select(ike->t, &p.sa, QKD_IKE_PROTO_IKE, true, p.ke.group, &c) != QKD_OK) {
 		init_notify(ike, m, QKD_IKE_N_NO_PROPOSAL_CHOSEN, NULL, 0);
 		ike_event(ike, QKD_IKE_EV_NO_PROPOSAL, "IKE_SA_INIT: no acceptable proposal");
-		return QKD_OK;
+		goto out;
 	}
 	if (c.group != p.ke.group) {
-		g[0] = (uint8_t)(c.group >> 8);
-		g[1] = (uint8_t)c.group;
-		init_notify(ike, m, QKD_IKE_N_INVALID_KE_PAYLOAD, g, 2);
-		ike_event(ike, QKD_IKE_EV_NO_PROPOSAL, "INVALID_KE_PAYLOAD sent");
-		return QKD_OK;
+		invalid_ke(ike, m, c.group);
+		goto out;
 	}
 	s = responder_sa(ike, m, &p, &c, now);
 	if (s == NULL) {
 		ike_bad(ike, now, "IKE_SA_INIT: key exchange value refused");
-		return QKD_ERR_PROTO;
+		rc = QKD_ERR_PROTO;
+		goto out;
 	}
 	qkd_put_bytes(&s->init_i, msg, len);
 	place_half_open(ike, s);
 	(void)ike->ops->send(ike->arg, s->init_r.p, s->init_r.len);
-	return QKD_OK;
+out:
+	return rc;
 }

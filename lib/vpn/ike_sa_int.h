@@ -1,9 +1,11 @@
 /* ike_sa_int.h - the insides of the IKEv2 state machine (qkd/ike_sa.h),
  * shared by its files: ike_sa.c (object, dispatch, timers), ike_msg.c
  * (message IDs, retransmission, response cache, refusals), ike_sa_init.c
- * (IKE_SA_INIT, COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784),
- * ike_sa_child.c (Child SAs, CREATE_CHILD_SA, RFC 9867), ike_sa_info.c
- * (INFORMATIONAL: Delete, liveness), ike_ts.c (traffic selectors). */
+ * (IKE_SA_INIT, COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_child.c
+ * (the pairs and their keys), ike_sa_child.c (CREATE_CHILD_SA, RFC 9867),
+ * ike_sa_rekey.c (the IKE SA rekey), ike_sa_timer.c (timers, QKD keys),
+ * ike_sa_info.c (INFORMATIONAL: Delete, liveness), ike_ts.c (traffic
+ * selectors). */
 #ifndef QKD_IKE_SA_INT_H
 #define QKD_IKE_SA_INT_H
 
@@ -159,6 +161,7 @@ struct qkd_ike {
 	uint64_t token;
 	double restart_at, backoff, next_rekey_at, ike_rekey_at;
 	bool closing, close_sent;
+	bool peer_no_9867;	/* a rekey came back without PPK_IDENTITY */
 	uint8_t secret[2][32];
 	uint8_t secret_ver;
 	double secret_at;
@@ -228,7 +231,7 @@ void ike_promote(struct qkd_ike *ike, struct ike_isa *s, double now);
 int ike_park(struct qkd_ike *ike, struct ike_isa *s, uint8_t exchange, uint32_t id);
 int ike_unpark(struct qkd_ike *ike, struct qkd_ike_msg *m);
 
-/* ike_sa_child.c */
+/* ike_child.c */
 int ike_child_keys(struct qkd_ike *ike, const uint8_t sk_d[QKD_IKE_PRF_LEN],
 		   struct qkd_ike_span gir, struct qkd_ike_span ni, struct qkd_ike_span nr,
 		   bool exch_initiator, struct qkd_ike_child *c);
@@ -241,6 +244,8 @@ void ike_children_delete_all(struct qkd_ike *ike);
 uint32_t ike_new_spi(void);
 void ike_queue_delete(struct qkd_ike *ike, uint32_t spi_in, uint32_t spi_out, bool installed,
 		      double at);
+
+/* ike_sa_child.c */
 void ike_rekey_start(struct qkd_ike *ike, struct ike_child *c, double now);
 void ike_rekey_send(struct qkd_ike *ike, double now);
 void ike_rekey_clear(struct qkd_ike *ike);

@@ -180,7 +180,11 @@ static void up_timers(struct qkd_ike *ike, double now)
 		if (c != NULL)
 			ike_rekey_start(ike, c, now);
 	} else if (s->initiator && !ike->rk.active && ike->next_rekey_at != 0 &&
-		   now >= ike->next_rekey_at && c != NULL) {
+		   now >= ike->next_rekey_at) {
+		if (c == NULL) {	/* no pair left to rekey (refused by a data plane) */
+			ike_teardown(ike, now, "no Child SA left: starting over", true);
+			return;
+		}
 		ike_rekey_start(ike, c, now);
 	}
 	if (ike->sa == NULL)

@@ -9,10 +9,14 @@
  * them (SPIi replaced by its own). Mode 2: a genuine IKE_SA_INIT exchange
  * first, then the records (both SPIs replaced) go to the initiator waiting
  * for its IKE_AUTH response and to the responder waiting for that request.
+ * Mode 3: a whole genuine setup (IKE_SA_INIT and IKE_AUTH, one pair
+ * installed at each end), then the records (both SPIs replaced) go to both
+ * established objects.
  * Between records the clock advances 0.7 s and both objects tick.
  * Checks besides not crashing, leaking or reading out of bounds: nothing is
- * ever installed from garbage (child_install aborts), every event is one
- * of the enum, and the next timer is never in the past.
+ * ever installed from garbage (child_install aborts outside the genuine
+ * setup), every event is one of the enum, and the next timer is never in
+ * the past.
  * Seeds: tests/fuzz/corpus/ike_sa/, written by build/tests/tools/ike_sa_corpus.
  */
 #include <stdlib.h>
@@ -28,6 +32,7 @@ static struct qkd_ike *obj[2];
 static double now;
 static uint8_t last[2][4096];	/* the last datagram each object sent */
 static size_t last_len[2];
+static bool genuine;	/* installs allowed: the genuine setup of mode 3 */
 
 static int on_send(void *arg, const uint8_t *msg, size_t len)
 {
@@ -44,7 +49,9 @@ static int on_install(void *arg, const struct qkd_ike_child *c)
 {
 	(void)arg;
 	(void)c;
-	abort();	/* garbage must never install a Child SA */
+	if (!genuine)
+		abort();	/* garbage must never install a Child SA */
+	return 0;
 }
 
 static void on_delete(void *arg, uint32_t in, uint32_t out)
@@ -153,6 +160,23 @@ static void handshake(void)
 	(void)qkd_ike_input(obj[0], m, n, now);
 }
 
+/* Mode 3: IKE_AUTH request and response delivered too. */
+static void establish(void)
+{
+	uint8_t m[4096];
+	size_t n;
+
+	genuine = true;
+	handshake();
+	n = last_len[0];
+	memcpy(m, last[0], n);
+	(void)qkd_ike_input(obj[1], m, n, now);
+	n = last_len[1];
+	memcpy(m, last[1], n);
+	(void)qkd_ike_input(obj[0], m, n, now);
+	genuine = false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t rec[65536];
@@ -165,11 +189,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	now = 100;
 	open_objects();
-	mode = data[0] % 3;
+	mode = data[0] % 4;
 	if (mode == 1 && qkd_ike_start(obj[0], now) != QKD_OK)
 		abort();
 	if (mode == 2)
 		handshake();
+	if (mode == 3)
+		establish();
 	while (off + 2 <= size && k++ < 8) {
 		size_t len = (size_t)data[off] << 8 | data[off + 1];
 
@@ -182,10 +208,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			patch(rec, len, 1, true);
 		if (mode == 1)
 			patch(rec, len, 0, false);
-		if (mode == 2)
+		if (mode >= 2)
 			patch(rec, len, 0, true);
-		feed(mode == 1 || mode == 2 ? 0 : 1, rec, len);
-		if (mode == 2)
+		feed(mode >= 1 ? 0 : 1, rec, len);
+		if (mode >= 2)
 			feed(1, rec, len);
 	}
 	qkd_ike_free(obj[0]);

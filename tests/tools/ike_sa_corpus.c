@@ -134,6 +134,7 @@ int main(int argc, char **argv)
 	rc |= save(argv[1], "initiator_init_resp", 1, init_resp, 1);
 	rc |= save(argv[1], "auth_request", 2, auth, 1);
 	rc |= save(argv[1], "auth_response", 2, auth_resp, 1);
+	rc |= save(argv[1], "established_auth", 3, auth, 1);
 	qkd_ike_free(obj[0]);
 	qkd_ike_free(obj[1]);
 	return rc;

@@ -61,6 +61,7 @@ struct side {
 	size_t n_in, n_del;
 	unsigned ev[16];
 	unsigned keylogs;
+	unsigned refuse_installs;	/* child_install fails this many times */
 	struct qkd_ike_keylog kl;
 	uint8_t kl_ei[36];
 	char last[16][64];
@@ -74,6 +75,8 @@ struct world {
 	size_t nq;
 	unsigned drop[2];	/* drop the next N datagrams from this side */
 	bool cut[2];		/* drop everything from this side */
+	unsigned loss_pct;	/* drop this share of datagrams (a fixed LCG) */
+	uint32_t lcg;
 	/* the KME */
 	struct kkey keys[64];
 	size_t nkeys;
@@ -92,6 +95,9 @@ static int net_send(void *arg, const uint8_t *msg, size_t len)
 	sd->sent++;
 	if (w->cut[sd->idx] || (w->drop[sd->idx] > 0 && w->drop[sd->idx]--))
 		return 0;
+	w->lcg = w->lcg * 1103515245u + 12345u;
+	if (w->loss_pct > 0 && (w->lcg >> 16) % 100 < w->loss_pct)
+		return 0;
 	assert_true(w->nq < QMAX);
 	w->q[w->nq].to = 1 - sd->idx;
 	w->q[w->nq].len = len;
@@ -106,6 +112,10 @@ static int child_install(void *arg, const struct qkd_ike_child *c)
 {
 	struct side *sd = arg;
 
+	if (sd->refuse_installs > 0) {
+		sd->refuse_installs--;
+		return QKD_ERR_NOMEM;
+	}
 	assert_true(sd->n_in < CMAX);
 	sd->in[sd->n_in].c = *c;
 	sd->in[sd->n_in].deleted = false;
@@ -682,14 +692,31 @@ static void test_groups(void **state_)
 	}
 }
 
+static unsigned log_lines;
+
+static void count_line(void *ctx, enum qkd_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	assert_non_null(strstr(line, "to-a"));
+	log_lines++;
+}
+
 static void test_malformed(void **state_)
 {
 	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_logger lg = { count_line, NULL, QKD_LOG_WARN };
+	struct qkd_ike_params p = { .tunnel = &w->s[1].t, .psk = psk, .psk_len = sizeof psk - 1,
+				    .ops = &ops, .arg = &w->s[1], .cookie_threshold = 100,
+				    .log = &lg };
 	struct qkd_ike_status st;
 	uint8_t junk[300];
 
 	(void)state_;
 	world_open(w, 100, 30);
+	qkd_ike_free(w->s[1].ike);
+	assert_int_equal(qkd_ike_new(&p, &w->s[1].ike), QKD_OK);
+	log_lines = 0;
 	for (size_t i = 0; i < sizeof junk; i++)
 		junk[i] = (uint8_t)(i * 13);
 	assert_int_equal(qkd_ike_input(w->s[1].ike, junk, sizeof junk, w->now), QKD_ERR_PROTO);
@@ -711,6 +738,10 @@ static void test_malformed(void **state_)
 	qkd_ike_status(w->s[1].ike, &st);
 	assert_true(st.stats.bad_messages >= 2 + w->q[0].len * 8 / 7);
 	assert_int_equal(w->s[1].ev[QKD_IKE_EV_BAD_MESSAGE], st.stats.bad_messages);
+	assert_int_equal(log_lines, 1);	/* all at one instant: one line a second */
+	w->now += 1.5;
+	assert_int_equal(qkd_ike_input(w->s[1].ike, junk, 10, w->now), QKD_ERR_PROTO);
+	assert_int_equal(log_lines, 2);
 	run(w, 2);	/* the genuine one still works */
 	check_pair(w, true);
 	/* a replayed IKE_AUTH request gets the cached response, nothing more */
@@ -808,6 +839,13 @@ static void test_policy_refusals(void **state_)
 		} else {
 			check_pair(w, false);	/* preferred falls back at once */
 			assert_int_equal(w->s[0].ev[QKD_IKE_EV_QKD_FALLBACK], 1);
+			/* rekeys: the first draws a key the peer ignores (no RFC
+			 * 9867), later ones draw none */
+			run(w, 125);
+			check_pair(w, false);
+			assert_int_equal(w->s[0].n_in, 3);
+			assert_int_equal(w->s[0].ev[QKD_IKE_EV_QKD_FALLBACK], 2);
+			assert_int_equal(w->nkeys, 1);
 		}
 		world_free(w);
 	}
@@ -910,6 +948,67 @@ static void test_ike_rekey(void **state_)
 	world_free(w);
 }
 
+/* A fifth of all datagrams lost for ten minutes of rekeys, then a clean
+ * network: the two ends must agree on one pair, with nothing left over. */
+static void lossy(uint32_t seed, unsigned pct)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_ike_status a, b;
+
+	print_message("loss %u%%, seed %u\n", pct, seed);
+	w->loss_pct = pct;
+	w->lcg = seed;
+	w->s[0].t.ike_rekey_s = 250;
+	w->s[1].t.ike_rekey_s = 250;
+	world_open(w, 100, 10);
+	assert_int_equal(qkd_ike_start(w->s[0].ike, w->now), QKD_OK);
+	run(w, 600);
+	w->loss_pct = 0;
+	run(w, 130);
+	qkd_ike_status(w->s[0].ike, &a);
+	qkd_ike_status(w->s[1].ike, &b);
+	assert_int_equal(a.state, QKD_IKE_ESTABLISHED);
+	assert_int_equal(b.state, QKD_IKE_ESTABLISHED);
+	assert_true(a.stats.retransmits > 0);
+	assert_true(a.stats.child_rekeys >= 8);
+	check_pair(w, true);
+	assert_int_equal(n_live(&w->s[0]), 1);
+	assert_int_equal(n_live(&w->s[1]), 1);
+	world_free(w);
+}
+
+static void test_lossy(void **state_)
+{
+	static const uint32_t seeds[] = { 42, 7, 1234, 99, 2026, 5 };
+
+	(void)state_;
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+		lossy(seeds[i], i % 2 == 0 ? 20 : 30);
+}
+
+/* The responder's data plane refuses the first pair: the initiator's half
+ * is deleted through an INFORMATIONAL Delete; at the rekey time the
+ * initiator, with no pair left, starts the IKE SA over. */
+static void test_install_refused(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+
+	(void)state_;
+	world_open(w, 100, 30);
+	w->s[1].refuse_installs = 1;
+	establish(w);
+	assert_int_equal(w->s[1].n_in, 0);
+	assert_int_equal(w->s[0].n_in, 1);
+	assert_int_equal(w->s[0].n_del, 1);	/* deleted at the peer's request */
+	assert_int_equal(w->s[1].n_del, 0);	/* never installed, never deleted */
+	assert_int_equal(n_live(&w->s[0]), 0);
+	run(w, 65);	/* at the rekey time, with nothing to rekey, it starts over */
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_DOWN], 1);
+	assert_int_equal(state(&w->s[0]), QKD_IKE_ESTABLISHED);
+	check_pair(w, true);
+	world_free(w);
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -954,6 +1053,8 @@ int main(void)
 		cmocka_unit_test(test_identity_and_ts),
 		cmocka_unit_test(test_init_flood),
 		cmocka_unit_test(test_ike_rekey),
+		cmocka_unit_test(test_lossy),
+		cmocka_unit_test(test_install_refused),
 		cmocka_unit_test(test_args),
 	};
 
