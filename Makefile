@@ -135,7 +135,10 @@ valgrind: deps
 # in network namespaces, each charon on one core: the figure `qkd vpn` must
 # beat (docs/vpn.md "Interoperability with strongSwan"; needs root).
 # bench/vpn_tun.sh: iperf3 through two ESP test gateways (tests/tools/esp_gw) in
-# network namespaces, ESP AES-256-GCM against the no-crypto mode (root only).
+# network namespaces, ESP AES-256-GCM against the no-crypto mode, and through
+# two `qkd vpn` daemons (root only).
+# bench/vpn_rekey.sh: the rekey latency (key manager included) and the QKD key
+# a tunnel uses per hour, from tests/integration/vpn_qkd.sh (root only).
 # Only bench/*.c are built as tools (TOOL_SRCS); the scripts are run as is.
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -148,6 +151,7 @@ bench: deps
 	$(BUILD)/bench/esp_bench
 	bench/vpn_swan.sh $(BUILD)
 	bench/vpn_tun.sh $(BUILD)
+	bench/vpn_rekey.sh $(BUILD)
 
 # tests/soak/soak.sh: three links, each a pair of `qkd node`s, at once for
 # SOAK_MINUTES (default 30); SOAK_FAULTS=1 adds kill -9 and restarts, KEEP=1

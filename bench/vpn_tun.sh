@@ -7,7 +7,10 @@
 # h2), each gateway a tests/tools/esp_gw pinned to one core (taskset: gw1
 # on CPU 0, gw2 on the last CPU); iperf3 TCP h1 -> h2 for SECONDS (default
 # 10), once with ESP AES-256-GCM and once with --plain (the same batches and
-# sockets, the inner packet behind a 4-byte tag, qkd/testing.h). Printed:
+# sockets, the inner packet behind a 4-byte tag, qkd/testing.h), and once
+# through the gateway itself: two `qkd vpn` daemons (BUILD_DIR/qkd), IKEv2
+# with a Child SA rekey every 5 s (qkd = "off": no key manager needed; the
+# data path is the same with QKD keys). Printed:
 # a table of Gbit/s, each gateway's CPU share over the run and packets per
 # UDP batch at gw2, then the ratio ESP / plain. The iperf3 processes are
 # not pinned: on a small machine they share the gateways' cores, which
@@ -25,9 +28,10 @@ if [ $# -lt 1 ] || [ $# -gt 2 ] || [ ! -d "$1" ]; then
 fi
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 GW=$(cd "$1" && pwd)/tests/tools/esp_gw
+QKD=$(cd "$1" && pwd)/qkd
 SECS=${2:-10}
 REPS=${REPS:-2}
-[ -x "$GW" ] || { echo "$0: $GW is missing: build first" >&2; exit 1; }
+[ -x "$GW" ] && [ -x "$QKD" ] || { echo "$0: $GW or $QKD is missing: build first" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces, TUN)" >&2; exit 1; }
 for c in jq iperf3 taskset; do
 	command -v "$c" >/dev/null || { echo "$0: $c is not installed" >&2; exit 1; }
@@ -85,22 +89,76 @@ run() {
 			(n > 0 ? r / n : 0) }'
 }
 
+# The daemons: a tunnel with IKE between them, rekeyed every 5 s.
+head -c 48 /dev/urandom >"$D/psk"
+daemon_conf() {	# N LISTEN PEER LOCAL_TS REMOTE_TS INITIATE
+	cat >"$D/qv$1.conf" <<EOF
+gateway = { name = "gw$1"; listen = "$2:4500"; status = "qv$1.sock"; tun = "qkd0"; mtu = $VPN_MTU;
+  log_file = "qv$1.log"; };
+tunnels = ( { name = "h1-h2"; peer = "$3:4500"; initiate = $6; remote_id = "gw$((3 - $1))";
+  psk = "psk"; local_ts = [ "$4" ]; remote_ts = [ "$5" ]; rekey = 5.0; qkd = "off"; } );
+EOF
+}
+daemon_conf 1 "$VPN_G1" "$VPN_G2" "$VPN_NET1" "$VPN_NET2" true
+daemon_conf 2 "$VPN_G2" "$VPN_G1" "$VPN_NET2" "$VPN_NET1" false
+daemon_up() {
+	"$QKD" vpn status --socket "$D/qv1.sock" --json 2>/dev/null |
+		jq -e '.tunnels[0].state == "established"' >/dev/null
+}
+
+# run_daemon: the same measurement through two `qkd vpn` daemons.
+run_daemon() {
+	local bps c1 c2 t0 t1 secs p1 p2 srv rekeys
+	(cd "$D" && exec "${PIN2[@]}" ip netns exec "$VPN_NS_G2" "$QKD" vpn --config "$D/qv2.conf") &
+	p2=$!
+	(cd "$D" && exec "${PIN1[@]}" ip netns exec "$VPN_NS_G1" "$QKD" vpn --config "$D/qv1.conf") &
+	p1=$!
+	for _ in $(seq 1 100); do daemon_up && break; sleep 0.1; done
+	daemon_up || { kill "$p1" "$p2"; return 1; }
+	vpn_route_tun "$VPN_NS_G1" qkd0 && vpn_route_tun "$VPN_NS_G2" qkd0 || return 1
+	ip netns exec "$VPN_NS_H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
+	srv=$!
+	for _ in $(seq 1 30); do ip netns exec "$VPN_NS_H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
+	c1=$(cpu_ticks "$p1")
+	c2=$(cpu_ticks "$p2")
+	t0=$(date +%s.%N)
+	ip netns exec "$VPN_NS_H1" timeout $((SECS + 15)) iperf3 -c $VPN_H2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
+	t1=$(date +%s.%N)
+	c1=$(($(cpu_ticks "$p1") - c1))
+	c2=$(($(cpu_ticks "$p2") - c2))
+	rekeys=$("$QKD" vpn status --socket "$D/qv1.sock" --json | jq '.tunnels[0].counters.child_rekeys')
+	wait "$srv"
+	kill -TERM "$p1" "$p2"
+	wait "$p1" "$p2"
+	jq -r "\"# qkd vpn: $rekeys rekeys; \(.end.sum_sent.retransmits) retransmits; per second: \([.intervals[].sum.bits_per_second / 1e6 | floor])\"" "$D/iperf.json" >&2
+	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json")
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	awk -v b="$bps" -v c1="$c1" -v c2="$c2" -v t="$TICKS" -v s="$secs" 'BEGIN {
+		printf "daemon %.3f %.0f %.0f -\n", b / 1e9, 100 * c1 / t / s, 100 * c2 / t / s }'
+}
+
 # best RUNS...: the run of the highest Gbit/s (the machine is shared: the
 # best of REPS runs is the one least disturbed by others).
 best() { printf '%s\n' "$@" | sort -k2 -g | tail -n1; }
-E=() P=()
+E=() P=() Q=()
 for _ in $(seq 1 "$REPS"); do
 	E+=("$(run esp "${GSO_ARG[@]}")") || { echo "$0: the ESP run failed" >&2; exit 1; }
 	P+=("$(run plain --plain "${GSO_ARG[@]}")") || { echo "$0: the plain run failed" >&2; exit 1; }
+	Q+=("$(run_daemon)") || { echo "$0: the qkd vpn run failed" >&2; exit 1; }
 done
 ESP=$(best "${E[@]}")
 PLAIN=$(best "${P[@]}")
+DAEMON=$(best "${Q[@]}")
 echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways ($PINNED), ${SECS} s, MTU $VPN_MTU," \
 	"UDP GSO ${GSO:-1}, best of $REPS, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-20s %8s %9s %9s %14s %15s\n' mode Gbit/s "gw1 CPU%" "gw2 CPU%" "pkts/rx batch" \
 	"Gbit/s per core"
-printf '%s\n%s\n' "$ESP" "$PLAIN" | while read -r m g c1 c2 pb; do
-	[ "$m" = esp ] && m="ESP AES-256-GCM" || m="plain (no crypto)"
+printf '%s\n%s\n%s\n' "$ESP" "$PLAIN" "$DAEMON" | while read -r m g c1 c2 pb; do
+	case $m in
+	esp) m="ESP AES-256-GCM" ;;
+	plain) m="plain (no crypto)" ;;
+	*) m="qkd vpn, rekey 5 s" ;;
+	esac
 	# What one gateway core would carry if the gateway were the only
 	# limit: the throughput over the busier gateway's CPU share.
 	pc=$(awk -v g="$g" -v a="$c1" -v b="$c2" 'BEGIN { m = a > b ? a : b
@@ -110,3 +168,6 @@ done
 awk -v e="${ESP#* }" -v p="${PLAIN#* }" 'BEGIN {
 	split(e, a, " "); split(p, b, " ")
 	printf "ESP / plain: %.0f %%\n", (b[1] > 0 ? 100 * a[1] / b[1] : 0) }'
+awk -v e="${DAEMON#* }" -v p="${PLAIN#* }" 'BEGIN {
+	split(e, a, " "); split(p, b, " ")
+	printf "qkd vpn / plain: %.0f %%\n", (b[1] > 0 ? 100 * a[1] / b[1] : 0) }'

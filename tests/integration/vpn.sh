@@ -47,16 +47,22 @@ kmes = ( { name = "kme"; url = "https://$VPN_G1:$KME_PORT"; ca = "pki/ca.pem";
 tunnels = ( { name = "a-b"; peer = "$3:4500"; initiate = $6;
   local_id = "$1"; remote_id = "$7"; psk = "a-b.psk";
   local_ts = [ "$8" ]; remote_ts = [ "$9" ];
-  rekey = 2.0; qkd = "required"; kme = "kme"; peer_sae = "$5"; key_wait = 20.0;${10:+ ${10}} } );
+  rekey = 2.0; lifetime_seconds = [ 2, 40 ]; qkd = "required"; kme = "kme"; peer_sae = "$5";
+  key_wait = 20.0;${10:+ ${10}} } );
 EOF
 }
 gw_conf g1 "$VPN_G1" "$VPN_G2" SAE_G1 SAE_G2 true g2 "$VPN_NET1" "$VPN_NET2"
 gw_conf g2 "$VPN_G2" "$VPN_G1" SAE_G2 SAE_G1 false g1 "$VPN_NET2" "$VPN_NET1"
 
-vpn_exec "$VPN_NS_G1" python3 "$HERE/../tools/etsi014_server.py" --pki "$D/pki" \
-	--host "$VPN_G1" --port "$KME_PORT" --flip-file "$D/flip" >"$D/kme.out" 2>"$D/kme.err" &
-PIDS+=("$!")
+start_kme() {
+	: >"$D/kme.out"
+	(exec ip netns exec "$VPN_NS_G1" python3 "$HERE/../tools/etsi014_server.py" --pki "$D/pki" \
+		--host "$VPN_G1" --port "$KME_PORT" --fault-file "$D/fault" >"$D/kme.out" 2>>"$D/kme.err") &
+	KME_PID=$!
+	PIDS+=("$KME_PID")
+}
 wait_kme() { local i; for i in $(seq 1 50); do grep -q '^listening' "$D/kme.out" && return 0; sleep 0.1; done; return 1; }
+start_kme
 check "the key manager listens on $VPN_G1:$KME_PORT" wait_kme
 
 # start_gw NAME NS: `qkd vpn` in NS, in $D, its pid in PID_NAME.
@@ -150,7 +156,7 @@ fi
 # ---- a key manager that serves wrong bits ----
 m0=$(st g2 | jq '.tunnels[0].counters.qkd_mismatches')
 k0=$(st g1 | jq -r '.tunnels[0].key_id')
-touch "$D/flip"
+echo flip >"$D/fault"
 wait_mismatch() { wait_st g2 ".tunnels[0].counters.qkd_mismatches > $m0" 10; }
 check "wrong bits from dec_keys: g2 detects a QKD key mismatch" wait_mismatch
 check "... so does g1 (told by g2)" wait_st g1 '.tunnels[0].counters.qkd_mismatches > 0' 5
@@ -158,10 +164,33 @@ check_eq "... nothing new was installed: g1 still uses key_ID $k0" \
 	"$(st g1 | jq -r '.tunnels[0].key_id')" "$k0"
 check "... and the old SA still carries traffic" vpn_ping "$VPN_NS_H1" "$VPN_H2"
 check_match "... g2's log names the key_ID" "$(grep -i 'mismatch' "$D/g2.log" | head -3)" "[0-9a-f]{8}-"
-rm -f "$D/flip"
+rm -f "$D/fault"
 check "good bits again: the next rekey brings a new key_ID" \
 	wait_st g1 ".tunnels[0].key_id != \"$k0\"" 10
 check "... and traffic flows" vpn_ping "$VPN_NS_H1" "$VPN_H2"
+
+# ---- a key manager that is unreachable, answers 503, answers garbage ----
+for f in 503 garbage down; do
+	f0=$(st g1 | jq '.kme.failed')
+	if [ "$f" = down ]; then
+		kill -TERM "$KME_PID"
+		{ wait "$KME_PID"; } 2>/dev/null
+	else
+		echo "$f" >"$D/fault"
+	fi
+	check "key manager $f: g1's key requests fail and are counted" \
+		wait_st g1 ".kme.failed > $f0" 15
+	k0=$(st g1 | jq -r '.tunnels[0].key_id')
+	sleep 2.5	# a rekey interval: no new SA without a key
+	check "... the tunnel keeps its key_ID and carries traffic" \
+		sh -c "ip netns exec $VPN_NS_H1 ping -q -c 2 -W 1 $VPN_H2 >/dev/null &&
+			[ \"\$($QKD vpn status --socket $D/g1.sock --json | jq -r '.tunnels[0].key_id')\" = $k0 ]"
+	rm -f "$D/fault"
+	[ "$f" = down ] && start_kme && wait_kme
+	check "... back to normal: the next rekey brings a new key_ID" \
+		wait_st g1 ".tunnels[0].key_id != \"$k0\"" 25
+done
+check_match "g1 logged the key manager's answers" "$(grep 'key manager:' "$D/g1.log" | sort -u -k5 | head -5)" "503"
 
 # ---- strangers on the port ----
 b0=$(st g2 | jq '.dataplane.drops.unknown_spi + .dataplane.drops.malformed + .dataplane.ike_unmatched')

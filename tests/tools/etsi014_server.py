@@ -7,10 +7,14 @@
 #   etsi014_server.py --pki DIR     (ca.pem, server.pem, server.key of
 #                                    examples/make-test-pki.sh)
 #                     [--host ADDR] [--port N]   (default 127.0.0.1, any port)
-#                     [--flip-file PATH]  while PATH exists, every key that
-#                                    dec_keys hands out has its first bit
-#                                    flipped: a KME serving wrong bits
-#                                    (tests/integration/vpn.sh)
+#                     [--fault-file PATH]  while PATH exists, its first
+#                                    word picks a fault (tests/integration/vpn.sh):
+#                                    flip     dec_keys hands out every key with
+#                                             its first bit flipped (wrong bits)
+#                                    503      every request gets 503 and an
+#                                             Error object
+#                                    garbage  every request gets 200 and a
+#                                             body that is not JSON
 #
 # Mutual TLS: a client certificate of the CA is required; its subject CN is
 # the caller's SAE ID. Prints "listening 127.0.0.1 PORT" once serving; stops
@@ -46,7 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 KEY_SIZE, MIN_SIZE, MAX_SIZE, MAX_KEYS = 256, 64, 4096, 32
-FLIP_FILE = None
+FAULT_FILE = None
 STORE = {}  # lowercase key_ID -> (master, slave, bytes)
 LOCK = threading.Lock()
 
@@ -104,6 +108,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, "no such resource")
         if misbehave(self, sae, res):
             return None
+        if fault() == "503":
+            return self.error(503, "injected fault: no key", [{"fault_file": FAULT_FILE}])
+        if fault() == "garbage":
+            return self.send(200, raw=b"\x00garbage\xff{")
         if res == "status":
             return self.send(200, raw=status_text(me, sae).encode())
         if res == "enc_keys":
@@ -143,10 +151,20 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, "key_ID unknown", [{"key_ID": kid}])
             for kid in ids:
                 key = STORE.pop(kid.lower())[2]
-                if FLIP_FILE and os.path.exists(FLIP_FILE):
+                if fault() == "flip":
                     key = bytes([key[0] ^ 0x80]) + key[1:]
                 keys.append({"key_ID": kid, "key": base64.b64encode(key).decode()})
         return self.send(200, {"keys": keys})
+
+
+def fault():
+    """The fault the --fault-file asks for now, or None."""
+    try:
+        with open(FAULT_FILE) as f:
+            words = f.read().split()
+    except (TypeError, OSError):
+        return None
+    return words[0] if words else "flip"
 
 
 def status_text(master, slave, **changes):
@@ -215,10 +233,10 @@ def main():
     ap.add_argument("--pki", required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--flip-file")
+    ap.add_argument("--fault-file")
     args = ap.parse_args()
-    global FLIP_FILE
-    FLIP_FILE = args.flip_file
+    global FAULT_FILE
+    FAULT_FILE = args.fault_file
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(os.path.join(args.pki, "server.pem"), os.path.join(args.pki, "server.key"))
