@@ -57,30 +57,37 @@ vpn_gw_config "$D/2" 2
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# measure PID1 PID2: iperf3 TCP h1 -> h2 for SECS (its JSON in
+# $D/iperf.json) and the gateways' CPU ticks over it: sets c1, c2, secs.
+measure() {
+	local srv t0 t1
+	ip netns exec "$VPN_NS_H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
+	srv=$!
+	for _ in $(seq 1 30); do ip netns exec "$VPN_NS_H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
+	c1=$(cpu_ticks "$1")
+	c2=$(cpu_ticks "$2")
+	t0=$(date +%s.%N)
+	ip netns exec "$VPN_NS_H1" timeout $((SECS + 15)) iperf3 -c $VPN_H2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
+	t1=$(date +%s.%N)
+	c1=$(($(cpu_ticks "$1") - c1))
+	c2=$(($(cpu_ticks "$2") - c2))
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+	wait "$srv"
+}
+
 # run MODE [--plain]: one iperf3 run; prints "MODE GBPS CPU1 CPU2 PER_BATCH".
 run() {
-	local mode=$1 bps c1 c2 t0 t1 secs reads batches srv
+	local mode=$1 bps reads batches
 	shift
 	vpn_gw_start 1 "$D/gw1.out" "${PIN1[@]}" "$GW" --config "$D/1/gw1.conf" --spi-in 0x1001 \
 		--spi-out 0x2001 --key-in "$VPN_K2" --key-out "$VPN_K1" "$@" || return 1
 	vpn_gw_start 2 "$D/gw2.out" "${PIN2[@]}" "$GW" --config "$D/2/gw2.conf" \
 		--spi-in 0x2001 --spi-out 0x1001 --key-in "$VPN_K1" --key-out "$VPN_K2" "$@" || return 1
-	ip netns exec "$VPN_NS_H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
-	srv=$!
-	for _ in $(seq 1 30); do ip netns exec "$VPN_NS_H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
-	c1=$(cpu_ticks "${VPN_PID[1]}")
-	c2=$(cpu_ticks "${VPN_PID[2]}")
-	t0=$(date +%s.%N)
-	ip netns exec "$VPN_NS_H1" timeout $((SECS + 15)) iperf3 -c $VPN_H2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
-	t1=$(date +%s.%N)
-	c1=$(($(cpu_ticks "${VPN_PID[1]}") - c1))
-	c2=$(($(cpu_ticks "${VPN_PID[2]}") - c2))
-	wait "$srv"
+	measure "${VPN_PID[1]}" "${VPN_PID[2]}"
 	vpn_gw_stop 1
 	vpn_gw_stop 2
 	jq -r "\"# \\(.end.sum_sent.retransmits) retransmits; per second: \\([.intervals[].sum.bits_per_second / 1e6 | floor])\"" "$D/iperf.json" >&2
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json")
-	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 	reads=$(tail -n1 "$D/gw2.out" | jq -r '.tunnels[0].in_packets + .tunnels[0].drops.io')
 	batches=$(tail -n1 "$D/gw2.out" | jq -r '.udp_batches')
 	awk -v m="$mode" -v b="$bps" -v c1="$c1" -v c2="$c2" -v t="$TICKS" -v s="$secs" \
@@ -108,7 +115,7 @@ daemon_up() {
 
 # run_daemon: the same measurement through two `qkd vpn` daemons.
 run_daemon() {
-	local bps c1 c2 t0 t1 secs p1 p2 srv rekeys
+	local bps p1 p2 rekeys
 	(cd "$D" && exec "${PIN2[@]}" ip netns exec "$VPN_NS_G2" "$QKD" vpn --config "$D/qv2.conf") &
 	p2=$!
 	(cd "$D" && exec "${PIN1[@]}" ip netns exec "$VPN_NS_G1" "$QKD" vpn --config "$D/qv1.conf") &
@@ -116,23 +123,12 @@ run_daemon() {
 	for _ in $(seq 1 100); do daemon_up && break; sleep 0.1; done
 	daemon_up || { kill "$p1" "$p2"; return 1; }
 	vpn_route_tun "$VPN_NS_G1" qkd0 && vpn_route_tun "$VPN_NS_G2" qkd0 || return 1
-	ip netns exec "$VPN_NS_H2" timeout $((SECS + 15)) iperf3 -s -1 >/dev/null 2>&1 &
-	srv=$!
-	for _ in $(seq 1 30); do ip netns exec "$VPN_NS_H2" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
-	c1=$(cpu_ticks "$p1")
-	c2=$(cpu_ticks "$p2")
-	t0=$(date +%s.%N)
-	ip netns exec "$VPN_NS_H1" timeout $((SECS + 15)) iperf3 -c $VPN_H2 -t "$SECS" -J >"$D/iperf.json" 2>/dev/null
-	t1=$(date +%s.%N)
-	c1=$(($(cpu_ticks "$p1") - c1))
-	c2=$(($(cpu_ticks "$p2") - c2))
+	measure "$p1" "$p2"
 	rekeys=$("$QKD" vpn status --socket "$D/qv1.sock" --json | jq '.tunnels[0].counters.child_rekeys')
-	wait "$srv"
 	kill -TERM "$p1" "$p2"
 	wait "$p1" "$p2"
 	jq -r "\"# qkd vpn: $rekeys rekeys; \(.end.sum_sent.retransmits) retransmits; per second: \([.intervals[].sum.bits_per_second / 1e6 | floor])\"" "$D/iperf.json" >&2
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json")
-	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 	awk -v b="$bps" -v c1="$c1" -v c2="$c2" -v t="$TICKS" -v s="$secs" 'BEGIN {
 		printf "daemon %.3f %.0f %.0f -\n", b / 1e9, 100 * c1 / t / s, 100 * c2 / t / s }'
 }

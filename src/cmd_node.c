@@ -10,13 +10,11 @@
  * is a startup error; after that the process ends only on a signal. Logs
  * are lines "TIMESTAMP LEVEL message".
  */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,24 +26,6 @@
 #include "qkd/log.h"
 #include "qkd/node.h"
 #include "qkd/node_config.h"
-
-static void log_write(void *ctx, enum qkd_log_level level, const char *line)
-{
-	struct node_daemon *d = ctx;
-	struct node_logsink *l = &d->logsink;
-	struct timespec ts;
-	struct tm tm;
-	char stamp[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-	pthread_mutex_lock(&l->lock);
-	fprintf(l->f, "%s.%03ldZ %-5s %s\n", stamp, ts.tv_nsec / 1000000L,
-		qkd_log_level_name(level), line);
-	fflush(l->f);
-	pthread_mutex_unlock(&l->lock);
-}
 
 static void help(void)
 {
@@ -179,25 +159,17 @@ int cmd_node(int argc, char **argv)
 		free(d);
 		return CLI_EXIT_OK;
 	}
-	pthread_mutex_init(&d->logsink.lock, NULL);
-	d->logsink.f = stderr;
-	if (d->cfg.log_file[0] != '\0' && (d->logsink.f = fopen(d->cfg.log_file, "a")) == NULL) {
-		cli_errorf(d->cfg.log_file, "%s", strerror(errno));
+	if (logsink_open(&d->logsink, d->cfg.log_file, d->cfg.log_level, &d->log) != 0) {
 		free(d);
 		return CLI_EXIT_FAIL;
 	}
-	d->log.write = log_write;
-	d->log.ctx = d;
-	d->log.level = d->cfg.log_level;
 	rc = run(d, config);
 	/* Before the node, whose key manager's counters it reads; also after
 	 * run's early returns (a startup error). */
 	node_metrics_stop(d);
 	node_status_close(d);
 	qkd_node_free(d->node);
-	if (d->logsink.f != stderr)
-		fclose(d->logsink.f);
-	pthread_mutex_destroy(&d->logsink.lock);
+	logsink_close(&d->logsink);
 	free(d);
 	return rc;
 }

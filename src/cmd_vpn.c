@@ -6,12 +6,10 @@
  * This file is the command line only: the daemon is vpn_daemon.c and its
  * neighbours (vpn_daemon.h), the status reply vpn_status.c.
  */
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -66,38 +64,13 @@ static int parse(int argc, char **argv, struct vpn_args *a)
 	return 0;
 }
 
-static void log_write(void *ctx, enum qkd_log_level level, const char *line)
-{
-	struct vpn_logsink *l = ctx;
-	struct timespec ts;
-	struct tm tm;
-	char stamp[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-	pthread_mutex_lock(&l->lock);
-	fprintf(l->f, "%s.%03ldZ %-5s %s\n", stamp, ts.tv_nsec / 1000000L, qkd_log_level_name(level),
-		line);
-	fflush(l->f);
-	pthread_mutex_unlock(&l->lock);
-}
-
 static int run_daemon(struct vpn_daemon *d, const struct vpn_args *a)
 {
 	char why[512] = "";
 	int rc;
 
-	pthread_mutex_init(&d->logsink.lock, NULL);
-	d->logsink.f = stderr;
-	if (d->cfg.log_file[0] && (d->logsink.f = fopen(d->cfg.log_file, "a")) == NULL) {
-		cli_errorf(d->cfg.log_file, "%s", strerror(errno));
-		pthread_mutex_destroy(&d->logsink.lock);
+	if (logsink_open(&d->logsink, d->cfg.log_file, d->cfg.log_level, &d->log) != 0)
 		return CLI_EXIT_FAIL;
-	}
-	d->log.write = log_write;
-	d->log.ctx = &d->logsink;
-	d->log.level = d->cfg.log_level;
 	d->config_path = a->config;
 	rc = vpn_daemon_run(d, a->keylog, why, sizeof why);
 	if (rc != 0) {
@@ -105,9 +78,7 @@ static int run_daemon(struct vpn_daemon *d, const struct vpn_args *a)
 		qkd_logf(&d->log, QKD_LOG_ERROR, "vpn %s: cannot start: %s", d->cfg.name, why);
 	}
 	vpn_daemon_free(d);
-	if (d->logsink.f != stderr)
-		fclose(d->logsink.f);
-	pthread_mutex_destroy(&d->logsink.lock);
+	logsink_close(&d->logsink);
 	return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "logsink.h"
 #include "qkd/log.h"
 #include "qkd/node.h"
 #include "qkd/node_config.h"
@@ -18,10 +19,7 @@ struct node_daemon {
 	struct qkd_node_config cfg;	/* as loaded; the node keeps its own copy */
 	struct qkd_node *node;		/* NULL until qkd_node_new succeeded */
 	struct qkd_logger log;
-	struct node_logsink {
-		FILE *f;
-		pthread_mutex_t lock;
-	} logsink;
+	struct logsink logsink;
 	int status_fd;			/* listening unix socket, -1 if none */
 	struct MHD_Daemon *metrics;	/* node_metrics.c, NULL if off */
 };

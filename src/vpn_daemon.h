@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "logsink.h"
 #include "qkd/dataplane.h"
 #include "qkd/ike_sa.h"
 #include "qkd/log.h"
@@ -73,16 +74,11 @@ struct vpn_deferred {
 	struct vpn_kme_result r;
 };
 
-struct vpn_logsink {
-	pthread_mutex_t lock;
-	FILE *f;
-};
-
 struct vpn_daemon {
 	struct qkd_vpn_config cfg;
 	const char *config_path;
 	struct qkd_logger log;
-	struct vpn_logsink logsink;
+	struct logsink logsink;
 	struct event_base *base;
 	struct qkd_tun *tun;
 	int udp_fd;

@@ -21,6 +21,13 @@
 #                         DEV in gateway NS, with a queue of 4096 packets
 #   vpn_exec NS CMD...    run CMD in namespace NS
 #   vpn_ping FROM TO [N]  N (default 3) pings, 0.2 s apart, 1 s deadline each
+#   vpn_bg NS NAME CMD... CMD in namespace NS, run from $D, stderr appended to
+#                         $D/NAME.stderr; its pid appended to PIDS and in
+#                         PID_NAME (dashes in NAME become underscores)
+#   vpn_st SOCKET         `$QKD vpn status --json` of a gateway (5 s at most)
+#   vpn_wait_st SOCKET FILTER SECONDS   until `jq -e FILTER` holds on it
+#   vpn_cleanup           SIGTERM to PIDS, wait for them, vpn_ns_down: an
+#                         EXIT hook for the gateway tests
 #
 # Interfaces: eth0 in the hosts; in0 (to the host) and out0 (to the other
 # gateway, where ESP travels: capture there) in the gateways.
@@ -140,4 +147,30 @@ vpn_route_tun() {
 
 vpn_ping() {
 	vpn_exec "$1" ping -q -n -c "${3:-3}" -i 0.2 -W 1 "$2" >/dev/null 2>&1
+}
+
+vpn_bg() {
+	local ns=$1 name=$2
+	shift 2
+	(cd "$D" && exec ip netns exec "$ns" "$@" 2>>"$D/$name.stderr") &
+	PIDS+=("$!")
+	eval "PID_${name//-/_}=$!"
+}
+
+vpn_st() { timeout 5 "$QKD" vpn status --socket "$1" --json 2>/dev/null; }
+
+vpn_wait_st() {
+	local i
+	for i in $(seq 1 $(($3 * 10))); do
+		vpn_st "$1" | jq -e "$2" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+vpn_cleanup() {
+	local p
+	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]+"${PIDS[@]}"}"; do { wait "$p"; } 2>/dev/null; done
+	vpn_ns_down
 }

@@ -20,12 +20,7 @@ QKD=$(cd "$(dirname "${QKD:-build/qkd}")" && pwd)/$(basename "${QKD:-build/qkd}"
 HERE=$(cd "$(dirname "$0")" && pwd)
 D=$CLI_TMP
 PIDS=()
-cli_cleanup_hook() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do { wait "$p"; } 2>/dev/null; done
-	vpn_ns_down
-}
+cli_cleanup_hook() { vpn_cleanup; }
 
 if ! vpn_ns_up; then
 	cli_ok "vpn: # SKIP needs root and network namespaces"
@@ -66,22 +61,9 @@ start_kme
 check "the key manager listens on $VPN_G1:$KME_PORT" wait_kme
 
 # start_gw NAME NS: `qkd vpn` in NS, in $D, its pid in PID_NAME.
-start_gw() {
-	(cd "$D" && exec ip netns exec "$2" "$QKD" vpn --config "$D/$1.conf" \
-		--keylog "$D/$1.keys" 2>>"$D/$1.stderr") &
-	eval "PID_$1=$!"
-	PIDS+=("$!")
-}
-st() { timeout 5 "$QKD" vpn status --socket "$D/$1.sock" --json 2>/dev/null; }
-# wait_st NAME FILTER SECONDS: until jq -e FILTER holds on NAME's status.
-wait_st() {
-	local i
-	for i in $(seq 1 $(($3 * 10))); do
-		st "$1" | jq -e "$2" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	return 1
-}
+start_gw() { vpn_bg "$2" "$1" "$QKD" vpn --config "$D/$1.conf" --keylog "$D/$1.keys"; }
+st() { vpn_st "$D/$1.sock"; }
+wait_st() { vpn_wait_st "$D/$1.sock" "$2" "$3"; }
 UP='.tunnels[0] | .state == "established" and .qkd and (.key_id | test("^[0-9a-f-]{36}$"))'
 
 start_gw g2 "$VPN_NS_G2"

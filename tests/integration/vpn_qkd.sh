@@ -20,12 +20,7 @@ EX=$HERE/../../examples
 D=$CLI_TMP
 SECONDS_RUN=${VPN_QKD_SECONDS:-60}
 PIDS=()
-cli_cleanup_hook() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do { wait "$p"; } 2>/dev/null; done
-	vpn_ns_down
-}
+cli_cleanup_hook() { vpn_cleanup; }
 
 if ! vpn_ns_up; then
 	cli_ok "vpn_qkd: # SKIP needs root and network namespaces"
@@ -45,26 +40,13 @@ sh "$EX/make-test-pki.sh" "$D/run/pki" SAE_A SAE_B >/dev/null
 head -c 262144 /dev/urandom >"$D/run/ab.key"
 head -c 48 /dev/urandom >"$D/run/a-b.psk"
 
-bg_in() {
-	local ns=$1 name=$2
-	shift 2
-	(cd "$D" && exec ip netns exec "$ns" "$@" 2>>"$D/run/$name.stderr") &
-	PIDS+=("$!")
-}
-bg_in "$VPN_NS_G1" node-a "$QKD" node --config "$D/node-a.conf"
-bg_in "$VPN_NS_G2" node-b "$QKD" node --config "$D/node-b.conf"
-bg_in "$VPN_NS_G2" gw-b "$QKD" vpn --config "$D/gw-b.conf"
-bg_in "$VPN_NS_G1" gw-a "$QKD" vpn --config "$D/gw-a.conf"
+vpn_bg "$VPN_NS_G1" node-a "$QKD" node --config "$D/node-a.conf"
+vpn_bg "$VPN_NS_G2" node-b "$QKD" node --config "$D/node-b.conf"
+vpn_bg "$VPN_NS_G2" gw-b "$QKD" vpn --config "$D/gw-b.conf"
+vpn_bg "$VPN_NS_G1" gw-a "$QKD" vpn --config "$D/gw-a.conf"
 
-st() { timeout 5 "$QKD" vpn status --socket "$D/run/$1.sock" --json 2>/dev/null; }
-wait_st() {
-	local i
-	for i in $(seq 1 $(($3 * 5))); do
-		st "$1" | jq -e "$2" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
+st() { vpn_st "$D/run/$1.sock"; }
+wait_st() { vpn_wait_st "$D/run/$1.sock" "$2" "$3"; }
 UP='.tunnels[0] | .state == "established" and .qkd'
 check "gw-a: the tunnel is up with a QKD key from node A's key manager" wait_st gw-a "$UP" 60
 check "gw-b: the same" wait_st gw-b "$UP" 10

@@ -36,9 +36,7 @@ if [ "$(id -u)" -ne 0 ] || ! command -v swanctl >/dev/null || [ ! -x "$SWAN_CHAR
 	exit 0
 fi
 cli_cleanup_hook() {
-	local p
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do { wait "$p"; } 2>/dev/null; done
+	vpn_cleanup
 	swan_net_down
 }
 
@@ -49,15 +47,8 @@ sh "$EX/make-test-pki.sh" "$D/run/pki" SAE_A SAE_B >/dev/null
 head -c 262144 /dev/urandom >"$D/run/ab.key"
 PSK=$(head -c 32 /dev/urandom | od -An -tx1 -v | tr -d ' \n')
 printf '%b' "$(printf '%s' "$PSK" | sed 's/../\\x&/g')" >"$D/run/a-b.psk"
-bg_in() {	# bg_in NS NAME CMD...: CMD in NS from $D, stderr in run/NAME.stderr
-	local ns=$1 name=$2
-	shift 2
-	(cd "$D" && exec ip netns exec "$ns" "$@" 2>>"$D/run/$name.stderr") &
-	PIDS+=("$!")
-	eval "PID_${name//-/_}=$!"
-}
-bg_in "$VPN_NS_G1" node-a "$QKD" node --config "$D/node-a.conf"
-bg_in "$VPN_NS_G2" node-b "$QKD" node --config "$D/node-b.conf"
+vpn_bg "$VPN_NS_G1" node-a "$QKD" node --config "$D/node-a.conf"
+vpn_bg "$VPN_NS_G2" node-b "$QKD" node --config "$D/node-b.conf"
 
 # kme NS PORT SAE ARGS...: `qkd kme` as SAE against the key manager on PORT in NS.
 kme() {
@@ -88,15 +79,8 @@ gw_conf() {
 }
 gw_conf gw-a
 gw_conf gw-b
-st() { timeout 5 "$QKD" vpn status --socket "$D/run/$1.sock" --json 2>/dev/null; }
-wait_st() {
-	local i
-	for i in $(seq 1 $(($3 * 5))); do
-		st "$1" | jq -e "$2" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
+st() { vpn_st "$D/run/$1.sock"; }
+wait_st() { vpn_wait_st "$D/run/$1.sock" "$2" "$3"; }
 sas() { swan_ctl "$1" --list-sas 2>/dev/null; }
 ping_ok() { vpn_ping "$1" "$2" 3; }
 iperf() {	# iperf FROM_NS TO_ADDR: 2 s of TCP, bytes received > 1 MB
@@ -109,7 +93,7 @@ iperf() {	# iperf FROM_NS TO_ADDR: 2 s of TCP, bytes received > 1 MB
 }
 
 # ---- 1. charon initiates, qkd vpn answers ----
-bg_in "$VPN_NS_G2" gw-b "$QKD" vpn --config "$D/gw-b.conf"
+vpn_bg "$VPN_NS_G2" gw-b "$QKD" vpn --config "$D/gw-b.conf"
 swan_conf gw1 local="$VPN_G1" remote="$VPN_G2" local_ts="$VPN_NET1" remote_ts="$VPN_NET2" \
 	local_id=gw1.qkd.test remote_id=gw2.qkd.test psk="$PSK" ppk_id="$ID1" ppk="$KEY" \
 	initiate=yes pfs=no
@@ -143,7 +127,7 @@ swan_conf gw2 local="$VPN_G2" remote="$VPN_G1" local_ts="$VPN_NET2" remote_ts="$
 	local_id=gw2.qkd.test remote_id=gw1.qkd.test psk="$PSK" ppk_id="$ID2" ppk="$KEY" \
 	ppk_any=yes initiate=no pfs=no
 check "charon starts in g2 as responder" swan_start gw2 "$VPN_NS_G2"
-bg_in "$VPN_NS_G1" gw-a "$QKD" vpn --config "$D/gw-a.conf"
+vpn_bg "$VPN_NS_G1" gw-a "$QKD" vpn --config "$D/gw-a.conf"
 # The integrator's part: each key_ID gw-a names, fetched at node B as
 # SAE_B and handed to charon before gw-a uses it (ppk_lead).
 feed() {
