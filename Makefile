@@ -37,7 +37,7 @@ TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard t
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # Seconds each fuzz target runs inside `make test`; `make fuzz` runs longer.
-FUZZ_SECONDS ?= 5
+FUZZ_SECONDS ?= 3
 FUZZ_LONG_SECONDS ?= 300
 
 .PHONY: all build deps run test unit asan fuzz-build fuzz cli bench soak valgrind clean
