@@ -67,6 +67,8 @@ struct vpn_tunnel {
 /* A fresh QKD key held back for the tunnel's ppk_lead before the IKE
  * layer may name it to the peer. */
 #define VPN_DEFERRED_MAX 16
+/* INVALID_IKE_SPI answers per second, all peers together (vpn_glue.c). */
+#define VPN_INVALID_SPI_RATE 10u
 struct vpn_deferred {
 	struct vpn_daemon *d;
 	struct event *ev;
@@ -95,6 +97,10 @@ struct vpn_daemon {
 	struct evhttp *metrics;
 	double started;
 	uint64_t ike_unmatched;		/* IKE messages of no tunnel */
+	/* INVALID_IKE_SPI answers (vpn_glue.c, RFC 7296 section 2.21.4):
+	 * sent, and held back by the rate limit. */
+	uint64_t invalid_spi_sent, invalid_spi_limited;
+	struct qkd_ike_rate invalid_spi_rate;
 	bool closing;
 	double close_deadline;
 };

@@ -194,20 +194,10 @@ static bool same_host(const struct sockaddr *a, const struct qkd_netaddr *b)
 	return qkd_netaddr_equal(&x, b);
 }
 
-/* A request that opens an IKE SA (SPIr zero) goes to the tunnel whose peer
- * sent it: first an exact address and port, then the address alone (a NAT
- * may change the port). Everything else goes by SPI. */
-static struct vpn_tunnel *tunnel_for(struct vpn_daemon *d, const struct qkd_ike_hdr *h,
-				     const struct sockaddr *from)
+/* The tunnel whose peer is `from`: first an exact address and port, then
+ * the address alone (a NAT may change the port). */
+static struct vpn_tunnel *peer_tunnel(struct vpn_daemon *d, const struct sockaddr *from)
 {
-	static const uint8_t zero[8];
-	bool fresh = memcmp(h->spi_r, zero, 8) == 0;
-
-	for (size_t i = 0; i < d->cfg.n_tunnels; i++)
-		if (qkd_ike_owns(d->tunnels[i].ike, h->spi_i, h->spi_r))
-			return &d->tunnels[i];
-	if (!fresh)
-		return NULL;
 	for (size_t i = 0; i < d->cfg.n_tunnels; i++) {
 		struct qkd_netaddr x;
 
@@ -221,6 +211,49 @@ static struct vpn_tunnel *tunnel_for(struct vpn_daemon *d, const struct qkd_ike_
 	return NULL;
 }
 
+/* A request that opens an IKE SA (SPIr zero) goes to the tunnel whose peer
+ * sent it. Everything else goes by SPI. */
+static struct vpn_tunnel *tunnel_for(struct vpn_daemon *d, const struct qkd_ike_hdr *h,
+				     const struct sockaddr *from)
+{
+	static const uint8_t zero[8];
+
+	for (size_t i = 0; i < d->cfg.n_tunnels; i++)
+		if (qkd_ike_owns(d->tunnels[i].ike, h->spi_i, h->spi_r))
+			return &d->tunnels[i];
+	return memcmp(h->spi_r, zero, 8) == 0 ? peer_tunnel(d, from) : NULL;
+}
+
+/* A request on an IKE SA we do not know, most likely because this gateway
+ * restarted and the peer still holds the old one: tell the peer at once
+ * with an unprotected INVALID_IKE_SPI (RFC 7296 section 2.21.4) rather
+ * than let it retransmit for a minute. Only to a configured peer (a
+ * stranger gets nothing to reflect at a third party), at most
+ * VPN_INVALID_SPI_RATE a second in all; never a response, an
+ * IKE_SA_INIT or garbage (qkd_ike_invalid_spi_reply refuses them). */
+static void answer_invalid_spi(struct vpn_daemon *d, const uint8_t *msg, size_t len,
+			       const struct sockaddr *from, socklen_t fromlen)
+{
+	struct qkd_wbuf w;
+	struct vpn_tunnel *vt = peer_tunnel(d, from);
+
+	qkd_wbuf_init(&w);
+	if (vt == NULL || qkd_ike_invalid_spi_reply(msg, len, &w) != 0)
+		goto out;
+	if (!qkd_ike_rate_take(&d->invalid_spi_rate, vpn_now(), VPN_INVALID_SPI_RATE)) {
+		d->invalid_spi_limited++;
+		goto out;
+	}
+	if (qkd_dataplane_send_ike(d->dp, from, fromlen, w.p, w.len) == 0) {
+		d->invalid_spi_sent++;
+		qkd_logf(&d->log, QKD_LOG_DEBUG,
+			 "vpn: tunnel %s: request on an unknown IKE SA answered INVALID_IKE_SPI",
+			 d->cfg.tunnels[vt->index].name);
+	}
+out:
+	qkd_wbuf_cleanup(&w);
+}
+
 static void dp_ike(void *arg, const uint8_t *msg, size_t len, const struct sockaddr *from,
 		   socklen_t fromlen)
 {
@@ -229,7 +262,6 @@ static void dp_ike(void *arg, const uint8_t *msg, size_t len, const struct socka
 	struct qkd_rbuf r;
 	struct vpn_tunnel *vt;
 
-	(void)fromlen;
 	/* Only the SPIs decide where a message goes; the IKE layer
 	 * validates the rest (qkd_ike_input). */
 	qkd_rbuf_init(&r, msg, len);
@@ -240,6 +272,7 @@ static void dp_ike(void *arg, const uint8_t *msg, size_t len, const struct socka
 		d->ike_unmatched++;
 		qkd_logf(&d->log, QKD_LOG_DEBUG, "vpn: IKE message of %zu bytes for no tunnel dropped",
 			 len);
+		answer_invalid_spi(d, msg, len, from, fromlen);
 		return;
 	}
 	(void)qkd_ike_input(vt->ike, msg, len, vpn_now());

@@ -75,6 +75,9 @@ static void ike(struct evbuffer *b, struct vpn_daemon *d, const struct tunnel_fi
 		 offsetof(struct qkd_ike_stats, retransmits)},
 		{"qkd_vpn_ike_bad_messages_total", "IKE messages refused.",
 		 offsetof(struct qkd_ike_stats, bad_messages)},
+		{"qkd_vpn_ike_invalid_spi_hints_total",
+		 "INVALID_IKE_SPI answers to our requests (the peer may have restarted).",
+		 offsetof(struct qkd_ike_stats, invalid_spi_hints)},
 	};
 
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {

@@ -96,6 +96,7 @@ static json_t *ike_counters(const struct qkd_ike_stats *s, const struct vpn_tunn
 	C("cookies", s->cookies);
 	C("peer_dead", s->peer_dead);
 	C("init_dropped", s->init_dropped);
+	C("invalid_spi_hints", s->invalid_spi_hints);
 	C("sa_installs", vt->installs);
 	C("sa_deletes", vt->deletes);
 	C("sa_install_failures", vt->install_failures);
@@ -195,6 +196,9 @@ char *vpn_status_json(struct vpn_daemon *d)
 	json_object_set_new(dp, "drops", drops_json(s.drops));
 	json_object_set_new(dp, "ike_in", json_integer((json_int_t)s.ike_in));
 	json_object_set_new(dp, "ike_unmatched", json_integer((json_int_t)d->ike_unmatched));
+	json_object_set_new(dp, "invalid_spi_sent", json_integer((json_int_t)d->invalid_spi_sent));
+	json_object_set_new(dp, "invalid_spi_limited",
+			    json_integer((json_int_t)d->invalid_spi_limited));
 	json_object_set_new(dp, "keepalives", json_integer((json_int_t)s.keepalives));
 	json_object_set_new(j, "dataplane", dp);
 	if (d->kme) {

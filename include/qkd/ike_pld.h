@@ -75,6 +75,7 @@ enum qkd_ike_exchange {
 /* Notify message types used by the gateway (sections 3.10.1, RFC 8784, RFC 9867). */
 enum qkd_ike_notify_type {
 	QKD_IKE_N_UNSUPPORTED_CRITICAL_PAYLOAD = 1,
+	QKD_IKE_N_INVALID_IKE_SPI = 4,
 	QKD_IKE_N_INVALID_SYNTAX = 7,
 	QKD_IKE_N_NO_PROPOSAL_CHOSEN = 14,
 	QKD_IKE_N_INVALID_KE_PAYLOAD = 17,

@@ -18,7 +18,8 @@
  * COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_child.c (the pairs and
  * their keys), ike_sa_child.c (CREATE_CHILD_SA, RFC 9867), ike_sa_rekey.c
  * (the IKE SA rekey),
- * ike_sa_info.c (INFORMATIONAL), ike_ts.c (traffic selectors), ike_msg.c
+ * ike_sa_info.c (INFORMATIONAL), ike_invalid_spi.c (INVALID_IKE_SPI,
+ * section 2.21.4), ike_ts.c (traffic selectors), ike_msg.c
  * (message IDs, windows, retransmission), ike_sk.c (the Encrypted payload,
  * qkd/ike_sk.h), ike_dh.c (qkd/ike_dh.h), ike_proposal.c
  * (qkd/ike_proposal.h). Messages: qkd/ike_pld.h; keys: qkd/ike_keys.h.
@@ -148,6 +149,9 @@ struct qkd_ike_stats {
 	uint64_t ppk_mismatches, qkd_fallbacks, qkd_waits, auth_failures;
 	uint64_t retransmits, bad_messages, cookies, peer_dead;
 	uint64_t init_dropped;	/* IKE_SA_INIT requests dropped by the rate limit */
+	/* Unprotected INVALID_IKE_SPI responses to our request in flight
+	 * (RFC 7296 section 2.21.4): hints that the peer lost its state. */
+	uint64_t invalid_spi_hints;
 };
 
 enum qkd_ike_state { QKD_IKE_IDLE, QKD_IKE_CONNECTING, QKD_IKE_ESTABLISHED, QKD_IKE_DELETING };
@@ -212,6 +216,31 @@ int qkd_ike_ppk_answer(struct qkd_ike *ike, uint64_t token, int status, const ch
  * Child SAs with it) before shutdown; the caller keeps calling input and
  * tick until the state is IDLE or its patience ends. */
 void qkd_ike_close(struct qkd_ike *ike, double now);
+
+/* ---- a peer that forgot its IKE SA (RFC 7296 section 2.21.4) ---- */
+
+/* The answer of a gateway that has no IKE SA for a request: when msg is
+ * a well-formed IKEv2 request (R flag clear) other than IKE_SA_INIT, *out
+ * (reset first; the caller owns it) gets an UNPROTECTED INFORMATIONAL
+ * response with the request's SPIs and Message ID, the R flag, the I flag
+ * when the request lacked it, and one Notify INVALID_IKE_SPI (no SPI, no
+ * data). QKD_ERR_PROTO for a response, an IKE_SA_INIT, or anything that
+ * does not parse (too short, bad version or length): never answered.
+ * The caller sends it to the request's source address and port, only to
+ * a configured peer and rate-limited (qkd_ike_rate_take). The receiver
+ * treats it as a hint only: qkd_ike_input then cuts the retransmissions
+ * of the request it answers to two, 0.5 s apart, and counts
+ * invalid_spi_hints; a protected response in time still wins. */
+QKD_IKE_WUR int qkd_ike_invalid_spi_reply(const uint8_t *msg, size_t len, struct qkd_wbuf *out);
+
+/* A budget of events per second, in fixed one-second windows. */
+struct qkd_ike_rate {
+	double at;
+	unsigned n;
+};
+/* Whether one more event fits in r's window at now (and take it);
+ * a clock that steps back opens a new window. */
+bool qkd_ike_rate_take(struct qkd_ike_rate *r, double now, unsigned per_s);
 
 void qkd_ike_status(const struct qkd_ike *ike, struct qkd_ike_status *out);
 const char *qkd_ike_event_name(enum qkd_ike_event ev);

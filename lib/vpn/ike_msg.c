@@ -155,23 +155,30 @@ out:
 	return rc;
 }
 
+/* After an INVALID_IKE_SPI hint the request has a lower limit and a
+ * fixed interval (ike_invalid_spi.c); exhaustion is the same either way. */
 void ike_retransmit(struct qkd_ike *ike, struct ike_isa *s, double now)
 {
+	unsigned limit;
+
 	if (s->out.kind == X_NONE || now < s->out.next_at)
 		return;
-	if (s->out.sends >= ike->rtx_tries && s != ike->sa) {
+	limit = s->out.max_sends != 0 ? s->out.max_sends : ike->rtx_tries;
+	if (s->out.sends >= limit && s != ike->sa) {
 		ike_isa_drop(ike, s);	/* a half-open or old IKE SA: only it goes */
 		return;
 	}
-	if (s->out.sends >= ike->rtx_tries) {
+	if (s->out.sends >= limit) {
 		ike->st.peer_dead++;
-		ike_event(ike, QKD_IKE_EV_PEER_DEAD, "retransmissions exhausted");
+		ike_event(ike, QKD_IKE_EV_PEER_DEAD, s->out.hinted ? "INVALID_IKE_SPI, then no answer"
+								   : "retransmissions exhausted");
 		ike_log(ike, QKD_LOG_WARN, "peer not answering after %u sends", s->out.sends);
 		ike_teardown(ike, now, "peer dead", ike->t->initiate && !ike->closing);
 		return;
 	}
 	s->out.sends++;
-	s->out.timeout *= 2;
+	if (!s->out.hinted)
+		s->out.timeout *= 2;
 	s->out.next_at = now + s->out.timeout;
 	ike->st.retransmits++;
 	ike_event(ike, QKD_IKE_EV_RETRANSMIT, "request resent");

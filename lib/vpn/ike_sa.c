@@ -384,6 +384,8 @@ int qkd_ike_input(struct qkd_ike *ike, const uint8_t *msg, size_t len, double no
 	if (s == NULL) {
 		ike_bad(ike, now, "unknown IKE SPIs");
 		rc = QKD_ERR_PROTO;
+	} else if (ike_is_invalid_spi(&m)) {
+		rc = ike_invalid_spi_hint(ike, s, &m, now);	/* section 2.21.4 */
 	} else if ((m.hdr.flags & QKD_IKE_FLAG_R) != 0) {
 		rc = input_response(ike, s, msg, len, &m, now);
 	} else {

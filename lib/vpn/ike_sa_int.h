@@ -4,8 +4,8 @@
  * (IKE_SA_INIT, COOKIE), ike_sa_auth.c (IKE_AUTH, RFC 8784), ike_child.c
  * (the pairs and their keys), ike_sa_child.c (CREATE_CHILD_SA, RFC 9867),
  * ike_sa_rekey.c (the IKE SA rekey), ike_sa_timer.c (timers, QKD keys),
- * ike_sa_info.c (INFORMATIONAL: Delete, liveness), ike_ts.c (traffic
- * selectors). */
+ * ike_sa_info.c (INFORMATIONAL: Delete, liveness), ike_invalid_spi.c
+ * (INVALID_IKE_SPI, section 2.21.4), ike_ts.c (traffic selectors). */
 #ifndef QKD_IKE_SA_INT_H
 #define QKD_IKE_SA_INT_H
 
@@ -52,6 +52,10 @@ struct ike_req {
 	struct qkd_wbuf msg;
 	double next_at, timeout;
 	unsigned sends;
+	/* After an INVALID_IKE_SPI hint (ike_invalid_spi.c): the last send
+	 * (0: retransmit_tries), at a fixed interval. */
+	unsigned max_sends;
+	bool hinted;
 	uint32_t del_in, del_out;	/* X_DEL_CHILD: the pair */
 	bool del_installed;
 };
@@ -273,6 +277,11 @@ int ike_irekey_request(struct qkd_ike *ike, struct ike_isa *s, uint32_t id,
 int ike_irekey_response(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_ike_msg *m,
 			double now);
 void ike_new_spi8(uint8_t spi[8]);
+
+/* ike_invalid_spi.c */
+bool ike_is_invalid_spi(const struct qkd_ike_msg *m);
+int ike_invalid_spi_hint(struct qkd_ike *ike, struct ike_isa *s, const struct qkd_ike_msg *m,
+			 double now);
 
 /* ike_ts.c */
 void ike_ts_from_prefixes(const struct qkd_vpn_prefix *p, size_t n, struct qkd_ike_tss *out);

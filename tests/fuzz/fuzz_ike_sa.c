@@ -13,6 +13,10 @@
  * installed at each end), then the records (both SPIs replaced) go to both
  * established objects.
  * Between records the clock advances 0.7 s and both objects tick.
+ * Every record is also given to qkd_ike_invalid_spi_reply (RFC 7296
+ * section 2.21.4): an answer must be 36 octets, parse, be a response (so
+ * never answered itself) and carry the record's SPIs; in mode 3 it goes
+ * to the initiator too, as a hint for whatever it has in flight.
  * Checks besides not crashing, leaking or reading out of bounds: nothing is
  * ever installed from garbage (child_install aborts outside the genuine
  * setup), every event is one of the enum, and the next timer is never in
@@ -133,6 +137,30 @@ static void patch(uint8_t *rec, size_t len, int target, bool both)
 		memcpy(rec + 8, st.spi_r, 8);
 }
 
+/* The INVALID_IKE_SPI answer to rec, checked; *out_len 0 when none. */
+static void invalid_spi(const uint8_t *rec, size_t len, uint8_t out[64], size_t *out_len)
+{
+	struct qkd_wbuf w, again;
+	struct qkd_ike_msg m;
+	const char *why;
+
+	*out_len = 0;
+	qkd_wbuf_init(&w);
+	qkd_wbuf_init(&again);
+	if (qkd_ike_invalid_spi_reply(rec, len, &w) == QKD_OK) {
+		if (w.len != 36 || qkd_ike_msg_parse(w.p, w.len, &m, &why) != QKD_OK ||
+		    memcmp(w.p, rec, 16) != 0 || (m.hdr.flags & QKD_IKE_FLAG_R) == 0 ||
+		    qkd_ike_invalid_spi_reply(w.p, w.len, &again) != QKD_ERR_PROTO)
+			abort();
+		memcpy(out, w.p, w.len);
+		*out_len = w.len;
+	} else if (w.len != 0) {
+		abort();
+	}
+	qkd_wbuf_cleanup(&w);
+	qkd_wbuf_cleanup(&again);
+}
+
 static void feed(int target, uint8_t *rec, size_t len)
 {
 	(void)qkd_ike_input(obj[target], rec, len, now);
@@ -179,8 +207,8 @@ static void establish(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t rec[65536];
-	size_t off = 1, k = 0;
+	uint8_t rec[65536], ans[64];
+	size_t off = 1, k = 0, ans_len;
 	int mode;
 
 	if (size < 1)
@@ -210,9 +238,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			patch(rec, len, 0, false);
 		if (mode >= 2)
 			patch(rec, len, 0, true);
+		invalid_spi(rec, len, ans, &ans_len);
 		feed(mode >= 1 ? 0 : 1, rec, len);
 		if (mode >= 2)
 			feed(1, rec, len);
+		if (mode == 3 && ans_len > 0)
+			feed(0, ans, ans_len);
 	}
 	qkd_ike_free(obj[0]);
 	qkd_ike_free(obj[1]);

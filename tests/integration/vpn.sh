@@ -201,6 +201,28 @@ check "g1 killed with -9 and restarted: the tunnel is back" wait_st g1 "$UP" 15
 vpn_route_tun "$VPN_NS_G1" qkd0
 check "... and carries traffic" sh -c "for i in 1 2 3 4 5; do ip netns exec $VPN_NS_H1 ping -q -c 1 -W 1 $VPN_H2 >/dev/null && exit 0; sleep 0.5; done; exit 1"
 
+# ---- kill -9 and restart of the responder (RFC 7296 section 2.21.4) ----
+# g1 keeps its IKE SA; its next request (a rekey, every 2 s) reaches a g2
+# that knows no such SA, which answers INVALID_IKE_SPI; g1 tries twice
+# more, gives the peer up and starts over: seconds, not the ~63 s of
+# retransmissions.
+h0=$(st g1 | jq '.tunnels[0].counters.invalid_spi_hints')
+u0=$(st g1 | jq '.tunnels[0].counters.ike_up')
+kill -9 "$PID_g2"; { wait "$PID_g2"; } 2>/dev/null
+start_gw g2 "$VPN_NS_G2"
+T0=$(date +%s.%N)
+back() { wait_st g1 "($UP) and (.tunnels[0].counters.ike_up > $u0)" 15 && wait_st g2 "$UP" 5; }
+check "g2 killed with -9 and restarted: the tunnel is back within 15 s" back
+echo "# responder restart: tunnel back in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $T0 }") s"
+vpn_route_tun "$VPN_NS_G2" qkd0
+check "... and carries traffic h1 -> h2" sh -c "for i in 1 2 3 4 5; do ip netns exec $VPN_NS_H1 ping -q -c 1 -W 1 $VPN_H2 >/dev/null && exit 0; sleep 0.5; done; exit 1"
+check "g2 answered g1's requests on the old IKE SA with INVALID_IKE_SPI" \
+	wait_st g2 '.dataplane.invalid_spi_sent > 0' 1
+check "g1 took them as hints" wait_st g1 ".tunnels[0].counters.invalid_spi_hints > $h0" 1
+N=$(grep -o 'peer not answering after [0-9]* sends' "$D/g1.log" | tail -1 | awk '{print $5}')
+check "... and gave the peer up after ${N:-?} sends of the request (at most 5, not 7)" \
+	test "${N:-99}" -le 5
+
 # ---- SIGTERM: the SAs are deleted at the peer ----
 kill -TERM "$PID_g1"
 wait "$PID_g1" 2>/dev/null

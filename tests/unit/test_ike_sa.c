@@ -75,6 +75,10 @@ struct world {
 	size_t nq;
 	unsigned drop[2];	/* drop the next N datagrams from this side */
 	bool cut[2];		/* drop everything from this side */
+	/* This side routes like the gateway (src/vpn_glue.c): a message on an
+	 * IKE SA it does not hold is answered INVALID_IKE_SPI, not input. */
+	bool gateway[2];
+	unsigned ispi_sent[2];
 	unsigned loss_pct;	/* drop this share of datagrams (a fixed LCG) */
 	uint32_t lcg;
 	/* the KME */
@@ -267,16 +271,20 @@ static struct world *world_new(enum qkd_vpn_qkd_policy qa, enum qkd_vpn_qkd_poli
 	return w;
 }
 
+static void side_open(struct world *w, int i, unsigned cookie_b, double dpd)
+{
+	struct qkd_ike_params p = { .tunnel = &w->s[i].t, .psk = psk,
+				    .psk_len = sizeof psk - 1, .ops = &ops,
+				    .arg = &w->s[i], .dpd_s = dpd,
+				    .cookie_threshold = i == 1 ? cookie_b : 100 };
+
+	assert_int_equal(qkd_ike_new(&p, &w->s[i].ike), QKD_OK);
+}
+
 static void world_open(struct world *w, unsigned cookie_b, double dpd)
 {
-	for (int i = 0; i < 2; i++) {
-		struct qkd_ike_params p = { .tunnel = &w->s[i].t, .psk = psk,
-					    .psk_len = sizeof psk - 1, .ops = &ops,
-					    .arg = &w->s[i], .dpd_s = dpd,
-					    .cookie_threshold = i == 1 ? cookie_b : 100 };
-
-		assert_int_equal(qkd_ike_new(&p, &w->s[i].ike), QKD_OK);
-	}
+	for (int i = 0; i < 2; i++)
+		side_open(w, i, cookie_b, dpd);
 }
 
 static void world_free(struct world *w)
@@ -286,6 +294,36 @@ static void world_free(struct world *w)
 	qkd_ike_free(w->s[0].ike);
 	qkd_ike_free(w->s[1].ike);
 	free(w);
+}
+
+static void enqueue(struct world *w, int to, const uint8_t *msg, size_t len)
+{
+	assert_true(w->nq < QMAX);
+	w->q[w->nq].to = to;
+	w->q[w->nq].len = len;
+	w->q[w->nq].p = malloc(len);
+	assert_non_null(w->q[w->nq].p);
+	memcpy(w->q[w->nq].p, msg, len);
+	w->nq++;
+}
+
+/* One datagram to its side; a `gateway` side picks like dp_ike does. */
+static void input(struct world *w, const struct pkt *p)
+{
+	static const uint8_t zero[8];
+	struct qkd_wbuf r;
+
+	if (!w->gateway[p->to] || p->len < QKD_IKE_HDR_LEN ||
+	    qkd_ike_owns(w->s[p->to].ike, p->p, p->p + 8) || memcmp(p->p + 8, zero, 8) == 0) {
+		(void)qkd_ike_input(w->s[p->to].ike, p->p, p->len, w->now);
+		return;
+	}
+	qkd_wbuf_init(&r);
+	if (qkd_ike_invalid_spi_reply(p->p, p->len, &r) == QKD_OK && !w->cut[p->to]) {
+		w->ispi_sent[p->to]++;
+		enqueue(w, 1 - p->to, r.p, r.len);
+	}
+	qkd_wbuf_cleanup(&r);
 }
 
 /* Deliver what is queued (what it makes is delivered too, bounded), and
@@ -306,7 +344,7 @@ static void deliver(struct world *w)
 		p = w->q[0];
 		memmove(w->q, w->q + 1, (w->nq - 1) * sizeof w->q[0]);
 		w->nq--;
-		(void)qkd_ike_input(w->s[p.to].ike, p.p, p.len, w->now);
+		input(w, &p);
 		free(p.p);
 	}
 }
@@ -318,7 +356,7 @@ static void deliver_one(struct world *w)
 	assert_true(w->nq > 0);
 	memmove(w->q, w->q + 1, (w->nq - 1) * sizeof w->q[0]);
 	w->nq--;
-	(void)qkd_ike_input(w->s[p.to].ike, p.p, p.len, w->now);
+	input(w, &p);
 	free(p.p);
 }
 
@@ -1009,6 +1047,163 @@ static void test_install_refused(void **state_)
 	world_free(w);
 }
 
+/* RFC 7296 section 2.21.4: the responder restarts (its object freed and
+ * made anew, its installed pairs gone, as after kill -9). The initiator's
+ * next request (a liveness check here) is answered INVALID_IKE_SPI; that
+ * is only a hint, so two quick retransmissions follow, answered alike,
+ * and the peer is dead within 2 s of the request instead of ~63 s; the
+ * initiator then starts over with the new responder. */
+static void test_restart_invalid_spi(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_REQUIRED, QKD_VPN_QKD_REQUIRED);
+	struct qkd_ike_status st;
+	uint64_t rtx0;
+	unsigned sent0;
+	double t_req = 0, t_dead = 0;
+
+	(void)state_;
+	world_open(w, 100, 5);
+	establish(w);
+	w->gateway[1] = true;
+	qkd_ike_free(w->s[1].ike);
+	memset(w->s[1].in, 0, sizeof w->s[1].in);
+	w->s[1].n_in = w->s[1].n_del = 0;
+	side_open(w, 1, 100, 5);
+	qkd_ike_status(w->s[0].ike, &st);
+	rtx0 = st.stats.retransmits;
+	sent0 = w->s[0].sent;
+	for (int i = 0; i < 200 && t_dead == 0; i++) {
+		run(w, STEP / 2);
+		if (t_req == 0 && w->s[0].sent > sent0)
+			t_req = w->now;
+		if (w->s[0].ev[QKD_IKE_EV_PEER_DEAD] > 0)
+			t_dead = w->now;
+	}
+	assert_true(t_req > 0 && t_dead > 0);
+	assert_true(t_dead - t_req >= 1.0);	/* not torn down at the first hint */
+	assert_true(t_dead - t_req <= 2.0);
+	qkd_ike_status(w->s[0].ike, &st);
+	assert_int_equal(st.stats.retransmits - rtx0, 2);
+	assert_int_equal(st.stats.invalid_spi_hints, 3);
+	assert_int_equal(st.stats.peer_dead, 1);
+	assert_int_equal(w->ispi_sent[1], 3);
+	assert_string_equal(w->s[0].last[QKD_IKE_EV_PEER_DEAD], "INVALID_IKE_SPI, then no answer");
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_DOWN], 1);
+	assert_int_equal(n_live(&w->s[0]), 0);
+	assert_int_equal(state(&w->s[1]), QKD_IKE_IDLE);
+	/* back after the 2 s backoff, with a fresh QKD key */
+	run(w, 4);
+	assert_int_equal(state(&w->s[0]), QKD_IKE_ESTABLISHED);
+	assert_int_equal(state(&w->s[1]), QKD_IKE_ESTABLISHED);
+	check_pair(w, true);
+	assert_string_equal(live(&w->s[0])->c.key_id, w->keys[w->nkeys - 1].id);
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_UP], 2);
+	world_free(w);
+}
+
+/* A forged INVALID_IKE_SPI (anyone on the path can send one) does not tear
+ * the tunnel down: the real response, even one lost and resent, wins. A
+ * hint for another Message ID, or with nothing in flight, is refused. */
+static void test_forged_hint(void **state_)
+{
+	struct world *w = world_new(QKD_VPN_QKD_OFF, QKD_VPN_QKD_OFF);
+	struct qkd_ike_status st;
+	struct qkd_wbuf r;
+	uint64_t bad0;
+
+	(void)state_;
+	world_open(w, 100, 3);
+	establish(w);
+	for (int i = 0; i < 100 && w->nq == 0; i++) {	/* only the initiator's clock runs */
+		w->now += STEP;
+		qkd_ike_tick(w->s[0].ike, w->now);
+	}
+	assert_int_equal(w->nq, 1);
+	assert_int_equal(w->q[0].to, 1);
+	qkd_wbuf_init(&r);
+	assert_int_equal(qkd_ike_invalid_spi_reply(w->q[0].p, w->q[0].len, &r), QKD_OK);
+	qkd_ike_status(w->s[0].ike, &st);
+	bad0 = st.stats.bad_messages;
+	r.p[23] ^= 1;	/* the Message ID's last octet */
+	assert_int_equal(qkd_ike_input(w->s[0].ike, r.p, r.len, w->now), QKD_ERR_PROTO);
+	r.p[23] ^= 1;
+	assert_int_equal(qkd_ike_input(w->s[0].ike, r.p, r.len, w->now), QKD_OK);
+	assert_int_equal(qkd_ike_input(w->s[0].ike, r.p, r.len, w->now), QKD_OK);	/* again */
+	qkd_ike_status(w->s[0].ike, &st);
+	assert_int_equal(st.stats.invalid_spi_hints, 2);
+	assert_int_equal(st.stats.bad_messages, bad0 + 1);
+	w->drop[1] = 1;		/* the genuine response is lost once */
+	run(w, 5);
+	qkd_ike_status(w->s[0].ike, &st);
+	assert_true(st.stats.retransmits >= 1);
+	assert_int_equal(st.stats.peer_dead, 0);
+	assert_int_equal(w->s[0].ev[QKD_IKE_EV_IKE_DOWN], 0);
+	assert_int_equal(state(&w->s[0]), QKD_IKE_ESTABLISHED);
+	assert_int_equal(state(&w->s[1]), QKD_IKE_ESTABLISHED);
+	assert_int_equal(qkd_ike_input(w->s[0].ike, r.p, r.len, w->now), QKD_ERR_PROTO);
+	qkd_ike_status(w->s[0].ike, &st);
+	assert_int_equal(st.stats.invalid_spi_hints, 2);
+	qkd_wbuf_cleanup(&r);
+	world_free(w);
+}
+
+static void hdr28(uint8_t m[28], uint8_t exchange, uint8_t flags, uint8_t version)
+{
+	for (int i = 0; i < 16; i++)
+		m[i] = (uint8_t)(i + 1);
+	m[16] = 0;		/* no payload */
+	m[17] = version;
+	m[18] = exchange;
+	m[19] = flags;
+	memcpy(m + 20, "\0\0\0\5\0\0\0\x1c", 8);	/* Message ID 5, length 28 */
+}
+
+/* The answer's octets (sections 2.21.4, 3.1, 3.10), and what is never
+ * answered: a response, an IKE_SA_INIT, a short or malformed message. */
+static void test_invalid_spi_reply(void **state_)
+{
+	static const uint8_t tail[] = { 41, 0x20, 37, 0x20, 0, 0, 0, 5, 0, 0, 0, 36,
+					0, 0, 0, 8, 0, 0, 0, 4 };
+	uint8_t m[28];
+	struct qkd_wbuf r;
+	struct qkd_ike_rate rl = {0};
+
+	(void)state_;
+	qkd_wbuf_init(&r);
+	hdr28(m, QKD_IKE_INFORMATIONAL, QKD_IKE_FLAG_I, 0x20);
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_OK);
+	assert_int_equal(r.len, 36);
+	assert_memory_equal(r.p, m, 16);
+	assert_memory_equal(r.p + 16, tail, sizeof tail);
+	hdr28(m, QKD_IKE_CREATE_CHILD_SA, 0, 0x20);	/* from the original responder */
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_OK);
+	assert_int_equal(r.len, 36);
+	assert_int_equal(r.p[18], QKD_IKE_INFORMATIONAL);
+	assert_int_equal(r.p[19], QKD_IKE_FLAG_R | QKD_IKE_FLAG_I);
+	hdr28(m, QKD_IKE_INFORMATIONAL, QKD_IKE_FLAG_R, 0x20);
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_ERR_PROTO);
+	assert_int_equal(r.len, 0);
+	hdr28(m, QKD_IKE_SA_INIT, QKD_IKE_FLAG_I, 0x20);
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_ERR_PROTO);
+	hdr28(m, QKD_IKE_AUTH, QKD_IKE_FLAG_I, 0x10);	/* IKEv1 */
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_ERR_PROTO);
+	hdr28(m, QKD_IKE_AUTH, QKD_IKE_FLAG_I, 0x20);
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 27, &r), QKD_ERR_PROTO);
+	m[16] = 41;		/* a payload announced, none there */
+	assert_int_equal(qkd_ike_invalid_spi_reply(m, 28, &r), QKD_ERR_PROTO);
+	assert_int_equal(qkd_ike_invalid_spi_reply(NULL, 28, &r), QKD_ERR_INVAL);
+	assert_int_equal(r.len, 0);
+	qkd_wbuf_cleanup(&r);
+	/* the rate limit: 10 in a second, then a new window */
+	for (int i = 0; i < 10; i++)
+		assert_true(qkd_ike_rate_take(&rl, 100.0 + i * 0.01, 10));
+	assert_false(qkd_ike_rate_take(&rl, 100.5, 10));
+	assert_false(qkd_ike_rate_take(&rl, 100.99, 10));
+	assert_true(qkd_ike_rate_take(&rl, 101.0, 10));
+	assert_true(qkd_ike_rate_take(&rl, 50.0, 10));	/* the clock stepped back */
+	assert_false(qkd_ike_rate_take(&rl, 50.0, 0));
+}
+
 static void test_args(void **state_)
 {
 	struct qkd_vpn_tunnel t;
@@ -1055,6 +1250,9 @@ int main(void)
 		cmocka_unit_test(test_ike_rekey),
 		cmocka_unit_test(test_lossy),
 		cmocka_unit_test(test_install_refused),
+		cmocka_unit_test(test_restart_invalid_spi),
+		cmocka_unit_test(test_forged_hint),
+		cmocka_unit_test(test_invalid_spi_reply),
 		cmocka_unit_test(test_args),
 	};
 
