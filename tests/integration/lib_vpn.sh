@@ -126,13 +126,14 @@ vpn_ns_down() {
 		ip netns list 2>/dev/null | grep -qw "$ns" && pids="$pids $(ip netns pids "$ns" 2>/dev/null)"
 	done
 	# shellcheck disable=SC2086  # a list of pids
+	# (|| true: demo.sh runs with set -e, and a process may be gone already)
 	if [ -n "${pids// /}" ]; then
-		kill -TERM $pids 2>/dev/null
+		kill -TERM $pids 2>/dev/null || true
 		for i in $(seq 1 30); do kill -0 $pids 2>/dev/null || break; sleep 0.1; done
-		kill -9 $pids 2>/dev/null
+		kill -9 $pids 2>/dev/null || true
 	fi
 	for ns in "$VPN_NS_H1" "$VPN_NS_G1" "$VPN_NS_G2" "$VPN_NS_H2"; do
-		ip netns del "$ns" 2>/dev/null
+		ip netns del "$ns" 2>/dev/null || true
 	done
 	return 0
 }
