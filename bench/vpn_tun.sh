@@ -8,9 +8,10 @@
 # on CPU 0, gw2 on the last CPU); iperf3 TCP h1 -> h2 for SECONDS (default
 # 10), once with ESP AES-256-GCM and once with --plain (the same batches and
 # sockets, the inner packet behind a 4-byte tag, qkd/testing.h), and once
-# through the gateway itself: two `qkd vpn` daemons (BUILD_DIR/qkd), IKEv2
-# with a Child SA rekey every 5 s (qkd = "off": no key manager needed; the
-# data path is the same with QKD keys). Printed:
+# through the gateway itself: two `qkd vpn` daemons (BUILD_DIR/qkd), IKEv2,
+# once with the default Child SA rekey (60 s) and once rekeyed every 5 s
+# (qkd = "off": no key manager needed; the data path is the same with QKD
+# keys). Printed:
 # a table of Gbit/s, each gateway's CPU share over the run and packets per
 # UDP batch at gw2, then the ratio ESP / plain. The iperf3 processes are
 # not pinned: on a small machine they share the gateways' cores, which
@@ -96,26 +97,27 @@ run() {
 			(n > 0 ? r / n : 0) }'
 }
 
-# The daemons: a tunnel with IKE between them, rekeyed every 5 s.
+# The daemons: a tunnel with IKE between them, rekeyed every REKEY seconds.
 head -c 48 /dev/urandom >"$D/psk"
-daemon_conf() {	# N LISTEN PEER LOCAL_TS REMOTE_TS INITIATE
+daemon_conf() {	# N LISTEN PEER LOCAL_TS REMOTE_TS INITIATE REKEY
 	cat >"$D/qv$1.conf" <<EOF
 gateway = { name = "gw$1"; listen = "$2:4500"; status = "qv$1.sock"; tun = "qkd0"; mtu = $VPN_MTU;
   log_file = "qv$1.log"; };
 tunnels = ( { name = "h1-h2"; peer = "$3:4500"; initiate = $6; remote_id = "gw$((3 - $1))";
-  psk = "psk"; local_ts = [ "$4" ]; remote_ts = [ "$5" ]; rekey = 5.0; qkd = "off"; } );
+  psk = "psk"; local_ts = [ "$4" ]; remote_ts = [ "$5" ]; rekey = $7; qkd = "off"; } );
 EOF
 }
-daemon_conf 1 "$VPN_G1" "$VPN_G2" "$VPN_NET1" "$VPN_NET2" true
-daemon_conf 2 "$VPN_G2" "$VPN_G1" "$VPN_NET2" "$VPN_NET1" false
 daemon_up() {
 	"$QKD" vpn status --socket "$D/qv1.sock" --json 2>/dev/null |
 		jq -e '.tunnels[0].state == "established"' >/dev/null
 }
 
-# run_daemon: the same measurement through two `qkd vpn` daemons.
+# run_daemon REKEY: the same measurement through two `qkd vpn` daemons
+# whose Child SA is rekeyed every REKEY seconds.
 run_daemon() {
 	local bps p1 p2 rekeys
+	daemon_conf 1 "$VPN_G1" "$VPN_G2" "$VPN_NET1" "$VPN_NET2" true "$1"
+	daemon_conf 2 "$VPN_G2" "$VPN_G1" "$VPN_NET2" "$VPN_NET1" false "$1"
 	(cd "$D" && exec "${PIN2[@]}" ip netns exec "$VPN_NS_G2" "$QKD" vpn --config "$D/qv2.conf") &
 	p2=$!
 	(cd "$D" && exec "${PIN1[@]}" ip netns exec "$VPN_NS_G1" "$QKD" vpn --config "$D/qv1.conf") &
@@ -129,30 +131,33 @@ run_daemon() {
 	wait "$p1" "$p2"
 	jq -r "\"# qkd vpn: $rekeys rekeys; \(.end.sum_sent.retransmits) retransmits; per second: \([.intervals[].sum.bits_per_second / 1e6 | floor])\"" "$D/iperf.json" >&2
 	bps=$(jq -r '.end.sum_received.bits_per_second // 0' "$D/iperf.json")
-	awk -v b="$bps" -v c1="$c1" -v c2="$c2" -v t="$TICKS" -v s="$secs" 'BEGIN {
-		printf "daemon %.3f %.0f %.0f -\n", b / 1e9, 100 * c1 / t / s, 100 * c2 / t / s }'
+	awk -v r="$1" -v b="$bps" -v c1="$c1" -v c2="$c2" -v t="$TICKS" -v s="$secs" 'BEGIN {
+		printf "daemon%s %.3f %.0f %.0f -\n", r, b / 1e9, 100 * c1 / t / s, 100 * c2 / t / s }'
 }
 
 # best RUNS...: the run of the highest Gbit/s (the machine is shared: the
 # best of REPS runs is the one least disturbed by others).
 best() { printf '%s\n' "$@" | sort -k2 -g | tail -n1; }
-E=() P=() Q=()
+E=() P=() Q=() R=()
 for _ in $(seq 1 "$REPS"); do
 	E+=("$(run esp "${GSO_ARG[@]}")") || { echo "$0: the ESP run failed" >&2; exit 1; }
 	P+=("$(run plain --plain "${GSO_ARG[@]}")") || { echo "$0: the plain run failed" >&2; exit 1; }
-	Q+=("$(run_daemon)") || { echo "$0: the qkd vpn run failed" >&2; exit 1; }
+	Q+=("$(run_daemon 60)") || { echo "$0: the qkd vpn run failed" >&2; exit 1; }
+	R+=("$(run_daemon 5)") || { echo "$0: the qkd vpn run failed" >&2; exit 1; }
 done
 ESP=$(best "${E[@]}")
 PLAIN=$(best "${P[@]}")
 DAEMON=$(best "${Q[@]}")
+DAEMON5=$(best "${R[@]}")
 echo "vpn_tun: iperf3 TCP h1 -> h2 through two esp_gw gateways ($PINNED), ${SECS} s, MTU $VPN_MTU," \
 	"UDP GSO ${GSO:-1}, best of $REPS, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-20s %8s %9s %9s %14s %15s\n' mode Gbit/s "gw1 CPU%" "gw2 CPU%" "pkts/rx batch" \
 	"Gbit/s per core"
-printf '%s\n%s\n%s\n' "$ESP" "$PLAIN" "$DAEMON" | while read -r m g c1 c2 pb; do
+printf '%s\n%s\n%s\n%s\n' "$ESP" "$PLAIN" "$DAEMON" "$DAEMON5" | while read -r m g c1 c2 pb; do
 	case $m in
 	esp) m="ESP AES-256-GCM" ;;
 	plain) m="plain (no crypto)" ;;
+	daemon60) m="qkd vpn (rekey 60 s)" ;;
 	*) m="qkd vpn, rekey 5 s" ;;
 	esac
 	# What one gateway core would carry if the gateway were the only
